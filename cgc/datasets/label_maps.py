@@ -1,0 +1,111 @@
+"""Reading mask PNGs: binary salient-region masks and instance label maps.
+
+Binary masks (DUT-OMRON, SOC `gt/`, saliency predictions) come as 0/255, 0/1, 16-bit or even
+RGB(A) files; `read_binary_mask` accepts all of them because the weak-label builder reads
+thousands and should not care how each was saved.
+
+Instance label maps come in two flavours:
+
+* indexed (palette "P", grayscale "L", 16/32-bit "I;16"/"I"): 0 is background, every other value
+  is one instance, ordered by value. The value 255 is treated as "ignore / boundary" (the
+  PASCAL VOC convention many segmentation datasets copy), never as an instance.
+* colour ("RGB"/"RGBA", e.g. SOC's `Instance gt`): every distinct non-black colour is one
+  instance, ordered by where the colour first appears in raster order, so that the result is
+  the same on every run. In RGBA maps, fully transparent pixels count as background. White is
+  an ordinary instance colour here (there is no ignore colour).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from cgc.errors import InputError
+
+IGNORE_INDEX = 255
+"""Value in an indexed (palette/grayscale) instance map that marks ignore/boundary pixels."""
+
+
+def read_binary_mask(path: str | Path) -> np.ndarray:
+    """Read a saved salient-region mask as a boolean HxW array, whatever its bit depth.
+
+    Values are thresholded at half of the range actually used: 0.5 when the maximum is <= 1
+    (0/1 masks), otherwise half of the integer dtype's maximum (127.5 for 8-bit, 32767.5 for
+    16-bit; 127.5 for float images with values above 1). Colour masks use the maximum over the
+    colour channels (alpha is ignored), so a mask saved as RGB still reads correctly.
+    """
+    path = Path(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # imdecode also copes with non-ASCII paths
+    except FileNotFoundError:
+        raise InputError("mask file not found", path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read mask file: {exc}", path) from None
+    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if array is None:
+        raise InputError("cannot decode mask image (corrupt or not an image)", path)
+    if array.ndim == 3:
+        array = array[..., :3].max(axis=2) if array.shape[2] >= 3 else array[..., 0]
+    peak = array.max() if array.size else 0
+    if peak <= 1:
+        threshold = 0.5
+    elif np.issubdtype(array.dtype, np.integer):
+        threshold = np.iinfo(array.dtype).max / 2
+    else:
+        threshold = 127.5
+    return array > threshold
+
+
+def index_map_to_masks(label_map: np.ndarray) -> list[np.ndarray]:
+    """Indexed HxW map -> one boolean mask per value other than 0 (background) and 255 (ignore)."""
+    values = np.unique(label_map)
+    return [label_map == value for value in values if value != 0 and value != IGNORE_INDEX]
+
+
+def colour_map_to_masks(rgb: np.ndarray, alpha: np.ndarray | None = None) -> list[np.ndarray]:
+    """HxWx3 colour map -> one boolean mask per non-black colour, in order of first appearance."""
+    rgb = rgb.astype(np.uint32)
+    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    if alpha is not None:
+        codes = np.where(alpha > 0, codes, 0)
+    flat = codes.ravel()
+    colours, first_seen, inverse = np.unique(flat, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(codes.shape)
+    order = np.argsort(first_seen, kind="stable")
+    return [inverse == j for j in order if colours[j] != 0]
+
+
+def read_instance_label_map(path: str | Path) -> tuple[list[np.ndarray], tuple[int, int]]:
+    """Read an instance label map (indexed or colour PNG) -> (boolean HxW masks, (height, width)).
+
+    Uses PIL rather than cv2 because cv2 expands palette PNGs to colours, which would lose the
+    instance indices. The size is returned separately because an image with no salient object
+    has no masks but still has a size. Unreadable files raise InputError naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("instance map not found", path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            array = np.array(image)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"cannot read instance map ({exc})", path) from None
+    height, width = array.shape[:2]
+    if mode == "1":
+        masks = [array.astype(bool)] if array.any() else []
+    elif mode in ("P", "L", "I", "I;16", "I;16B", "I;16L"):
+        masks = index_map_to_masks(array)
+    elif mode in ("LA", "PA"):
+        masks = index_map_to_masks(np.where(array[..., 1] > 0, array[..., 0], 0))
+    elif mode == "RGB":
+        masks = colour_map_to_masks(array)
+    elif mode == "RGBA":
+        masks = colour_map_to_masks(array[..., :3], alpha=array[..., 3])
+    else:
+        raise InputError(f"unsupported instance map mode {mode!r} (expected palette, grayscale or RGB)", path)
+    return masks, (int(height), int(width))

@@ -1,0 +1,80 @@
+"""Deterministic sample data: scenes, their masks in the field's layouts, and annotators' boxes.
+
+Layout written under OUT (the same names the dataset readers expect):
+  imgs/<name>.jpg          the pictures (DUT-OMRON and ILSO both store JPEG)
+  masks/<name>.png         binary salient-region masks, 0/255 (DUT-OMRON pixelwiseGT style)
+  gt/<name>.png            true instance maps, palette PNG, 0 = background, 1..K (ILSO style)
+  labelstudio_export.json  five simulated annotators' boxes per image (Label Studio JSON export)
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from multiprocessing import Pool
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from cgc.fileio import atomic_directory, atomic_write_json
+from cgc.sample.annotators import AnnotatorHabits, label_studio_task
+from cgc.sample.scenes import Scene, generate_scene
+
+__all__ = ["AnnotatorHabits", "Scene", "generate_scene", "write_sample_dataset", "instance_palette"]
+
+
+def instance_palette() -> list[int]:
+    """A 256-colour PNG palette: black background, distinct colours for instances 1..255."""
+    rng = np.random.default_rng(12345)
+    colours = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180)]
+    colours += [tuple(int(c) for c in rng.integers(40, 256, 3)) for _ in range(256 - len(colours))]
+    return [channel for colour in colours for channel in colour]
+
+
+def write_instance_map(path: Path, instances: list[np.ndarray]) -> None:
+    labels = np.zeros(instances[0].shape, np.uint8)
+    for index, mask in enumerate(instances, start=1):
+        labels[mask] = index
+    image = Image.fromarray(labels, mode="P")
+    image.putpalette(instance_palette())
+    image.save(path)
+
+
+def write_one_sample(index: int, seed: int, directory: Path, height: int, width: int, habits: AnnotatorHabits, biases: np.ndarray) -> dict:
+    """Draw scene `index`, write its three files and return its Label Studio task."""
+    scene = generate_scene(np.random.SeedSequence([seed, index]), height=height, width=width)
+    name = f"sample_{index + 1:05d}"
+    cv2.imwrite(str(directory / "imgs" / f"{name}.jpg"), scene.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    cv2.imwrite(str(directory / "masks" / f"{name}.png"), scene.salient_mask.astype(np.uint8) * 255)
+    write_instance_map(directory / "gt" / f"{name}.png", scene.instances)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index, 1]))
+    return label_studio_task(rng, index + 1, f"{name}.jpg", scene.instances, habits, biases)
+
+
+def write_sample_dataset(
+    out: str | Path,
+    images: int,
+    seed: int = 0,
+    height: int = 300,
+    width: int = 400,
+    workers: int = 1,
+    habits: AnnotatorHabits = AnnotatorHabits(),
+    progress: bool = True,
+) -> Path:
+    """Write `images` scenes under `out` (replaced as a whole, only once everything is written)."""
+    out = Path(out)
+    biases = np.random.default_rng(np.random.SeedSequence([seed])).normal(0.0, habits.bias, habits.annotators)
+    with atomic_directory(out) as directory:
+        for sub in ("imgs", "masks", "gt"):
+            (directory / sub).mkdir()
+        job = partial(write_one_sample, seed=seed, directory=directory, height=height, width=width, habits=habits, biases=biases)
+        bar = partial(tqdm, total=images, desc="sample", unit="img", disable=None if progress else True)
+        if workers <= 1:
+            tasks = [job(index) for index in bar(range(images))]
+        else:
+            with Pool(workers) as pool:
+                tasks = list(bar(pool.imap(job, range(images), chunksize=8)))
+        atomic_write_json(directory / "labelstudio_export.json", tasks)
+    return out

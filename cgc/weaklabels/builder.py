@@ -1,0 +1,245 @@
+"""`cgc weaklabels build`: consensus boxes + binary salient masks -> COCO instance weak labels.
+
+Each image is handled on its own (in a pool of worker processes): read and check its picture
+and mask, turn its boxes into instance masks under the priors (`priors.py`), and encode them as
+RLE. The parent gathers the results in image order, so the output does not depend on the
+number of workers, and writes every file atomically once all images are done.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from cgc.coco import SALIENT_CATEGORY_ID, coco_dataset, encode_mask
+from cgc.datasets.files import IMAGE_SUFFIXES, MASK_SUFFIXES, files_by_stem, image_size, require_dir
+from cgc.datasets.label_maps import read_binary_mask
+from cgc.errors import InputError
+from cgc.fileio import atomic_directory, atomic_write_json
+from cgc.visualize import overlay_instances
+from cgc.weaklabels.boxes_file import ImageBoxes, read_box_file
+from cgc.weaklabels.priors import PriorSettings, instance_masks_from_boxes
+
+
+@dataclass
+class InstanceLabel:
+    box_id: int
+    box: tuple[float, float, float, float]  # clipped to the image
+    segmentation: dict[str, Any] | None = None
+    area: int = 0
+    box_coverage: float = 0.0
+    dropped: str | None = None
+
+
+@dataclass
+class ImageLabels:
+    image: ImageBoxes
+    width: int = 0
+    height: int = 0
+    instances: list[InstanceLabel] = field(default_factory=list)
+    excluded: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BuildSummary:
+    images: int
+    images_used: int
+    images_excluded: int
+    instances: int
+    instances_kept: int
+    instances_dropped: int
+    mean_box_coverage: float
+
+
+def clip_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = box
+    return max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)
+
+
+def label_one_image(
+    image: ImageBoxes,
+    image_path: Path | None,
+    mask_path: Path | None,
+    settings: PriorSettings,
+    overlay_dir: Path | None,
+) -> ImageLabels:
+    """Weak labels of one image, or the reason it cannot have any."""
+    result = ImageLabels(image=image)
+    if image_path is None:
+        result.excluded = "image file not found"
+        return result
+    if mask_path is None:
+        result.excluded = "mask file not found"
+        return result
+    needs_pixels = overlay_dir is not None or (settings.rule == "resolve-shared" and settings.edge_weight > 0)
+    try:
+        if needs_pixels:
+            picture = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+            if picture is None:
+                raise InputError("cannot decode image (corrupt or not an image)", image_path)
+            height, width = picture.shape[:2]
+        else:
+            picture = None
+            width, height = image_size(image_path)
+        salient = read_binary_mask(mask_path)
+    except InputError as exc:
+        result.excluded = f"unreadable file: {exc}"
+        return result
+    result.width, result.height = width, height
+    if salient.shape != (height, width):
+        result.excluded = f"mask {mask_path.name} is {salient.shape[1]}x{salient.shape[0]} but image is {width}x{height}"
+        return result
+    if image.width is not None and image.height is not None and (image.width, image.height) != (width, height):
+        result.excluded = f"boxes were drawn on a {image.width}x{image.height} image but the file is {width}x{height}"
+        return result
+    if not image.boxes:
+        result.excluded = "no salient instance (no consensus box)"
+        return result
+    usable: list[InstanceLabel] = []
+    for box_id, box in zip(image.box_ids, image.boxes):
+        clipped = clip_box(box, width, height)
+        label = InstanceLabel(box_id=box_id, box=clipped)
+        if box[2] <= box[0] or box[3] <= box[1]:
+            label.dropped = "box has no area"
+        elif clipped[2] - clipped[0] < 1 or clipped[3] - clipped[1] < 1:
+            label.dropped = "box lies outside the image"
+        else:
+            if clipped != tuple(box):
+                result.notes.append(f"box {box_id} clipped to the image")
+            usable.append(label)
+        result.instances.append(label)
+    masks = instance_masks_from_boxes(salient, np.array([label.box for label in usable]), picture, settings) if usable else []
+    for label, mask in zip(usable, masks):
+        area = int(mask.sum())
+        if area == 0:
+            in_box = salient[int(round(label.box[1])) : int(round(label.box[3])), int(round(label.box[0])) : int(round(label.box[2]))]
+            label.dropped = "salient pixels in the box all belong to other boxes" if in_box.any() else "no salient pixel in the box"
+            continue
+        box_area = max(1.0, (label.box[2] - label.box[0]) * (label.box[3] - label.box[1]))
+        label.segmentation, label.area, label.box_coverage = encode_mask(mask), area, round(min(1.0, area / box_area), 4)
+    kept = [label for label in result.instances if label.dropped is None]
+    if not kept:
+        result.excluded = "no usable region: no box holds a salient region"
+    elif overlay_dir is not None:
+        drawing = overlay_instances(picture, [mask for label, mask in zip(usable, masks) if label.dropped is None], [label.box for label in kept])
+        cv2.imwrite(str(overlay_dir / f"{Path(image.file_name).stem}.jpg"), drawing, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return result
+
+
+def find_file(name: str, by_name: dict[str, Path], by_stem: dict[str, Path]) -> Path | None:
+    """The file called `name`, else the only file with its stem (labels often change the extension)."""
+    return by_name.get(name) or by_stem.get(Path(name).stem)
+
+
+def single_threaded_opencv() -> None:
+    cv2.setNumThreads(1)  # the pool already uses every core
+
+
+def build_weak_labels(
+    images_dir: str | Path,
+    masks_dir: str | Path,
+    boxes_path: str | Path,
+    out_dir: str | Path,
+    settings: PriorSettings = PriorSettings(),
+    overlays_dir: str | Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> BuildSummary:
+    """Write `annotations.json` and `report.json` under `out_dir` (and overlays); return the counts."""
+    images_dir, masks_dir = require_dir(images_dir, "image folder"), require_dir(masks_dir, "mask folder")
+    records = read_box_file(boxes_path)
+    image_files = files_by_stem(images_dir, IMAGE_SUFFIXES)
+    image_names = {path.name: path for path in image_files.values()}
+    mask_files = files_by_stem(masks_dir, MASK_SUFFIXES)
+    jobs = [(record, find_file(record.file_name, image_names, image_files), mask_files.get(Path(record.file_name).stem)) for record in records]
+    workers = max(1, workers or os.cpu_count() or 1)
+    bar = partial(tqdm, total=len(jobs), desc="weak labels", unit="img", disable=None if progress else True)
+    out_dir = Path(out_dir)
+    if overlays_dir is None:
+        results = run_jobs(jobs, settings, None, workers, bar)
+    else:
+        with atomic_directory(overlays_dir) as overlay_tmp:
+            results = run_jobs(jobs, settings, overlay_tmp, workers, bar)
+    dataset, report, summary = assemble_outputs(results, settings, boxes_path)
+    atomic_write_json(out_dir / "report.json", report, indent=1)
+    atomic_write_json(out_dir / "annotations.json", dataset)
+    return summary
+
+
+def run_jobs(jobs: list, settings: PriorSettings, overlay_dir: Path | None, workers: int, bar) -> list[ImageLabels]:
+    def work(job: tuple) -> ImageLabels:
+        return label_one_image(*job, settings=settings, overlay_dir=overlay_dir)
+
+    if workers == 1 or len(jobs) < 2:
+        return [work(job) for job in bar(jobs)]
+    task = partial(label_job, settings=settings, overlay_dir=overlay_dir)
+    with Pool(min(workers, len(jobs)), initializer=single_threaded_opencv) as pool:
+        return list(bar(pool.imap(task, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))))
+
+
+def label_job(job: tuple, settings: PriorSettings, overlay_dir: Path | None) -> ImageLabels:
+    return label_one_image(*job, settings=settings, overlay_dir=overlay_dir)
+
+
+def assemble_outputs(results: list[ImageLabels], settings: PriorSettings, boxes_path: str | Path) -> tuple[dict, dict, BuildSummary]:
+    """The COCO dataset, the report and the summary, all in image-id order."""
+    images, annotations, excluded, dropped, instances, notes = [], [], [], [], [], []
+    for result in results:
+        name = result.image.file_name
+        notes += [{"image_id": result.image.image_id, "file_name": name, "note": note} for note in result.notes]
+        for label in result.instances:
+            if label.dropped is not None:
+                dropped.append({"image_id": result.image.image_id, "file_name": name, "box_id": label.box_id, "reason": label.dropped})
+        if result.excluded is not None:
+            excluded.append({"image_id": result.image.image_id, "file_name": name, "reason": result.excluded})
+            continue
+        images.append({"id": result.image.image_id, "file_name": name, "width": result.width, "height": result.height})
+        for label in result.instances:
+            if label.dropped is not None:
+                continue
+            x1, y1, x2, y2 = label.box
+            annotation_id = len(annotations) + 1
+            annotations.append(
+                {
+                    "id": annotation_id,
+                    "image_id": result.image.image_id,
+                    "category_id": SALIENT_CATEGORY_ID,
+                    "segmentation": label.segmentation,
+                    "area": label.area,
+                    "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                    "iscrowd": 0,
+                    "box_id": label.box_id,
+                    "box_coverage": label.box_coverage,
+                }
+            )
+            instances.append({"annotation_id": annotation_id, "image_id": result.image.image_id, "file_name": name, "box_id": label.box_id, "area": label.area, "box_coverage": label.box_coverage})
+    coverage = [item["box_coverage"] for item in instances]
+    summary = BuildSummary(
+        images=len(results),
+        images_used=len(images),
+        images_excluded=len(excluded),
+        instances=sum(len(result.instances) for result in results),
+        instances_kept=len(annotations),
+        instances_dropped=len(dropped),
+        mean_box_coverage=round(float(np.mean(coverage)), 4) if coverage else 0.0,
+    )
+    dataset = coco_dataset(images, annotations, "cgc weak labels (consensus boxes + salient-region masks)")
+    report = {
+        "settings": asdict(settings),
+        "boxes": str(boxes_path),
+        "counts": asdict(summary),
+        "excluded_images": excluded,
+        "dropped_instances": dropped,
+        "notes": notes,
+        "instances": instances,
+    }
+    return dataset, report, summary
