@@ -10,15 +10,14 @@ Layout written under OUT (the same names the dataset readers expect):
 from __future__ import annotations
 
 from functools import partial
-from multiprocessing import Pool
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from cgc.fileio import atomic_directory, atomic_write_json
+from cgc.parallel import map_in_processes
 from cgc.sample.annotators import AnnotatorHabits, label_studio_task
 from cgc.sample.scenes import Scene, generate_scene
 
@@ -70,11 +69,6 @@ def write_sample_dataset(
         for sub in ("imgs", "masks", "gt"):
             (directory / sub).mkdir()
         job = partial(write_one_sample, seed=seed, directory=directory, height=height, width=width, habits=habits, biases=biases)
-        bar = partial(tqdm, total=images, desc="sample", unit="img", disable=None if progress else True)
-        if workers <= 1:
-            tasks = [job(index) for index in bar(range(images))]
-        else:
-            with Pool(workers) as pool:
-                tasks = list(bar(pool.imap(job, range(images), chunksize=8)))
+        tasks = map_in_processes(job, list(range(images)), workers, "sample", progress)
         atomic_write_json(directory / "labelstudio_export.json", tasks)
     return out

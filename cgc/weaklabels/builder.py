@@ -11,19 +11,18 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from cgc.coco import SALIENT_CATEGORY_ID, coco_dataset, encode_mask
 from cgc.datasets.files import IMAGE_SUFFIXES, MASK_SUFFIXES, files_by_stem, image_size, require_dir
 from cgc.datasets.label_maps import read_binary_mask
 from cgc.errors import InputError
 from cgc.fileio import atomic_directory, atomic_write_json
+from cgc.parallel import map_in_processes
 from cgc.visualize import overlay_instances
 from cgc.weaklabels.boxes_file import ImageBoxes, read_box_file
 from cgc.weaklabels.priors import PriorSettings, instance_masks_from_boxes
@@ -140,10 +139,6 @@ def find_file(name: str, by_name: dict[str, Path], by_stem: dict[str, Path]) -> 
     return by_name.get(name) or by_stem.get(Path(name).stem)
 
 
-def single_threaded_opencv() -> None:
-    cv2.setNumThreads(1)  # the pool already uses every core
-
-
 def build_weak_labels(
     images_dir: str | Path,
     masks_dir: str | Path,
@@ -162,31 +157,20 @@ def build_weak_labels(
     mask_files = files_by_stem(masks_dir, MASK_SUFFIXES)
     jobs = [(record, find_file(record.file_name, image_names, image_files), mask_files.get(Path(record.file_name).stem)) for record in records]
     workers = max(1, workers or os.cpu_count() or 1)
-    bar = partial(tqdm, total=len(jobs), desc="weak labels", unit="img", disable=None if progress else True)
     out_dir = Path(out_dir)
     if overlays_dir is None:
-        results = run_jobs(jobs, settings, None, workers, bar)
+        results = map_in_processes(partial(label_job, settings=settings, overlay_dir=None), jobs, workers, "weak labels", progress)
     else:
         with atomic_directory(overlays_dir) as overlay_tmp:
-            results = run_jobs(jobs, settings, overlay_tmp, workers, bar)
+            job = partial(label_job, settings=settings, overlay_dir=overlay_tmp)
+            results = map_in_processes(job, jobs, workers, "weak labels", progress)
     dataset, report, summary = assemble_outputs(results, settings, boxes_path)
     atomic_write_json(out_dir / "report.json", report, indent=1)
     atomic_write_json(out_dir / "annotations.json", dataset)
     return summary
 
 
-def run_jobs(jobs: list, settings: PriorSettings, overlay_dir: Path | None, workers: int, bar) -> list[ImageLabels]:
-    def work(job: tuple) -> ImageLabels:
-        return label_one_image(*job, settings=settings, overlay_dir=overlay_dir)
-
-    if workers == 1 or len(jobs) < 2:
-        return [work(job) for job in bar(jobs)]
-    task = partial(label_job, settings=settings, overlay_dir=overlay_dir)
-    with Pool(min(workers, len(jobs)), initializer=single_threaded_opencv) as pool:
-        return list(bar(pool.imap(task, jobs, chunksize=max(1, min(32, len(jobs) // (4 * workers))))))
-
-
-def label_job(job: tuple, settings: PriorSettings, overlay_dir: Path | None) -> ImageLabels:
+def label_job(job: tuple[ImageBoxes, Path | None, Path | None], settings: PriorSettings, overlay_dir: Path | None) -> ImageLabels:
     return label_one_image(*job, settings=settings, overlay_dir=overlay_dir)
 
 

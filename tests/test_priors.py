@@ -1,0 +1,111 @@
+"""The priors on hand-built masks: every case the paper names, with and without image edges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cgc.weaklabels.priors import PriorSettings, instance_masks_from_boxes, largest_component
+from helpers import iou, rectangle
+
+SHAPE = (100, 160)
+
+
+def paint(masks_and_colours: list[tuple[np.ndarray, tuple[int, int, int]]]) -> np.ndarray:
+    image = np.full(SHAPE + (3,), 90, np.uint8)
+    for mask, colour in masks_and_colours:
+        image[mask] = colour
+    return image
+
+
+def test_two_boxes_sharing_a_region_split_at_the_image_edge() -> None:
+    # Two touching objects whose boxes overlap by 20 px: the shared salient pixels must be split.
+    left, right = rectangle(SHAPE, 20, 20, 80, 80), rectangle(SHAPE, 80, 30, 140, 70)
+    salient = left | right
+    boxes = [[20, 20, 100, 80], [60, 30, 140, 70]]  # sloppy boxes reaching into each other
+    image = paint([(left, (200, 40, 40)), (right, (40, 40, 200))])
+    masks = instance_masks_from_boxes(salient, boxes, image)
+    assert iou(masks[0], left) > 0.97 and iou(masks[1], right) > 0.97
+    assert not (masks[0] & masks[1]).any()
+    naive = instance_masks_from_boxes(salient, boxes, image, PriorSettings(rule="all-in-box"))
+    assert iou(naive[0], left) < 0.9  # the naive rule gives the shared pixels to both boxes
+    assert (naive[0] & naive[1]).sum() > 0
+
+
+def test_shared_region_without_image_goes_to_the_geodesically_nearer_box() -> None:
+    left, right = rectangle(SHAPE, 10, 40, 80, 60), rectangle(SHAPE, 80, 40, 150, 60)
+    salient = left | right
+    boxes = [[10, 40, 100, 60], [60, 40, 150, 60]]
+    masks = instance_masks_from_boxes(salient, boxes, None, PriorSettings(edge_weight=0))
+    # the undecided strip x in [60, 100) is split in its middle, at x = 80
+    assert masks[0][40:60, 10:79].all() and not masks[0][:, 81:].any()
+    assert masks[1][40:60, 81:150].all() and not masks[1][:, :79].any()
+
+
+def test_small_box_inside_a_large_one_keeps_its_own_instance() -> None:
+    big = np.zeros(SHAPE, bool)
+    yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1]]
+    big[(yy - 50) ** 2 / 40**2 + (xx - 80) ** 2 / 60**2 <= 1] = True
+    small = rectangle(SHAPE, 60, 35, 80, 55)  # in front of the big object
+    big_visible = big & ~small
+    image = paint([(big, (40, 160, 40)), (small, (220, 220, 30))])
+    boxes = [[20, 10, 140, 90], [60, 35, 80, 55]]
+    masks = instance_masks_from_boxes(big | small, boxes, image)
+    assert iou(masks[1], small) > 0.95
+    assert iou(masks[0], big_visible) > 0.97
+    literal = instance_masks_from_boxes(big | small, boxes, image, PriorSettings(rule="largest-region"))
+    assert literal[0][small].all()  # read literally, the big box swallows the small instance
+
+
+def test_small_enclosed_box_seeded_from_its_centre_without_edges() -> None:
+    big = rectangle(SHAPE, 20, 20, 140, 80)
+    small = rectangle(SHAPE, 70, 40, 90, 60)
+    boxes = [[20, 20, 140, 80], [70, 40, 90, 60]]
+    masks = instance_masks_from_boxes(big, boxes, None, PriorSettings(edge_weight=0))
+    assert masks[1][45:55, 75:85].all()  # its core is its own
+    assert masks[0].sum() + masks[1].sum() == big.sum()
+    assert not (masks[0] & masks[1]).any()
+
+
+def test_box_with_two_blobs_keeps_the_largest() -> None:
+    large, little = rectangle(SHAPE, 20, 20, 70, 80), rectangle(SHAPE, 100, 40, 120, 60)
+    masks = instance_masks_from_boxes(large | little, [[10, 10, 130, 90]])
+    assert (masks[0] == large).all()
+    for rule in ("largest-region",):
+        assert (instance_masks_from_boxes(large | little, [[10, 10, 130, 90]], settings=PriorSettings(rule=rule))[0] == large).all()
+    assert (instance_masks_from_boxes(large | little, [[10, 10, 130, 90]], settings=PriorSettings(rule="all-in-box"))[0] == (large | little)).all()
+
+
+def test_box_without_salient_pixels_gives_an_empty_mask() -> None:
+    salient = rectangle(SHAPE, 10, 10, 40, 40)
+    masks = instance_masks_from_boxes(salient, [[10, 10, 40, 40], [100, 50, 150, 90]])
+    assert masks[0].sum() == 900 and masks[1].sum() == 0
+
+
+def test_no_boxes_and_empty_mask() -> None:
+    assert instance_masks_from_boxes(np.zeros(SHAPE, bool), np.zeros((0, 4))) == []
+    masks = instance_masks_from_boxes(np.zeros(SHAPE, bool), [[0, 0, 10, 10], [5, 5, 20, 20]])
+    assert all(mask.sum() == 0 for mask in masks)
+
+
+def test_every_rule_keeps_pixels_inside_their_box() -> None:
+    rng = np.random.default_rng(0)
+    salient = rng.random(SHAPE) < 0.6
+    boxes = [[5, 5, 90, 70], [50, 30, 150, 95], [60, 40, 80, 60]]
+    for rule in ("resolve-shared", "largest-region", "all-in-box"):
+        for box, mask in zip(boxes, instance_masks_from_boxes(salient, boxes, settings=PriorSettings(rule=rule))):
+            assert not mask[: box[1]].any() and not mask[box[3] :].any()
+            assert not mask[:, : box[0]].any() and not mask[:, box[2] :].any()
+            assert not (mask & ~salient).any()
+
+
+def test_unknown_rule_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown rule"):
+        instance_masks_from_boxes(np.zeros(SHAPE, bool), [[0, 0, 5, 5]], settings=PriorSettings(rule="magic"))
+
+
+def test_largest_component_uses_eight_connectivity() -> None:
+    mask = np.zeros((5, 5), bool)
+    mask[0, 0] = mask[1, 1] = mask[2, 2] = True  # a diagonal line is one region
+    mask[4, 4] = True
+    assert largest_component(mask).sum() == 3
