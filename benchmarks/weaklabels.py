@@ -1,0 +1,73 @@
+"""Throughput and quality of `cgc weaklabels build`: the priors against the naive baseline.
+
+Generates N sample images (kept under --data for reruns), averages the simulated annotators'
+boxes once, then runs the real command line for every rule on the same data and scores each
+result against the true instance masks. Prints a table and writes JSON.
+
+    .venv/bin/python benchmarks/weaklabels.py --images 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cgc.datasets import instances_to_coco, read_ilso
+from cgc.fileio import atomic_write_json
+from cgc.sample import write_sample_dataset
+from cgc.weaklabels.priors import RULES
+from cgc.weaklabels.quality import compare_to_truth
+
+CGC = [sys.executable, "-m", "cgc.cli"]
+
+
+def run(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--data", type=Path, default=Path("benchmarks/results/weaklabels-data"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/weaklabels.json"))
+    args = parser.parse_args()
+
+    sample = args.data / f"sample-{args.images}-{args.seed}"
+    if not (sample / "labelstudio_export.json").exists():
+        write_sample_dataset(sample, args.images, seed=args.seed, workers=args.workers)
+    boxes = args.data / f"boxes-{args.images}-{args.seed}.json"
+    run(CGC + ["annotate", "import", "--from-export", str(sample / "labelstudio_export.json"), "--out", str(boxes)])
+    truth = args.data / f"truth-{args.images}-{args.seed}.json"
+    atomic_write_json(truth, instances_to_coco(read_ilso(sample), "sample truth"))
+
+    rows = []
+    for rule in RULES:
+        out = args.data / f"weaklabels-{rule}"
+        seconds = run(CGC + ["weaklabels", "build", "--images", str(sample / "imgs"), "--masks", str(sample / "masks"),
+                             "--boxes", str(boxes), "--out", str(out), "--rule", rule, "--workers", str(args.workers)])
+        quality = compare_to_truth(out / "annotations.json", truth)
+        rows.append({"rule": rule, "seconds": round(seconds, 2), "images_per_second": round(args.images / seconds, 1),
+                     "mean_iou": quality.mean_iou, "instances": quality.true_instances})
+
+    print(f"{args.images} images of 400x300, {args.workers} workers, wall time of the whole `cgc weaklabels build` command")
+    print(f"{'rule':<16}{'seconds':>9}{'images/s':>10}{'mean IoU':>10}")
+    for row in rows:
+        print(f"{row['rule']:<16}{row['seconds']:>9.2f}{row['images_per_second']:>10.1f}{row['mean_iou']:>10.4f}")
+    result = {"images": args.images, "seed": args.seed, "workers": args.workers, "machine": platform.processor() or platform.machine(),
+              "cores": os.cpu_count(), "rows": rows}
+    atomic_write_json(args.out, result, indent=1)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,421 @@
+"""How good predicted salient instances are: the paper's AP^r / AP and standard COCO mask AP.
+
+The paper (IV.B, eqs. 10-12) scores an image by the share of its true instances that a
+predicted instance covers with IoU >= alpha, averages that share over the test images
+(AP^r_alpha) and averages AP^r over alpha = 0.50, 0.55, ..., 0.95 (AP). Its text leaves some
+details open; the choices made here, so that numbers are reproducible:
+
+* One to one. A true instance counts at most once and a prediction covers at most one true
+  instance. Per image and alpha, the count is a maximum matching between predictions and true
+  instances restricted to pairs with IoU >= alpha (Hungarian assignment on the 0/1 matrix
+  "IoU >= alpha"). The paper defines the precision per true instance i ("precision = 1 if
+  IoU(i) >= alpha", eq. 11) and speaks of "the average of maximum precision value", so a
+  maximum matching is the literal reading; greedy-by-score (as COCO does) can pair a
+  prediction with the wrong instance and undercount, and ignores that AP^r has no ranking.
+  For alpha > 0.5 and non-overlapping true instances both give the same count, since a mask
+  can then overlap at most one partner by more than half.
+* Score threshold. AP^r never penalises false positives, so without a threshold emitting every
+  proposal would maximise it. Only predictions with score >= `score_threshold` (default 0.5,
+  the usual operating point of Mask R-CNN-style models) are counted; the value is recorded in
+  the output.
+* Images with no (non-crowd) true instance have no defined precision (0/0): they are left out
+  of the AP^r average and counted in `images_without_ground_truth`. Images in the ground truth
+  without any prediction count with precision 0.
+* Clipping at 1: with one-to-one matching the count can never exceed the number of true
+  instances, so the per-image value is at most 1 by construction (asserted, not clipped).
+* IoU >= alpha as in eq. (10) (the prose says "IoU > 0.5"), with a 1e-9 tolerance for float
+  noise. Crowd regions (`iscrowd: 1`) are not instances to find and are ignored by AP^r.
+
+COCO mask AP (AP, AP50, AP75, AP_S/M/L) comes from pycocotools' COCOeval, class-agnostic
+(every instance is category 1), on *all* predictions: COCO AP integrates over the score
+ranking, so a threshold would only cut its precision-recall curve short.
+
+All figures are percentages, like the paper's tables (e.g. 57.13 / 85.60 / 71.02).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from scipy.optimize import linear_sum_assignment
+
+from cgc.coco import SALIENT_CATEGORY, SALIENT_CATEGORY_ID, encode_mask, mask_iou_matrix, segmentation_to_rle
+from cgc.errors import InputError
+from cgc.fileio import read_json
+
+ALPHAS: tuple[float, ...] = tuple(round(0.50 + 0.05 * step, 2) for step in range(10))
+DEFAULT_SCORE_THRESHOLD = 0.5
+COCO_STAT_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+_IOU_TOLERANCE = 1e-9
+
+
+def alpha_key(alpha: float) -> str:
+    """Key of an IoU threshold in the `ap_r` dict: "0.50", "0.55", ..."""
+    return f"{alpha:.2f}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and checking inputs
+
+
+def _source_name(source: Any, default: str) -> str:
+    return str(source) if isinstance(source, (str, Path)) else default
+
+
+def load_ground_truth(gt: Mapping[str, Any] | str | Path) -> dict[str, Any]:
+    """Read a COCO instance JSON (RLE or polygons) into a clean class-agnostic copy.
+
+    The copy has every annotation in category 1, RLE segmentations with str counts, an `area`
+    (the file's, else the mask area) and `iscrowd`, and fresh annotation ids, which is what
+    COCOeval needs; the caller's dict is not modified.
+    """
+    name = _source_name(gt, "ground truth")
+    data = read_json(gt, "ground-truth file") if isinstance(gt, (str, Path)) else gt
+    if not isinstance(data, Mapping) or not isinstance(data.get("images"), list) \
+            or not isinstance(data.get("annotations"), list):
+        raise InputError("not a COCO instance file (needs 'images' and 'annotations' lists)", name)
+    images: list[dict[str, Any]] = []
+    by_id: dict[Any, dict[str, Any]] = {}
+    for image in data["images"]:
+        try:
+            image_id, height, width = image["id"], int(image["height"]), int(image["width"])
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"image entry without id/height/width: {str(image)[:80]}", name) from None
+        if image_id in by_id:
+            raise InputError(f"image id {image_id!r} appears twice", name)
+        attributes = image.get("attributes", None)
+        if attributes is not None and (not isinstance(attributes, list)
+                                       or not all(isinstance(a, str) for a in attributes)):
+            raise InputError(f"image {image_id!r}: 'attributes' must be a list of names", name)
+        clean = {key: value for key, value in image.items() if key != "attributes"}
+        clean.update(id=image_id, height=height, width=width)
+        if attributes is not None:
+            clean["attributes"] = list(attributes)
+        images.append(clean)
+        by_id[image_id] = clean
+    annotations = []
+    for index, annotation in enumerate(data["annotations"], start=1):
+        if not isinstance(annotation, Mapping) or "segmentation" not in annotation or "image_id" not in annotation:
+            raise InputError(f"annotation {index} has no image_id or segmentation", name)
+        image = by_id.get(annotation["image_id"])
+        if image is None:
+            raise InputError(f"annotation {index} names image id {annotation['image_id']!r}, which is not in 'images'", name)
+        rle = _to_rle(annotation["segmentation"], image, name, f"annotation {index}")
+        area = annotation.get("area")
+        annotations.append({
+            "id": index,
+            "image_id": image["id"],
+            "category_id": SALIENT_CATEGORY_ID,
+            "segmentation": rle,
+            "area": float(area) if isinstance(area, (int, float)) else float(mask_utils.area(rle)),
+            "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+            "iscrowd": int(bool(annotation.get("iscrowd", 0))),
+        })
+    return {"images": images, "annotations": annotations, "categories": [dict(SALIENT_CATEGORY)]}
+
+
+def load_predictions(predictions: Iterable[Mapping[str, Any]] | Mapping[str, Any] | str | Path,
+                     gt: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Read predictions (a COCO results list, or a COCO dict whose annotations carry scores).
+
+    `gt` is a dataset from `load_ground_truth`. Every prediction is checked against it (known
+    image id, mask of the image's size, a numeric score) and returned as a clean copy in
+    category 1 with an RLE segmentation, so that a mistake surfaces here, naming the file.
+    """
+    name = _source_name(predictions, "predictions")
+    data = read_json(predictions, "predictions file") if isinstance(predictions, (str, Path)) else predictions
+    if isinstance(data, Mapping):
+        if not isinstance(data.get("annotations"), list):
+            raise InputError("a predictions dict must be a COCO dataset with an 'annotations' list", name)
+        data = data["annotations"]
+    if not isinstance(data, list):
+        raise InputError("predictions must be a COCO results list [{image_id, segmentation, score}, ...]", name)
+    images = {image["id"]: image for image in gt["images"]}
+    clean = []
+    unknown: list[Any] = []
+    for index, prediction in enumerate(data, start=1):
+        if not isinstance(prediction, Mapping) or "image_id" not in prediction or "segmentation" not in prediction:
+            raise InputError(f"prediction {index} needs image_id and segmentation", name)
+        image = images.get(prediction["image_id"])
+        if image is None:
+            unknown.append(prediction["image_id"])
+            continue
+        score = prediction.get("score")
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise InputError(f"prediction {index} has no numeric 'score' (got {score!r})", name)
+        item = {
+            "image_id": image["id"],
+            "category_id": SALIENT_CATEGORY_ID,
+            "segmentation": _to_rle(prediction["segmentation"], image, name, f"prediction {index}"),
+            "score": float(score),
+        }
+        if isinstance(prediction.get("bbox"), list) and len(prediction["bbox"]) == 4:
+            item["bbox"] = [float(v) for v in prediction["bbox"]]
+        clean.append(item)
+    if unknown:
+        shown = ", ".join(repr(i) for i in sorted(set(unknown), key=str)[:5])
+        raise InputError(f"{len(unknown)} predictions name image ids absent from the ground truth ({shown}"
+                    f"{', ...' if len(set(unknown)) > 5 else ''}); are they for another split?", name)
+    return clean
+
+
+def _to_rle(segmentation: Any, image: Mapping[str, Any], name: str, what: str) -> dict[str, Any]:
+    """Any COCO segmentation -> RLE with str counts, checked against the image size."""
+    height, width = image["height"], image["width"]
+    try:
+        if isinstance(segmentation, Mapping) and list(segmentation.get("size", [])) != [height, width]:
+            raise InputError(f"{what}: mask size {segmentation.get('size')} differs from image "
+                        f"{image['id']!r} ({height}x{width})", name)
+        rle = segmentation_to_rle(segmentation, height, width)
+        if isinstance(rle, list):  # frPyObjects on an uncompressed-RLE list
+            rle = mask_utils.merge(rle)
+        rle = dict(rle)
+        if isinstance(rle["counts"], bytes):
+            rle["counts"] = rle["counts"].decode("ascii")
+        mask_utils.area(rle)  # decodes the counts: fails here rather than inside COCOeval
+    except InputError:
+        raise
+    except Exception as exc:  # pycocotools raises TypeError/ValueError/IndexError/... on junk
+        raise InputError(f"{what}: unreadable segmentation ({type(exc).__name__}: {exc})", name) from None
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Box baseline
+
+
+def _box_pixels(bbox: list[float], height: int, width: int) -> tuple[int, int, int, int]:
+    """Pixels whose centre lies inside an xywh box: exact for integer boxes, clipped to the image."""
+    x, y, w, h = bbox
+    x0, y0 = max(0, math.ceil(x - 0.5)), max(0, math.ceil(y - 0.5))
+    x1, y1 = min(width, math.ceil(x + w - 0.5)), min(height, math.ceil(y + h - 0.5))
+    return x0, y0, max(x0, x1), max(y0, y1)
+
+
+def fill_boxes_as_masks(predictions: list[Mapping[str, Any]],
+                        gt_images: list[Mapping[str, Any]] | Mapping[Any, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Replace every predicted mask by its filled box: the trivial baseline a mask head must beat.
+
+    The box is the prediction's `bbox` (the detector's box) when present, else the tight box of
+    its mask. `gt_images` (COCO image dicts, as a list or by id) give the image sizes.
+    Returns new prediction dicts; the inputs are not modified.
+    """
+    images = gt_images if isinstance(gt_images, Mapping) else {image["id"]: image for image in gt_images}
+    filled = []
+    for prediction in predictions:
+        image = images[prediction["image_id"]]
+        height, width = int(image["height"]), int(image["width"])
+        bbox = prediction.get("bbox")
+        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4):
+            rle = segmentation_to_rle(prediction["segmentation"], height, width)
+            bbox = [float(v) for v in mask_utils.toBbox(rle)]
+        x0, y0, x1, y1 = _box_pixels([float(v) for v in bbox], height, width)
+        mask = np.zeros((height, width), bool)
+        mask[y0:y1, x0:x1] = True
+        item = dict(prediction)
+        item["segmentation"] = encode_mask(mask)
+        item["bbox"] = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
+        item.pop("area", None)
+        filled.append(item)
+    return filled
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper's AP^r and AP
+
+
+def matched_instances(ious: np.ndarray, alpha: float) -> int:
+    """Size of a maximum one-to-one matching using only (prediction, truth) pairs with IoU >= alpha.
+
+    Rows are predictions, columns true instances. Hungarian assignment on the 0/1 "hit" matrix
+    maximises the number of pairs, so a duplicate prediction cannot count a true instance twice.
+    """
+    hits = (ious >= alpha - _IOU_TOLERANCE).astype(float)
+    if not hits.any():
+        return 0
+    rows, cols = linear_sum_assignment(hits, maximize=True)
+    return int(hits[rows, cols].sum())
+
+
+def image_precisions(ious: np.ndarray, alphas: tuple[float, ...] = ALPHAS) -> dict[str, float]:
+    """Eq. (10)-(11) for one image: share of its true instances matched at each alpha (0..1)."""
+    truth = ious.shape[1]
+    precisions = {}
+    for alpha in alphas:
+        matched = matched_instances(ious, alpha)
+        assert matched <= truth, "one-to-one matching cannot exceed the number of true instances"
+        precisions[alpha_key(alpha)] = matched / truth
+    return precisions
+
+
+def paper_ap_r(gt: Mapping[str, Any], predictions: list[Mapping[str, Any]], score_threshold: float,
+               image_ids: Iterable[Any] | None = None) -> dict[str, Any]:
+    """AP^r_alpha (eq. 10) for every alpha and AP (eq. 12), in percent, over the given images.
+
+    Takes the clean dicts of `load_ground_truth` / `load_predictions`; see the module
+    docstring for the matching, threshold and empty-image rules.
+    """
+    selected = [image["id"] for image in gt["images"]] if image_ids is None else list(image_ids)
+    truth: dict[Any, list[dict]] = {image_id: [] for image_id in selected}
+    for annotation in gt["annotations"]:
+        if annotation["image_id"] in truth and not annotation["iscrowd"]:
+            truth[annotation["image_id"]].append(annotation["segmentation"])
+    predicted: dict[Any, list[dict]] = {image_id: [] for image_id in selected}
+    for prediction in predictions:
+        if prediction["image_id"] in predicted and prediction["score"] >= score_threshold:
+            predicted[prediction["image_id"]].append(prediction["segmentation"])
+    sums = {alpha_key(alpha): 0.0 for alpha in ALPHAS}
+    evaluated = 0
+    for image_id in selected:
+        if not truth[image_id]:
+            continue
+        evaluated += 1
+        ious = mask_iou_matrix(predicted[image_id], truth[image_id])
+        for key, value in image_precisions(ious).items():
+            sums[key] += value
+    ap_r = {key: (100.0 * total / evaluated if evaluated else None) for key, total in sums.items()}
+    return {
+        "ap_r": ap_r,
+        "AP": float(np.mean(list(ap_r.values()))) if evaluated else None,
+        "AP_r50": ap_r["0.50"],
+        "AP_r70": ap_r["0.70"],
+        "images": len(selected),
+        "images_evaluated": evaluated,
+        "images_without_ground_truth": len(selected) - evaluated,
+        "ground_truth_instances": sum(len(truth[i]) for i in selected),
+        "predictions_counted": sum(len(predicted[i]) for i in selected),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# COCO mask AP
+
+
+def _coco_from_dataset(dataset: Mapping[str, Any]) -> COCO:
+    coco = COCO()
+    coco.dataset = copy.deepcopy(dict(dataset))
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def _results_coco(gt_coco: COCO, predictions: list[Mapping[str, Any]]) -> COCO:
+    """What `COCO.loadRes` builds for segm results, but also for an empty list (loadRes fails)."""
+    annotations = []
+    for index, prediction in enumerate(predictions, start=1):
+        rle = prediction["segmentation"]
+        annotations.append({
+            "id": index,
+            "image_id": prediction["image_id"],
+            "category_id": SALIENT_CATEGORY_ID,
+            "segmentation": rle,
+            "area": float(mask_utils.area(rle)),
+            "bbox": prediction.get("bbox") or [float(v) for v in mask_utils.toBbox(rle)],
+            "score": prediction["score"],
+            "iscrowd": 0,
+        })
+    return _coco_from_dataset({"images": gt_coco.dataset["images"], "annotations": annotations,
+                               "categories": gt_coco.dataset["categories"]})
+
+
+def coco_mask_ap(gt: Mapping[str, Any], predictions: list[Mapping[str, Any]],
+                 image_ids: Iterable[Any] | None = None, verbose: bool = False) -> dict[str, float | None]:
+    """Class-agnostic COCO mask AP/AP50/AP75/APs/APm/APl in percent (None where undefined).
+
+    Comparable with RDPNet/OQTR, which report this metric. COCOeval's printing is swallowed
+    unless `verbose`.
+    """
+    gt_coco = _coco_from_dataset(gt)
+    dt_coco = _results_coco(gt_coco, predictions)
+    output = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    with output:
+        evaluator = COCOeval(gt_coco, dt_coco, iouType="segm")
+        if image_ids is not None:
+            evaluator.params.imgIds = sorted(image_ids, key=str)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return {name: (None if value < 0 else 100.0 * float(value))
+            for name, value in zip(COCO_STAT_NAMES, evaluator.stats[:len(COCO_STAT_NAMES)])}
+
+
+# ---------------------------------------------------------------------------------------------
+# Everything together
+
+
+def attribute_image_ids(gt: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """SOC-style attribute name -> ids of the ground-truth images carrying it (empty if none do)."""
+    subsets: dict[str, list[Any]] = {}
+    for image in gt["images"]:
+        for attribute in image.get("attributes") or []:
+            subsets.setdefault(attribute, []).append(image["id"])
+    return dict(sorted(subsets.items()))
+
+
+def evaluate_predictions(gt: Mapping[str, Any] | str | Path,
+                         predictions: list[Mapping[str, Any]] | Mapping[str, Any] | str | Path,
+                         score_threshold: float = DEFAULT_SCORE_THRESHOLD, boxes_as_masks: bool = False,
+                         verbose: bool = False) -> dict[str, Any]:
+    """Score predicted instances against ground truth: the paper's AP^r/AP and COCO mask AP.
+
+    `gt`: COCO instance JSON (path or dict). `predictions`: COCO results list or a COCO dict
+    whose annotations carry scores (path or object). `score_threshold` applies to AP^r only.
+    `boxes_as_masks` scores the filled-box baseline instead of the masks. If images carry an
+    `attributes` list, `per_attribute` repeats the metrics on each attribute's images.
+    Raises InputError (naming the file) on unreadable or inconsistent inputs.
+    """
+    truth = load_ground_truth(gt)
+    predicted = load_predictions(predictions, truth)
+    if boxes_as_masks:
+        predicted = fill_boxes_as_masks(predicted, truth["images"])
+    metrics: dict[str, Any] = {
+        "units": "percent",
+        "score_threshold": score_threshold,
+        "boxes_as_masks": boxes_as_masks,
+        "matching": "maximum one-to-one matching on IoU >= alpha (Hungarian)",
+        "predictions": len(predicted),
+    }
+    metrics.update(paper_ap_r(truth, predicted, score_threshold))
+    metrics["coco"] = coco_mask_ap(truth, predicted, verbose=verbose)
+    subsets = attribute_image_ids(truth)
+    if subsets:
+        metrics["per_attribute"] = {}
+        for attribute, image_ids in subsets.items():
+            paper = paper_ap_r(truth, predicted, score_threshold, image_ids)
+            metrics["per_attribute"][attribute] = {
+                "images": paper["images"],
+                "images_without_ground_truth": paper["images_without_ground_truth"],
+                "AP": paper["AP"], "AP_r50": paper["AP_r50"], "AP_r70": paper["AP_r70"],
+                "coco": coco_mask_ap(truth, predicted, image_ids),
+            }
+    return metrics
+
+
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def format_metrics_table(metrics: Mapping[str, Any]) -> list[str]:
+    """A few aligned text lines with the headline figures (one row per attribute subset)."""
+    header = f"{'subset':<10} {'images':>6} {'AP':>6} {'APr0.5':>6} {'APr0.7':>6} {'cocoAP':>6} {'AP50':>6} {'AP75':>6}"
+    rows = [("all", metrics)] + list(metrics.get("per_attribute", {}).items())
+    lines = [header]
+    for name, row in rows:
+        coco = row["coco"]
+        lines.append(f"{name:<10} {row['images']:>6} {_cell(row['AP']):>6} {_cell(row['AP_r50']):>6} "
+                     f"{_cell(row['AP_r70']):>6} {_cell(coco['AP']):>6} {_cell(coco['AP50']):>6} {_cell(coco['AP75']):>6}")
+    lines.append(f"AP^r counts predictions with score >= {metrics['score_threshold']:g} "
+                 f"({metrics['predictions_counted']} of {metrics['predictions']}); "
+                 f"{metrics['images_without_ground_truth']} images without ground truth left out of AP^r"
+                 + ("; masks replaced by filled boxes" if metrics.get("boxes_as_masks") else ""))
+    return lines
