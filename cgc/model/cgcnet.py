@@ -1,0 +1,173 @@
+"""CGCNet (paper III.B): transform -> FPN backbone -> RPN -> box + mask heads -> postprocess.
+
+``CGCNet`` only wires modules it is given, like torchvision's ``GeneralizedRCNN``;
+``build_cgcnet`` assembles them with the paper's settings as signature defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+from torch import Tensor, nn
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops import MultiScaleRoIAlign
+
+from cgc.model.backbones import build_backbone
+from cgc.model.mask_heads import build_mask_head
+from cgc.model.roi_heads import CGCRoIHeads
+
+NUM_CLASSES = 2  # background, salient (category id 1), as torchvision expects
+
+
+class CGCNet(nn.Module):
+    """Weakly supervised salient instance segmentation network.
+
+    ``forward(images, targets)`` takes a list of (3, H, W) float images in [0, 1]; targets hold
+    ``boxes`` (float (n, 4) x1y1x2y2 pixels), ``labels`` (int64, all 1) and ``masks`` (uint8
+    (n, H, W) whole-image weak masks). Training returns the loss dict (``loss_objectness``,
+    ``loss_rpn_box_reg``, ``loss_classifier``, ``loss_box_reg``, ``loss_mask``); eval returns per
+    image ``boxes``, ``scores``, ``labels`` and ``masks`` ((N, 1, H, W) probabilities in the
+    original image).
+    """
+
+    def __init__(self, backbone: nn.Module, rpn: nn.Module, roi_heads: CGCRoIHeads, transform: nn.Module) -> None:
+        super().__init__()
+        self.transform = transform
+        self.backbone = backbone
+        self.rpn = rpn
+        self.roi_heads = roi_heads
+
+    def forward(
+        self, images: list[Tensor], targets: Optional[list[dict[str, Tensor]]] = None
+    ) -> Union[dict[str, Tensor], list[dict[str, Tensor]]]:
+        if self.training and targets is None:
+            raise ValueError("targets are needed in training mode")
+        original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
+        batch, targets = self.transform(images, targets)
+        if targets is not None:
+            for index, target in enumerate(targets):
+                boxes = target["boxes"]
+                if boxes.ndim != 2 or boxes.shape[-1] != 4:
+                    raise ValueError(f"target {index}: boxes must be (n, 4), got {tuple(boxes.shape)}")
+                if (boxes[:, 2:] <= boxes[:, :2]).any():
+                    raise ValueError(f"target {index}: every box needs a positive width and height")
+        features = self.backbone(batch.tensors)
+        proposals, proposal_losses = self.rpn(batch, features, targets)
+        detections, detector_losses = self.roi_heads(features, proposals, batch.image_sizes, targets)
+        if self.training:
+            return {**proposal_losses, **detector_losses}
+        return self.postprocess(detections, batch.image_sizes, original_sizes)
+
+    def postprocess(
+        self,
+        detections: list[dict[str, Tensor]],
+        image_sizes: list[tuple[int, int]],
+        original_sizes: list[tuple[int, int]],
+    ) -> list[dict[str, Tensor]]:
+        """Boxes back to original coordinates (torchvision's transform), mask logits to image masks."""
+        detections = self.transform.postprocess(detections, image_sizes, original_sizes)
+        mask_head = self.roi_heads.mask_head
+        for detection, size, original in zip(detections, image_sizes, original_sizes):
+            logits = detection.pop("mask_logits", None)
+            if logits is not None and mask_head is not None:
+                detection["masks"] = mask_head.to_image_masks(logits, detection["boxes"], size, original)
+        return detections
+
+
+def build_cgcnet(
+    backbone: str = "resnet101",
+    mask_head: str = "gfr",
+    backbone_weights: Optional[Union[str, Path]] = None,
+    trainable_backbone_layers: Optional[int] = None,
+    # input transform
+    min_size: int = 800,
+    max_size: int = 1333,
+    image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406),
+    image_std: tuple[float, float, float] = (0.229, 0.224, 0.225),
+    # RPN
+    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512),
+    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0),
+    rpn_fg_iou_thresh: float = 0.7,
+    rpn_bg_iou_thresh: float = 0.3,
+    rpn_batch_size_per_image: int = 256,
+    rpn_positive_fraction: float = 0.5,
+    rpn_pre_nms_top_n_train: int = 2000,
+    rpn_pre_nms_top_n_test: int = 1000,
+    rpn_post_nms_top_n_train: int = 2000,
+    rpn_post_nms_top_n_test: int = 1000,
+    rpn_nms_thresh: float = 0.7,
+    # box head
+    box_representation_size: int = 1024,
+    box_fg_iou_thresh: float = 0.5,
+    box_bg_iou_thresh: float = 0.5,
+    box_batch_size_per_image: int = 512,
+    box_positive_fraction: float = 0.25,
+    box_score_thresh: float = 0.05,
+    box_nms_thresh: float = 0.7,
+    # mask head
+    mask_detections_per_image: int = 80,
+    mask_proposals_per_image: int = 16,
+    mask_head_channels: int = 256,
+    mask_featmap_name: str = "0",
+    mask_chunk_size: int = 8,
+    lfr_window_per_side: float = 0.1,
+    roi_masking_ring_per_side: float = 1 / 3,
+) -> CGCNet:
+    """CGCNet with the paper's settings: ResNet-101 FPN, RPN IoU 0.7/0.3, two 1024-d FC, NMS 0.7,
+    top 80 detections to the GFR mask head.
+
+    ``trainable_backbone_layers=None`` means 0 (whole body frozen, FPN trained: the paper keeps
+    the backbone unchanged) when ``backbone_weights`` are given, and 5 (all trainable) for a
+    randomly initialised body, which would otherwise never learn. ``mask_detections_per_image``
+    is also the number of detections returned, so every detection has a mask.
+    """
+    if trainable_backbone_layers is None:
+        trainable_backbone_layers = 5 if backbone_weights is None else 0
+    body = build_backbone(backbone, weights=backbone_weights, trainable_layers=trainable_backbone_layers)
+    channels = body.out_channels
+
+    anchor_generator = AnchorGenerator(
+        sizes=tuple((size,) for size in anchor_sizes), aspect_ratios=(tuple(aspect_ratios),) * len(anchor_sizes)
+    )
+    rpn = RegionProposalNetwork(
+        anchor_generator,
+        RPNHead(channels, anchor_generator.num_anchors_per_location()[0]),
+        fg_iou_thresh=rpn_fg_iou_thresh,
+        bg_iou_thresh=rpn_bg_iou_thresh,
+        batch_size_per_image=rpn_batch_size_per_image,
+        positive_fraction=rpn_positive_fraction,
+        pre_nms_top_n={"training": rpn_pre_nms_top_n_train, "testing": rpn_pre_nms_top_n_test},
+        post_nms_top_n={"training": rpn_post_nms_top_n_train, "testing": rpn_post_nms_top_n_test},
+        nms_thresh=rpn_nms_thresh,
+    )
+
+    box_roi_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2", "3"], output_size=7, sampling_ratio=2)
+    resolution = box_roi_pool.output_size[0]
+    roi_heads = CGCRoIHeads(
+        box_roi_pool,
+        TwoMLPHead(channels * resolution**2, box_representation_size),
+        FastRCNNPredictor(box_representation_size, NUM_CLASSES),
+        build_mask_head(
+            mask_head,
+            in_channels=channels,
+            channels=mask_head_channels,
+            featmap_name=mask_featmap_name,
+            chunk_size=mask_chunk_size,
+            lfr_window_per_side=lfr_window_per_side,
+            roi_masking_ring_per_side=roi_masking_ring_per_side,
+        ),
+        fg_iou_thresh=box_fg_iou_thresh,
+        bg_iou_thresh=box_bg_iou_thresh,
+        batch_size_per_image=box_batch_size_per_image,
+        positive_fraction=box_positive_fraction,
+        score_thresh=box_score_thresh,
+        nms_thresh=box_nms_thresh,
+        detections_per_img=mask_detections_per_image,
+        mask_proposals_per_image=mask_proposals_per_image,
+    )
+    transform = GeneralizedRCNNTransform(min_size, max_size, list(image_mean), list(image_std))
+    return CGCNet(body, rpn, roi_heads, transform)

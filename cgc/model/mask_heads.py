@@ -1,0 +1,341 @@
+"""Mask heads for CGCNet's salient-instance-segmentation branch (paper III.D, Table II).
+
+All four share one small interface so ``CGCRoIHeads`` can take any of them:
+
+- ``forward(features, boxes, image_sizes) -> list[Tensor]``: mask logits for the boxes of each
+  image (boxes in the coordinates of the resized, batched image; ``image_sizes`` its (h, w)).
+- ``loss(logits, boxes, gt_masks) -> Tensor``: per-pixel binary cross-entropy (eq. 8) against each
+  box's matched ground-truth (weak) mask, given as (n, h, w) at the resized image size.
+- ``to_image_masks(logits, boxes, image_size, original_size) -> Tensor``: (n, 1, H, W)
+  probabilities in the original image (``boxes`` already in original coordinates).
+
+``GFRHead`` (the paper's), ``LFRHead`` and ``RoIMaskingHead`` predict a whole-image mask per
+proposal from one whole-image FPN level; they differ only in how that feature map is prepared for
+proposal i (``refine``). ``RoIAlignHead`` is Mask R-CNN's 28x28-per-box head.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.detection.roi_heads import paste_masks_in_image, project_masks_on_boxes
+from torchvision.ops import MultiScaleRoIAlign
+
+from cgc.errors import InputError
+
+
+# --------------------------------------------------------------------------- box geometry
+
+
+def enlarge_boxes(boxes: Tensor, per_side: float) -> Tensor:
+    """Grow (x1, y1, x2, y2) boxes by ``per_side`` times their width/height on every side."""
+    widths = boxes[:, 2] - boxes[:, 0]
+    heights = boxes[:, 3] - boxes[:, 1]
+    delta = torch.stack([-widths, -heights, widths, heights], dim=1) * per_side
+    return boxes + delta
+
+
+def box_cells(boxes: Tensor, stride: float, height: int, width: int) -> Tensor:
+    """(n, height, width) bool: the feature cells (of size ``stride`` pixels) each box overlaps.
+
+    A box covers every cell it overlaps at all, so even a box smaller than a cell keeps one; parts
+    outside the map are dropped (that is the clamping at image borders).
+    """
+    x1, y1, x2, y2 = (boxes / stride).unbind(dim=1)
+    x2 = torch.maximum(x2, x1 + 1e-3)  # degenerate boxes still cover the cell they sit in
+    y2 = torch.maximum(y2, y1 + 1e-3)
+    xs = torch.arange(width, device=boxes.device, dtype=boxes.dtype)
+    ys = torch.arange(height, device=boxes.device, dtype=boxes.dtype)
+    in_x = (xs[None] < x2[:, None]) & (xs[None] + 1 > x1[:, None])
+    in_y = (ys[None] < y2[:, None]) & (ys[None] + 1 > y1[:, None])
+    return in_y[:, :, None] & in_x[:, None, :]
+
+
+def global_feature_refine(
+    feature: Tensor,
+    boxes: Tensor,
+    stride: float = 1.0,
+    index: Tensor | None = None,
+    window_per_side: float | None = None,
+) -> Tensor:
+    """Eq. 2, G_i = F - sum_j R_j + R_i, for the proposals ``index`` of ``boxes``: (k, C, H, W).
+
+    ``feature`` is one image's (C, H, W) map; every proposal region is cut out and filled with the
+    global average pooled feature of F, then proposal i's own region is pasted back, vectorised
+    with box masks. With ``window_per_side`` (the LFR ablation) only the box enlarged by that
+    fraction per side is kept and everything outside it is the fill value too.
+    """
+    channels, height, width = feature.shape
+    if index is None:
+        index = torch.arange(boxes.shape[0], device=boxes.device)
+    cells = box_cells(boxes, stride, height, width)
+    others = cells.any(dim=0)
+    keep = cells[index] | ~others[None]
+    if window_per_side is not None:
+        keep = keep & box_cells(enlarge_boxes(boxes[index], window_per_side), stride, height, width)
+    fill = feature.mean(dim=(1, 2))
+    return torch.where(keep[:, None], feature[None], fill[None, :, None, None])
+
+
+def ternary_roi_mask(boxes: Tensor, stride: float, height: int, width: int, ring_per_side: float) -> Tensor:
+    """S4Net's ternary RoIMasking mask (n, H, W): +1 inside a box, -1 on a ring around it, 0 elsewhere.
+
+    The ring is the box enlarged by ``ring_per_side`` of its width/height on each side, cut at the
+    image border (no wrap-around).
+    """
+    inside = box_cells(boxes, stride, height, width)
+    around = box_cells(enlarge_boxes(boxes, ring_per_side), stride, height, width) & ~inside
+    return inside.to(boxes.dtype) - around.to(boxes.dtype)
+
+
+def _power_of_two_ratio(larger: float, smaller: float) -> float:
+    """The power of two closest to larger/smaller (feature strides are powers of two)."""
+    return 2.0 ** round(math.log2(larger / smaller))
+
+
+# --------------------------------------------------------------------------- interface
+
+
+class MaskHead(nn.Module):
+    """The interface ``CGCRoIHeads`` calls; see the module docstring."""
+
+    def forward(
+        self, features: dict[str, Tensor], boxes: list[Tensor], image_sizes: list[tuple[int, int]]
+    ) -> list[Tensor]:
+        raise NotImplementedError
+
+    def loss(self, logits: list[Tensor], boxes: list[Tensor], gt_masks: list[Tensor]) -> Tensor:
+        raise NotImplementedError
+
+    def to_image_masks(
+        self, logits: Tensor, boxes: Tensor, image_size: tuple[int, int], original_size: tuple[int, int]
+    ) -> Tensor:
+        raise NotImplementedError
+
+
+class WholeImageMaskHead(MaskHead):
+    """Whole-image mask per proposal: ``refine`` the feature map for proposal i, then the SIS FCN.
+
+    The SIS head (paper III.D): four conv3x3 (stride 1) + ReLU, then the paper's "dilated
+    convolutional layer with stride 2" + ReLU, read here as a stride-2 *transposed* convolution
+    (2x upsampling, as in Mask R-CNN's mask head: a strided ordinary convolution would halve a
+    resolution the paper wants preserved), then a 1x1 predictor. These are torchvision's
+    ``MaskRCNNHeads`` + ``MaskRCNNPredictor`` with one output channel (class-agnostic). On the
+    stride-4 level "0" the logits are at stride 2 of the (resized) image.
+
+    Proposals are processed in chunks of ``chunk_size`` to bound memory at inference (80
+    detections x C x H/4 x W/4 would not fit); the "other proposals" suppressed for proposal i
+    are always all boxes of that image.
+    """
+
+    def __init__(
+        self, in_channels: int = 256, channels: int = 256, featmap_name: str = "0", chunk_size: int = 8
+    ) -> None:
+        super().__init__()
+        self.featmap_name = featmap_name
+        self.chunk_size = chunk_size
+        self.fcn = MaskRCNNHeads(in_channels, (channels,) * 4, dilation=1)
+        self.predictor = MaskRCNNPredictor(channels, channels, 1)
+
+    def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
+        """(k, C, H, W) input of the FCN for proposals ``index`` of this image's ``boxes``."""
+        raise NotImplementedError
+
+    def forward(
+        self, features: dict[str, Tensor], boxes: list[Tensor], image_sizes: list[tuple[int, int]]
+    ) -> list[Tensor]:
+        """Per image, (n, 1, 2*ceil(h/s), 2*ceil(w/s)) logits over the image's valid region."""
+        feature_map = features[self.featmap_name]
+        stride = _power_of_two_ratio(max(h for h, _ in image_sizes), feature_map.shape[-2])
+        logits = []
+        for i, (image_boxes, (h, w)) in enumerate(zip(boxes, image_sizes)):
+            # Crop the batch padding: the global average must be over the image, not the padding.
+            feature = feature_map[i, :, : math.ceil(h / stride), : math.ceil(w / stride)]
+            chunks = [
+                self.predictor(self.fcn(self.refine(feature, image_boxes, stride, index)))
+                for index in torch.arange(image_boxes.shape[0], device=feature.device).split(self.chunk_size)
+            ]
+            if chunks:
+                logits.append(torch.cat(chunks))
+            else:
+                logits.append(feature.new_zeros((0, 1, 2 * feature.shape[-2], 2 * feature.shape[-1])))
+        return logits
+
+    @staticmethod
+    def _output_stride(image_size: tuple[int, int], logits: Tensor) -> int:
+        """Image pixels per logit cell: the smallest power of two whose cells cover the image.
+
+        (Logits span 2 * ceil(h / stride) cells, so a ratio rounded to a power of two would be
+        wrong for images only a few cells high.)
+        """
+        stride = 1
+        while logits.shape[-2] * stride < image_size[0]:
+            stride *= 2
+        return stride
+
+    def loss(self, logits: list[Tensor], boxes: list[Tensor], gt_masks: list[Tensor]) -> Tensor:
+        """Eq. 8: mean per-pixel BCE against each instance's whole-image mask at logit resolution.
+
+        The mask is zero-padded to the area the logits cover and average-pooled by the output
+        stride, so logit cell (y, x) is compared with the fraction of its pixels that are salient.
+        """
+        inputs, targets = [], []
+        for image_logits, masks in zip(logits, gt_masks):
+            if image_logits.shape[0] == 0:
+                continue
+            h, w = masks.shape[-2:]
+            s = self._output_stride((h, w), image_logits)
+            lh, lw = image_logits.shape[-2:]
+            padded = F.pad(masks[:, None].to(image_logits.dtype), (0, lw * s - w, 0, lh * s - h))
+            targets.append(F.avg_pool2d(padded, s) if s > 1 else padded)
+            inputs.append(image_logits)
+        if not inputs:
+            return sum(l.sum() for l in logits) * 0.0  # no positive proposal in the batch
+        flat_inputs = torch.cat([x.flatten() for x in inputs])
+        return F.binary_cross_entropy_with_logits(flat_inputs, torch.cat([t.flatten() for t in targets]))
+
+    def to_image_masks(
+        self, logits: Tensor, boxes: Tensor, image_size: tuple[int, int], original_size: tuple[int, int]
+    ) -> Tensor:
+        """Probabilities (n, 1, H, W) at the original image size (``boxes`` are not needed)."""
+        h, w = image_size
+        if logits.shape[0] == 0:
+            return logits.new_zeros((0, 1, *original_size))
+        s = self._output_stride(image_size, logits)
+        masks = []
+        for chunk in logits.split(self.chunk_size):
+            probs = F.interpolate(chunk.sigmoid(), scale_factor=s, mode="bilinear", align_corners=False)[..., :h, :w]
+            masks.append(F.interpolate(probs, size=tuple(original_size), mode="bilinear", align_corners=False))
+        return torch.cat(masks)
+
+
+class GFRHead(WholeImageMaskHead):
+    """The paper's global feature refining module (eq. 2) + SIS head: CGCNet's default."""
+
+    def __init__(
+        self,
+        in_channels: int = 256,
+        channels: int = 256,
+        featmap_name: str = "0",
+        chunk_size: int = 8,
+        window_per_side: float | None = None,
+    ) -> None:
+        super().__init__(in_channels, channels, featmap_name, chunk_size)
+        self.window_per_side = window_per_side
+
+    def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
+        return global_feature_refine(feature, boxes, stride, index, self.window_per_side)
+
+
+class LFRHead(GFRHead):
+    """The local ablation: GFR restricted to the proposal box grown to (Hr + Hr/5, Wr + Wr/5).
+
+    That is 1/10 of the box size on each side (``window_per_side=0.1``); outside the window the
+    feature is the global-average fill value.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 256,
+        channels: int = 256,
+        featmap_name: str = "0",
+        chunk_size: int = 8,
+        window_per_side: float = 0.1,
+    ) -> None:
+        super().__init__(in_channels, channels, featmap_name, chunk_size, window_per_side)
+
+
+class RoIMaskingHead(WholeImageMaskHead):
+    """S4Net's ternary RoIMasking: whole-image feature times a +1 / -1 (ring) / 0 mask, then SIS head.
+
+    ``ring_per_side=1/3``: S4Net's released code (``generate_bimasks`` in
+    experiment/network_desp.py of RuochenFan/S4Net) sets -1 on the box grown by ``h//3`` and
+    ``w//3`` on each side, then +1 inside the box; we follow the code, and cut the ring at the
+    image border where the numpy slicing there would wrap around.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 256,
+        channels: int = 256,
+        featmap_name: str = "0",
+        chunk_size: int = 8,
+        ring_per_side: float = 1 / 3,
+    ) -> None:
+        super().__init__(in_channels, channels, featmap_name, chunk_size)
+        self.ring_per_side = ring_per_side
+
+    def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
+        _, height, width = feature.shape
+        mask = ternary_roi_mask(boxes[index], stride, height, width, self.ring_per_side)
+        return feature[None] * mask[:, None].to(feature.dtype)
+
+
+class RoIAlignHead(MaskHead):
+    """Mask R-CNN's head: MultiScaleRoIAlign 14x14 -> four conv3x3 -> deconv -> 28x28 logits per box."""
+
+    def __init__(
+        self,
+        in_channels: int = 256,
+        channels: int = 256,
+        featmap_names: tuple[str, ...] = ("0", "1", "2", "3"),
+        resolution: int = 14,
+        sampling_ratio: int = 2,
+    ) -> None:
+        super().__init__()
+        self.roi_pool = MultiScaleRoIAlign(list(featmap_names), resolution, sampling_ratio)
+        self.fcn = MaskRCNNHeads(in_channels, (channels,) * 4, dilation=1)
+        self.predictor = MaskRCNNPredictor(channels, channels, 1)
+
+    def forward(
+        self, features: dict[str, Tensor], boxes: list[Tensor], image_sizes: list[tuple[int, int]]
+    ) -> list[Tensor]:
+        logits = self.predictor(self.fcn(self.roi_pool(features, boxes, image_sizes)))
+        return list(logits.split([b.shape[0] for b in boxes]))
+
+    def loss(self, logits: list[Tensor], boxes: list[Tensor], gt_masks: list[Tensor]) -> Tensor:
+        """Mask R-CNN's loss: BCE against the matched mask cropped to the box and resized to 28x28."""
+        all_logits = torch.cat(logits)
+        if all_logits.shape[0] == 0:
+            return all_logits.sum() * 0.0
+        size = all_logits.shape[-1]
+        targets = [
+            project_masks_on_boxes(masks, image_boxes, torch.arange(masks.shape[0], device=masks.device), size)
+            for masks, image_boxes in zip(gt_masks, boxes)
+            if image_boxes.shape[0] > 0
+        ]
+        return F.binary_cross_entropy_with_logits(all_logits[:, 0], torch.cat(targets))
+
+    def to_image_masks(
+        self, logits: Tensor, boxes: Tensor, image_size: tuple[int, int], original_size: tuple[int, int]
+    ) -> Tensor:
+        """Paste each box's 28x28 probabilities into the original image (torchvision's paste)."""
+        return paste_masks_in_image(logits.sigmoid(), boxes, tuple(original_size))
+
+
+MASK_HEADS = ("gfr", "lfr", "roialign", "roimasking")
+
+
+def build_mask_head(
+    name: str = "gfr",
+    in_channels: int = 256,
+    channels: int = 256,
+    featmap_name: str = "0",
+    chunk_size: int = 8,
+    lfr_window_per_side: float = 0.1,
+    roi_masking_ring_per_side: float = 1 / 3,
+) -> MaskHead:
+    """One of the four heads of Table II by name (for command lines); defaults as in the paper."""
+    if name == "gfr":
+        return GFRHead(in_channels, channels, featmap_name, chunk_size)
+    if name == "lfr":
+        return LFRHead(in_channels, channels, featmap_name, chunk_size, lfr_window_per_side)
+    if name == "roimasking":
+        return RoIMaskingHead(in_channels, channels, featmap_name, chunk_size, roi_masking_ring_per_side)
+    if name == "roialign":
+        return RoIAlignHead(in_channels, channels)
+    raise InputError(f"unknown mask head {name!r}; choose one of {', '.join(MASK_HEADS)}")

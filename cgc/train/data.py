@@ -1,0 +1,125 @@
+"""Weak-label COCO files as training samples, in an order fixed by (seed, iteration).
+
+Which images make up iteration t, and whether each is flipped, depends only on the seed and t.
+So a run resumed from a checkpoint sees exactly the batches it would have seen, and DDP
+processes split the same global batch without talking to each other.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from cgc.coco import decode_mask
+from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem, require_dir
+from cgc.errors import InputError
+from cgc.fileio import read_json
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """One slot of a batch: which image, and whether to mirror it."""
+
+    index: int
+    flip: bool
+
+
+class WeakLabelDataset(Dataset):
+    """Images with their instance (weak) masks and boxes, as torchvision detection targets."""
+
+    def __init__(self, annotations: str | Path, images_dir: str | Path) -> None:
+        data = read_json(annotations, "weak-label file")
+        images_dir = require_dir(images_dir, "image folder")
+        try:
+            by_image: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            for annotation in data["annotations"]:
+                by_image[int(annotation["image_id"])].append(annotation)
+            images = sorted(data["images"], key=lambda image: int(image["id"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"not a COCO instance-segmentation file ({exc})", annotations) from None
+        files = files_by_stem(images_dir, IMAGE_SUFFIXES)
+        self.records: list[tuple[dict[str, Any], Path, list[dict[str, Any]]]] = []
+        missing = []
+        for image in images:
+            instances = by_image.get(int(image["id"]), [])
+            if not instances:
+                continue
+            path = images_dir / image["file_name"]
+            if not path.is_file():
+                path = files.get(Path(image["file_name"]).stem)
+            if path is None:
+                missing.append(image["file_name"])
+                continue
+            self.records.append((image, path, instances))
+        if missing:
+            raise InputError(f"{len(missing)} labelled images are not in {images_dir} (first: {missing[0]})", annotations)
+        if not self.records:
+            raise InputError("no image with at least one instance", annotations)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, request: SampleRequest) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        image, path, instances = self.records[request.index]
+        picture = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if picture is None:
+            raise InputError("cannot decode image", path)
+        height, width = picture.shape[:2]
+        masks = np.stack([decode_mask(item["segmentation"], height, width) for item in instances])
+        boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (item["bbox"] for item in instances)], np.float32)
+        picture = cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)
+        if request.flip:
+            picture, masks = picture[:, ::-1], masks[:, :, ::-1]
+            boxes = np.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], axis=1)
+        tensor = torch.from_numpy(np.ascontiguousarray(picture)).permute(2, 0, 1).float().div_(255)
+        target = {
+            "boxes": torch.from_numpy(boxes),
+            "labels": torch.ones(len(instances), dtype=torch.int64),
+            "masks": torch.from_numpy(np.ascontiguousarray(masks, dtype=np.uint8)),
+            "image_id": torch.tensor(int(image["id"])),
+            "annotation_ids": torch.tensor([int(item["id"]) for item in instances]),
+        }
+        return tensor, target
+
+
+def batch_requests(size: int, seed: int, iteration: int, batch_size: int, hflip: float) -> list[SampleRequest]:
+    """The global batch of `iteration`: consecutive slots of seeded per-epoch permutations."""
+    requests = []
+    for slot in range(iteration * batch_size, (iteration + 1) * batch_size):
+        epoch, position = divmod(slot, size)
+        order = np.random.default_rng([seed, epoch]).permutation(size)
+        flip = np.random.default_rng([seed, epoch, position]).random() < hflip
+        requests.append(SampleRequest(int(order[position]), bool(flip)))
+    return requests
+
+
+class IterationBatchSampler(Sampler[list[SampleRequest]]):
+    """Yields this process's share of each global batch, from `start` to `stop` iterations."""
+
+    def __init__(self, size: int, seed: int, batch_size: int, hflip: float, start: int, stop: int, rank: int = 0, world_size: int = 1) -> None:
+        if batch_size % world_size:
+            raise InputError(f"batch size {batch_size} does not split evenly over {world_size} processes")
+        self.size, self.seed, self.batch_size, self.hflip = size, seed, batch_size, hflip
+        self.start, self.stop, self.rank, self.world_size = start, stop, rank, world_size
+
+    def __iter__(self) -> Iterator[list[SampleRequest]]:
+        share = self.batch_size // self.world_size
+        for iteration in range(self.start, self.stop):
+            batch = batch_requests(self.size, self.seed, iteration, self.batch_size, self.hflip)
+            yield batch[self.rank * share : (self.rank + 1) * share]
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+
+def collate(batch: list[tuple[torch.Tensor, dict[str, torch.Tensor]]]) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+    images, targets = zip(*batch)
+    return list(images), list(targets)

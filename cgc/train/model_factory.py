@@ -1,0 +1,22 @@
+"""Build the network a TrainConfig describes (training, evaluation and prediction share it)."""
+
+from __future__ import annotations
+
+from cgc.model.cgcnet import CGCNet, build_cgcnet
+from cgc.train.config import TrainConfig
+
+
+def model_from_config(config: TrainConfig, load_backbone_weights: bool = True) -> CGCNet:
+    """`load_backbone_weights=False` skips the ImageNet weights when a checkpoint will replace them anyway."""
+    return build_cgcnet(
+        backbone=config.backbone,
+        mask_head=config.mask_head,
+        backbone_weights=config.backbone_weights if load_backbone_weights else None,
+        trainable_backbone_layers=config.trainable_backbone_layers,
+        min_size=config.min_size,
+        max_size=config.max_size,
+        rpn_batch_size_per_image=config.rpn_batch_size_per_image,
+        box_batch_size_per_image=config.box_batch_size_per_image,
+        mask_head_channels=config.mask_head_channels,
+        mask_proposals_per_image=config.mask_proposals_per_image,
+    )

@@ -1,0 +1,196 @@
+"""The four mask heads: eq. 2 exactly on a hand-built map, LFR windows, RoIMasking values, shapes,
+gradients and losses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cgc.model.mask_heads import (
+    GFRHead,
+    LFRHead,
+    RoIAlignHead,
+    RoIMaskingHead,
+    box_cells,
+    build_mask_head,
+    global_feature_refine,
+    ternary_roi_mask,
+)
+
+# A padded batch of 64 x 96 holding images of 64 x 80 and 60 x 72: FPN levels at strides 4-32.
+IMAGE_SIZES = [(64, 80), (60, 72)]
+BOXES = [torch.tensor([[4.0, 4.0, 40.0, 30.0], [30.0, 20.0, 76.0, 60.0]]), torch.tensor([[10.0, 8.0, 50.0, 50.0]])]
+CHANNELS = 8
+
+
+def make_features(requires_grad: bool = True) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    sizes = {"0": (16, 24), "1": (8, 12), "2": (4, 6), "3": (2, 3), "pool": (1, 2)}
+    return {k: torch.randn(2, CHANNELS, *hw, requires_grad=requires_grad) for k, hw in sizes.items()}
+
+
+def make_masks() -> list[torch.Tensor]:
+    masks = []
+    for boxes, (h, w) in zip(BOXES, IMAGE_SIZES):
+        m = torch.zeros(len(boxes), h, w, dtype=torch.uint8)
+        for i, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
+            m[i, y1 + 2 : y2 - 2, x1 + 2 : x2 - 2] = 1
+        masks.append(m)
+    return masks
+
+
+# --------------------------------------------------------------------------- eq. 2 by hand
+
+
+def test_gfr_follows_equation_2_on_a_hand_built_feature_map() -> None:
+    torch.manual_seed(0)
+    feature = torch.randn(3, 8, 10)  # C, H, W at stride 1: boxes are in cell units
+    boxes = torch.tensor([[1.0, 1.0, 4.0, 4.0], [5.0, 2.0, 9.0, 6.0], [3.0, 3.0, 6.0, 5.0]])  # box 2 overlaps 0 and 1
+    gap = feature.mean(dim=(1, 2))
+    refined = global_feature_refine(feature, boxes)
+    assert refined.shape == (3, 3, 8, 10)
+
+    regions = torch.zeros(3, 8, 10, dtype=torch.bool)
+    for i, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
+        regions[i, y1:y2, x1:x2] = True
+    union = regions.any(dim=0)
+    for i in range(3):
+        own = regions[i]
+        others = union & ~own
+        g = refined[i]
+        assert torch.equal(g[:, own], feature[:, own])  # R_i pasted back (overlaps included)
+        assert torch.equal(g[:, ~union], feature[:, ~union])  # background untouched
+        assert torch.allclose(g[:, others], gap[:, None].expand(-1, int(others.sum())))  # others = GAP
+    # Proposal 0: the part of box 2 outside box 0 is suppressed, the shared part is kept.
+    assert torch.equal(refined[0][:, 3, 3], feature[:, 3, 3])
+    assert torch.allclose(refined[0][:, 4, 4], gap)
+
+
+def test_gfr_maps_image_boxes_to_feature_cells_they_overlap() -> None:
+    cells = box_cells(torch.tensor([[4.0, 4.0, 12.0, 9.0], [20.0, 20.0, 20.0, 20.0]]), stride=4, height=8, width=8)
+    assert cells[0].nonzero()[:, 0].unique().tolist() == [1, 2]  # y 4..9 -> rows 1 and 2
+    assert cells[0].nonzero()[:, 1].unique().tolist() == [1, 2]  # x 4..12 -> cols 1, 2
+    assert cells[1].sum() == 1  # a degenerate box still owns the cell it sits in
+
+
+def test_lfr_keeps_gfr_inside_the_enlarged_box_and_fills_outside() -> None:
+    torch.manual_seed(0)
+    feature = torch.randn(2, 40, 40)
+    boxes = torch.tensor([[10.0, 10.0, 30.0, 20.0], [0.0, 25.0, 8.0, 35.0]])
+    gfr = global_feature_refine(feature, boxes)
+    lfr = global_feature_refine(feature, boxes, window_per_side=0.1)
+    gap = feature.mean(dim=(1, 2))
+    window = torch.zeros(40, 40, dtype=torch.bool)
+    window[9:21, 8:32] = True  # (Hr + Hr/5) x (Wr + Wr/5): 1 row / 2 columns more on every side
+    assert torch.equal(lfr[0][:, window], gfr[0][:, window])
+    assert torch.allclose(lfr[0][:, ~window], gap[:, None].expand(-1, int((~window).sum())))
+    assert not torch.equal(gfr[0][:, ~window], lfr[0][:, ~window])
+
+
+def test_roi_masking_ternary_values_and_border_clamping() -> None:
+    boxes = torch.tensor([[4.0, 4.0, 8.0, 8.0], [0.0, 0.0, 4.0, 4.0]])
+    mask = ternary_roi_mask(boxes, stride=1, height=12, width=12, ring_per_side=0.5)
+    assert set(mask.unique().tolist()) == {-1.0, 0.0, 1.0}
+    expected = torch.zeros(12, 12)
+    expected[2:10, 2:10] = -1
+    expected[4:8, 4:8] = 1
+    assert torch.equal(mask[0], expected)
+    # A box at the top-left corner: the ring stops at the border, nothing wraps to the far side.
+    corner = torch.zeros(12, 12)
+    corner[0:6, 0:6] = -1
+    corner[0:4, 0:4] = 1
+    assert torch.equal(mask[1], corner)
+    assert RoIMaskingHead().ring_per_side == pytest.approx(1 / 3)  # S4Net's released code
+
+
+def test_roi_masking_head_input_is_feature_times_ternary_mask() -> None:
+    head = RoIMaskingHead(in_channels=2, channels=4, ring_per_side=0.5)
+    feature = torch.randn(2, 12, 12)
+    boxes = torch.tensor([[4.0, 4.0, 8.0, 8.0]])
+    refined = head.refine(feature, boxes, 1.0, torch.tensor([0]))
+    mask = ternary_roi_mask(boxes, 1.0, 12, 12, 0.5)
+    assert torch.equal(refined[0], feature * mask[0])
+
+
+# --------------------------------------------------------------------------- shapes and gradients
+
+WHOLE_IMAGE_HEADS = [GFRHead, LFRHead, RoIMaskingHead]
+
+
+@pytest.mark.parametrize("head_class", WHOLE_IMAGE_HEADS)
+def test_whole_image_heads_shapes_gradients_and_image_masks(head_class) -> None:
+    torch.manual_seed(0)
+    head = head_class(in_channels=CHANNELS, channels=16, chunk_size=1)
+    features = make_features()
+    logits = head(features, BOXES, IMAGE_SIZES)
+    assert [tuple(l.shape) for l in logits] == [(2, 1, 32, 40), (1, 1, 30, 36)]  # stride 2, valid region
+    loss = head.loss(logits, BOXES, make_masks())
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert features["0"].grad is not None and features["0"].grad.abs().sum() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
+
+    masks = head.to_image_masks(logits[1].detach(), BOXES[1], IMAGE_SIZES[1], (120, 144))
+    assert masks.shape == (1, 1, 120, 144)
+    assert 0 <= masks.min() and masks.max() <= 1
+
+
+def test_gfr_chunks_still_suppress_all_other_proposals() -> None:
+    features = make_features(requires_grad=False)
+    torch.manual_seed(0)
+    one = GFRHead(in_channels=CHANNELS, channels=8, chunk_size=1)
+    torch.manual_seed(0)
+    many = GFRHead(in_channels=CHANNELS, channels=8, chunk_size=16)
+    for a, b in zip(one(features, BOXES, IMAGE_SIZES), many(features, BOXES, IMAGE_SIZES)):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_whole_image_loss_targets_are_aligned_with_the_logits() -> None:
+    head = GFRHead(in_channels=CHANNELS, channels=8)
+    masks = make_masks()
+    logits = [torch.zeros(len(b), 1, 2 * -(-h // 4), 2 * -(-w // 4)) for b, (h, w) in zip(BOXES, IMAGE_SIZES)]
+    right, wrong = [], []
+    for l, m in zip(logits, masks):
+        target = torch.nn.functional.avg_pool2d(m[:, None].float(), 2)  # sizes are even here
+        padded = torch.zeros_like(l)
+        padded[..., : target.shape[-2], : target.shape[-1]] = target
+        right.append(20 * (padded - 0.5))
+        wrong.append(-20 * (padded - 0.5))
+    assert head.loss(right, BOXES, masks) < 0.1 < head.loss(wrong, BOXES, masks)
+
+
+def test_roialign_head_shapes_gradients_and_pasted_masks() -> None:
+    torch.manual_seed(0)
+    head = RoIAlignHead(in_channels=CHANNELS, channels=16)
+    features = make_features()
+    logits = head(features, BOXES, IMAGE_SIZES)
+    assert [tuple(l.shape) for l in logits] == [(2, 1, 28, 28), (1, 1, 28, 28)]
+    loss = head.loss(logits, BOXES, make_masks())
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert sum(features[k].grad.abs().sum() for k in "0123" if features[k].grad is not None) > 0
+    assert all(p.grad is not None for p in head.parameters())
+    masks = head.to_image_masks(logits[0].detach(), BOXES[0], IMAGE_SIZES[0], IMAGE_SIZES[0])
+    assert masks.shape == (2, 1, 64, 80)
+    assert masks[0, 0, 50:, :].max() == 0  # pasted inside the box only (box 0 ends at y = 30)
+
+
+@pytest.mark.parametrize("name", ["gfr", "lfr", "roimasking", "roialign"])
+def test_heads_accept_images_without_boxes(name: str) -> None:
+    head = build_mask_head(name, in_channels=CHANNELS, channels=8)
+    empty = [torch.zeros(0, 4), torch.zeros(0, 4)]
+    logits = head(make_features(), empty, IMAGE_SIZES)
+    assert [l.shape[0] for l in logits] == [0, 0]
+    masks = [torch.zeros(0, h, w, dtype=torch.uint8) for h, w in IMAGE_SIZES]
+    assert head.loss(logits, empty, masks).item() == 0.0
+    assert head.to_image_masks(logits[0], empty[0], IMAGE_SIZES[0], (10, 20)).shape == (0, 1, 10, 20)
+
+
+def test_tiny_images_keep_logits_and_targets_aligned() -> None:
+    head = GFRHead(in_channels=CHANNELS, channels=8)
+    features = {"0": torch.randn(1, CHANNELS, 2, 2)}  # a 6 x 8 image padded to 8 x 8 (stride 4)
+    boxes = [torch.tensor([[1.0, 1.0, 5.0, 5.0]])]
+    logits = head(features, boxes, [(6, 8)])
+    assert logits[0].shape == (1, 1, 4, 4)
+    assert torch.isfinite(head.loss(logits, boxes, [torch.ones(1, 6, 8, dtype=torch.uint8)]))
+    assert head.to_image_masks(logits[0], boxes[0], (6, 8), (6, 8)).shape == (1, 1, 6, 8)

