@@ -194,3 +194,16 @@ def test_tiny_images_keep_logits_and_targets_aligned() -> None:
     assert logits[0].shape == (1, 1, 4, 4)
     assert torch.isfinite(head.loss(logits, boxes, [torch.ones(1, 6, 8, dtype=torch.uint8)]))
     assert head.to_image_masks(logits[0], boxes[0], (6, 8), (6, 8)).shape == (1, 1, 6, 8)
+
+
+@pytest.mark.parametrize("head_class", [GFRHead, LFRHead, RoIMaskingHead])
+def test_local_recompute_equals_running_the_fcn_on_every_whole_map(head_class) -> None:
+    """The fast forward (shared base map + per-box crops) must give the dense answer exactly."""
+    torch.manual_seed(0)
+    head = head_class(32, 16).eval()
+    feature = torch.randn(1, 32, 30, 40)
+    boxes = torch.tensor([[10.0, 12.0, 70.0, 90.0], [50.0, 20.0, 150.0, 110.0], [0.0, 0.0, 30.0, 25.0], [140.0, 100.0, 160.0, 120.0]])
+    fast = head({"0": feature}, [boxes], [(120, 160)])[0]
+    dense = head.predictor(head.fcn(head.refine(feature[0], boxes, 4.0, torch.arange(4))))
+    assert fast.shape == dense.shape == (4, 1, 60, 80)
+    torch.testing.assert_close(fast, dense, atol=1e-4, rtol=1e-4)

@@ -55,6 +55,16 @@ def box_cells(boxes: Tensor, stride: float, height: int, width: int) -> Tensor:
     return in_y[:, :, None] & in_x[:, None, :]
 
 
+def cell_ranges(boxes: Tensor, stride: float, height: int, width: int) -> Tensor:
+    """(n, 4) integer x0, y0, x1, y1 (exclusive): the bounding range of ``box_cells`` of each box."""
+    x1, y1, x2, y2 = (boxes / stride).unbind(dim=1)
+    x2 = torch.maximum(x2, x1 + 1e-3)
+    y2 = torch.maximum(y2, y1 + 1e-3)
+    ranges = torch.stack([x1.floor(), y1.floor(), x2.ceil(), y2.ceil()], dim=1).long()
+    limits = torch.tensor([width, height, width, height], device=boxes.device)
+    return torch.minimum(ranges.clamp(min=0), limits)
+
+
 def global_feature_refine(
     feature: Tensor,
     boxes: Tensor,
@@ -97,6 +107,11 @@ def _power_of_two_ratio(larger: float, smaller: float) -> float:
     return 2.0 ** round(math.log2(larger / smaller))
 
 
+RECEPTIVE_RADIUS = 4
+"""Cells of context the SIS FCN sees on each side: one per 3x3 convolution (the deconvolution
+and the 1x1 predictor add none)."""
+
+
 # --------------------------------------------------------------------------- interface
 
 
@@ -127,9 +142,8 @@ class WholeImageMaskHead(MaskHead):
     ``MaskRCNNHeads`` + ``MaskRCNNPredictor`` with one output channel (class-agnostic). On the
     stride-4 level "0" the logits are at stride 2 of the (resized) image.
 
-    Proposals are processed in chunks of ``chunk_size`` to bound memory at inference (80
-    detections x C x H/4 x W/4 would not fit); the "other proposals" suppressed for proposal i
-    are always all boxes of that image.
+    The "other proposals" suppressed for proposal i are always all boxes of that image;
+    ``chunk_size`` bounds how many whole-image masks are upsampled at once in ``to_image_masks``.
     """
 
     def __init__(
@@ -145,24 +159,49 @@ class WholeImageMaskHead(MaskHead):
         """(k, C, H, W) input of the FCN for proposals ``index`` of this image's ``boxes``."""
         raise NotImplementedError
 
+    def base_map(self, feature: Tensor, boxes: Tensor, stride: float) -> Tensor:
+        """(C, H, W): what ``refine`` gives every proposal outside the region it changes."""
+        raise NotImplementedError
+
+    def changed_boxes(self, boxes: Tensor) -> Tensor:
+        """Pixel boxes outside which proposal i's refined map equals ``base_map``."""
+        raise NotImplementedError
+
     def forward(
         self, features: dict[str, Tensor], boxes: list[Tensor], image_sizes: list[tuple[int, int]]
     ) -> list[Tensor]:
-        """Per image, (n, 1, 2*ceil(h/s), 2*ceil(w/s)) logits over the image's valid region."""
+        """Per image, (n, 1, 2*ceil(h/s), 2*ceil(w/s)) logits over the image's valid region.
+
+        Exact, but cheaper than running the FCN on n whole maps: G_i differs from one shared base
+        map only inside a box, and the FCN (four 3x3 convolutions, then a 2x2 stride-2 deconvolution
+        and a 1x1 predictor) sees RECEPTIVE_RADIUS cells around each cell. So the base map goes
+        through the FCN once, and per proposal only a crop around its box (the box grown by twice
+        the radius, so that the inner part grown by one radius is exact) is recomputed and pasted.
+        """
         feature_map = features[self.featmap_name]
         stride = _power_of_two_ratio(max(h for h, _ in image_sizes), feature_map.shape[-2])
+        radius = RECEPTIVE_RADIUS
         logits = []
         for i, (image_boxes, (h, w)) in enumerate(zip(boxes, image_sizes)):
             # Crop the batch padding: the global average must be over the image, not the padding.
             feature = feature_map[i, :, : math.ceil(h / stride), : math.ceil(w / stride)]
-            chunks = [
-                self.predictor(self.fcn(self.refine(feature, image_boxes, stride, index)))
-                for index in torch.arange(image_boxes.shape[0], device=feature.device).split(self.chunk_size)
-            ]
-            if chunks:
-                logits.append(torch.cat(chunks))
-            else:
-                logits.append(feature.new_zeros((0, 1, 2 * feature.shape[-2], 2 * feature.shape[-1])))
+            height, width = feature.shape[-2:]
+            if image_boxes.shape[0] == 0:
+                logits.append(feature.new_zeros((0, 1, 2 * height, 2 * width)))
+                continue
+            base = self.predictor(self.fcn(self.base_map(feature, image_boxes, stride)[None]))[0]
+            cells = cell_ranges(self.changed_boxes(image_boxes), stride, height, width).tolist()
+            per_proposal = []
+            for index, (x0, y0, x1, y1) in enumerate(cells):
+                vx0, vy0, vx1, vy1 = max(0, x0 - radius), max(0, y0 - radius), min(width, x1 + radius), min(height, y1 + radius)
+                cx0, cy0 = max(0, x0 - 2 * radius), max(0, y0 - 2 * radius)
+                cx1, cy1 = min(width, x1 + 2 * radius), min(height, y1 + 2 * radius)
+                refined = self.refine(feature, image_boxes, stride, torch.tensor([index], device=feature.device))
+                crop = self.predictor(self.fcn(refined[:, :, cy0:cy1, cx0:cx1]))[0]
+                out = base.clone()
+                out[:, 2 * vy0 : 2 * vy1, 2 * vx0 : 2 * vx1] = crop[:, 2 * (vy0 - cy0) : 2 * (vy1 - cy0), 2 * (vx0 - cx0) : 2 * (vx1 - cx0)]
+                per_proposal.append(out)
+            logits.append(torch.stack(per_proposal))
         return logits
 
     @staticmethod
@@ -230,6 +269,16 @@ class GFRHead(WholeImageMaskHead):
     def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
         return global_feature_refine(feature, boxes, stride, index, self.window_per_side)
 
+    def base_map(self, feature: Tensor, boxes: Tensor, stride: float) -> Tensor:
+        fill = feature.mean(dim=(1, 2))[:, None, None]
+        if self.window_per_side is not None:  # LFR: everything outside the own window is the fill
+            return fill.expand_as(feature)
+        others = box_cells(boxes, stride, *feature.shape[-2:]).any(dim=0)
+        return torch.where(others[None], fill, feature)
+
+    def changed_boxes(self, boxes: Tensor) -> Tensor:
+        return boxes if self.window_per_side is None else enlarge_boxes(boxes, self.window_per_side)
+
 
 class LFRHead(GFRHead):
     """The local ablation: GFR restricted to the proposal box grown to (Hr + Hr/5, Wr + Wr/5).
@@ -273,6 +322,12 @@ class RoIMaskingHead(WholeImageMaskHead):
         _, height, width = feature.shape
         mask = ternary_roi_mask(boxes[index], stride, height, width, self.ring_per_side)
         return feature[None] * mask[:, None].to(feature.dtype)
+
+    def base_map(self, feature: Tensor, boxes: Tensor, stride: float) -> Tensor:
+        return torch.zeros_like(feature)  # the ternary mask is 0 away from the box and its ring
+
+    def changed_boxes(self, boxes: Tensor) -> Tensor:
+        return enlarge_boxes(boxes, self.ring_per_side)
 
 
 class RoIAlignHead(MaskHead):
