@@ -7,13 +7,46 @@ branch by any ``MaskHead`` (GFR, LFR, RoIAlign, RoIMasking).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 
-from cgc.model.mask_heads import MaskHead
+from cgc.model.mask_heads import MaskHead, WholeImageMaskHead
+
+
+@dataclass
+class InstanceMap:
+    """The predicted map R of one ground-truth (weak) instance of a training batch, for the label update.
+
+    ``probabilities`` is sigmoid(logits) of the instance's best sampled proposal, detached, on the
+    CPU, float16, at the mask head's logit resolution: cell (y, x) covers pixels
+    [y*stride, (y+1)*stride) x [x*stride, (x+1)*stride) of the resized (and maybe flipped) image of
+    size ``image_size``; cells past it are padding. float16 rather than uint8: K1 takes log(R + sigma)
+    with sigma = 1e-6, so a probability of 0.001 quantised to 0 would change a labelled pixel's term
+    from 6.9 to 13.8 nats.
+    """
+
+    batch_index: int  # which image of the batch
+    image_id: int
+    annotation_id: int
+    probabilities: Tensor  # (h, w) float16, CPU
+    stride: int  # resized-image pixels per cell
+    image_size: tuple[int, int]  # (h, w) of the resized image
+    proposal: int  # index among the image's sampled mask proposals
+    match_iou: float  # mask IoU (both at 0.5) between R and the instance's label C, at logit resolution
+
+
+def labels_at_logit_resolution(logits: Tensor, masks: Tensor) -> Tensor:
+    """(n, 1, h, w): each whole-image mask as the fraction of salient pixels per logit cell (eq. 8's target)."""
+    height, width = masks.shape[-2:]
+    stride = WholeImageMaskHead._output_stride((height, width), logits)
+    cells_h, cells_w = logits.shape[-2:]
+    padded = F.pad(masks[:, None].to(logits.dtype), (0, cells_w * stride - width, 0, cells_h * stride - height))
+    return F.avg_pool2d(padded, stride) if stride > 1 else padded
 
 
 class CGCRoIHeads(RoIHeads):
@@ -25,6 +58,17 @@ class CGCRoIHeads(RoIHeads):
     GFR, the "other proposals" suppressed for proposal i are exactly these proposals of the image.
     Inference: the top ``detections_per_img`` detections after NMS (the paper's 80) go through
     the mask head; detections carry "mask_logits", turned into image masks by ``CGCNet``.
+
+    Label update (paper III.D, driven by ``cgc.train.label_update``; whole-image mask heads only):
+
+    - ``collect_instance_maps = True``: after each training forward, ``instance_maps`` holds one
+      ``InstanceMap`` per ground-truth instance that has a sampled proposal: the proposal whose
+      map (at 0.5) has the highest mask IoU with the instance's label (at 0.5), as in
+      ``cgc.model.update.match_proposals``, but only among the proposals matched to that
+      instance (ties: the lower index; an instance whose best IoU is 0 gets no map, and its label
+      is kept). Targets must carry ``image_id`` and ``annotation_ids``.
+    - ``update_loss_sigma`` set: the losses include ``loss_upd`` = L_upd = K2 - K1 (eq. 9), see
+      ``label_update_loss``; targets may carry ``label_k2`` (n,) with NaN where not known yet.
     """
 
     def __init__(
@@ -58,6 +102,9 @@ class CGCRoIHeads(RoIHeads):
         )
         self.mask_head = mask_head
         self.mask_proposals_per_image = mask_proposals_per_image
+        self.collect_instance_maps = False
+        self.instance_maps: list[InstanceMap] = []
+        self.update_loss_sigma: Optional[float] = None
 
     def has_mask(self) -> bool:
         return self.mask_head is not None
@@ -70,15 +117,68 @@ class CGCRoIHeads(RoIHeads):
         targets: list[dict[str, Tensor]],
     ) -> tuple[list[Tensor], list[Tensor]]:
         """Positive proposals (at most ``mask_proposals_per_image``) and their matched gt masks."""
-        boxes, masks = [], []
+        boxes, masks, _ = self.select_mask_samples_with_matches(proposals, matched_idxs, labels, targets)
+        return boxes, masks
+
+    def select_mask_samples_with_matches(
+        self,
+        proposals: list[Tensor],
+        matched_idxs: list[Tensor],
+        labels: list[Tensor],
+        targets: list[dict[str, Tensor]],
+    ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """``select_mask_samples`` plus, per image, the index of each proposal's ground-truth instance."""
+        boxes, masks, matches = [], [], []
         for image_proposals, image_matched, image_labels, target in zip(proposals, matched_idxs, labels, targets):
             positive = torch.where(image_labels > 0)[0]
             if positive.numel() > self.mask_proposals_per_image:
                 chosen = torch.randperm(positive.numel(), device=positive.device)[: self.mask_proposals_per_image]
                 positive = positive[chosen]
             boxes.append(image_proposals[positive])
-            masks.append(target["masks"][image_matched[positive]])
-        return boxes, masks
+            matches.append(image_matched[positive])
+            masks.append(target["masks"][matches[-1]])
+        return boxes, masks, matches
+
+    def best_instance_maps(
+        self,
+        logits: list[Tensor],
+        cells: list[Tensor],
+        matches: list[Tensor],
+        image_shapes: list[tuple[int, int]],
+        targets: list[dict[str, Tensor]],
+    ) -> list[InstanceMap]:
+        """Per ground-truth instance with a sampled proposal, the best proposal's map R (see the class doc)."""
+        found = []
+        for batch_index, (image_logits, image_cells, image_matches, size, target) in enumerate(
+            zip(logits, cells, matches, image_shapes, targets)
+        ):
+            if image_logits.shape[0] == 0:
+                continue
+            if "image_id" not in target or "annotation_ids" not in target:
+                raise ValueError("collecting instance maps needs targets with image_id and annotation_ids")
+            predicted = (image_logits.detach() >= 0).flatten(1)  # sigmoid >= 0.5
+            labelled = (image_cells >= 0.5).flatten(1)
+            inter = (predicted & labelled).sum(1).double()
+            union = (predicted | labelled).sum(1).double()
+            ious = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(union)).cpu()
+            stride = WholeImageMaskHead._output_stride(target["masks"].shape[-2:], image_logits)
+            instance_of = image_matches.cpu()
+            for instance in sorted(set(instance_of.tolist())):
+                candidates = torch.where(instance_of == instance)[0]
+                best = int(candidates[torch.argmax(ious[candidates])])  # argmax: first of ties
+                if ious[best] <= 0:
+                    continue
+                found.append(InstanceMap(
+                    batch_index=batch_index,
+                    image_id=int(target["image_id"]),
+                    annotation_id=int(target["annotation_ids"][instance]),
+                    probabilities=torch.sigmoid(image_logits[best, 0].detach().float()).to("cpu", torch.float16),
+                    stride=int(stride),
+                    image_size=(int(size[0]), int(size[1])),
+                    proposal=best,
+                    match_iou=float(ious[best]),
+                ))
+        return found
 
     def forward(
         self,
@@ -98,10 +198,24 @@ class CGCRoIHeads(RoIHeads):
         if self.training:
             loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
             losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
+            self.instance_maps = []
             if self.mask_head is not None:
-                mask_boxes, mask_targets = self.select_mask_samples(proposals, matched_idxs, labels, targets)
+                mask_boxes, mask_targets, mask_matches = self.select_mask_samples_with_matches(
+                    proposals, matched_idxs, labels, targets
+                )
                 mask_logits = self.mask_head(features, mask_boxes, image_shapes)
                 losses["loss_mask"] = self.mask_head.loss(mask_logits, mask_boxes, mask_targets)
+                if self.collect_instance_maps or self.update_loss_sigma is not None:
+                    if not isinstance(self.mask_head, WholeImageMaskHead):
+                        raise ValueError("the label update needs a whole-image mask head (gfr, lfr or roimasking)")
+                    cells = [
+                        labels_at_logit_resolution(image_logits, masks) if image_logits.shape[0] else image_logits.detach()
+                        for image_logits, masks in zip(mask_logits, mask_targets)
+                    ]
+                    if self.collect_instance_maps:
+                        self.instance_maps = self.best_instance_maps(mask_logits, cells, mask_matches, image_shapes, targets)
+                    if self.update_loss_sigma is not None:
+                        losses["loss_upd"] = label_update_loss(mask_logits, cells, mask_matches, targets, self.update_loss_sigma)
             return [], losses
 
         boxes, scores, labels = self.postprocess_detections(class_logits, box_regression, proposals, image_shapes)
@@ -110,3 +224,35 @@ class CGCRoIHeads(RoIHeads):
             for detection, logits in zip(result, self.mask_head(features, boxes, image_shapes)):
                 detection["mask_logits"] = logits
         return result, {}
+
+
+def label_update_loss(
+    logits: list[Tensor], cells: list[Tensor], matches: list[Tensor], targets: list[dict[str, Tensor]], sigma: float
+) -> Tensor:
+    """L_upd = K2 - K1 (eq. 9) over the mask head's sampled positive proposals of a batch.
+
+    K1 = mean over every logit cell of every proposal's map of C log(C / (R + sigma) + sigma), with
+    R = sigmoid(logits) and C = the proposal's instance label at logit resolution (the same target
+    as ``loss_mask``): ``cgc.model.update.update_loss``'s K1 term, with gradient.
+    K2 = the same cell-weighted mean of a constant per instance, ``target["label_k2"]``: the
+    K2(R_f, C) the CRF worker computed for that instance (NaN or absent: not known yet, counted as
+    0). R_f is never needed here: the CRF is not differentiable, so K2 only shifts the value and
+    the gradient is -dK1 whatever K2 is.
+    """
+    k1_sum = logits[0].new_zeros(()).float() if logits else torch.zeros(())
+    k2_sum = torch.zeros((), dtype=torch.float64)
+    count = 0
+    for image_logits, image_cells, image_matches, target in zip(logits, cells, matches, targets):
+        if image_logits.shape[0] == 0:
+            continue
+        probability = torch.sigmoid(image_logits.float())
+        c = image_cells.detach().float()
+        k1_sum = k1_sum + torch.sum(c * torch.log(c / (probability + sigma) + sigma))
+        per_map = image_logits[0].numel()
+        count += image_logits.shape[0] * per_map
+        known = target.get("label_k2")
+        if known is not None:
+            k2_sum += torch.nan_to_num(known.detach().double()[image_matches].cpu(), nan=0.0).sum() * per_map
+    if count == 0:
+        return sum(l.sum() for l in logits) * 0.0  # no positive proposal in the batch
+    return (k2_sum / count).to(k1_sum) - k1_sum / count

