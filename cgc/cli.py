@@ -45,9 +45,85 @@ def annotate() -> None:
     """Collect annotators' boxes and average them into one consensus box per instance."""
 
 
+def labelstudio_server_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--url and --api-key, read from LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY when not given."""
+    options = [
+        click.option("--url", default=None, metavar="URL",
+                     help="Label Studio server, e.g. http://localhost:8080 [env LABEL_STUDIO_URL]."),
+        click.option("--api-key", default=None, metavar="KEY",
+                     help="Personal access token or legacy token; never printed [env LABEL_STUDIO_API_KEY]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@annotate.command("setup")
+@labelstudio_server_options
+@click.option("--images", "image_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder of images to upload, one task per image (jpg, png, bmp, gif, webp).")
+@click.option("--title", required=True, help="Project title; an existing project with this title is reused.")
+@click.option("--annotators-per-image", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Overlap: how many annotators label each image (the paper used five).")
+@click.option("--mask-tool", type=click.Choice(["none", "brush", "polygon"]), default="none", show_default=True,
+              help="Also add a brush or polygon tool, to review masks pushed with `cgc annotate push`.")
+@reports_input_errors
+def annotate_setup(url: str | None, api_key: str | None, image_dir: Path, title: str, annotators_per_image: int,
+                   mask_tool: str) -> None:
+    """Create (or reuse) a Label Studio project for salient boxes and upload the images it lacks."""
+    from cgc.annotate.labelstudio_client import connect_label_studio
+    from cgc.annotate.labelstudio_setup import setup_labelstudio_project
+
+    connection = connect_label_studio(url, api_key)
+    summary = setup_labelstudio_project(connection, image_dir, title, annotators_per_image, mask_tool)
+    click.echo(f"{'Created' if summary.created else 'Reusing'} project {summary.project_id} ({title!r}), "
+               f"{summary.annotators_per_image} annotators per image: {summary.project_url}")
+    click.echo(f"Uploaded {len(summary.uploaded)} images; {len(summary.already_there)} were already there; "
+               f"{summary.tasks_in_project} tasks in the project.")
+    for original, stored in summary.renamed[:5]:
+        click.echo(f"Warning: Label Studio stores {original!r} as {stored!r}; rename it so boxes match the file",
+                   err=True)
+
+
+@annotate.command("push")
+@labelstudio_server_options
+@click.option("--project", "project_id", type=click.IntRange(min=1), required=True, help="Label Studio project id.")
+@click.option("--from", "source", type=click.Path(exists=True, path_type=Path), required=True,
+              help="Consensus boxes (boxes.json), weak labels (annotations.json or its folder), or `cgc predict` "
+                   "output (its folder, or results.json with images.json beside it).")
+@click.option("--model-version", default=None,
+              help="Name shown for these predictions; pushing the same name again replaces them [cgc-<kind>].")
+@click.option("--mask-format", type=click.Choice(["auto", "brush", "polygon", "none"]), default="auto",
+              show_default=True, help="How masks go up: brush RLE or polygons; auto uses the project's mask tool.")
+@click.option("--label", default="salient", show_default=True, help="Label value of the pushed regions.")
+@reports_input_errors
+def annotate_push(url: str | None, api_key: str | None, project_id: int, source: Path, model_version: str | None,
+                  mask_format: str, label: str) -> None:
+    """Upload boxes and masks as predictions (pre-annotations) for people to review and correct."""
+    from cgc.annotate.labelstudio_client import connect_label_studio
+    from cgc.annotate.labelstudio_push import push_predictions
+
+    connection = connect_label_studio(url, api_key)
+    summary = push_predictions(connection, project_id, source, model_version, mask_format, label)
+    click.echo(f"Pushed {summary.kind} as {summary.model_version!r} to project {project_id}: {summary.tasks_pushed} "
+               f"tasks, {summary.regions} regions (masks: {summary.mask_format}); replaced {summary.replaced} older "
+               f"predictions; {summary.images_without_instances} images without instances.")
+    if summary.masks_skipped:
+        click.echo("Warning: masks skipped: the project has no BrushLabels/PolygonLabels tag "
+                   "(create it with `cgc annotate setup --mask-tool brush`)", err=True)
+    for what, names in (("no task", summary.unmatched), ("several tasks", summary.ambiguous)):
+        if names:
+            click.echo(f"Warning: {len(names)} images match {what}: {', '.join(names[:5])}", err=True)
+
+
 @annotate.command("import")
-@click.option("--from-export", "export_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("--from-export", "export_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Label Studio export: JSON (recommended), JSON-MIN, or CSV (by .csv extension).")
+@labelstudio_server_options
+@click.option("--project", "project_id", type=click.IntRange(min=1), default=None,
+              help="Instead of --from-export: pull this project's annotations from the server at --url.")
+@click.option("--expected-annotators", type=click.IntRange(min=1), default=None,
+              help="With --project: report tasks with fewer annotators [default: the project's overlap].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="COCO detection JSON of consensus boxes to write (atomically).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -65,18 +141,34 @@ def annotate() -> None:
 @click.option("--images", "image_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Image folder, to read sizes of images whose annotations carry none (e.g. all empty).")
 @reports_input_errors
-def annotate_import(export_path: Path, out: Path, report_path: Path | None, image_key: str, labels: tuple[str, ...],
-                    match_iou: float, reduce: str, min_annotators: int | None, image_dir: Path | None) -> None:
-    """Average annotators' boxes from a Label Studio export into consensus COCO boxes."""
+def annotate_import(export_path: Path | None, url: str | None, api_key: str | None, project_id: int | None,
+                    expected_annotators: int | None, out: Path, report_path: Path | None, image_key: str,
+                    labels: tuple[str, ...], match_iou: float, reduce: str, min_annotators: int | None,
+                    image_dir: Path | None) -> None:
+    """Average annotators' boxes (from an export file or a live project) into consensus COCO boxes."""
     from cgc.annotate.boxes_dataset import default_report_path, format_import_summary, import_labelstudio_boxes
 
+    if (export_path is None) == (project_id is None):
+        raise click.UsageError("give either --from-export FILE or --project ID (with --url and --api-key)")
     if out.is_dir():
         raise InputError("--out is a directory; give a file name", out)
     report_path = report_path or default_report_path(out)
-    report = import_labelstudio_boxes(export_path, out, report_path, labels, image_key, match_iou, reduce,
-                                      min_annotators, image_dir)
+    if project_id is not None:
+        from cgc.annotate.labelstudio_client import connect_label_studio
+        from cgc.annotate.labelstudio_pull import format_too_few_summary, import_labelstudio_project
+
+        connection = connect_label_studio(url, api_key)
+        report = import_labelstudio_project(connection, project_id, out, report_path, labels, image_key, match_iou,
+                                            reduce, min_annotators, image_dir, expected_annotators)
+        too_few = format_too_few_summary(report)
+    else:
+        report = import_labelstudio_boxes(export_path, out, report_path, labels, image_key, match_iou, reduce,
+                                          min_annotators, image_dir)
+        too_few = None
     for line in format_import_summary(report, out, report_path):
         click.echo(line)
+    if too_few:
+        click.echo(too_few, err=True)
 
 
 @cgc.group()
@@ -233,6 +325,18 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--amp/--no-amp", default=None, help="Mixed precision on CUDA [on]."),
         click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Iterations between checkpoints [1000]."),
         click.option("--loader-workers", type=click.IntRange(min=0), default=None, help="Data-loading processes [2]."),
+        click.option("--update-every", type=click.IntRange(min=0), default=None,
+                     help="Label update (Algorithm 1): write a round of CRF-refined labels to RUN/labels/ every this many "
+                          "iterations and train on it; 0 turns the scheme off [0]."),
+        click.option("--update-start", type=click.IntRange(min=0), default=None,
+                     help="First iteration whose predictions may update labels, and from which L_upd is added "
+                          "[a quarter of --iterations]."),
+        click.option("--update-phi", type=click.FloatRange(min=0), default=None,
+                     help="Keep a label when K2 - K1 >= phi, else replace it by the CRF's map [0.05]."),
+        click.option("--update-weight", type=click.FloatRange(min=0), default=None,
+                     help="lambda in L = L_bb + L_seg + lambda * L_upd; 0 keeps the label rounds without L_upd [1]."),
+        click.option("--crf-workers", type=click.IntRange(min=0), default=None,
+                     help="CRF worker processes for the label update (0: in the training process) [1]."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -244,7 +348,7 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Weak labels (annotations.json from `cgc weaklabels build`).")
 @click.option("--images", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder of the pictures.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Run folder: config.json, checkpoints/, metrics.csv, tensorboard/.")
+              help="Run folder: config.json, checkpoints/, metrics.csv, tensorboard/ (and labels/ with --update-every).")
 @click.option("--resume", is_flag=True, default=False,
               help="Continue from the newest checkpoint in --out with its saved settings (options given now override them).")
 @train_options

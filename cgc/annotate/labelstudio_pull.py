@@ -1,0 +1,116 @@
+"""Pull every annotation of a live Label Studio project and average it into consensus boxes.
+
+The tasks come from the API page by page (`tasks.list(fields="all")`, already the JSON export's
+task shape) and then go through exactly the functions the export-file path uses:
+`parse_labelstudio_tasks` -> `build_consensus_boxes_dataset` -> `build_import_report`. So the
+same annotations give the same boxes.json whichever way they arrive.
+
+On top of the export path, the report lists tasks that fewer annotators finished than the
+project asks for (its overlap, `maximum_annotations`), including tasks nobody opened yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from cgc.annotate.boxes_dataset import build_consensus_boxes_dataset, build_import_report, default_report_path
+from cgc.annotate.consensus import DEFAULT_MATCH_IOU, Reduce
+from cgc.annotate.labelstudio_client import LabelStudioConnection
+from cgc.annotate.labelstudio_export import (
+    DEFAULT_IMAGE_KEY,
+    DEFAULT_LABELS,
+    Note,
+    ParsedExport,
+    image_size_reader,
+    parse_labelstudio_tasks,
+)
+from cgc.annotate.labelstudio_setup import get_project, iter_project_tasks
+from cgc.errors import InputError
+from cgc.fileio import atomic_write_json
+
+SOURCE_FORMAT = "labelstudio-api"
+
+
+def fetch_project_tasks(connection: LabelStudioConnection, project_id: int, page_size: int = 500) -> list[dict[str, Any]]:
+    """All tasks of the project with their annotations (paginated, so thousands of tasks are fine)."""
+    return list(iter_project_tasks(connection, project_id, fields="all", page_size=page_size))
+
+
+def too_few_annotator_notes(parsed: ParsedExport, expected: int) -> list[Note]:
+    """A note for every task with fewer than `expected` usable annotations (0 for unopened tasks)."""
+    notes = [
+        Note(image.task_id, image.file_name, None, "too_few_annotators",
+             f"{len(image.annotators)} of {expected} annotators")
+        for image in parsed.images
+        if len(image.annotators) < expected
+    ]
+    notes += [
+        Note(note.task_id, note.file_name, None, "too_few_annotators", f"0 of {expected} annotators")
+        for note in parsed.notes
+        if note.reason == "no_annotations"
+    ]
+    return sorted(notes, key=lambda note: (str(type(note.task_id)), note.task_id))
+
+
+def import_labelstudio_project(
+    connection: LabelStudioConnection,
+    project_id: int,
+    out_path: str | Path,
+    report_path: str | Path | None = None,
+    labels: Iterable[str] = DEFAULT_LABELS,
+    image_key: str = DEFAULT_IMAGE_KEY,
+    match_iou: float = DEFAULT_MATCH_IOU,
+    reduce: Reduce = "mean",
+    min_annotators: int | None = None,
+    image_dir: str | Path | None = None,
+    expected_annotators: int | None = None,
+    page_size: int = 500,
+) -> dict[str, Any]:
+    """Live project -> consensus COCO boxes + report (same layout as the export-file import)."""
+    out_path = Path(out_path)
+    report_path = default_report_path(out_path) if report_path is None else Path(report_path)
+    if report_path.resolve() == out_path.resolve():
+        raise InputError("the report would overwrite the output; choose another --report path", report_path)
+    labels = tuple(labels)
+    image_size = image_size_reader(image_dir) if image_dir is not None else None
+    project = get_project(connection, project_id)
+    if expected_annotators is None:
+        expected_annotators = int(project.get("maximum_annotations") or 1)
+    tasks = fetch_project_tasks(connection, project_id, page_size)
+    parsed = parse_labelstudio_tasks(tasks, labels, image_key, image_size, SOURCE_FORMAT)
+    built = build_consensus_boxes_dataset(parsed.images, match_iou, reduce, min_annotators)
+    options = {
+        "labels": list(labels),
+        "image_key": image_key,
+        "match_iou": match_iou,
+        "reduce": reduce,
+        "min_annotators": min_annotators if min_annotators is not None else "majority",
+        "images": None if image_dir is None else str(image_dir),
+        "expected_annotators": expected_annotators,
+    }
+    source = f"{connection.url}/projects/{project_id}"
+    report = build_import_report(parsed, built, source, options)
+    too_few = too_few_annotator_notes(parsed, expected_annotators)
+    report["project"] = {"id": project_id, "title": project.get("title"), "url": source}
+    report["counts"]["tasks_with_too_few_annotators"] = len(too_few)
+    report["notes"] += [note.as_dict() for note in too_few]
+    report["output"] = str(out_path)
+    for path, content, indent in ((out_path, built.dataset, None), (report_path, report, 2)):
+        try:
+            atomic_write_json(path, content, indent=indent)
+        except OSError as exc:
+            raise InputError(f"cannot write: {exc.strerror or exc}", path) from None
+    return report
+
+
+def format_too_few_summary(report: dict[str, Any], shown: int = 10) -> str | None:
+    """One line naming the tasks that still need annotators, or None when there are none."""
+    notes = [note for note in report["notes"] if note["reason"] == "too_few_annotators"]
+    if not notes:
+        return None
+    expected = report["options"]["expected_annotators"]
+    listed = ", ".join(f"{note['task_id']} ({note['detail'].split(' of ')[0]})" for note in notes[:shown])
+    more = f" and {len(notes) - shown} more" if len(notes) > shown else ""
+    return f"Warning: {len(notes)} tasks have fewer than {expected} annotators: task {listed}{more}"

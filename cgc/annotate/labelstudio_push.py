@@ -1,0 +1,276 @@
+"""Upload boxes and masks to a Label Studio project as predictions (pre-annotations) to review.
+
+Accepted inputs, each a COCO file cgc writes:
+- consensus boxes (`cgc annotate import`): boxes -> `rectanglelabels`;
+- weak labels (`cgc weaklabels build`, annotations.json): box + mask per instance;
+- model predictions (`cgc predict`: its folder, or results.json with images.json beside it),
+  with scores.
+
+Boxes go as `rectanglelabels` in percent of the image. Masks go as `brushlabels` in Label
+Studio's own RLE (`label_studio_sdk.converter.brush.mask2rle`, lossless) or as `polygonlabels`
+(outer OpenCV contours, one polygon per connected part), whichever mask tool the project's
+labelling config has (`cgc annotate setup --mask-tool`); without one, masks are skipped with a
+warning. An instance's box and mask are separate regions, so a reviewer can fix either.
+
+Images are matched to tasks by `ls_task_id` when the file has it, else by file name. Pushing
+again with the same model version replaces that version's predictions on those tasks instead
+of stacking duplicates. When reviewers accept or fix a prediction, Label Studio stores it as
+their annotation, which the next `cgc annotate import` reads.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cgc.annotate.labelstudio_client import LabelStudioConnection, LabelStudioError
+from cgc.annotate.labelstudio_export import labelstudio_image_file_name
+from cgc.annotate.labelstudio_setup import get_project, iter_project_tasks, stored_file_name, task_image_ref
+from cgc.errors import InputError
+from cgc.fileio import read_json
+
+MASK_FORMATS = ("auto", "brush", "polygon", "none")
+PUSH_BATCH = 200
+_CONTROL_TYPES = {"rectanglelabels": "rectangle", "brushlabels": "brush", "polygonlabels": "polygon"}
+
+
+@dataclass
+class Instances:
+    """A COCO file read for pushing: its kind and, per image, the image record and its instances."""
+
+    kind: str  # "boxes", "weaklabels" or "predictions"
+    images: list[dict[str, Any]]
+    instances: dict[Any, list[dict[str, Any]]]
+
+
+@dataclass
+class PushSummary:
+    project_id: int
+    model_version: str
+    kind: str
+    mask_format: str
+    tasks_pushed: int = 0
+    regions: int = 0
+    replaced: int = 0
+    images_without_instances: int = 0
+    unmatched: list[str] = field(default_factory=list)
+    ambiguous: list[str] = field(default_factory=list)
+    masks_skipped: bool = False
+
+
+def read_instances(path: str | Path) -> Instances:
+    """Consensus boxes, weak labels or `cgc predict` output -> images and their instances."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "annotations.json").is_file():
+            return read_instances(path / "annotations.json")
+        if (path / "results.json").is_file():
+            return read_instances(path / "results.json")
+        raise InputError("folder holds neither annotations.json (weak labels) nor results.json (cgc predict)", path)
+    content = read_json(path, "annotations file")
+    if isinstance(content, list):
+        images_path = path.with_name("images.json")
+        images = read_json(images_path, "images.json of `cgc predict` (beside the results)")
+        annotations = content
+    elif isinstance(content, dict) and isinstance(content.get("images"), list):
+        images, annotations = content["images"], content.get("annotations") or []
+    else:
+        raise InputError("not a COCO file (expected 'images' and 'annotations') nor COCO results", path)
+    if not isinstance(images, list) or not all(isinstance(i, dict) and "id" in i and "file_name" in i for i in images):
+        raise InputError("images must be objects with 'id' and 'file_name'", path)
+    by_image: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for annotation in annotations:
+        if isinstance(annotation, dict) and "image_id" in annotation:
+            by_image[annotation["image_id"]].append(annotation)
+    flat = [a for a in annotations if isinstance(a, dict)]
+    kind = (
+        "predictions" if any("score" in a for a in flat)
+        else "weaklabels" if any(a.get("segmentation") for a in flat)
+        else "boxes"
+    )
+    return Instances(kind, images, dict(by_image))
+
+
+@dataclass(frozen=True)
+class ControlTag:
+    name: str
+    to_name: str
+    label: str | None
+
+
+def control_tags(label_config: str) -> dict[str, ControlTag]:
+    """The project's first RectangleLabels / BrushLabels / PolygonLabels tag, by kind."""
+    try:
+        root = ET.fromstring(label_config)
+    except ET.ParseError as exc:
+        raise LabelStudioError(f"cannot read the project's labelling config: {exc}") from None
+    found: dict[str, ControlTag] = {}
+    for element in root.iter():
+        kind = _CONTROL_TYPES.get(element.tag.lower())
+        if kind and kind not in found and element.get("name") and element.get("toName"):
+            labels = [child.get("value") for child in element if child.tag.lower() == "label"]
+            found[kind] = ControlTag(element.get("name"), element.get("toName").split(",")[0], labels[0] if labels else None)
+    return found
+
+
+def _bbox(annotation: dict[str, Any], width: int, height: int) -> tuple[float, float, float, float] | None:
+    bbox = annotation.get("bbox")
+    if isinstance(bbox, list) and len(bbox) == 4 and bbox[2] > 0 and bbox[3] > 0:
+        return tuple(float(v) for v in bbox)  # type: ignore[return-value]
+    if annotation.get("segmentation"):
+        from cgc.coco import decode_mask, mask_bbox_xywh
+
+        box = mask_bbox_xywh(decode_mask(annotation["segmentation"], height, width))
+        return tuple(box) if box[2] > 0 else None  # type: ignore[return-value]
+    return None
+
+
+def _pct(value: float, size: int) -> float:
+    return min(100.0, max(0.0, value / size * 100.0))
+
+
+def rectangle_result(region_id: str, tag: ControlTag, label: str, box: tuple[float, float, float, float],
+                     width: int, height: int) -> dict[str, Any]:
+    x, y, w, h = box
+    return {
+        "id": region_id, "from_name": tag.name, "to_name": tag.to_name, "type": "rectanglelabels",
+        "original_width": width, "original_height": height, "image_rotation": 0,
+        "value": {"x": _pct(x, width), "y": _pct(y, height), "width": _pct(w, width), "height": _pct(h, height),
+                  "rotation": 0, "rectanglelabels": [label]},
+    }
+
+
+def mask_results(region_id: str, tag: ControlTag, mask_format: str, label: str, mask: np.ndarray) -> list[dict[str, Any]]:
+    """One brushlabels region (Label Studio RLE), or one polygonlabels region per outer contour."""
+    height, width = mask.shape
+    common = {"from_name": tag.name, "to_name": tag.to_name, "original_width": width, "original_height": height,
+              "image_rotation": 0}
+    if mask_format == "brush":
+        from label_studio_sdk.converter.brush import mask2rle
+
+        rle = mask2rle(mask.astype(np.uint8) * 255)
+        return [{"id": region_id, **common, "type": "brushlabels",
+                 "value": {"format": "rle", "rle": [int(v) for v in rle], "brushlabels": [label]}}]
+    import cv2
+
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    results = []
+    for number, contour in enumerate(sorted(contours, key=cv2.contourArea, reverse=True)):
+        if len(contour) < 3:
+            continue
+        points = [[_pct(float(x), width), _pct(float(y), height)] for x, y in contour[:, 0, :]]
+        results.append({"id": f"{region_id}-{number}", **common, "type": "polygonlabels",
+                        "value": {"points": points, "closed": True, "polygonlabels": [label]}})
+    return results
+
+
+def prediction_for_image(image: dict[str, Any], instances: list[dict[str, Any]], tags: dict[str, ControlTag],
+                         mask_format: str, label: str) -> tuple[list[dict[str, Any]], float | None]:
+    """Result regions for one image, plus the prediction's score (mean instance score/agreement)."""
+    from cgc.coco import decode_mask
+
+    width, height = int(image["width"]), int(image["height"])
+    results: list[dict[str, Any]] = []
+    scores = []
+    for number, annotation in enumerate(instances, start=1):
+        region = f"cgc{annotation.get('id', number)}"
+        box = _bbox(annotation, width, height)
+        score = annotation.get("score", annotation.get("agreement"))
+        if isinstance(score, (int, float)):
+            scores.append(float(score))
+        if box is not None and "rectangle" in tags:
+            item = rectangle_result(f"{region}-box", tags["rectangle"], label, box, width, height)
+            if isinstance(score, (int, float)):
+                item["score"] = float(score)
+            results.append(item)
+        if mask_format != "none" and annotation.get("segmentation"):
+            mask = decode_mask(annotation["segmentation"], height, width)
+            if mask.any():
+                results += mask_results(f"{region}-mask", tags[mask_format], mask_format, label, mask)
+    return results, (sum(scores) / len(scores) if scores else None)
+
+
+def push_predictions(
+    connection: LabelStudioConnection,
+    project_id: int,
+    source: str | Path,
+    model_version: str | None = None,
+    mask_format: str = "auto",
+    label: str = "salient",
+) -> PushSummary:
+    """Upload the file's instances as predictions on the matching tasks of the project."""
+    data = read_instances(source)
+    project = get_project(connection, project_id)
+    tags = control_tags(project.get("label_config") or "<View/>")
+    if "rectangle" not in tags:
+        raise LabelStudioError(f"project {project_id} has no RectangleLabels tag; create it with `cgc annotate setup`")
+    has_masks = data.kind != "boxes"
+    masks_skipped = False
+    if mask_format == "auto":
+        mask_format = next((kind for kind in ("brush", "polygon") if kind in tags), "none")
+        masks_skipped = has_masks and mask_format == "none"
+    elif mask_format != "none" and mask_format not in tags:
+        raise LabelStudioError(
+            f"project {project_id} has no {mask_format.capitalize()}Labels tag for masks; "
+            f"use --mask-format {'/'.join(k for k in ('brush', 'polygon') if k in tags) or 'none'} "
+            f"or create the project with `cgc annotate setup --mask-tool {mask_format}`")
+    model_version = model_version or f"cgc-{data.kind}"
+    summary = PushSummary(project_id, model_version, data.kind, mask_format, masks_skipped=masks_skipped)
+
+    tasks = list(iter_project_tasks(connection, project_id, fields="all"))
+    by_id = {task["id"]: task for task in tasks}
+    by_name: dict[str, list[int]] = defaultdict(list)
+    for task in tasks:
+        ref = task_image_ref(task)
+        if ref:
+            by_name[labelstudio_image_file_name(ref)].append(task["id"])
+
+    predictions = []
+    for image in data.images:
+        task_id = image.get("ls_task_id")
+        if task_id not in by_id:
+            candidates = by_name.get(image["file_name"]) or by_name.get(stored_file_name(image["file_name"])) or []
+            if len(candidates) != 1:
+                (summary.ambiguous if candidates else summary.unmatched).append(image["file_name"])
+                continue
+            task_id = candidates[0]
+        instances = data.instances.get(image["id"], [])
+        if not instances:
+            summary.images_without_instances += 1
+            continue
+        results, score = prediction_for_image(image, instances, tags, mask_format, label)
+        prediction: dict[str, Any] = {"task": task_id, "result": results, "model_version": model_version}
+        if score is not None:
+            prediction["score"] = score
+        predictions.append(prediction)
+        summary.regions += len(results)
+
+    pushed_tasks = {p["task"] for p in predictions}
+    stale = [
+        p["id"] for task_id in pushed_tasks for p in by_id[task_id].get("predictions") or []
+        if isinstance(p, dict) and p.get("model_version") == model_version and "id" in p
+    ]
+    for prediction_id in stale:
+        with connection.errors(f"replacing prediction {prediction_id}"):
+            connection.client.predictions.delete(id=prediction_id)
+    summary.replaced = len(stale)
+    _upload_predictions(connection, project_id, predictions)
+    summary.tasks_pushed = len(predictions)
+    return summary
+
+
+def _upload_predictions(connection: LabelStudioConnection, project_id: int, predictions: list[dict[str, Any]]) -> None:
+    bulk = getattr(connection.client.projects, "import_predictions", None)
+    for start in range(0, len(predictions), PUSH_BATCH):
+        batch = predictions[start:start + PUSH_BATCH]
+        with connection.errors(f"uploading predictions to project {project_id}", project_id):
+            if bulk is not None:
+                bulk(id=project_id, request=batch)
+            else:  # older SDKs: one request per task
+                for prediction in batch:
+                    connection.client.predictions.create(**prediction)

@@ -1,0 +1,209 @@
+"""Create (or reuse) a Label Studio project for salient-instance boxes and upload the images.
+
+Images are uploaded through the project's import endpoint rather than served from a
+local-files storage. Upload works against any server, local or remote, with no server-side
+settings; Label Studio then keeps its own copy (`/data/upload/<project>/<8 hex>-<name>`),
+which `labelstudio_image_file_name` maps back to `<name>`. Local-files storage would avoid that
+copy, but only works when the images sit on the server's own disk under
+LOCAL_FILES_DOCUMENT_ROOT with LOCAL_FILES_SERVING_ENABLED=true, which cgc cannot arrange.
+
+Idempotent: the project is found by its title, and images whose stored file name already
+appears in a task of the project are not uploaded again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from cgc.annotate.labelstudio_client import LabelStudioConnection, LabelStudioError, as_plain
+from cgc.annotate.labelstudio_export import labelstudio_image_file_name
+from cgc.errors import InputError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+INSTRUCTIONS = (
+    "<p>Draw <b>one box per salient instance</b>: every object that stands out and catches the eye "
+    "gets its own tight rectangle labelled <i>salient</i>, even when objects touch or overlap. "
+    "Do not box the background or parts of an object. If nothing stands out, submit without a box.</p>"
+)
+# Django's storage (and so Label Studio's upload) keeps only these characters of a file name.
+_STORED_NAME_DROP = re.compile(r"(?u)[^-\w.]")
+# Label Studio accepts up to 100 files per request by default; stay well below, and below its size cap.
+UPLOAD_BATCH_FILES = 50
+UPLOAD_BATCH_BYTES = 64 * 1024 * 1024
+PAGE_SIZE = 500
+
+
+def salient_label_config(mask_tool: str = "none") -> str:
+    """Label Studio labelling config: one RectangleLabels "salient" (+ a mask tool to review masks)."""
+    mask = {
+        "none": "",
+        "brush": '  <BrushLabels name="mask" toName="image">\n    <Label value="salient" background="#00a0ff"/>\n'
+        "  </BrushLabels>\n",
+        "polygon": '  <PolygonLabels name="mask" toName="image" strokeWidth="2">\n'
+        '    <Label value="salient" background="#00a0ff"/>\n  </PolygonLabels>\n',
+    }[mask_tool]
+    return (
+        "<View>\n"
+        f"  <Header value={quoteattr('Draw one box per salient instance')}/>\n"
+        '  <Image name="image" value="$image" zoom="true" zoomControl="true"/>\n'
+        '  <RectangleLabels name="label" toName="image" strokeWidth="2">\n'
+        '    <Label value="salient" background="#ff3030"/>\n'
+        "  </RectangleLabels>\n"
+        f"{mask}"
+        "</View>\n"
+    )
+
+
+def stored_file_name(name: str) -> str:
+    """The name Label Studio's upload keeps (Django's get_valid_filename): spaces -> _, odd characters dropped."""
+    return _STORED_NAME_DROP.sub("", name.strip().replace(" ", "_"))
+
+
+def list_images(image_dir: str | Path) -> list[Path]:
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise InputError("image folder not found", image_dir)
+    images = sorted(p for p in image_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the folder", image_dir)
+    return images
+
+
+@dataclass
+class SetupSummary:
+    project_id: int
+    project_url: str
+    created: bool
+    uploaded: list[str] = field(default_factory=list)
+    already_there: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    tasks_in_project: int = 0
+    annotators_per_image: int = 5
+
+
+def find_project_by_title(connection: LabelStudioConnection, title: str) -> dict[str, Any] | None:
+    """The oldest project with exactly this title, if any."""
+    with connection.errors("listing projects"):
+        projects = [as_plain(p) for p in connection.client.projects.list(page_size=100)]
+    same = sorted((p for p in projects if p.get("title") == title), key=lambda p: p.get("id", 0))
+    return same[0] if same else None
+
+
+def iter_project_tasks(
+    connection: LabelStudioConnection, project_id: int, fields: str = "all", page_size: int = PAGE_SIZE
+) -> Iterator[dict[str, Any]]:
+    """Every task of a project as a plain dict, page by page (the SDK's pager fetches lazily)."""
+    with connection.errors(f"listing the tasks of project {project_id}", project_id):
+        for task in connection.client.tasks.list(project=project_id, fields=fields, page_size=page_size):
+            yield as_plain(task)
+
+
+def get_project(connection: LabelStudioConnection, project_id: int) -> dict[str, Any]:
+    with connection.errors(f"reading project {project_id}", project_id):
+        return as_plain(connection.client.projects.get(id=project_id))
+
+
+def task_image_ref(task: dict[str, Any], image_key: str = "image") -> str | None:
+    """The task's image reference: `data[image_key]`, else its first string value."""
+    data = task.get("data") if isinstance(task.get("data"), dict) else {}
+    value = data.get(image_key)
+    if isinstance(value, str) and value:
+        return value
+    return next((v for v in data.values() if isinstance(v, str) and v), None)
+
+
+def _upload_batches(paths: list[Path]) -> Iterator[list[Path]]:
+    batch: list[Path] = []
+    size = 0
+    for path in paths:
+        file_size = path.stat().st_size
+        if batch and (len(batch) >= UPLOAD_BATCH_FILES or size + file_size > UPLOAD_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(path)
+        size += file_size
+    if batch:
+        yield batch
+
+
+def upload_images(connection: LabelStudioConnection, project_id: int, paths: list[Path]) -> int:
+    """Upload image files as new tasks (one per image); returns the number of tasks created."""
+    import mimetypes
+
+    created = 0
+    for batch in _upload_batches(paths):
+        files = {
+            path.name: (path.name, path.read_bytes(), mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+            for path in batch
+        }
+        answer = connection.request_json(
+            "POST", f"api/projects/{project_id}/import", f"uploading images to project {project_id}", files=files
+        )
+        if isinstance(answer, dict):
+            created += int(answer.get("task_count") or 0)
+    return created
+
+
+def setup_labelstudio_project(
+    connection: LabelStudioConnection,
+    image_dir: str | Path,
+    title: str,
+    annotators_per_image: int = 5,
+    mask_tool: str = "none",
+    description: str = "Salient instance boxes for cgc (CGCNet weak supervision)",
+) -> SetupSummary:
+    """Find or create the project, set its overlap, and upload the images it does not have yet."""
+    images = list_images(image_dir)
+    stored = [stored_file_name(path.name) for path in images]
+    duplicates = sorted({name for name in stored if stored.count(name) > 1})
+    if duplicates:
+        raise InputError(f"several images would be stored as the same name: {duplicates[:5]}", image_dir)
+
+    overlap = {"maximum_annotations": annotators_per_image, "overlap_cohort_percentage": 100}
+    project = find_project_by_title(connection, title)
+    created = project is None
+    if project is None:
+        with connection.errors("creating the project"):
+            project = as_plain(
+                connection.client.projects.create(
+                    title=title,
+                    description=description,
+                    label_config=salient_label_config(mask_tool),
+                    expert_instruction=INSTRUCTIONS,
+                    show_instruction=True,
+                    show_skip_button=False,
+                    enable_empty_annotation=True,
+                    **overlap,
+                )
+            )
+    project_id = int(project["id"])
+    if not created and any(project.get(key) != value for key, value in overlap.items()):
+        with connection.errors(f"updating project {project_id}", project_id):
+            connection.client.projects.update(id=project_id, **overlap)
+
+    existing = set()
+    for task in iter_project_tasks(connection, project_id, fields="task_only"):
+        ref = task_image_ref(task)
+        if ref:
+            existing.add(labelstudio_image_file_name(ref))
+    new = [path for path, name in zip(images, stored) if name not in existing]
+    summary = SetupSummary(
+        project_id=project_id,
+        project_url=f"{connection.url}/projects/{project_id}/data",
+        created=created,
+        already_there=[path.name for path, name in zip(images, stored) if name in existing],
+        renamed=[(path.name, name) for path, name in zip(images, stored) if path.name != name],
+        annotators_per_image=annotators_per_image,
+    )
+    if new:
+        made = upload_images(connection, project_id, new)
+        if made != len(new):
+            raise LabelStudioError(f"uploaded {len(new)} images to project {project_id} but it made {made} tasks")
+        summary.uploaded = [path.name for path in new]
+    summary.tasks_in_project = len(existing) + len(summary.uploaded)
+    return summary

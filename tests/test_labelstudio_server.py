@@ -1,0 +1,342 @@
+"""cgc against a real Label Studio server: setup -> five annotators -> import -> weak labels -> push.
+
+The server (see `labelstudio_server.py`) starts once per session, ~60 s. Without it installed the
+server tests skip locally and FAIL in CI (CI=true): `make test` installs it first. The retry and
+error-message tests at the top need no server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cgc.annotate.labelstudio_client import (
+    LabelStudioError,
+    RetryPolicy,
+    RetryTransport,
+    as_plain,
+    connect_label_studio,
+    explain_failure,
+)
+from cgc.cli import cgc
+from labelstudio_server import free_port, label_studio_binary, running_label_studio
+
+SECRET = "0123456789abcdef0123456789abcdef01234567"
+NO_WAIT = RetryPolicy(attempts=4, base_delay=0.0, max_retry_after=0.0)
+server_test = pytest.mark.slow
+
+
+def run_cgc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The real command line in a child process, as a user runs it (no CliRunner exception capture)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
+    return subprocess.run([sys.executable, "-m", "cgc.cli", *args], capture_output=True, text=True,
+                          env={**clean, **(env or {})}, timeout=300)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *must_contain: str) -> None:
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert SECRET not in result.stderr + result.stdout
+    for text in must_contain:
+        assert text in lines[0], lines[0]
+
+
+# -- retries and messages, no server ------------------------------------------------------------
+
+
+def scripted_transport(answers: list) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    """A fake server answering from a script: an int status, or an exception to raise."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        status, headers = answer if isinstance(answer, tuple) else (answer, {})
+        return httpx.Response(status, headers=headers, json={"id": 1, "email": "admin@example.com"})
+
+    return httpx.MockTransport(handler), seen
+
+
+def test_retry_transport_retries_transient_statuses_with_backoff() -> None:
+    mock, seen = scripted_transport([503, (429, {"Retry-After": "3"}), 200])
+    waits: list[float] = []
+    transport = RetryTransport(mock, RetryPolicy(attempts=4, base_delay=0.5, jitter=0.0), sleep=waits.append)
+    with httpx.Client(transport=transport) as client:
+        assert client.get("http://ls.test/api/projects").status_code == 200
+    assert len(seen) == 3
+    assert waits == [0.5, 3.0]  # exponential backoff, then the server's Retry-After
+
+
+def test_retry_transport_retries_refused_connections_then_gives_up() -> None:
+    mock, seen = scripted_transport([httpx.ConnectError("refused")] * 4)
+    transport = RetryTransport(mock, RetryPolicy(attempts=4, base_delay=1.0, jitter=0.0), sleep=lambda s: None)
+    with httpx.Client(transport=transport) as client, pytest.raises(httpx.ConnectError):
+        client.get("http://ls.test/api/projects")
+    assert len(seen) == 4 and transport.retries_done == 3
+
+
+def test_retry_transport_does_not_repeat_a_post_after_a_500() -> None:
+    """A POST that failed with 500 may have created tasks already: do not send it twice."""
+    mock, seen = scripted_transport([500, 200])
+    transport = RetryTransport(mock, NO_WAIT, sleep=lambda s: None)
+    with httpx.Client(transport=transport) as client:
+        assert client.post("http://ls.test/api/projects/1/import", files={"a.jpg": b"x"}).status_code == 500
+    assert len(seen) == 1
+
+
+def test_retry_transport_resends_a_multipart_post_after_a_503() -> None:
+    mock, seen = scripted_transport([503, 201])
+    transport = RetryTransport(mock, NO_WAIT, sleep=lambda s: None)
+    with httpx.Client(transport=transport) as client:
+        answer = client.post("http://ls.test/api/projects/1/import", files={"a.jpg": ("a.jpg", b"jpeg-bytes")})
+    assert answer.status_code == 201 and len(seen) == 2
+    assert b"jpeg-bytes" in seen[1].content
+
+
+def test_connect_retries_through_the_sdk_and_reports_a_refused_key_without_it() -> None:
+    mock, seen = scripted_transport([502, 200])
+    connection = connect_label_studio("http://ls.test", SECRET, NO_WAIT, transport=mock)
+    assert len(seen) == 2 and connection.transport.retries_done == 1
+    assert seen[-1].headers["Authorization"] == f"Token {SECRET}"
+
+    mock, _ = scripted_transport([401])
+    with pytest.raises(LabelStudioError) as caught:
+        connect_label_studio("http://ls.test", SECRET, NO_WAIT, transport=mock)
+    assert "refused the API key" in str(caught.value) and SECRET not in str(caught.value)
+
+
+def test_failure_messages_are_one_line_and_name_the_problem() -> None:
+    request = httpx.Request("GET", "http://127.0.0.1:9/api")
+    refused = explain_failure(httpx.ConnectError("[Errno 111] Connection refused", request=request), "http://h", "x")
+    assert refused == "cannot connect to Label Studio at http://h: connection refused (is the server running?)"
+
+    class Api404(Exception):
+        status_code, body = 404, {"detail": "Not found."}
+
+    assert "project 7 not found" in explain_failure(Api404(), "http://h", "x", project=7)
+    assert "base URL" in explain_failure(Api404(), "http://h", "x")
+
+
+def test_credentials_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    result = CliRunner().invoke(cgc, ["annotate", "import", "--project", "1", "--out", "boxes.json"])
+    assert result.exit_code == 1 and "LABEL_STUDIO_URL" in result.output
+    monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:9")
+    result = CliRunner().invoke(cgc, ["annotate", "import", "--project", "1", "--out", "boxes.json"])
+    assert result.exit_code == 1 and "LABEL_STUDIO_API_KEY" in result.output
+
+
+def test_dead_server_gives_a_one_line_error() -> None:
+    port = free_port()  # nothing listens there once the probe socket is closed
+    result = run_cgc("annotate", "import", "--url", f"http://127.0.0.1:{port}", "--api-key", SECRET,
+                     "--project", "1", "--out", "unused.json")
+    assert_one_line_error(result, "connection refused")
+
+
+# -- against the real server ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory):
+    binary = label_studio_binary()
+    if not binary.exists():
+        message = (f"Label Studio server not installed at {binary}: run `make labelstudio` "
+                   "(or set CGC_LABEL_STUDIO_BIN)")
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with running_label_studio(tmp_path_factory.mktemp("labelstudio")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def admin(label_studio):
+    return connect_label_studio(label_studio.url, label_studio.api_key)
+
+
+def server_args(label_studio, *args: str) -> list[str]:
+    return [*args, "--url", label_studio.url, "--api-key", label_studio.api_key]
+
+
+@pytest.fixture(scope="session")
+def annotated_project(label_studio, admin, sample_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Setup (twice) on the sample images, then the sample's five annotators' boxes, each as a real user.
+
+    Two annotators skip the first task, so it has 3 of 5 annotations.
+    """
+    runner = CliRunner()
+    args = server_args(label_studio, "annotate", "setup", "--images", str(sample_dir / "imgs"),
+                       "--title", "Salient round trip", "--mask-tool", "brush")
+    first = runner.invoke(cgc, args)
+    assert first.exit_code == 0, first.output
+    assert "Created project" in first.output and "Uploaded 12 images" in first.output
+    again = runner.invoke(cgc, args)
+    assert again.exit_code == 0, again.output
+    assert "Reusing project" in again.output and "Uploaded 0 images; 12 were already there" in again.output
+    project_id = int(first.output.split("project ", 1)[1].split()[0])
+    project = as_plain(admin.client.projects.get(id=project_id))
+    assert project["maximum_annotations"] == 5 and "one box per salient instance" in project["expert_instruction"]
+
+    sample_tasks = {Path(t["data"]["image"]).name.split("-", 1)[1]: t
+                    for t in json.loads((sample_dir / "labelstudio_export.json").read_text())}
+    users = {}
+    for number in range(1, 6):
+        user = as_plain(admin.client.users.create(username=f"annotator{number}", email=f"annotator{number}@example.com"))
+        users[number] = user["id"]
+    tasks = sorted((as_plain(t) for t in admin.client.tasks.list(project=project_id)), key=lambda t: t["id"])
+    assert len(tasks) == 12
+    short_task = tasks[0]["id"]
+    submitted = []
+    for task in tasks:
+        name = Path(task["data"]["image"]).name.split("-", 1)[1]
+        annotations = sample_tasks[name]["annotations"]
+        if task["id"] == short_task:
+            annotations = annotations[:3]
+        for annotation in annotations:
+            admin.client.annotations.create(id=task["id"], result=annotation["result"],
+                                            completed_by=users[annotation["completed_by"]])
+        submitted.append({**sample_tasks[name], "annotations": annotations})
+    # The same boxes as a local export (annotator numbers as in the sample), for the expected consensus.
+    expected_export = tmp_path_factory.mktemp("expected") / "sample_export.json"
+    expected_export.write_text(json.dumps(submitted))
+    return {"id": project_id, "short_task": short_task, "expected_export": expected_export, "users": users}
+
+
+@server_test
+def test_live_import_averages_five_annotators_and_reports_short_tasks(label_studio, annotated_project, tmp_path):
+    out = tmp_path / "boxes.json"
+    result = run_cgc("annotate", "import", *server_args(label_studio, "--project", str(annotated_project["id"])),
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert label_studio.api_key not in result.stdout + result.stderr
+    assert "Read 12 tasks (labelstudio-api), 58 annotations" in result.stdout
+    assert f"1 tasks have fewer than 5 annotators: task {annotated_project['short_task']} (3)" in result.stderr
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert report["counts"]["tasks_with_too_few_annotators"] == 1
+
+    expected_out = tmp_path / "expected.json"
+    CliRunner().invoke(cgc, ["annotate", "import", "--from-export", str(annotated_project["expected_export"]),
+                             "--out", str(expected_out)], catch_exceptions=False)
+    live, expected = json.loads(out.read_text()), json.loads(expected_out.read_text())
+    boxes = {}
+    for dataset in (live, expected):
+        names = {image["id"]: image["file_name"] for image in dataset["images"]}
+        boxes[id(dataset)] = sorted((names[a["image_id"]], a["bbox"], a["num_annotators"]) for a in dataset["annotations"])
+    assert len(boxes[id(live)]) >= 12
+    for (name, bbox, votes), (name2, bbox2, votes2) in zip(boxes[id(live)], boxes[id(expected)], strict=True):
+        assert (name, votes) == (name2, votes2)
+        np.testing.assert_allclose(bbox, bbox2, atol=1e-9)
+
+
+@server_test
+def test_live_import_and_export_file_give_identical_boxes(label_studio, admin, annotated_project, tmp_path):
+    project_id = annotated_project["id"]
+    export = admin.request_json("GET", f"api/projects/{project_id}/export", "exporting", params={"exportType": "JSON"})
+    export_path = tmp_path / "export.json"
+    export_path.write_text(json.dumps(export))
+    live_out, file_out = tmp_path / "live.json", tmp_path / "file.json"
+    live = CliRunner().invoke(cgc, ["annotate", "import", *server_args(label_studio, "--project", str(project_id)),
+                                    "--out", str(live_out)])
+    from_file = CliRunner().invoke(cgc, ["annotate", "import", "--from-export", str(export_path), "--out", str(file_out)])
+    assert live.exit_code == 0 and from_file.exit_code == 0, live.output + from_file.output
+    assert live_out.read_bytes() == file_out.read_bytes()
+
+    # Page by page: small pages give the same tasks as one big one.
+    from cgc.annotate.labelstudio_pull import fetch_project_tasks
+
+    paged = fetch_project_tasks(admin, project_id, page_size=5)
+    assert sorted(t["id"] for t in paged) == sorted(t["id"] for t in fetch_project_tasks(admin, project_id))
+    assert len(paged) == 12
+
+
+@server_test
+def test_round_trip_weaklabels_push_and_read_back(label_studio, admin, annotated_project, sample_dir, tmp_path):
+    from cgc.coco import decode_mask
+    from label_studio_sdk.converter.brush import decode_rle
+
+    project_id = annotated_project["id"]
+    runner = CliRunner()
+    boxes = tmp_path / "boxes.json"
+    assert runner.invoke(cgc, ["annotate", "import", *server_args(label_studio, "--project", str(project_id)),
+                               "--out", str(boxes)]).exit_code == 0
+    built = runner.invoke(cgc, ["weaklabels", "build", "--images", str(sample_dir / "imgs"), "--masks",
+                                str(sample_dir / "masks"), "--boxes", str(boxes), "--out", str(tmp_path / "weak"),
+                                "--workers", "1"])
+    assert built.exit_code == 0, built.output
+    weak = json.loads((tmp_path / "weak" / "annotations.json").read_text())
+
+    push = server_args(label_studio, "annotate", "push", "--project", str(project_id), "--from", str(tmp_path / "weak"))
+    for attempt in range(2):  # the second push replaces the first instead of stacking
+        result = runner.invoke(cgc, push)
+        assert result.exit_code == 0, result.output
+        assert "Pushed weaklabels as 'cgc-weaklabels'" in result.output and "masks: brush" in result.output
+    assert f"replaced {len({a['image_id'] for a in weak['annotations']})} older" in result.output
+    consensus = runner.invoke(cgc, server_args(label_studio, "annotate", "push", "--project", str(project_id),
+                                               "--from", str(boxes)))
+    assert consensus.exit_code == 0 and "Pushed boxes as 'cgc-boxes'" in consensus.output
+
+    tasks = {t["id"]: t for t in (as_plain(t) for t in admin.client.tasks.list(project=project_id))}
+    names = {image["id"]: image for image in weak["images"]}
+    by_file = {Path(t["data"]["image"]).name.split("-", 1)[1]: t for t in tasks.values()}
+    checked = 0
+    for annotation in weak["annotations"]:
+        image = names[annotation["image_id"]]
+        task = by_file[image["file_name"]]
+        versions = sorted(p["model_version"] for p in task["predictions"])
+        assert versions == ["cgc-boxes", "cgc-weaklabels"]
+        prediction = next(p for p in task["predictions"] if p["model_version"] == "cgc-weaklabels")
+        region = f"cgc{annotation['id']}"
+        rect = next(r for r in prediction["result"] if r["id"] == f"{region}-box")
+        x, y, w, h = annotation["bbox"]
+        assert rect["value"]["x"] == pytest.approx(x / image["width"] * 100)
+        assert rect["value"]["width"] == pytest.approx(w / image["width"] * 100)
+        brush = next(r for r in prediction["result"] if r["id"] == f"{region}-mask")
+        pushed = decode_rle(brush["value"]["rle"]).reshape(image["height"], image["width"], 4)[:, :, 3] > 0
+        assert np.array_equal(pushed, decode_mask(annotation["segmentation"], image["height"], image["width"]))
+        checked += 1
+    assert checked == len(weak["annotations"]) > 0
+
+    # A reviewer accepts one prediction's box: the next import sees one more annotation.
+    task = by_file[names[weak["annotations"][0]["image_id"]]["file_name"]]
+    prediction = next(p for p in task["predictions"] if p["model_version"] == "cgc-weaklabels")
+    admin.client.annotations.create(id=task["id"], result=[r for r in prediction["result"]
+                                                           if r["type"] == "rectanglelabels"])
+    again = runner.invoke(cgc, ["annotate", "import", *server_args(label_studio, "--project", str(project_id)),
+                                "--out", str(tmp_path / "after_review.json")])
+    assert "59 annotations" in again.output
+
+
+@server_test
+def test_personal_access_token_and_environment_credentials(label_studio, admin, annotated_project, tmp_path):
+    token = as_plain(admin.client.tokens.create())["token"]  # a JWT refresh token, as real deployments use
+    result = run_cgc("annotate", "import", "--project", str(annotated_project["id"]), "--out",
+                     str(tmp_path / "boxes.json"),
+                     env={"LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": token})
+    assert result.returncode == 0, result.stderr
+    assert token not in result.stdout + result.stderr
+
+
+@server_test
+def test_wrong_key_and_missing_project_give_one_line_errors(label_studio, tmp_path) -> None:
+    wrong_key = run_cgc("annotate", "import", "--url", label_studio.url, "--api-key", SECRET, "--project", "1",
+                        "--out", "unused.json")
+    assert_one_line_error(wrong_key, "refused the API key", "HTTP 401")
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 4}],
+                                 "annotations": []}))
+    missing = run_cgc("annotate", "push", *server_args(label_studio, "--project", "999"), "--from", str(boxes))
+    assert missing.returncode == 1 and "project 999 not found" in missing.stderr
+    assert "Traceback" not in missing.stderr and label_studio.api_key not in missing.stderr
