@@ -7,8 +7,10 @@ corners is what the paper does ("the average of five annotators' boxes", stored 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+import shapely.affinity
+import shapely.geometry
 
 
 @dataclass(frozen=True, order=True)
@@ -73,9 +75,6 @@ def rotated_rect_envelope(x: float, y: float, width: float, height: float, rotat
     about that corner, clockwise on screen (image y axis points down). All arguments must be
     in pixels: percent axes have different scales, so rotating in percent would shear the box.
     """
-    theta = math.radians(rotation_deg)
-    cos, sin = math.cos(theta), math.sin(theta)
-    corners = [(0.0, 0.0), (width, 0.0), (width, height), (0.0, height)]
-    xs = [x + dx * cos - dy * sin for dx, dy in corners]
-    ys = [y + dx * sin + dy * cos for dx, dy in corners]
-    return Box(min(xs), min(ys), max(xs), max(ys))
+    # shapely rotates counter-clockwise in y-up axes, which is clockwise on screen with y down.
+    rotated = shapely.affinity.rotate(shapely.geometry.box(x, y, x + width, y + height), rotation_deg, origin=(x, y))
+    return Box(*rotated.bounds)
