@@ -12,16 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-CGC = [sys.executable, "-m", "cgc.cli"]
-
-
-def cgc(*args: str) -> None:
-    subprocess.run(CGC + [str(arg) for arg in args], check=True, stdout=subprocess.DEVNULL)
+from experiments import prepare_sample_split, print_table, train_and_score
 
 
 def main() -> None:
@@ -35,37 +28,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/weak_vs_full.json"))
     args = parser.parse_args()
 
-    work = args.work
-    cgc("sample", "--out", work / "train", "--images", args.train_images, "--seed", args.seed)
-    cgc("sample", "--out", work / "test", "--images", args.test_images, "--seed", args.seed + 1000)
-    cgc("annotate", "import", "--from-export", work / "train" / "labelstudio_export.json", "--out", work / "boxes.json")
-    cgc("weaklabels", "build", "--images", work / "train" / "imgs", "--masks", work / "train" / "masks",
-        "--boxes", work / "boxes.json", "--out", work / "weak")
-    cgc("export", "coco", "--format", "ilso", "--root", work / "train", "--out", work / "full.json")
-    cgc("export", "coco", "--format", "ilso", "--root", work / "test", "--out", work / "test.json")
-
+    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed)
     rows = []
-    for supervision, labels in (("weak", work / "weak" / "annotations.json"), ("full", work / "full.json")):
-        run = work / f"run-{supervision}"
-        start = time.perf_counter()
-        cgc("train", "--preset", "cpu", "--data", labels, "--images", work / "train" / "imgs", "--out", run,
-            "--iterations", args.iterations, "--lr-steps", int(args.iterations * 0.75), "--mask-head", args.mask_head,
-            "--seed", args.seed)
-        seconds = time.perf_counter() - start
-        cgc("eval", "--checkpoint", run, "--images", work / "test" / "imgs", "--data", work / "test.json",
-            "--out", work / f"metrics-{supervision}.json")
-        metrics = json.loads((work / f"metrics-{supervision}.json").read_text())
-        rows.append({"supervision": supervision, "AP": metrics["AP"], "AP_r50": metrics["AP_r50"], "AP_r70": metrics["AP_r70"],
-                     "coco_mask_AP": metrics["coco"]["AP"], "train_seconds": round(seconds, 1)})
-
+    for supervision, labels in (("weak", split.weak_labels), ("full", split.full_labels)):
+        scores = train_and_score(split, labels, args.work / f"run-{supervision}", args.iterations, args.seed,
+                                 "--mask-head", args.mask_head)
+        rows.append({"supervision": supervision, **scores})
     weak, full = rows
     ratio = weak["AP"] / full["AP"] if full["AP"] else float("nan")
-    print(f"{args.train_images} training / {args.test_images} held-out sample images, cpu preset, {args.mask_head}, "
-          f"{args.iterations} iterations, seed {args.seed}")
-    print(f"{'supervision':<12}{'AP':>8}{'AP^r0.5':>9}{'AP^r0.7':>9}{'COCO AP':>9}{'train s':>9}")
-    for row in rows:
-        print(f"{row['supervision']:<12}{row['AP']:>8.2f}{row['AP_r50']:>9.2f}{row['AP_r70']:>9.2f}"
-              f"{row['coco_mask_AP']:>9.2f}{row['train_seconds']:>9.0f}")
+    print_table(f"{args.train_images} training / {args.test_images} held-out sample images, cpu preset, {args.mask_head}, "
+                f"{args.iterations} iterations, seed {args.seed}", rows, "supervision")
     print(f"weak / full AP: {ratio:.1%}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows,

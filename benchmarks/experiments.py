@@ -1,0 +1,64 @@
+"""Shared steps of the training benchmarks: sample data in, trained-and-scored runs out.
+
+Every step goes through the real `cgc` command line, as a user would run it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CGC = [sys.executable, "-m", "cgc.cli"]
+
+
+def cgc(*args: object) -> None:
+    subprocess.run(CGC + [str(arg) for arg in args], check=True, stdout=subprocess.DEVNULL)
+
+
+@dataclass(frozen=True)
+class SampleSplit:
+    """Training scenes with weak (and full) labels, and held-out scenes with their truth."""
+
+    train_images: Path
+    weak_labels: Path  # consensus boxes + priors
+    naive_labels: Path  # consensus boxes + every salient pixel in the box
+    full_labels: Path  # the true instance masks of the training scenes
+    test_images: Path
+    test_truth: Path
+
+
+def prepare_sample_split(work: Path, train_images: int, test_images: int, seed: int) -> SampleSplit:
+    cgc("sample", "--out", work / "train", "--images", train_images, "--seed", seed)
+    cgc("sample", "--out", work / "test", "--images", test_images, "--seed", seed + 1000)
+    cgc("annotate", "import", "--from-export", work / "train" / "labelstudio_export.json", "--out", work / "boxes.json")
+    for name, rule in (("weak", "resolve-shared"), ("naive", "all-in-box")):
+        cgc("weaklabels", "build", "--images", work / "train" / "imgs", "--masks", work / "train" / "masks",
+            "--boxes", work / "boxes.json", "--out", work / name, "--rule", rule)
+    cgc("export", "coco", "--format", "ilso", "--root", work / "train", "--out", work / "full.json")
+    cgc("export", "coco", "--format", "ilso", "--root", work / "test", "--out", work / "test.json")
+    return SampleSplit(work / "train" / "imgs", work / "weak" / "annotations.json", work / "naive" / "annotations.json",
+                       work / "full.json", work / "test" / "imgs", work / "test.json")
+
+
+def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int, seed: int, *train_options: object) -> dict:
+    """Train with the cpu preset, score on the held-out scenes; AP figures in percent."""
+    start = time.perf_counter()
+    cgc("train", "--preset", "cpu", "--data", labels, "--images", split.train_images, "--out", run,
+        "--iterations", iterations, "--lr-steps", int(iterations * 0.75), "--seed", seed, *train_options)
+    seconds = time.perf_counter() - start
+    cgc("eval", "--checkpoint", run, "--images", split.test_images, "--data", split.test_truth, "--out", run / "metrics.json")
+    metrics = json.loads((run / "metrics.json").read_text())
+    return {"AP": metrics["AP"], "AP_r50": metrics["AP_r50"], "AP_r70": metrics["AP_r70"],
+            "coco_mask_AP": metrics["coco"]["AP"], "train_seconds": round(seconds, 1)}
+
+
+def print_table(title: str, rows: list[dict], name_key: str) -> None:
+    print(title)
+    print(f"{name_key:<22}{'AP':>8}{'AP^r0.5':>9}{'AP^r0.7':>9}{'COCO AP':>9}{'train s':>9}")
+    for row in rows:
+        print(f"{row[name_key]:<22}{row['AP']:>8.2f}{row['AP_r50']:>9.2f}{row['AP_r70']:>9.2f}"
+              f"{row['coco_mask_AP']:>9.2f}{row['train_seconds']:>9.0f}")

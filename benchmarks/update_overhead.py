@@ -1,0 +1,65 @@
+"""What the label-update scheme costs in training throughput, measured in one run.
+
+Trains the same network twice on the same sample weak labels with the same seed, once without
+and once with the scheme (CRF worker pool, rounds every --update-every iterations from the start),
+and reports seconds per iteration of each and the relative cost. Prints a table and writes JSON.
+
+    .venv/bin/python benchmarks/update_overhead.py --iterations 60 --update-every 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from cgc.annotate.boxes_dataset import import_labelstudio_boxes
+from cgc.sample import write_sample_dataset
+from cgc.train.config import resolve_config
+from cgc.train.engine import train
+from cgc.weaklabels.builder import build_weak_labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=60)
+    parser.add_argument("--iterations", type=int, default=60)
+    parser.add_argument("--update-every", type=int, default=20)
+    parser.add_argument("--crf-workers", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/update_overhead.json"))
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        sample = write_sample_dataset(work / "sample", args.images, seed=0, workers=os.cpu_count() or 1, progress=False)
+        import_labelstudio_boxes(sample / "labelstudio_export.json", work / "boxes.json")
+        build_weak_labels(sample / "imgs", sample / "masks", work / "boxes.json", work / "weak", progress=False)
+        rows = []
+        for name, update_every in (("without", 0), ("with", args.update_every)):
+            config = resolve_config("cpu", data=str(work / "weak" / "annotations.json"), images=str(sample / "imgs"),
+                                    out=str(work / f"run-{name}"), iterations=args.iterations, update_every=update_every,
+                                    update_start=0, crf_workers=args.crf_workers, checkpoint_every=args.iterations)
+            start = time.perf_counter()
+            train(config, progress=False)
+            seconds = time.perf_counter() - start
+            rounds = sorted((work / f"run-{name}" / "labels").glob("round_*.log.json"))
+            replaced = sum(json.loads(path.read_text()).get("counts", {}).get("replaced", 0) for path in rounds)
+            rows.append({"scheme": name, "seconds": round(seconds, 1), "seconds_per_iteration": round(seconds / args.iterations, 3),
+                         "rounds": len(rounds), "labels_replaced": replaced})
+    cost = rows[1]["seconds"] / rows[0]["seconds"] - 1
+    print(f"cpu preset, {args.images} sample images, {args.iterations} iterations, rounds every {args.update_every}, "
+          f"{args.crf_workers} CRF worker(s), {os.cpu_count()} cores")
+    print(f"{'scheme':<10}{'seconds':>9}{'s/it':>8}{'rounds':>8}{'replaced':>10}")
+    for row in rows:
+        print(f"{row['scheme']:<10}{row['seconds']:>9.1f}{row['seconds_per_iteration']:>8.3f}{row['rounds']:>8}{row['labels_replaced']:>10}")
+    print(f"throughput cost of the scheme: {cost:.1%}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows, "cost": round(cost, 4)}, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
