@@ -103,7 +103,7 @@ def running_label_studio(base_dir: Path, binary: Path | None = None) -> Iterator
         url=url,
         api_key=secrets.token_hex(20),
         username="admin@example.com",
-        password=secrets.token_urlsafe(12),
+        password="pw-" + secrets.token_hex(8),  # token_urlsafe may start with "-", which argparse reads as an option
         data_dir=data_dir,
         log_path=base_dir / "label-studio.log",
     )
@@ -112,8 +112,8 @@ def running_label_studio(base_dir: Path, binary: Path | None = None) -> Iterator
         env.pop(key, None)
     command = [
         str(binary), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-        "--data-dir", str(data_dir), "--username", server.username, "--password", server.password,
-        "--user-token", server.api_key, "--enable-legacy-api-token",
+        "--data-dir", str(data_dir), f"--username={server.username}", f"--password={server.password}",
+        f"--user-token={server.api_key}", "--enable-legacy-api-token",
     ]
     with open(server.log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=base_dir,
