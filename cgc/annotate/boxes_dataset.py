@@ -177,15 +177,32 @@ def import_labelstudio_boxes(
     image_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Export file -> consensus COCO boxes + report, both written only once all succeeded."""
-    out_path = Path(out_path)
-    report_path = default_report_path(out_path) if report_path is None else Path(report_path)
-    if report_path.resolve() == out_path.resolve():
-        raise InputError("the report would overwrite the output; choose another --report path", report_path)
+    out_path, report_path = import_output_paths(out_path, report_path)
     labels = tuple(labels)
     image_size = image_size_reader(image_dir) if image_dir is not None else None
     parsed = read_labelstudio_export(export_path, labels, image_key, image_size)
     built = build_consensus_boxes_dataset(parsed.images, match_iou, reduce, min_annotators)
-    options = {
+    options = import_options(labels, image_key, match_iou, reduce, min_annotators, image_dir)
+    report = build_import_report(parsed, built, export_path, options)
+    write_import_outputs(out_path, report_path, built.dataset, report)
+    return report
+
+
+def import_output_paths(out_path: str | Path, report_path: str | Path | None) -> tuple[Path, Path]:
+    """The box file and its report (default: beside it), which must not be the same file."""
+    out_path = Path(out_path)
+    report_path = default_report_path(out_path) if report_path is None else Path(report_path)
+    if report_path.resolve() == out_path.resolve():
+        raise InputError("the report would overwrite the output; choose another --report path", report_path)
+    return out_path, report_path
+
+
+def import_options(
+    labels: tuple[str, ...], image_key: str, match_iou: float, reduce: Reduce, min_annotators: int | None,
+    image_dir: str | Path | None,
+) -> dict[str, Any]:
+    """The settings of an import as the report records them."""
+    return {
         "labels": list(labels),
         "image_key": image_key,
         "match_iou": match_iou,
@@ -193,13 +210,13 @@ def import_labelstudio_boxes(
         "min_annotators": min_annotators if min_annotators is not None else "majority",
         "images": None if image_dir is None else str(image_dir),
     }
-    report = build_import_report(parsed, built, export_path, options)
+
+
+def write_import_outputs(out_path: Path, report_path: Path, dataset: dict[str, Any], report: dict[str, Any]) -> None:
+    """Write the boxes, then the report, each atomically; a write failure names its path."""
     report["output"] = str(out_path)
-    for path in (out_path, report_path):
+    for path, content, indent in ((out_path, dataset, None), (report_path, report, 2)):
         try:
-            atomic_write_json(
-                path, built.dataset if path == out_path else report, indent=None if path == out_path else 2
-            )
+            atomic_write_json(path, content, indent=indent)
         except OSError as exc:
             raise InputError(f"cannot write: {exc.strerror or exc}", path) from None
-    return report

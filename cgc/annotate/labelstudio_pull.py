@@ -15,7 +15,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cgc.annotate.boxes_dataset import build_consensus_boxes_dataset, build_import_report, default_report_path
+from cgc.annotate.boxes_dataset import (
+    build_consensus_boxes_dataset,
+    build_import_report,
+    import_options,
+    import_output_paths,
+    write_import_outputs,
+)
 from cgc.annotate.consensus import DEFAULT_MATCH_IOU, Reduce
 from cgc.annotate.labelstudio_client import LabelStudioConnection
 from cgc.annotate.labelstudio_export import (
@@ -27,8 +33,6 @@ from cgc.annotate.labelstudio_export import (
     parse_labelstudio_tasks,
 )
 from cgc.annotate.labelstudio_setup import get_project, iter_project_tasks
-from cgc.errors import InputError
-from cgc.fileio import atomic_write_json
 
 SOURCE_FORMAT = "labelstudio-api"
 
@@ -69,10 +73,7 @@ def import_labelstudio_project(
     page_size: int = 500,
 ) -> dict[str, Any]:
     """Live project -> consensus COCO boxes + report (same layout as the export-file import)."""
-    out_path = Path(out_path)
-    report_path = default_report_path(out_path) if report_path is None else Path(report_path)
-    if report_path.resolve() == out_path.resolve():
-        raise InputError("the report would overwrite the output; choose another --report path", report_path)
+    out_path, report_path = import_output_paths(out_path, report_path)
     labels = tuple(labels)
     image_size = image_size_reader(image_dir) if image_dir is not None else None
     project = get_project(connection, project_id)
@@ -81,27 +82,15 @@ def import_labelstudio_project(
     tasks = fetch_project_tasks(connection, project_id, page_size)
     parsed = parse_labelstudio_tasks(tasks, labels, image_key, image_size, SOURCE_FORMAT)
     built = build_consensus_boxes_dataset(parsed.images, match_iou, reduce, min_annotators)
-    options = {
-        "labels": list(labels),
-        "image_key": image_key,
-        "match_iou": match_iou,
-        "reduce": reduce,
-        "min_annotators": min_annotators if min_annotators is not None else "majority",
-        "images": None if image_dir is None else str(image_dir),
-        "expected_annotators": expected_annotators,
-    }
+    options = import_options(labels, image_key, match_iou, reduce, min_annotators, image_dir)
+    options["expected_annotators"] = expected_annotators
     source = f"{connection.url}/projects/{project_id}"
     report = build_import_report(parsed, built, source, options)
     too_few = too_few_annotator_notes(parsed, expected_annotators)
     report["project"] = {"id": project_id, "title": project.get("title"), "url": source}
     report["counts"]["tasks_with_too_few_annotators"] = len(too_few)
     report["notes"] += [note.as_dict() for note in too_few]
-    report["output"] = str(out_path)
-    for path, content, indent in ((out_path, built.dataset, None), (report_path, report, 2)):
-        try:
-            atomic_write_json(path, content, indent=indent)
-        except OSError as exc:
-            raise InputError(f"cannot write: {exc.strerror or exc}", path) from None
+    write_import_outputs(out_path, report_path, built.dataset, report)
     return report
 
 
