@@ -1,8 +1,11 @@
-"""Cost and answer of the dense CRF per instance: whole image vs the instance's enlarged box.
+"""Cost and answer of the dense CRF per instance: whole image vs windows around the instance.
 
 Soft predictions are made from the sample scenes' true masks (eroded, dilated or left as they
 are, then blurred), refined with the paper's CRF (w1=4, w2=3, theta 70/13/1, 10 iterations)
-both ways, one process, one instance at a time. Prints a table and writes JSON.
+three ways -- on the whole image, on the map's support box enlarged by a margin, and on the
+label's box enlarged by a margin (what a label update does) -- one process, one instance at a
+time. Each map is also tried "diffuse", with a floor far from the instance as early in training,
+where the support window grows to most of the image. Prints a table and writes JSON.
 
     .venv/bin/python benchmarks/crf_cost.py --scenes 30
 """
@@ -19,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cgc.coco import mask_bbox_xywh
 from cgc.fileio import atomic_write_json
 from cgc.model.crf import CRFParams, WindowSettings, refine_instance
 from cgc.sample import generate_scene
@@ -37,6 +41,11 @@ def soft_prediction(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.GaussianBlur(shape.astype(np.float32), (0, 0), float(rng.uniform(2, 6)))
 
 
+def diffuse(soft: np.ndarray, floor: float) -> np.ndarray:
+    """An early-training map: the same shape over a floor, so that far more than the instance is above 0.05."""
+    return floor + (1.0 - 2.0 * floor) * soft
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.count_nonzero(a | b)
     return np.count_nonzero(a & b) / union if union else 1.0
@@ -48,12 +57,21 @@ def timed(function, *args, **kwargs) -> tuple[np.ndarray, float]:
     return result, time.perf_counter() - start
 
 
+def label_box(mask: np.ndarray) -> tuple[float, float, float, float]:
+    x, y, w, h = mask_bbox_xywh(mask)
+    return x, y, x + w, y + h
+
+
+WINDOWS = ("support", "label_box")  # the window's core: the map's support (> 0.05), or the label's box (label updates)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--height", type=int, default=300)
     parser.add_argument("--width", type=int, default=400)
+    parser.add_argument("--floor", type=float, default=0.1, help="the diffuse maps' probability far from the instance")
     parser.add_argument("--min-margin", type=int, default=WindowSettings.min_margin)
     parser.add_argument("--margin-fraction", type=float, default=WindowSettings.margin_fraction)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/crf_cost.json"))
@@ -69,39 +87,38 @@ def main() -> None:
         rng = np.random.default_rng(np.random.SeedSequence([args.seed, index, 2]))
         for truth in scene.instances:
             soft = soft_prediction(truth, rng)
-            whole, whole_seconds = timed(refine_instance, soft, rgb, params, windowed=False)
-            windowed, windowed_seconds = timed(refine_instance, soft, rgb, params, window=window)
-            rows.append({"whole_seconds": whole_seconds, "windowed_seconds": windowed_seconds,
-                         "iou_whole_windowed": iou(whole >= 0.5, windowed >= 0.5),
-                         "iou_truth_before": iou(soft >= 0.5, truth), "iou_truth_whole": iou(whole >= 0.5, truth),
-                         "iou_truth_windowed": iou(windowed >= 0.5, truth), "instance_pixels": int(truth.sum())})
+            for kind, prediction in (("sharp", soft), ("diffuse", diffuse(soft, args.floor))):
+                whole, whole_seconds = timed(refine_instance, prediction, rgb, params, windowed=False)
+                row = {"map": kind, "instance_pixels": int(truth.sum()), "whole_seconds": whole_seconds,
+                       "iou_truth_before": iou(prediction >= 0.5, truth), "iou_truth_whole": iou(whole >= 0.5, truth)}
+                for name in WINDOWS:
+                    box = label_box(truth) if name == "label_box" else None
+                    refined, seconds = timed(refine_instance, prediction, rgb, params, box=box, window=window)
+                    row |= {f"{name}_seconds": seconds, f"iou_whole_{name}": iou(whole >= 0.5, refined >= 0.5),
+                            f"iou_truth_{name}": iou(refined >= 0.5, truth)}
+                rows.append(row)
 
-    column = {key: np.array([row[key] for row in rows]) for key in rows[0]}
-    summary = {
-        "instances": len(rows),
-        "whole_seconds_median": float(np.median(column["whole_seconds"])),
-        "windowed_seconds_median": float(np.median(column["windowed_seconds"])),
-        "windowed_seconds_p90": float(np.percentile(column["windowed_seconds"], 90)),
-        "iou_whole_windowed_mean": float(column["iou_whole_windowed"].mean()),
-        "iou_whole_windowed_min": float(column["iou_whole_windowed"].min()),
-        "share_iou_whole_windowed_above_0.95": float((column["iou_whole_windowed"] > 0.95).mean()),
-        "iou_truth_before_mean": float(column["iou_truth_before"].mean()),
-        "iou_truth_whole_mean": float(column["iou_truth_whole"].mean()),
-        "iou_truth_windowed_mean": float(column["iou_truth_windowed"].mean()),
-    }
-    print(f"{len(rows)} instances in {args.scenes} scenes of {args.width}x{args.height}, one process")
-    print(f"{'CRF':<10} {'s/instance (median)':>20} {'IoU to truth before':>20} {'after':>8}")
-    print(f"{'whole':<10} {summary['whole_seconds_median']:>20.3f} {summary['iou_truth_before_mean']:>20.4f} "
-          f"{summary['iou_truth_whole_mean']:>8.4f}")
-    print(f"{'windowed':<10} {summary['windowed_seconds_median']:>20.3f} {summary['iou_truth_before_mean']:>20.4f} "
-          f"{summary['iou_truth_windowed_mean']:>8.4f}")
-    print(f"IoU(whole, windowed) at 0.5: mean {summary['iou_whole_windowed_mean']:.4f}, "
-          f"min {summary['iou_whole_windowed_min']:.4f}, above 0.95 for "
-          f"{summary['share_iou_whole_windowed_above_0.95']:.0%} of instances; speed-up {summary['whole_seconds_median'] / summary['windowed_seconds_median']:.1f}x")
+    summary = {}
+    print(f"{len(rows) // 2} instances in {args.scenes} scenes of {args.width}x{args.height}, one process; "
+          f"diffuse maps have a floor of {args.floor}")
+    print(f"{'map':<9}{'CRF':<11}{'s/instance':>11}{'p90 s':>8}{'IoU to whole CRF':>18}{'min':>7}{'IoU to truth':>14}")
+    for kind in ("sharp", "diffuse"):
+        column = {key: np.array([row[key] for row in rows if row["map"] == kind]) for key in rows[0] if key != "map"}
+        part = {"instances": len(column["whole_seconds"]), "iou_truth_before_mean": float(column["iou_truth_before"].mean())}
+        for name in ("whole", *WINDOWS):
+            seconds = column[f"{name}_seconds"]
+            agreement = column[f"iou_whole_{name}"] if name != "whole" else np.ones_like(seconds)
+            part[name] = {"seconds_median": float(np.median(seconds)), "seconds_p90": float(np.percentile(seconds, 90)),
+                          "iou_whole_mean": float(agreement.mean()), "iou_whole_min": float(agreement.min()),
+                          "share_iou_whole_above_0.95": float((agreement > 0.95).mean()),
+                          "iou_truth_mean": float(column[f"iou_truth_{name}"].mean())}
+            print(f"{kind:<9}{name:<11}{part[name]['seconds_median']:>11.3f}{part[name]['seconds_p90']:>8.3f}"
+                  f"{part[name]['iou_whole_mean']:>18.4f}{part[name]['iou_whole_min']:>7.3f}{part[name]['iou_truth_mean']:>14.4f}")
+        summary[kind] = part
     atomic_write_json(args.out, {
         "summary": summary, "params": asdict(params), "window": asdict(window), "scenes": args.scenes, "seed": args.seed,
-        "size": [args.height, args.width], "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "instances": rows,
+        "size": [args.height, args.width], "floor": args.floor,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "instances": rows,
     }, indent=1)
     print(f"Wrote {args.out}")
 

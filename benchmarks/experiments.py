@@ -57,8 +57,13 @@ def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int
 
 
 def print_table(title: str, rows: list[dict], name_key: str) -> None:
+    """One row per run; the paper's figures (keys paper_AP, paper_AP_r50, paper_AP_r70) beside ours where given."""
+    headers = {"paper_AP": "paper AP", "paper_AP_r50": "paper r0.5", "paper_AP_r70": "paper r0.7"}
+    paper = [key for key in headers if any(row.get(key) is not None for row in rows)]
     print(title)
-    print(f"{name_key:<22}{'AP':>8}{'AP^r0.5':>9}{'AP^r0.7':>9}{'COCO AP':>9}{'train s':>9}")
+    print(f"{name_key:<22}{'AP':>8}{'AP^r0.5':>9}{'AP^r0.7':>9}{'COCO AP':>9}{'train s':>9}"
+          + "".join(f"{headers[key]:>12}" for key in paper))
     for row in rows:
+        figures = "".join(f"{row[key]:>12.2f}" if row.get(key) is not None else f"{'-':>12}" for key in paper)
         print(f"{row[name_key]:<22}{row['AP']:>8.2f}{row['AP_r50']:>9.2f}{row['AP_r70']:>9.2f}"
-              f"{row['coco_mask_AP']:>9.2f}{row['train_seconds']:>9.0f}")
+              f"{row['coco_mask_AP']:>9.2f}{row['train_seconds']:>9.0f}{figures}")

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+import cgc.model.crf as crf_module
 from cgc.coco import decode_mask, encode_mask
 from cgc.model import build_cgcnet
 from cgc.model.roi_heads import InstanceMap, label_update_loss
@@ -25,7 +26,8 @@ from cgc.train.checkpoint import load_checkpoint
 from cgc.train.config import resolve_config
 from cgc.train.data import batch_requests, last_slots
 from cgc.train.engine import loader_segments, train
-from cgc.train.label_update import CRFPool, LabelUpdateError, UpdateJob, decide_instance, map_to_image
+from cgc.train.label_update import (WORKER_NICENESS, CRFPool, LabelUpdateError, UpdateJob, decide_instance,
+                                    label_window_core, map_to_image)
 from helpers import rectangle, tiny_config
 
 SCHEME = dict(iterations=4, update_every=2, update_start=1, checkpoint_every=3, crf_workers=1)
@@ -102,6 +104,43 @@ def test_worker_decision_follows_the_rule_on_a_real_crf(tmp_path: Path) -> None:
     assert 0 <= grown.k2_next < grown.k1  # K2(R_f, C_next): what L_upd uses from the next round on
     eroded = decide(rectangle((48, 64), 12, 8, 48, 40))  # too big: the CRF would erode labelled pixels, so C stays
     assert not eroded.replaced and eroded.segmentation is None and eroded.area_after == eroded.area_before
+
+
+def test_worker_crf_window_follows_the_label_box_not_a_diffuse_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((300, 400, 3), 90, np.uint8))
+    label = rectangle((300, 400), 150, 100, 210, 160)
+    windows: list[tuple[int, int]] = []
+    real_crf = crf_module.crf_foreground
+
+    def recording_crf(prob: np.ndarray, rgb: np.ndarray, params: object) -> np.ndarray:
+        windows.append(prob.shape)
+        return real_crf(prob, rgb, params)
+
+    monkeypatch.setattr(crf_module, "crf_foreground", recording_crf)
+    diffuse = np.full((300, 400), 0.2, np.float16)  # early in training: > 0.05 everywhere
+    job = UpdateJob(round=1, slot=0, iteration=0, image_id=1, annotation_id=7, picture=str(tmp_path / "a.png"),
+                    probabilities=diffuse, stride=1, resized_size=(300, 400), flipped=False, label=encode_mask(label))
+    decide_instance(job)
+    assert label_window_core(label) == (150, 100, 210, 160)
+    assert windows == [(60 + 2 * 50, 60 + 2 * 50)]  # the label's box and a 50-pixel margin, not the whole 300x400 image
+    assert label_window_core(np.zeros((4, 4), bool)) is None
+
+
+def test_crf_workers_run_below_the_trainer_in_priority(tmp_path: Path) -> None:
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    pool = CRFPool(1)
+    try:
+        pool.submit(job_for(tmp_path / "a.png"))
+        pool.wait_all(timeout=120)
+        (pid,) = pool.worker_pids()
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, mine + WORKER_NICENESS)
+    finally:
+        pool.close()
 
 
 # --------------------------------------------------------------------------- the RoI heads' part
@@ -228,7 +267,7 @@ def test_replaced_labels_are_trained_on_and_lambda_zero_drops_the_term(tiny_labe
     """In-process CRF (crf_workers=0) replaced by a stand-in that grows R, so that labels do change."""
     import cgc.train.label_update as label_update
 
-    monkeypatch.setattr(label_update, "refine_instance", lambda prob, rgb, params: np.clip(prob * 4, 0, 1).astype(np.float32))
+    monkeypatch.setattr(label_update, "refine_instance", lambda prob, rgb, params, **window: np.clip(prob * 4, 0, 1).astype(np.float32))
     run = tmp_path / "run"
     config = tiny_config(tiny_labels, run, iterations=3, update_every=2, update_start=0, checkpoint_every=3,
                          crf_workers=0, update_weight=0.0, update_phi=100.0)

@@ -43,6 +43,7 @@ gradient is -update_weight * dK1 either way: R_f is a constant.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, wait
@@ -54,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from cgc.coco import decode_mask, encode_mask
+from cgc.coco import decode_mask, encode_mask, mask_bbox_xywh
 from cgc.errors import InputError
 from cgc.fileio import atomic_write_json, read_json
 from cgc.model.crf import CRFParams, refine_instance
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
 ROUND_WAIT_SECONDS = 600.0  # longest wait for a round's CRF jobs before giving up with an error
 CLOSE_GRACE_SECONDS = 10.0  # how long a worker may take to finish its job at shutdown before it is terminated
 LABELS_DIR = "labels"
+WORKER_NICENESS = 10  # added to a CRF worker's nice value (see crf_worker_setup)
 
 
 class LabelUpdateError(InputError):
@@ -135,6 +137,19 @@ def map_to_image(probabilities: np.ndarray, stride: int, resized_size: tuple[int
     return np.clip(prob, 0.0, 1.0)
 
 
+def label_window_core(label: np.ndarray) -> tuple[float, float, float, float] | None:
+    """The CRF window's core for a label update: the box of the current label C (None if C is empty).
+
+    Not R's support: early in training R is diffuse (> 0.05 nearly everywhere), which would make
+    the window the whole image and the CRF four times dearer; and the box prior says the instance
+    lies in its box, so the CRF has nothing to decide far outside it (R_f = R there).
+    """
+    if not label.any():
+        return None
+    x, y, w, h = mask_bbox_xywh(label)
+    return x, y, x + w, y + h
+
+
 def decide_instance(job: UpdateJob) -> UpdateDecision:
     """The worker's part: R_f = CRF(R), K1, K2 and keep-or-replace for one instance."""
     picture = cv2.imread(job.picture, cv2.IMREAD_COLOR)
@@ -145,7 +160,7 @@ def decide_instance(job: UpdateJob) -> UpdateDecision:
     r = map_to_image(job.probabilities, job.stride, job.resized_size, job.flipped, (height, width))
     c = decode_mask(job.label, height, width)
     c_soft = c.astype(np.float32)
-    r_f = refine_instance(r, rgb, job.params)
+    r_f = refine_instance(r, rgb, job.params, box=label_window_core(c))
     refined = r_f >= 0.5
     k1_value, k2_value = k1(r, c_soft, job.sigma), k2(r_f, c_soft, job.sigma)
     empty = not bool(refined.any())
@@ -164,6 +179,10 @@ def decide_instance(job: UpdateJob) -> UpdateDecision:
 def crf_worker_setup() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle; it shuts the pool down
     quiet_worker()
+    # Below the trainer in priority: the CRF fills the cycles training leaves idle (data loading,
+    # Python between kernels) instead of taking a core from every step; what it has not finished
+    # by a round boundary the trainer waits for there.
+    os.nice(WORKER_NICENESS)
 
 
 class CRFPool:
