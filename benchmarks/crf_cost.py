@@ -22,10 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cgc.coco import mask_bbox_xywh
 from cgc.fileio import atomic_write_json
 from cgc.model.crf import CRFParams, WindowSettings, refine_instance
 from cgc.sample import generate_scene
+from cgc.train.label_update import label_window_core
 
 
 def soft_prediction(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -55,11 +55,6 @@ def timed(function, *args, **kwargs) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
     result = function(*args, **kwargs)
     return result, time.perf_counter() - start
-
-
-def label_box(mask: np.ndarray) -> tuple[float, float, float, float]:
-    x, y, w, h = mask_bbox_xywh(mask)
-    return x, y, x + w, y + h
 
 
 WINDOWS = ("support", "label_box")  # the window's core: the map's support (> 0.05), or the label's box (label updates)
@@ -92,7 +87,7 @@ def main() -> None:
                 row = {"map": kind, "instance_pixels": int(truth.sum()), "whole_seconds": whole_seconds,
                        "iou_truth_before": iou(prediction >= 0.5, truth), "iou_truth_whole": iou(whole >= 0.5, truth)}
                 for name in WINDOWS:
-                    box = label_box(truth) if name == "label_box" else None
+                    box = label_window_core(truth) if name == "label_box" else None
                     refined, seconds = timed(refine_instance, prediction, rgb, params, box=box, window=window)
                     row |= {f"{name}_seconds": seconds, f"iou_whole_{name}": iou(whole >= 0.5, refined >= 0.5),
                             f"iou_truth_{name}": iou(refined >= 0.5, truth)}

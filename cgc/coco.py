@@ -36,6 +36,12 @@ def mask_bbox_xywh(mask: np.ndarray) -> list[float]:
     return [float(x0), float(y0), float(xs.max() + 1 - x0), float(ys.max() + 1 - y0)]
 
 
+def mask_bbox_xyxy(mask: np.ndarray) -> tuple[float, float, float, float]:
+    """Tight pixel box of a mask as (x0, y0, x1, y1), exclusive ends, as CRF windows and detectors take it; zeros if empty."""
+    x, y, w, h = mask_bbox_xywh(mask)
+    return x, y, x + w, y + h
+
+
 def coco_dataset(images: list[dict], annotations: list[dict], description: str) -> dict[str, Any]:
     return {
         "info": {"description": description, "version": "1.0"},

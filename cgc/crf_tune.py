@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from cgc.coco import decode_mask, encode_mask, mask_bbox_xywh
+from cgc.coco import decode_mask, encode_mask, mask_bbox_xywh, mask_bbox_xyxy
 from cgc.errors import InputError
 from cgc.fileio import atomic_write_json, read_json
 from cgc.model.crf import CRFParams, refine_instance, soft_from_binary
@@ -98,17 +98,12 @@ def read_picture(path: str | Path, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(cv2.cvtColor(picture, cv2.COLOR_BGR2RGB))
 
 
-def _box_xyxy(mask: np.ndarray) -> tuple[float, float, float, float]:
-    x, y, w, h = mask_bbox_xywh(mask)
-    return x, y, x + w, y + h
-
-
 def refine_mask(mask: np.ndarray, rgb: np.ndarray, params: CRFParams, confidence: float = DEFAULT_CONFIDENCE,
                 windowed: bool = True) -> np.ndarray:
     """A hard predicted mask refined by the CRF (as a `confidence` soft map, windowed on its box), thresholded at 0.5."""
     if not mask.any():
         return mask.copy()
-    refined = refine_instance(soft_from_binary(mask, confidence), rgb, params, box=_box_xyxy(mask), windowed=windowed)
+    refined = refine_instance(soft_from_binary(mask, confidence), rgb, params, box=mask_bbox_xyxy(mask), windowed=windowed)
     return refined >= 0.5
 
 

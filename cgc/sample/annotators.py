@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cgc.coco import mask_bbox_xywh
+from cgc.coco import mask_bbox_xyxy
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,7 @@ class AnnotatorHabits:
 
 def true_boxes(instances: list[np.ndarray]) -> list[tuple[float, float, float, float]]:
     """Tight x1, y1, x2, y2 pixel boxes of the visible instance masks."""
-    boxes = []
-    for mask in instances:
-        x, y, w, h = mask_bbox_xywh(mask)
-        boxes.append((x, y, x + w, y + h))
-    return boxes
+    return [mask_bbox_xyxy(mask) for mask in instances]
 
 
 def jittered_box(rng: np.random.Generator, box: tuple[float, float, float, float], bias: float, jitter: float, width: int, height: int) -> tuple[float, float, float, float]:

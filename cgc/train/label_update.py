@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from cgc.coco import decode_mask, encode_mask, mask_bbox_xywh
+from cgc.coco import decode_mask, encode_mask, mask_bbox_xyxy
 from cgc.errors import InputError
 from cgc.fileio import atomic_write_json, read_json
 from cgc.model.crf import CRFParams, refine_instance
@@ -141,13 +141,10 @@ def label_window_core(label: np.ndarray) -> tuple[float, float, float, float] | 
     """The CRF window's core for a label update: the box of the current label C (None if C is empty).
 
     Not R's support: early in training R is diffuse (> 0.05 nearly everywhere), which would make
-    the window the whole image and the CRF four times dearer; and the box prior says the instance
+    the window nearly the whole image and the CRF several times dearer; and the box prior says the instance
     lies in its box, so the CRF has nothing to decide far outside it (R_f = R there).
     """
-    if not label.any():
-        return None
-    x, y, w, h = mask_bbox_xywh(label)
-    return x, y, x + w, y + h
+    return mask_bbox_xyxy(label) if label.any() else None
 
 
 def decide_instance(job: UpdateJob) -> UpdateDecision:
