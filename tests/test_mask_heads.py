@@ -3,6 +3,8 @@ gradients and losses."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -207,3 +209,14 @@ def test_local_recompute_equals_running_the_fcn_on_every_whole_map(head_class) -
     dense = head.predictor(head.fcn(head.refine(feature[0], boxes, 4.0, torch.arange(4))))
     assert fast.shape == dense.shape == (4, 1, 60, 80)
     torch.testing.assert_close(fast, dense, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["gfr", "lfr", "roimasking", "roialign"])
+def test_fresh_heads_start_every_mask_at_one_half(name: str) -> None:
+    """A class-agnostic logits layer with torchvision's Kaiming init starts the loss near 8 and diverges."""
+    torch.manual_seed(0)
+    head = build_mask_head(name, in_channels=CHANNELS, channels=64)
+    features = {key: 5 * value for key, value in make_features(requires_grad=False).items()}  # FPN-like magnitudes
+    logits = head(features, BOXES, IMAGE_SIZES)
+    assert max(l.abs().max().item() for l in logits) < 0.05
+    assert head.loss(logits, BOXES, make_masks()).item() == pytest.approx(math.log(2), abs=0.01)
