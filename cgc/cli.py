@@ -146,24 +146,24 @@ def annotate_import(export_path: Path | None, url: str | None, api_key: str | No
                     labels: tuple[str, ...], match_iou: float, reduce: str, min_annotators: int | None,
                     image_dir: Path | None) -> None:
     """Average annotators' boxes (from an export file or a live project) into consensus COCO boxes."""
-    from cgc.annotate.boxes_dataset import default_report_path, format_import_summary, import_labelstudio_boxes
+    from cgc.annotate.boxes_dataset import (ImportOptions, default_report_path, format_import_summary,
+                                            import_labelstudio_boxes)
 
     if (export_path is None) == (project_id is None):
         raise click.UsageError("give either --from-export FILE or --project ID (with --url and --api-key)")
     if out.is_dir():
         raise InputError("--out is a directory; give a file name", out)
     report_path = report_path or default_report_path(out)
+    options = ImportOptions(tuple(labels), image_key, match_iou, reduce, min_annotators, image_dir)
     if project_id is not None:
         from cgc.annotate.labelstudio_client import connect_label_studio
         from cgc.annotate.labelstudio_pull import format_too_few_summary, import_labelstudio_project
 
         connection = connect_label_studio(url, api_key)
-        report = import_labelstudio_project(connection, project_id, out, report_path, labels, image_key, match_iou,
-                                            reduce, min_annotators, image_dir, expected_annotators)
+        report = import_labelstudio_project(connection, project_id, out, report_path, options, expected_annotators)
         too_few = format_too_few_summary(report)
     else:
-        report = import_labelstudio_boxes(export_path, out, report_path, labels, image_key, match_iou, reduce,
-                                          min_annotators, image_dir)
+        report = import_labelstudio_boxes(export_path, out, report_path, options)
         too_few = None
     for line in format_import_summary(report, out, report_path):
         click.echo(line)

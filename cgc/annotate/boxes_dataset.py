@@ -9,7 +9,7 @@ Images without any consensus box stay listed: the weak-label stage reports them 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from cgc.annotate.labelstudio_export import (
     DEFAULT_IMAGE_KEY,
     DEFAULT_LABELS,
     ImageAnnotations,
+    ImageSizeLookup,
     Note,
     ParsedExport,
     image_size_reader,
@@ -165,25 +166,43 @@ def format_import_summary(report: dict[str, Any], out_path: str | Path, report_p
     return lines
 
 
+@dataclass(frozen=True)
+class ImportOptions:
+    """How annotators' boxes become consensus boxes; the export-file and live-project imports share it."""
+
+    labels: tuple[str, ...] = DEFAULT_LABELS  # rectangle labels accepted (case-insensitive)
+    image_key: str = DEFAULT_IMAGE_KEY  # task data field holding the image
+    match_iou: float = DEFAULT_MATCH_IOU  # minimum IoU for two annotators' boxes to be one instance
+    reduce: Reduce = "mean"  # cluster of boxes -> one box: the paper's mean, or the median
+    min_annotators: int | None = None  # quorum; None: a majority of the image's annotators
+    image_dir: str | Path | None = None  # to read sizes of images whose annotations carry none
+
+    def image_size(self) -> ImageSizeLookup | None:
+        return image_size_reader(self.image_dir) if self.image_dir is not None else None
+
+    def as_report(self) -> dict[str, Any]:
+        """The settings as the import report records them."""
+        return {
+            "labels": list(self.labels),
+            "image_key": self.image_key,
+            "match_iou": self.match_iou,
+            "reduce": self.reduce,
+            "min_annotators": self.min_annotators if self.min_annotators is not None else "majority",
+            "images": None if self.image_dir is None else str(self.image_dir),
+        }
+
+
 def import_labelstudio_boxes(
     export_path: str | Path,
     out_path: str | Path,
     report_path: str | Path | None = None,
-    labels: Iterable[str] = DEFAULT_LABELS,
-    image_key: str = DEFAULT_IMAGE_KEY,
-    match_iou: float = DEFAULT_MATCH_IOU,
-    reduce: Reduce = "mean",
-    min_annotators: int | None = None,
-    image_dir: str | Path | None = None,
+    options: ImportOptions = ImportOptions(),
 ) -> dict[str, Any]:
     """Export file -> consensus COCO boxes + report, both written only once all succeeded."""
     out_path, report_path = import_output_paths(out_path, report_path)
-    labels = tuple(labels)
-    image_size = image_size_reader(image_dir) if image_dir is not None else None
-    parsed = read_labelstudio_export(export_path, labels, image_key, image_size)
-    built = build_consensus_boxes_dataset(parsed.images, match_iou, reduce, min_annotators)
-    options = import_options(labels, image_key, match_iou, reduce, min_annotators, image_dir)
-    report = build_import_report(parsed, built, export_path, options)
+    parsed = read_labelstudio_export(export_path, options.labels, options.image_key, options.image_size())
+    built = build_consensus_boxes_dataset(parsed.images, options.match_iou, options.reduce, options.min_annotators)
+    report = build_import_report(parsed, built, export_path, options.as_report())
     write_import_outputs(out_path, report_path, built.dataset, report)
     return report
 
@@ -195,21 +214,6 @@ def import_output_paths(out_path: str | Path, report_path: str | Path | None) ->
     if report_path.resolve() == out_path.resolve():
         raise InputError("the report would overwrite the output; choose another --report path", report_path)
     return out_path, report_path
-
-
-def import_options(
-    labels: tuple[str, ...], image_key: str, match_iou: float, reduce: Reduce, min_annotators: int | None,
-    image_dir: str | Path | None,
-) -> dict[str, Any]:
-    """The settings of an import as the report records them."""
-    return {
-        "labels": list(labels),
-        "image_key": image_key,
-        "match_iou": match_iou,
-        "reduce": reduce,
-        "min_annotators": min_annotators if min_annotators is not None else "majority",
-        "images": None if image_dir is None else str(image_dir),
-    }
 
 
 def write_import_outputs(out_path: Path, report_path: Path, dataset: dict[str, Any], report: dict[str, Any]) -> None:

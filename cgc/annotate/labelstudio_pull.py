@@ -11,27 +11,18 @@ project asks for (its overlap, `maximum_annotations`), including tasks nobody op
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from cgc.annotate.boxes_dataset import (
+    ImportOptions,
     build_consensus_boxes_dataset,
     build_import_report,
-    import_options,
     import_output_paths,
     write_import_outputs,
 )
-from cgc.annotate.consensus import DEFAULT_MATCH_IOU, Reduce
 from cgc.annotate.labelstudio_client import LabelStudioConnection
-from cgc.annotate.labelstudio_export import (
-    DEFAULT_IMAGE_KEY,
-    DEFAULT_LABELS,
-    Note,
-    ParsedExport,
-    image_size_reader,
-    parse_labelstudio_tasks,
-)
+from cgc.annotate.labelstudio_export import Note, ParsedExport, parse_labelstudio_tasks
 from cgc.annotate.labelstudio_setup import get_project, iter_project_tasks
 
 SOURCE_FORMAT = "labelstudio-api"
@@ -63,29 +54,22 @@ def import_labelstudio_project(
     project_id: int,
     out_path: str | Path,
     report_path: str | Path | None = None,
-    labels: Iterable[str] = DEFAULT_LABELS,
-    image_key: str = DEFAULT_IMAGE_KEY,
-    match_iou: float = DEFAULT_MATCH_IOU,
-    reduce: Reduce = "mean",
-    min_annotators: int | None = None,
-    image_dir: str | Path | None = None,
+    options: ImportOptions = ImportOptions(),
     expected_annotators: int | None = None,
     page_size: int = 500,
 ) -> dict[str, Any]:
     """Live project -> consensus COCO boxes + report (same layout as the export-file import)."""
     out_path, report_path = import_output_paths(out_path, report_path)
-    labels = tuple(labels)
-    image_size = image_size_reader(image_dir) if image_dir is not None else None
+    image_size = options.image_size()
     project = get_project(connection, project_id)
     if expected_annotators is None:
         expected_annotators = int(project.get("maximum_annotations") or 1)
     tasks = fetch_project_tasks(connection, project_id, page_size)
-    parsed = parse_labelstudio_tasks(tasks, labels, image_key, image_size, SOURCE_FORMAT)
-    built = build_consensus_boxes_dataset(parsed.images, match_iou, reduce, min_annotators)
-    options = import_options(labels, image_key, match_iou, reduce, min_annotators, image_dir)
-    options["expected_annotators"] = expected_annotators
+    parsed = parse_labelstudio_tasks(tasks, options.labels, options.image_key, image_size, SOURCE_FORMAT)
+    built = build_consensus_boxes_dataset(parsed.images, options.match_iou, options.reduce, options.min_annotators)
+    recorded = options.as_report() | {"expected_annotators": expected_annotators}
     source = f"{connection.url}/projects/{project_id}"
-    report = build_import_report(parsed, built, source, options)
+    report = build_import_report(parsed, built, source, recorded)
     too_few = too_few_annotator_notes(parsed, expected_annotators)
     report["project"] = {"id": project_id, "title": project.get("title"), "url": source}
     report["counts"]["tasks_with_too_few_annotators"] = len(too_few)
