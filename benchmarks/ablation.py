@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments import prepare_sample_split, print_table, train_and_score
+from experiments import label_rounds_quality, prepare_sample_split, print_table, train_and_score
 
 from cgc.fileio import atomic_write_json
 from cgc.model.update import DEFAULT_PHI
@@ -46,7 +46,11 @@ def main() -> None:
     lr = ("--lr", args.lr) if args.lr is not None else ()
 
     def run(name: str, labels: Path, *options: object) -> dict:
-        return train_and_score(split, labels, args.work / f"run-{name}", args.iterations, args.seed, *lr, *options)
+        folder = args.work / f"run-{name}"
+        scores = train_and_score(split, labels, folder, args.iterations, args.seed, *lr, *options)
+        if "--update-every" in options and options[options.index("--update-every") + 1]:
+            scores["label_miou"] = label_rounds_quality(split, folder)  # weak labels, then rounds 1, 2, ...
+        return scores
 
     table_iv = []
     for name, labels, options in (
@@ -73,6 +77,10 @@ def main() -> None:
         save(args, table_iv, table_iii)
     print_table("Table IV (sample data; paper: DUT-OMRON validation)", table_iv, "setting")
     print_table("Table III: update threshold phi, lambda = 0", table_iii, "phi")
+    print("Label mean IoU to the true training masks: the weak labels, then each round")
+    for row in table_iv + table_iii:
+        if "label_miou" in row:
+            print(f"{row.get('setting') or 'phi ' + row['phi']:<22}" + " ".join(f"{value:.3f}" for value in row["label_miou"]))
     print(f"wrote {args.out}")
 
 

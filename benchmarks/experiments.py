@@ -6,6 +6,7 @@ Every step goes through the real `cgc` command line, as a user would run it.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -46,6 +47,7 @@ def prepare_sample_split(work: Path, train_images: int, test_images: int, seed: 
 
 def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int, seed: int, *train_options: object) -> dict:
     """Train with the cpu preset, score on the held-out scenes; AP figures in percent."""
+    shutil.rmtree(run, ignore_errors=True)  # a fresh run: `cgc train` will not overwrite one
     start = time.perf_counter()
     cgc("train", "--preset", "cpu", "--data", labels, "--images", split.train_images, "--out", run,
         "--iterations", iterations, "--lr-steps", int(iterations * 0.75), "--seed", seed, *train_options)
@@ -54,6 +56,14 @@ def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int
     metrics = json.loads((run / "metrics.json").read_text())
     return {"AP": metrics["AP"], "AP_r50": metrics["AP_r50"], "AP_r70": metrics["AP_r70"],
             "coco_mask_AP": metrics["coco"]["AP"], "train_seconds": round(seconds, 1)}
+
+
+def label_rounds_quality(split: SampleSplit, run: Path) -> list[float]:
+    """Mean IoU to the true training masks of the weak labels, then of each label round the run wrote."""
+    from cgc.weaklabels.quality import compare_to_truth
+
+    rounds = sorted((run / "labels").glob("round_[0-9][0-9][0-9].json"))
+    return [compare_to_truth(labels, split.full_labels).mean_iou for labels in [split.weak_labels, *rounds]]
 
 
 def print_table(title: str, rows: list[dict], name_key: str) -> None:

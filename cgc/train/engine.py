@@ -103,6 +103,8 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     start, last_checkpoint, label_state = 0, None, None
+    if not resume and (latest_checkpoint(run_dir) is not None or (run_dir / "metrics.csv").exists()):
+        raise InputError("already holds a training run: continue it with --resume, or choose a new --out", run_dir)
     if resume:
         last_checkpoint = Path(resume) if not isinstance(resume, bool) else latest_checkpoint(run_dir)
         if last_checkpoint is None:
