@@ -168,6 +168,8 @@ def test_heads_hand_out_one_map_per_instance_and_the_update_loss_on_request() ->
     model.train()
     images, targets = synthetic_batch()
     heads = model.roi_heads
+    with torch.no_grad():  # every cell above 0.5, so that each instance's best map overlaps its label
+        heads.mask_head.predictor.mask_fcn_logits.bias.fill_(4.0)
 
     def forward(sigma: float | None, collect: bool, k2: list[list[float]] | None = None) -> dict[str, torch.Tensor]:
         heads.collect_instance_maps, heads.update_loss_sigma = collect, sigma
@@ -223,11 +225,13 @@ def test_rounds_change_only_what_the_log_says(straight_run: tuple[Path, str], ti
         assert {k: v for k, v in current.items() if k != "annotations"} == {k: v for k, v in previous.items() if k != "annotations"}
         old = {a["id"]: a for a in previous["annotations"]}
         changed = {a["id"] for a in current["annotations"] if a != old[a["id"]]}
-        assert changed == set(log["changed"]) == {e["annotation_id"] for e in log["instances"] if e["replaced"]}
+        assert changed == set(log["changed"]) <= {e["annotation_id"] for e in log["instances"] if e["replaced"]}
+        assert log["counts"]["changed"] == len(changed)
         for entry in log["instances"]:
             assert entry["replaced"] == (should_replace(entry["k1"], entry["k2"], log["phi"]) and not entry["refined_empty"])
             assert entry["k2_minus_k1"] == pytest.approx(entry["k2"] - entry["k1"])
-        assert log["counts"]["decided"] == len(log["instances"]) and log["counts"]["replaced"] == len(changed)
+        assert log["counts"]["decided"] == len(log["instances"])
+        assert log["counts"]["replaced"] == sum(e["replaced"] for e in log["instances"])
         previous = current
     assert json.loads((labels / "round_001.log.json").read_text())["window"] == [1, 2]
     rows = metrics(run)

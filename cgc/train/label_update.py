@@ -411,6 +411,9 @@ class LabelUpdater:
         labels_path, log_path = round_paths(self.run_dir, number)
         if self.group.is_main:
             replaced = [decision for decision in decisions if decision.replaced]
+            written = {annotation["id"]: annotation for annotation in data["annotations"]}
+            # a replacement by an R_f identical to C (it can be, from the previous round) changes nothing
+            changed = [d.annotation_id for d in replaced if written[d.annotation_id] != self.store.annotation(d.annotation_id)]
             log = {
                 "round": number,
                 "iteration": done,
@@ -423,10 +426,11 @@ class LabelUpdater:
                     "instances": len(data["annotations"]),
                     "decided": len(decisions),
                     "replaced": len(replaced),
+                    "changed": len(changed),
                     "kept": len(decisions) - len(replaced),
                     "kept_empty_refinement": sum(decision.refined_empty for decision in decisions),
                 },
-                "changed": [decision.annotation_id for decision in replaced],
+                "changed": changed,
                 "instances": [decision.log_entry() for decision in decisions],
             }
             atomic_write_json(labels_path, data)
