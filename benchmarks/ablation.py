@@ -20,6 +20,7 @@ from experiments import label_rounds_quality, prepare_sample_split, print_table,
 
 from cgc.fileio import atomic_write_json
 from cgc.model.update import DEFAULT_PHI
+from cgc.train.label_update import LABELS_DIR
 
 # The paper's figures (DUT-OMRON validation): AP, AP^r0.5, AP^r0.7; Table III gives no AP column.
 PAPER_TABLE_IV = {"basic": (53.93, 83.44, 66.86), "+PC": (54.67, 85.81, 68.43), "+PC+GFR": (55.84, 85.15, 70.54),
@@ -48,7 +49,7 @@ def main() -> None:
     def run(name: str, labels: Path, *options: object) -> dict:
         folder = args.work / f"run-{name}"
         scores = train_and_score(split, labels, folder, args.iterations, args.seed, *lr, *options)
-        if "--update-every" in options and options[options.index("--update-every") + 1]:
+        if (folder / LABELS_DIR).is_dir():  # the run wrote label rounds
             scores["label_miou"] = label_rounds_quality(split, folder)  # weak labels, then rounds 1, 2, ...
         return scores
 

@@ -60,9 +60,10 @@ def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int
 
 def label_rounds_quality(split: SampleSplit, run: Path) -> list[float]:
     """Mean IoU to the true training masks of the weak labels, then of each label round the run wrote."""
+    from cgc.train.label_update import LABELS_DIR
     from cgc.weaklabels.quality import compare_to_truth
 
-    rounds = sorted((run / "labels").glob("round_[0-9][0-9][0-9].json"))
+    rounds = sorted((run / LABELS_DIR).glob("round_[0-9][0-9][0-9].json"))
     return [compare_to_truth(labels, split.full_labels).mean_iou for labels in [split.weak_labels, *rounds]]
 
 

@@ -31,7 +31,7 @@ from cgc.train.config import TrainConfig, check_config, save_config
 from cgc.train.data import IterationBatchSampler, WeakLabelDataset, collate
 from cgc.train.label_update import LabelUpdater, label_file_of
 from cgc.train.distributed import ProcessGroup, all_ranks_agree, start_process_group, stop_process_group
-from cgc.train.metrics_log import MetricsWriter, SmoothedValues
+from cgc.train.metrics_log import METRICS_FILE, MetricsWriter, SmoothedValues
 from cgc.train.model_factory import model_from_config
 
 
@@ -103,7 +103,7 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     start, last_checkpoint, label_state = 0, None, None
-    if not resume and (latest_checkpoint(run_dir) is not None or (run_dir / "metrics.csv").exists()):
+    if not resume and (latest_checkpoint(run_dir) is not None or (run_dir / METRICS_FILE).exists()):
         raise InputError("already holds a training run: continue it with --resume, or choose a new --out", run_dir)
     if resume:
         last_checkpoint = Path(resume) if not isinstance(resume, bool) else latest_checkpoint(run_dir)

@@ -7,6 +7,8 @@ from collections import defaultdict, deque
 from pathlib import Path
 from statistics import median
 
+METRICS_FILE = "metrics.csv"  # in the run folder: one row per iteration
+
 
 class SmoothedValues:
     """Median over the last `window` iterations, like torchvision's MetricLogger."""
@@ -27,7 +29,7 @@ class MetricsWriter:
 
     def __init__(self, run_dir: Path, enabled: bool) -> None:
         self.enabled = enabled
-        self.csv_path = run_dir / "metrics.csv"
+        self.csv_path = run_dir / METRICS_FILE
         self.columns: list[str] | None = None
         self.tensorboard = None
         if enabled:
