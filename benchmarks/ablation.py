@@ -8,7 +8,8 @@ the README). Every run: the cpu preset (its lr unless --lr), the same seed and i
 round per epoch where the scheme is on and explicitly off elsewhere, scored on held-out scenes
 (AP / AP^r0.5 / AP^r0.7, percent). Prints the tables and writes JSON.
 
-    .venv/bin/python benchmarks/ablation.py    # about an hour on 2 cores
+    .venv/bin/python benchmarks/ablation.py            # about an hour on 2 cores
+    .venv/bin/python benchmarks/ablation.py --reuse    # resume: finished runs are kept
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def main() -> None:
     parser.add_argument("--phis", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.15, 0.2])
     parser.add_argument("--lr", type=float, default=None, help="learning rate for every run [the cpu preset's]")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep runs that already finished with the same command (resume an interrupted ablation)")
     parser.add_argument("--work", type=Path, default=Path("benchmarks/results/ablation"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/ablation.json"))
     args = parser.parse_args()
@@ -48,7 +51,8 @@ def main() -> None:
 
     def run(name: str, labels: Path, *options: object) -> dict:
         folder = args.work / f"run-{name}"
-        scores = train_and_score(split, labels, folder, args.iterations, args.seed, *lr, *options)
+        scores = train_and_score(split, labels, folder, args.iterations, args.seed, *lr, *options,
+                                 reuse=args.reuse)
         if (folder / LABELS_DIR).is_dir():  # the run wrote label rounds
             scores["label_miou"] = label_rounds_quality(split, folder)  # weak labels, then rounds 1, 2, ...
         return scores

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cgc.fileio import atomic_write_json
+
 CGC = [sys.executable, "-m", "cgc.cli"]
 
 
@@ -45,17 +47,34 @@ def prepare_sample_split(work: Path, train_images: int, test_images: int, seed: 
                        work / "full.json", work / "test" / "imgs", work / "test.json")
 
 
-def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int, seed: int, *train_options: object) -> dict:
-    """Train with the cpu preset, score on the held-out scenes; AP figures in percent."""
+SCORES_FILE = "scores.json"  # a finished run's scores and the exact command that trained it
+
+
+def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int, seed: int, *train_options: object,
+                    reuse: bool = False) -> dict:
+    """Train with the cpu preset, score on the held-out scenes; AP figures in percent.
+
+    With `reuse`, a run folder that already holds the scores of this exact command is not retrained: an interrupted
+    benchmark then resumes where it stopped (a run cut short never wrote its scores, so it is redone).
+    """
+    command = ["train", "--preset", "cpu", "--data", labels, "--images", split.train_images, "--out", run,
+               "--iterations", iterations, "--lr-steps", int(iterations * 0.75), "--seed", seed, *train_options]
+    command = [str(arg) for arg in command]
+    record = run / SCORES_FILE
+    if reuse and record.is_file():
+        stored = json.loads(record.read_text())
+        if stored.get("command") == command:
+            return stored["scores"]
     shutil.rmtree(run, ignore_errors=True)  # a fresh run: `cgc train` will not overwrite one
     start = time.perf_counter()
-    cgc("train", "--preset", "cpu", "--data", labels, "--images", split.train_images, "--out", run,
-        "--iterations", iterations, "--lr-steps", int(iterations * 0.75), "--seed", seed, *train_options)
+    cgc(*command)
     seconds = time.perf_counter() - start
     cgc("eval", "--checkpoint", run, "--images", split.test_images, "--data", split.test_truth, "--out", run / "metrics.json")
     metrics = json.loads((run / "metrics.json").read_text())
-    return {"AP": metrics["AP"], "AP_r50": metrics["AP_r50"], "AP_r70": metrics["AP_r70"],
-            "coco_mask_AP": metrics["coco"]["AP"], "train_seconds": round(seconds, 1)}
+    scores = {"AP": metrics["AP"], "AP_r50": metrics["AP_r50"], "AP_r70": metrics["AP_r70"],
+              "coco_mask_AP": metrics["coco"]["AP"], "train_seconds": round(seconds, 1)}
+    atomic_write_json(record, {"command": command, "scores": scores}, indent=1)
+    return scores
 
 
 def label_rounds_quality(split: SampleSplit, run: Path) -> list[float]:

@@ -117,6 +117,11 @@ class UpdateDecision:
     k2_next: float  # K2(R_f, C_next): L_upd's K2 term for this instance from the next round on
     segmentation: dict[str, Any] | None  # C_next = R_f >= 0.5 as COCO RLE, when replaced
 
+    @property
+    def changed(self) -> bool:
+        """Replaced by a different mask: R_f >= 0.5 can equal C (C came from the previous round's R_f)."""
+        return self.replaced and self.iou_label_refined < 1.0
+
     def log_entry(self) -> dict[str, Any]:
         entry = {key: value for key, value in asdict(self).items() if key not in ("segmentation", "round", "slot")}
         return entry | {"k2_minus_k1": self.k2 - self.k1, "iou_old_new": self.iou_label_refined if self.replaced else 1.0}
@@ -411,9 +416,7 @@ class LabelUpdater:
         labels_path, log_path = round_paths(self.run_dir, number)
         if self.group.is_main:
             replaced = [decision for decision in decisions if decision.replaced]
-            written = {annotation["id"]: annotation for annotation in data["annotations"]}
-            # a replacement by an R_f identical to C (it can be, from the previous round) changes nothing
-            changed = [d.annotation_id for d in replaced if written[d.annotation_id] != self.store.annotation(d.annotation_id)]
+            changed = [decision.annotation_id for decision in replaced if decision.changed]
             log = {
                 "round": number,
                 "iteration": done,
