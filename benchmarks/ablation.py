@@ -54,7 +54,7 @@ def main() -> None:
         scores = train_and_score(split, labels, folder, args.iterations, args.seed, *lr, *options,
                                  reuse=args.reuse)
         if (folder / LABELS_DIR).is_dir():  # the run wrote label rounds
-            scores["label_miou"] = label_rounds_quality(split, folder)  # weak labels, then rounds 1, 2, ...
+            scores["label_miou"] = label_rounds_quality(split, folder, labels)  # weak labels, then rounds 1, 2, ...
         return scores
 
     table_iv = []

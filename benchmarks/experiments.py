@@ -77,13 +77,13 @@ def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int
     return scores
 
 
-def label_rounds_quality(split: SampleSplit, run: Path) -> list[float]:
-    """Mean IoU to the true training masks of the weak labels, then of each label round the run wrote."""
+def label_rounds_quality(split: SampleSplit, run: Path, labels: Path) -> list[float]:
+    """Mean IoU to the true training masks of the labels the run started from, then of each label round it wrote."""
     from cgc.train.label_update import LABELS_DIR
     from cgc.weaklabels.quality import compare_to_truth
 
     rounds = sorted((run / LABELS_DIR).glob("round_[0-9][0-9][0-9].json"))
-    return [compare_to_truth(labels, split.full_labels).mean_iou for labels in [split.weak_labels, *rounds]]
+    return [compare_to_truth(path, split.full_labels).mean_iou for path in [labels, *rounds]]
 
 
 def print_table(title: str, rows: list[dict], name_key: str) -> None:

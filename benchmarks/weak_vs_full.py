@@ -11,10 +11,11 @@ Prints AP / AP^r0.5 / AP^r0.7 / COCO mask AP and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from experiments import prepare_sample_split, print_table, train_and_score
+
+from cgc.fileio import atomic_write_json
 
 
 def main() -> None:
@@ -24,6 +25,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=250)
     parser.add_argument("--mask-head", default="gfr")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse", action="store_true", help="keep runs that already finished with the same command")
     parser.add_argument("--work", type=Path, default=Path("benchmarks/results/weak-vs-full"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/weak_vs_full.json"))
     args = parser.parse_args()
@@ -32,16 +34,15 @@ def main() -> None:
     rows = []
     for supervision, labels in (("weak", split.weak_labels), ("full", split.full_labels)):
         scores = train_and_score(split, labels, args.work / f"run-{supervision}", args.iterations, args.seed,
-                                 "--mask-head", args.mask_head)
+                                 "--mask-head", args.mask_head, reuse=args.reuse)
         rows.append({"supervision": supervision, **scores})
     weak, full = rows
     ratio = weak["AP"] / full["AP"] if full["AP"] else float("nan")
     print_table(f"{args.train_images} training / {args.test_images} held-out sample images, cpu preset, {args.mask_head}, "
                 f"{args.iterations} iterations, seed {args.seed}", rows, "supervision")
     print(f"weak / full AP: {ratio:.1%}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
-                                    "weak_over_full_AP": round(ratio, 4)}, indent=1))
+    atomic_write_json(args.out, {"settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+                                 "weak_over_full_AP": round(ratio, 4)}, indent=1)
     print(f"wrote {args.out}")
 
 
