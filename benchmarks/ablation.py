@@ -54,7 +54,7 @@ def main() -> None:
         scores = train_and_score(split, labels, folder, args.iterations, args.seed, *lr, *options,
                                  reuse=args.reuse)
         if (folder / LABELS_DIR).is_dir():  # the run wrote label rounds
-            scores["label_miou"] = label_rounds_quality(split, folder, labels)  # weak labels, then rounds 1, 2, ...
+            scores |= label_rounds_quality(split, folder, labels)  # weak labels, then rounds 1, 2, ...
         return scores
 
     table_iv = []
@@ -85,7 +85,9 @@ def main() -> None:
     print("Label mean IoU to the true training masks: the weak labels, then each round")
     for row in table_iv + table_iii:
         if "label_miou" in row:
-            print(f"{row.get('setting') or 'phi ' + row['phi']:<22}" + " ".join(f"{value:.3f}" for value in row["label_miou"]))
+            replaced = " / ".join(map(str, row["replaced"]))
+            print(f"{row.get('setting') or 'phi ' + row['phi']:<22}" + " ".join(f"{value:.3f}" for value in row["label_miou"])
+                  + f"   replaced per round: {replaced}")
     print(f"wrote {args.out}")
 
 

@@ -5,6 +5,7 @@ Every step goes through the real `cgc` command line, as a user would run it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -77,13 +78,21 @@ def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int
     return scores
 
 
-def label_rounds_quality(split: SampleSplit, run: Path, labels: Path) -> list[float]:
-    """Mean IoU to the true training masks of the labels the run started from, then of each label round it wrote."""
-    from cgc.train.label_update import LABELS_DIR
+def label_rounds_quality(split: SampleSplit, run: Path, labels: Path) -> dict[str, list]:
+    """How the run's label rounds went: per round, how many labels were replaced (and of those, changed), and the mean
+    IoU to the true training masks of the labels the run started from, then of each round (`label_miou`)."""
+    from cgc.train.label_update import round_paths
     from cgc.weaklabels.quality import compare_to_truth
 
-    rounds = sorted((run / LABELS_DIR).glob("round_[0-9][0-9][0-9].json"))
-    return [compare_to_truth(path, split.full_labels).mean_iou for path in [labels, *rounds]]
+    paths, counts = [labels], {"replaced": [], "changed": []}
+    for number in itertools.count(1):
+        round_labels, round_log = round_paths(run, number)
+        if not round_labels.is_file():
+            break
+        paths.append(round_labels)
+        for key, values in counts.items():
+            values.append(json.loads(round_log.read_text())["counts"][key])
+    return {"label_miou": [compare_to_truth(path, split.full_labels).mean_iou for path in paths], **counts}
 
 
 def print_table(title: str, rows: list[dict], name_key: str) -> None:

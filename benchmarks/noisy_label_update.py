@@ -48,13 +48,14 @@ def main() -> None:
         scores = train_and_score(split, labels, folder, args.iterations, args.seed, "--mask-head", "gfr", *options,
                                  reuse=args.reuse)
         # the labels trained on: the naive weak labels, then each round the run wrote (none without the scheme)
-        rows.append({"run": name, **scores, "label_miou": label_rounds_quality(split, folder, labels)})
+        rows.append({"run": name, **scores, **label_rounds_quality(split, folder, labels)})
         atomic_write_json(args.out, {"settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1)
     print_table(f"GFR on naive weak labels, {args.iterations} iterations, rounds every {args.update_every} from "
                 f"{args.update_start}, phi {args.phi}, lambda 0, seed {args.seed}", rows, "run")
     print("Label mean IoU to the true training masks: the naive weak labels, then each round")
     for row in rows:
-        print(f"{row['run']:<22}" + " ".join(f"{value:.3f}" for value in row["label_miou"]))
+        replaced = " (replaced per round: " + " / ".join(map(str, row["replaced"])) + ")" if row["replaced"] else ""
+        print(f"{row['run']:<22}" + " ".join(f"{value:.3f}" for value in row["label_miou"]) + replaced)
     print(f"wrote {args.out}")
 
 
