@@ -95,6 +95,28 @@ def label_rounds_quality(split: SampleSplit, run: Path, labels: Path) -> dict[st
     return {"label_miou": [compare_to_truth(path, split.full_labels).mean_iou for path in paths], **counts}
 
 
+def label_change_by_quality(split: SampleSplit, before: Path, after: Path,
+                            edges: tuple[float, ...] = (0.0, 0.8, 0.9, 1.0)) -> list[dict]:
+    """Which labels a round improved: the true instances grouped by their IoU before the round, with the mean change
+    of IoU and how many moved by more than 0.01 either way. Shows whether the rounds repair bad labels and spoil good ones."""
+    import numpy as np
+
+    from cgc.weaklabels.quality import instance_rles_by_file, matched_ious
+
+    truth = instance_rles_by_file(split.full_labels, "ground-truth file")
+    old, new = (instance_rles_by_file(path, "label file") for path in (before, after))
+    iou_before = np.concatenate([matched_ious(old.get(name, []), truth[name]) for name in sorted(truth)])
+    iou_after = np.concatenate([matched_ious(new.get(name, []), truth[name]) for name in sorted(truth)])
+    change = iou_after - iou_before
+    bands = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (iou_before >= low) & ((iou_before < high) if high < edges[-1] else (iou_before <= high))
+        bands.append({"iou_before": f"{low:.1f}-{high:.1f}", "instances": int(inside.sum()),
+                      "mean_change": round(float(change[inside].mean()), 4) if inside.any() else 0.0,
+                      "improved": int((change[inside] > 0.01).sum()), "worsened": int((change[inside] < -0.01).sum())})
+    return bands
+
+
 def print_table(title: str, rows: list[dict], name_key: str) -> None:
     """One row per run; the paper's figures (keys paper_AP, paper_AP_r50, paper_AP_r70) beside ours where given."""
     headers = {"paper_AP": "paper AP", "paper_AP_r50": "paper r0.5", "paper_AP_r70": "paper r0.7"}

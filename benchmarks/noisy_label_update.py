@@ -16,10 +16,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments import label_rounds_quality, prepare_sample_split, print_table, train_and_score
+from experiments import label_change_by_quality, label_rounds_quality, prepare_sample_split, print_table, train_and_score
 
 from cgc.fileio import atomic_write_json
 from cgc.model.update import DEFAULT_PHI
+from cgc.train.label_update import round_paths
 
 
 def main() -> None:
@@ -49,13 +50,21 @@ def main() -> None:
                                  reuse=args.reuse)
         # the labels trained on: the naive weak labels, then each round the run wrote (none without the scheme)
         rows.append({"run": name, **scores, **label_rounds_quality(split, folder, labels)})
-        atomic_write_json(args.out, {"settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1)
+    first_round, _ = round_paths(args.work / "run-label-rounds", 1)
+    first_round_change = label_change_by_quality(split, labels, first_round)
+    atomic_write_json(args.out, {"settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+                                 "first_round_change": first_round_change}, indent=1)
     print_table(f"GFR on naive weak labels, {args.iterations} iterations, rounds every {args.update_every} from "
                 f"{args.update_start}, phi {args.phi}, lambda 0, seed {args.seed}", rows, "run")
     print("Label mean IoU to the true training masks: the naive weak labels, then each round")
     for row in rows:
         replaced = " (replaced per round: " + " / ".join(map(str, row["replaced"])) + ")" if row["replaced"] else ""
         print(f"{row['run']:<22}" + " ".join(f"{value:.3f}" for value in row["label_miou"]) + replaced)
+    print("The first round's effect on the labels, by their IoU to the truth before it")
+    print(f"{'IoU before':<12}{'instances':>10}{'mean change':>13}{'improved':>10}{'worsened':>10}")
+    for band in first_round_change:
+        print(f"{band['iou_before']:<12}{band['instances']:>10}{band['mean_change']:>+13.3f}{band['improved']:>10}"
+              f"{band['worsened']:>10}")
     print(f"wrote {args.out}")
 
 
