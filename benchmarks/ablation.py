@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments import label_rounds_quality, prepare_sample_split, print_table, train_and_score
+from experiments import (add_run_arguments, label_rounds_quality, prepare_sample_split, print_label_rounds, print_table,
+                         save_results, train_and_score)
 
-from cgc.fileio import atomic_write_json
 from cgc.model.update import DEFAULT_PHI
 from cgc.train.label_update import LABELS_DIR
 
@@ -31,17 +31,10 @@ PAPER_TABLE_III = {0.01: (85.98, 71.43), 0.05: (86.14, 71.82), 0.1: (84.95, 71.2
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-images", type=int, default=200)
-    parser.add_argument("--test-images", type=int, default=40)
-    parser.add_argument("--iterations", type=int, default=300)
+    add_run_arguments(parser, "ablation", iterations=300)
     parser.add_argument("--update-every", type=int, default=100, help="iterations per label round (100: one epoch of 200 images)")
     parser.add_argument("--phis", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.15, 0.2])
     parser.add_argument("--lr", type=float, default=None, help="learning rate for every run [the cpu preset's]")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--reuse", action="store_true",
-                        help="keep runs that already finished with the same command (resume an interrupted ablation)")
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/results/ablation"))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/ablation.json"))
     args = parser.parse_args()
 
     split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed)
@@ -82,12 +75,7 @@ def main() -> None:
         save(args, table_iv, table_iii)
     print_table("Table IV (sample data; paper: DUT-OMRON validation)", table_iv, "setting")
     print_table("Table III: update threshold phi, lambda = 0", table_iii, "phi")
-    print("Label mean IoU to the true training masks: the weak labels, then each round")
-    for row in table_iv + table_iii:
-        if "label_miou" in row:
-            replaced = " / ".join(map(str, row["replaced"]))
-            print(f"{row.get('setting') or 'phi ' + row['phi']:<22}" + " ".join(f"{value:.3f}" for value in row["label_miou"])
-                  + f"   replaced per round: {replaced}")
+    print_label_rounds([(row["setting"], row) for row in table_iv] + [(f"phi {row['phi']}", row) for row in table_iii])
     print(f"wrote {args.out}")
 
 
@@ -98,8 +86,7 @@ def measured(row: dict) -> dict:
 
 def save(args: argparse.Namespace, table_iv: list, table_iii: list | None = None) -> None:
     """Written after every run, so that an interrupted ablation keeps what it measured."""
-    atomic_write_json(args.out, {"settings": {k: str(v) for k, v in vars(args).items()}, "table_iv": table_iv,
-                                 "table_iii": table_iii or []}, indent=1)
+    save_results(args, table_iv=table_iv, table_iii=table_iii or [])
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Every step goes through the real `cgc` command line, as a user would run it.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import shutil
@@ -21,6 +22,27 @@ CGC = [sys.executable, "-m", "cgc.cli"]
 
 def cgc(*args: object) -> None:
     subprocess.run(CGC + [str(arg) for arg in args], check=True, stdout=subprocess.DEVNULL)
+
+
+RESULTS = Path("benchmarks/results")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, name: str, iterations: int) -> None:
+    """The options every training benchmark shares. Its runs go to benchmarks/results/NAME (with hyphens), its
+    results to benchmarks/results/NAME.json."""
+    parser.add_argument("--train-images", type=int, default=200)
+    parser.add_argument("--test-images", type=int, default=40)
+    parser.add_argument("--iterations", type=int, default=iterations)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep runs that already finished with the same command (resume an interrupted benchmark)")
+    parser.add_argument("--work", type=Path, default=RESULTS / name.replace("_", "-"))
+    parser.add_argument("--out", type=Path, default=RESULTS / f"{name}.json")
+
+
+def save_results(args: argparse.Namespace, **results: object) -> None:
+    """The benchmark's settings and results as JSON at --out, written atomically."""
+    atomic_write_json(args.out, {"settings": {key: str(value) for key, value in vars(args).items()}, **results}, indent=1)
 
 
 @dataclass(frozen=True)
@@ -104,9 +126,12 @@ def label_change_by_quality(split: SampleSplit, before: Path, after: Path,
     from cgc.weaklabels.quality import instance_rles_by_file, matched_ious
 
     truth = instance_rles_by_file(split.full_labels, "ground-truth file")
-    old, new = (instance_rles_by_file(path, "label file") for path in (before, after))
-    iou_before = np.concatenate([matched_ious(old.get(name, []), truth[name]) for name in sorted(truth)])
-    iou_after = np.concatenate([matched_ious(new.get(name, []), truth[name]) for name in sorted(truth)])
+
+    def per_true_instance(labels: Path) -> np.ndarray:
+        by_file = instance_rles_by_file(labels, "label file")
+        return np.concatenate([matched_ious(by_file.get(name, []), truth[name]) for name in sorted(truth)])
+
+    iou_before, iou_after = per_true_instance(before), per_true_instance(after)
     change = iou_after - iou_before
     bands = []
     for low, high in zip(edges[:-1], edges[1:]):
@@ -115,6 +140,17 @@ def label_change_by_quality(split: SampleSplit, before: Path, after: Path,
                       "mean_change": round(float(change[inside].mean()), 4) if inside.any() else 0.0,
                       "improved": int((change[inside] > 0.01).sum()), "worsened": int((change[inside] < -0.01).sum())})
     return bands
+
+
+def print_label_rounds(named_rows: list[tuple[str, dict]]) -> None:
+    """Per run with label rounds, the labels' mean IoU to the truth (the labels it started from, then each round)
+    and how many labels each round replaced."""
+    print("Label mean IoU to the true training masks: the labels trained on first, then each round")
+    for name, row in named_rows:
+        if row.get("replaced"):
+            replaced = " / ".join(map(str, row["replaced"]))
+            print(f"{name:<22}" + " ".join(f"{value:.3f}" for value in row["label_miou"])
+                  + f"   replaced per round: {replaced}")
 
 
 def print_table(title: str, rows: list[dict], name_key: str) -> None:

@@ -14,52 +14,41 @@ AP figures and the labels' mean IoU to the truth after every round; writes JSON.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from experiments import label_change_by_quality, label_rounds_quality, prepare_sample_split, print_table, train_and_score
+from experiments import (add_run_arguments, label_change_by_quality, label_rounds_quality, prepare_sample_split,
+                         print_label_rounds, print_table, save_results, train_and_score)
 
-from cgc.fileio import atomic_write_json
 from cgc.model.update import DEFAULT_PHI
 from cgc.train.label_update import round_paths
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-images", type=int, default=200)
-    parser.add_argument("--test-images", type=int, default=40)
-    parser.add_argument("--iterations", type=int, default=600)
+    add_run_arguments(parser, "noisy_label_update", iterations=600)
     parser.add_argument("--update-start", type=int, default=300, help="first iteration whose predictions update labels")
     parser.add_argument("--update-every", type=int, default=100, help="iterations per label round (100: one epoch)")
     parser.add_argument("--phi", type=float, default=DEFAULT_PHI)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--reuse", action="store_true", help="keep runs that already finished with the same command")
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/results/noisy-label-update"))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/noisy_label_update.json"))
     args = parser.parse_args()
 
     split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed)
     labels = split.naive_labels
-    rows = []
+    rows, folders = [], {}
     for name, options in (
         ("no update", ("--update-every", 0)),
         ("label rounds", ("--update-every", args.update_every, "--update-start", args.update_start,
                           "--update-phi", args.phi, "--update-weight", 0)),
     ):
-        folder = args.work / f"run-{name.replace(' ', '-')}"
-        scores = train_and_score(split, labels, folder, args.iterations, args.seed, "--mask-head", "gfr", *options,
+        folders[name] = args.work / f"run-{name.replace(' ', '-')}"
+        scores = train_and_score(split, labels, folders[name], args.iterations, args.seed, "--mask-head", "gfr", *options,
                                  reuse=args.reuse)
         # the labels trained on: the naive weak labels, then each round the run wrote (none without the scheme)
-        rows.append({"run": name, **scores, **label_rounds_quality(split, folder, labels)})
-    first_round, _ = round_paths(args.work / "run-label-rounds", 1)
+        rows.append({"run": name, **scores, **label_rounds_quality(split, folders[name], labels)})
+    first_round, _ = round_paths(folders["label rounds"], 1)
     first_round_change = label_change_by_quality(split, labels, first_round)
-    atomic_write_json(args.out, {"settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
-                                 "first_round_change": first_round_change}, indent=1)
+    save_results(args, rows=rows, first_round_change=first_round_change)
     print_table(f"GFR on naive weak labels, {args.iterations} iterations, rounds every {args.update_every} from "
                 f"{args.update_start}, phi {args.phi}, lambda 0, seed {args.seed}", rows, "run")
-    print("Label mean IoU to the true training masks: the naive weak labels, then each round")
-    for row in rows:
-        replaced = " (replaced per round: " + " / ".join(map(str, row["replaced"])) + ")" if row["replaced"] else ""
-        print(f"{row['run']:<22}" + " ".join(f"{value:.3f}" for value in row["label_miou"]) + replaced)
+    print_label_rounds([(row["run"], row) for row in rows])
     print("The first round's effect on the labels, by their IoU to the truth before it")
     print(f"{'IoU before':<12}{'instances':>10}{'mean change':>13}{'improved':>10}{'worsened':>10}")
     for band in first_round_change:

@@ -11,23 +11,14 @@ Prints AP / AP^r0.5 / AP^r0.7 / COCO mask AP and writes JSON.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from experiments import prepare_sample_split, print_table, train_and_score
-
-from cgc.fileio import atomic_write_json
+from experiments import add_run_arguments, prepare_sample_split, print_table, save_results, train_and_score
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-images", type=int, default=200)
-    parser.add_argument("--test-images", type=int, default=40)
-    parser.add_argument("--iterations", type=int, default=250)
+    add_run_arguments(parser, "weak_vs_full", iterations=250)
     parser.add_argument("--mask-head", default="gfr")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--reuse", action="store_true", help="keep runs that already finished with the same command")
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/results/weak-vs-full"))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/weak_vs_full.json"))
     args = parser.parse_args()
 
     split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed)
@@ -41,8 +32,7 @@ def main() -> None:
     print_table(f"{args.train_images} training / {args.test_images} held-out sample images, cpu preset, {args.mask_head}, "
                 f"{args.iterations} iterations, seed {args.seed}", rows, "supervision")
     print(f"weak / full AP: {ratio:.1%}")
-    atomic_write_json(args.out, {"settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
-                                 "weak_over_full_AP": round(ratio, 4)}, indent=1)
+    save_results(args, rows=rows, weak_over_full_AP=round(ratio, 4))
     print(f"wrote {args.out}")
 
 
