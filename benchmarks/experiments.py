@@ -92,10 +92,17 @@ def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int
     start = time.perf_counter()
     cgc(*command)
     seconds = time.perf_counter() - start
-    cgc("eval", "--checkpoint", run, "--images", split.test_images, "--data", split.test_truth, "--out", run / "metrics.json")
-    metrics = json.loads((run / "metrics.json").read_text())
+    scored = {}
+    for name, extra in (("metrics", ()), ("metrics-boxes-as-masks", ("--boxes-as-masks",))):
+        cgc("eval", "--checkpoint", run, "--images", split.test_images, "--data", split.test_truth, *extra,
+            "--out", run / f"{name}.json")
+        scored[name] = json.loads((run / f"{name}.json").read_text())
+    metrics, boxes = scored["metrics"], scored["metrics-boxes-as-masks"]
+    point = metrics["at_score_threshold"]
     scores = {"AP": metrics["AP"], "AP_r50": metrics["AP_r50"], "AP_r70": metrics["AP_r70"],
-              "coco_mask_AP": metrics["coco"]["AP"], "train_seconds": round(seconds, 1)}
+              "coco_mask_AP": metrics["coco"]["AP"], "precision": point["precision"], "recall": point["recall"],
+              "per_instance": point["predictions_per_instance"], "boxes_coco_AP": boxes["coco"]["AP"],
+              "boxes_AP_r70": boxes["AP_r70"], "train_seconds": round(seconds, 1)}
     atomic_write_json(record, {"command": command, "scores": scores}, indent=1)
     return scores
 
@@ -157,10 +164,18 @@ def print_table(title: str, rows: list[dict], name_key: str) -> None:
     """One row per run; the paper's figures (keys paper_AP, paper_AP_r50, paper_AP_r70) beside ours where given."""
     headers = {"paper_AP": "paper AP", "paper_AP_r50": "paper r0.5", "paper_AP_r70": "paper r0.7"}
     paper = [key for key in headers if any(row.get(key) is not None for row in rows)]
+    extra = {"precision": ("prec.", 7, 1), "recall": ("recall", 7, 1), "per_instance": ("per inst.", 10, 2),
+             "boxes_coco_AP": ("boxes COCO", 11, 2)}  # runs scored before these were recorded show "-"
+
+    def cell(row: dict, key: str, width: int, digits: int) -> str:
+        return f"{row[key]:>{width}.{digits}f}" if row.get(key) is not None else f"{'-':>{width}}"
+
     print(title)
-    print(f"{name_key:<22}{'AP':>8}{'AP^r0.5':>9}{'AP^r0.7':>9}{'COCO AP':>9}{'train s':>9}"
+    print(f"{name_key:<22}{'AP':>8}{'AP^r0.5':>9}{'AP^r0.7':>9}{'COCO AP':>9}"
+          + "".join(f"{label:>{width}}" for label, width, _ in extra.values()) + f"{'train s':>9}"
           + "".join(f"{headers[key]:>12}" for key in paper))
     for row in rows:
-        figures = "".join(f"{row[key]:>12.2f}" if row.get(key) is not None else f"{'-':>12}" for key in paper)
-        print(f"{row[name_key]:<22}{row['AP']:>8.2f}{row['AP_r50']:>9.2f}{row['AP_r70']:>9.2f}"
-              f"{row['coco_mask_AP']:>9.2f}{row['train_seconds']:>9.0f}{figures}")
+        figures = "".join(cell(row, key, 12, 2) for key in paper)
+        print(f"{row[name_key]:<22}{row['AP']:>8.2f}{row['AP_r50']:>9.2f}{row['AP_r70']:>9.2f}{row['coco_mask_AP']:>9.2f}"
+              + "".join(cell(row, key, width, digits) for key, (_, width, digits) in extra.items())
+              + f"{row['train_seconds']:>9.0f}{figures}")

@@ -292,6 +292,26 @@ def sample(out: Path, images: int, seed: int, width: int, height: int, workers: 
     click.echo(f"Wrote {images} sample images to {out} (imgs/, masks/, gt/, labelstudio_export.json)")
 
 
+class OptionalFloat(click.ParamType):
+    """A number, or 'none' for None (a setting that can be switched off)."""
+
+    name = "number|none"
+
+    def __init__(self, min_value: float | None = None) -> None:
+        self.min_value = min_value
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+            return "none"
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither a number nor 'none'", param, ctx)
+        if self.min_value is not None and number < self.min_value:
+            self.fail(f"{number:g} is below {self.min_value:g}", param, ctx)
+        return number
+
+
 def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The TrainConfig fields as options; None means "not given", so presets and --resume can fill them."""
     options = [
@@ -308,7 +328,16 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--mask-head-channels", type=click.IntRange(min=8), default=None, help="Width of the mask head [256]."),
         click.option("--mask-proposals-per-image", type=click.IntRange(min=1), default=None,
                      help="Positive proposals per image trained by the mask head [16]."),
+        click.option("--mask-window", type=OptionalFloat(min_value=0.0), default=None,
+                     help="Whole-image mask heads predict, and are trained, only inside each proposal's box grown by "
+                          "this fraction per side; 'none' for the whole image as in the paper [0.25]."),
         click.option("--box-batch-size-per-image", type=click.IntRange(min=8), default=None, help="Sampled ROIs per image [512]."),
+        click.option("--box-nms", "box_nms_thresh", type=click.FloatRange(0, 1), default=None,
+                     help="IoU above which the final detection NMS drops the lower-scored box [0.5]."),
+        click.option("--mask-suppression", type=click.Choice(["greedy", "matrix", "none"]), default=None,
+                     help="Drop detections whose mask repeats a better one's: greedy mask NMS, Matrix NMS, or none [greedy]."),
+        click.option("--mask-suppression-iou", type=click.FloatRange(0, 1), default=None,
+                     help="Greedy mask NMS: mask IoU above which the lower-scored detection goes [0.5]."),
         click.option("--rpn-batch-size-per-image", type=click.IntRange(min=8), default=None, help="Sampled anchors per image [256]."),
         click.option("--min-size", type=click.IntRange(min=32), default=None, help="Resize: shorter side [800]."),
         click.option("--max-size", type=click.IntRange(min=32), default=None, help="Resize: longer side at most [1333]."),
@@ -368,6 +397,8 @@ def train_command(data: Path | None, images: Path | None, out: Path, resume: boo
     given = {key: value for key, value in options.items() if value is not None}
     if given.get("backbone_weights") == "none":
         given["backbone_weights"] = None  # random initialisation, asked for explicitly
+    if given.get("mask_window") == "none":
+        given["mask_window"] = None  # the paper's whole-image mask loss, asked for explicitly
     given |= {key: str(value) for key, value in (("data", data), ("images", images)) if value is not None}
     if resume:
         config = replace(load_config(out / "config.json"), **given, out=str(out))
@@ -394,7 +425,7 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
     import cv2
 
     from cgc.fileio import atomic_directory, atomic_write_json
-    from cgc.inference import (coco_results, instance_map, list_images, load_model, overlay_prediction, predict_images,
+    from cgc.inference import (coco_results, detect_images, instance_map, list_images, load_model, overlay_prediction,
                                write_instance_png)
 
     paths = list_images(images)
@@ -402,8 +433,8 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
     results, files = [], []
     out.mkdir(parents=True, exist_ok=True)
     with atomic_directory(out / "masks") as masks_dir, atomic_directory(out / "overlays") as overlays_dir:
-        for image_id, (path, rgb, prediction) in enumerate(predict_images(model, target, paths), start=1):
-            kept = prediction.above(score_threshold)
+        for image_id, (path, rgb, detections) in enumerate(detect_images(model, target, paths), start=1):
+            kept = detections.instances(score_threshold)
             write_instance_png(masks_dir / f"{path.stem}.png", instance_map(kept, rgb.shape[:2]))
             cv2.imwrite(str(overlays_dir / f"{path.stem}.jpg"), overlay_prediction(rgb, kept))
             results += coco_results(image_id, kept)
@@ -449,7 +480,7 @@ def eval_command(predictions_path: Path | None, checkpoint: Path | None, images_
         from cgc.inference import load_model, predict_for_ground_truth
 
         model, _config, target = load_model(checkpoint, device)
-        predictions = predict_for_ground_truth(model, target, data_path, images_dir)
+        predictions = predict_for_ground_truth(model, target, data_path, images_dir, score_threshold)
     metrics = evaluate_predictions(data_path, predictions, score_threshold, boxes_as_masks, verbose)
     metrics["ground_truth_file"] = str(data_path)
     metrics["predictions_file" if checkpoint is None else "checkpoint"] = str(predictions_path or checkpoint)

@@ -297,6 +297,36 @@ def paper_ap_r(gt: Mapping[str, Any], predictions: list[Mapping[str, Any]], scor
     }
 
 
+def operating_point(gt: Mapping[str, Any], predictions: list[Mapping[str, Any]], score_threshold: float,
+                    alpha: float = 0.5, image_ids: Iterable[Any] | None = None) -> dict[str, Any]:
+    """What a user gets at ``score_threshold``: precision and recall (%) at IoU >= ``alpha``, and
+    predictions per true instance, the false positives AP^r never counts.
+
+    Matching as for AP^r (maximum one-to-one), over every selected image, those without true
+    instances included: a prediction there is a false positive.
+    """
+    selected = set(image["id"] for image in gt["images"]) if image_ids is None else set(image_ids)
+    truth: dict[Any, list[dict]] = {image_id: [] for image_id in selected}
+    for annotation in gt["annotations"]:
+        if annotation["image_id"] in truth and not annotation["iscrowd"]:
+            truth[annotation["image_id"]].append(annotation["segmentation"])
+    predicted: dict[Any, list[dict]] = {image_id: [] for image_id in selected}
+    for prediction in predictions:
+        if prediction["image_id"] in predicted and prediction["score"] >= score_threshold:
+            predicted[prediction["image_id"]].append(prediction["segmentation"])
+    matched = sum(matched_instances(mask_iou_matrix(predicted[i], truth[i]), alpha)
+                  for i in selected if truth[i] and predicted[i])
+    n_predicted = sum(len(found) for found in predicted.values())
+    n_truth = sum(len(instances) for instances in truth.values())
+    return {
+        "iou": alpha,
+        "matched": matched,
+        "precision": 100.0 * matched / n_predicted if n_predicted else None,
+        "recall": 100.0 * matched / n_truth if n_truth else None,
+        "predictions_per_instance": n_predicted / n_truth if n_truth else None,
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # COCO mask AP
 
@@ -386,6 +416,7 @@ def evaluate_predictions(gt: Mapping[str, Any] | str | Path,
         "predictions": len(predicted),
     }
     metrics.update(paper_ap_r(truth, predicted, score_threshold))
+    metrics["at_score_threshold"] = operating_point(truth, predicted, score_threshold)
     metrics["coco"] = coco_mask_ap(truth, predicted, verbose=verbose)
     subsets = attribute_image_ids(truth)
     if subsets:
@@ -418,4 +449,10 @@ def format_metrics_table(metrics: Mapping[str, Any]) -> list[str]:
                  f"({metrics['predictions_counted']} of {metrics['predictions']}); "
                  f"{metrics['images_without_ground_truth']} images without ground truth left out of AP^r"
                  + ("; masks replaced by filled boxes" if metrics.get("boxes_as_masks") else ""))
+    point = metrics.get("at_score_threshold")
+    if point is not None:
+        per_instance = point["predictions_per_instance"]
+        lines.append(f"At score >= {metrics['score_threshold']:g}: precision {_cell(point['precision'])} %, recall "
+                     f"{_cell(point['recall'])} % (IoU >= {point['iou']:g}), "
+                     f"{'n/a' if per_instance is None else f'{per_instance:.2f}'} predictions per true instance")
     return lines

@@ -27,16 +27,41 @@ MASK_THRESHOLD = 0.5
 
 
 @dataclass
+class Detections:
+    """Everything the network found in one image, best score first: boxes x1, y1, x2, y2 pixels,
+    scores, and each detection's (N, H, W) float32 mask probabilities."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    probabilities: np.ndarray
+
+    def instances(self, score_threshold: float) -> "Prediction":
+        """The detections with at least ``score_threshold``, one instance per pixel (see ``exclusive_masks``);
+        a detection left without any pixel is dropped."""
+        keep = self.scores >= score_threshold
+        masks = exclusive_masks(self.probabilities[keep])
+        nonempty = masks.reshape(len(masks), -1).any(axis=1)
+        return Prediction(self.boxes[keep][nonempty], self.scores[keep][nonempty], masks[nonempty])
+
+
+@dataclass
 class Prediction:
-    """One image's instances, best score first: boxes x1, y1, x2, y2 pixels, boolean masks."""
+    """One image's instances, best score first: boxes x1, y1, x2, y2 pixels, boolean masks that do
+    not overlap (what `cgc predict` writes)."""
 
     boxes: np.ndarray
     scores: np.ndarray
     masks: np.ndarray  # N x H x W bool
 
-    def above(self, score_threshold: float) -> "Prediction":
-        keep = self.scores >= score_threshold
-        return Prediction(self.boxes[keep], self.scores[keep], self.masks[keep])
+
+def exclusive_masks(probabilities: np.ndarray, threshold: float = MASK_THRESHOLD) -> np.ndarray:
+    """(N, H, W) bool: each pixel goes to the instance with the highest probability there, if that
+    probability reaches ``threshold``; ties go to the earlier (higher-scored) instance."""
+    if len(probabilities) == 0:
+        return np.zeros(probabilities.shape, bool)
+    best = probabilities.argmax(axis=0)
+    salient = np.take_along_axis(probabilities, best[None], axis=0)[0] >= threshold
+    return (np.arange(len(probabilities))[:, None, None] == best[None]) & salient[None]
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -70,11 +95,12 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 @torch.inference_mode()
-def predict_image(model: CGCNet, rgb: np.ndarray, device: torch.device) -> Prediction:
+def detect(model: CGCNet, rgb: np.ndarray, device: torch.device) -> Detections:
+    """All the network's detections in one RGB picture (uint8 H x W x 3)."""
     tensor = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255).to(device)
     output = model([tensor])[0]
-    masks = output["masks"][:, 0] >= MASK_THRESHOLD if len(output["masks"]) else torch.zeros((0,) + rgb.shape[:2], dtype=torch.bool)
-    return Prediction(output["boxes"].cpu().numpy(), output["scores"].cpu().numpy(), masks.cpu().numpy())
+    probabilities = output["masks"][:, 0] if len(output["masks"]) else torch.zeros((0,) + rgb.shape[:2])
+    return Detections(output["boxes"].cpu().numpy(), output["scores"].cpu().numpy(), probabilities.float().cpu().numpy())
 
 
 def list_images(source: str | Path) -> list[Path]:
@@ -89,10 +115,10 @@ def list_images(source: str | Path) -> list[Path]:
     return found
 
 
-def predict_images(model: CGCNet, device: torch.device, paths: Sequence[Path], progress: bool = True) -> Iterator[tuple[Path, np.ndarray, Prediction]]:
+def detect_images(model: CGCNet, device: torch.device, paths: Sequence[Path], progress: bool = True) -> Iterator[tuple[Path, np.ndarray, Detections]]:
     for path in tqdm(paths, desc="predict", unit="img", disable=None if progress else True):
         rgb = read_rgb(path)
-        yield path, rgb, predict_image(model, rgb, device)
+        yield path, rgb, detect(model, rgb, device)
 
 
 def coco_results(image_id: int, prediction: Prediction) -> list[dict]:
@@ -105,10 +131,12 @@ def coco_results(image_id: int, prediction: Prediction) -> list[dict]:
 
 
 def instance_map(prediction: Prediction, shape: tuple[int, int]) -> np.ndarray:
-    """ILSO-style label map: 0 background, 1..K by descending score; a higher score wins overlaps."""
+    """ILSO-style label map: 0 background, 1..K by descending score (the masks do not overlap)."""
+    if len(prediction.masks) > 255:
+        raise InputError(f"{len(prediction.masks)} instances do not fit an 8-bit label map; raise --score-thr")
     labels = np.zeros(shape, np.uint8)
-    for number in range(min(len(prediction.masks), 255), 0, -1):
-        labels[prediction.masks[number - 1]] = number
+    for number, mask in enumerate(prediction.masks, start=1):
+        labels[mask] = number
     return labels
 
 
@@ -122,8 +150,14 @@ def overlay_prediction(rgb: np.ndarray, prediction: Prediction) -> np.ndarray:
     return overlay_instances(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), list(prediction.masks), [list(box) for box in prediction.boxes])
 
 
-def predict_for_ground_truth(model: CGCNet, device: torch.device, ground_truth: str | Path, images_dir: str | Path, progress: bool = True) -> list[dict]:
-    """COCO results for every image a ground-truth file lists, found by file name in `images_dir`."""
+def predict_for_ground_truth(model: CGCNet, device: torch.device, ground_truth: str | Path, images_dir: str | Path,
+                             score_threshold: float, progress: bool = True) -> list[dict]:
+    """COCO results for every image a ground-truth file lists, found by file name in `images_dir`.
+
+    The detections at or above ``score_threshold`` are exactly what `cgc predict` writes (one
+    instance per pixel); those below it follow with their own masks, so that COCO AP still sees
+    the whole ranking.
+    """
     from cgc.fileio import read_json
 
     data = read_json(ground_truth, "ground-truth file")
@@ -137,6 +171,8 @@ def predict_for_ground_truth(model: CGCNet, device: torch.device, ground_truth: 
         raise InputError(f"{len(missing)} images of the ground truth are missing (first: {missing[0].name})", images_dir)
     ids = {path: image_id for image_id, path in entries}
     results: list[dict] = []
-    for path, _rgb, prediction in predict_images(model, device, [path for _, path in entries], progress):
-        results += coco_results(ids[path], prediction)
+    for path, _rgb, detections in detect_images(model, device, [path for _, path in entries], progress):
+        below = detections.scores < score_threshold
+        tail = Prediction(detections.boxes[below], detections.scores[below], detections.probabilities[below] >= MASK_THRESHOLD)
+        results += coco_results(ids[path], detections.instances(score_threshold)) + coco_results(ids[path], tail)
     return results

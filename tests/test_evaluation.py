@@ -272,3 +272,25 @@ def test_bad_ground_truth_raises_input_error(tmp_path: Path) -> None:
     path.write_text("{broken")
     with pytest.raises(InputError, match="not valid JSON"):
         evaluate_predictions(path, [])
+
+
+def test_precision_recall_and_predictions_per_instance_at_the_threshold() -> None:
+    # Image 1: A found twice (one is a duplicate), B missed; image 2: no truth, one false positive;
+    # image 3: B found, plus a prediction under the threshold that does not count.
+    gt = ground_truth({1: [A, B], 2: [], 3: [B]})
+    predictions = [result(1, A, 0.9), result(1, A_AT_06, 0.8), result(2, B, 0.7), result(3, B, 0.9), result(3, A, 0.2)]
+    point = evaluate_predictions(gt, predictions, score_threshold=0.5)["at_score_threshold"]
+    assert point["matched"] == 2
+    assert point["precision"] == pytest.approx(100 * 2 / 4)
+    assert point["recall"] == pytest.approx(100 * 2 / 3)
+    assert point["predictions_per_instance"] == pytest.approx(4 / 3)
+    low = evaluate_predictions(gt, predictions, score_threshold=0.1)["at_score_threshold"]
+    assert low["matched"] == 2 and low["predictions_per_instance"] == pytest.approx(5 / 3)
+    assert "precision 50.00 %, recall 66.67 %" in "\n".join(format_metrics_table(evaluate_predictions(gt, predictions)))
+
+
+def test_operating_point_without_predictions_or_truth() -> None:
+    point = evaluate_predictions(ground_truth({1: [A]}), [])["at_score_threshold"]
+    assert point["precision"] is None and point["recall"] == 0.0 and point["predictions_per_instance"] == 0.0
+    point = evaluate_predictions(ground_truth({1: []}), [result(1, A)])["at_score_threshold"]
+    assert point["precision"] == 0.0 and point["recall"] is None and point["predictions_per_instance"] is None

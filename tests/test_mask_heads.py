@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cgc.model.mask_heads import (
+    OUTSIDE_WINDOW_LOGIT,
     GFRHead,
     LFRHead,
     RoIAlignHead,
@@ -207,6 +208,7 @@ def test_local_recompute_equals_running_the_fcn_on_every_whole_map(head_class) -
     boxes = torch.tensor([[10.0, 12.0, 70.0, 90.0], [50.0, 20.0, 150.0, 110.0], [0.0, 0.0, 30.0, 25.0], [140.0, 100.0, 160.0, 120.0]])
     fast = head({"0": feature}, [boxes], [(120, 160)])[0]
     dense = head.predictor(head.fcn(head.refine(feature[0], boxes, 4.0, torch.arange(4))))
+    dense = torch.where(head.output_windows(boxes, 2.0, 60, 80)[:, None], dense, torch.tensor(OUTSIDE_WINDOW_LOGIT))
     assert fast.shape == dense.shape == (4, 1, 60, 80)
     torch.testing.assert_close(fast, dense, atol=1e-4, rtol=1e-4)
 
@@ -218,5 +220,49 @@ def test_fresh_heads_start_near_one_half(name: str) -> None:
     head = build_mask_head(name, in_channels=CHANNELS, channels=64)
     features = {key: 5 * value for key, value in make_features(requires_grad=False).items()}  # FPN-like magnitudes
     logits = head(features, BOXES, IMAGE_SIZES)
-    assert max(l.abs().max().item() for l in logits) < 5
+    predicted = [l[l != OUTSIDE_WINDOW_LOGIT] for l in logits]  # the whole-image heads' output windows
+    assert max(p.abs().max().item() for p in predicted) < 5
     assert head.loss(logits, BOXES, make_masks()).item() < 1.0
+
+
+# --------------------------------------------------------------------------- output window
+
+
+@pytest.mark.parametrize("head_class", WHOLE_IMAGE_HEADS)
+def test_whole_image_heads_predict_only_inside_the_grown_box(head_class) -> None:
+    torch.manual_seed(0)
+    head = head_class(in_channels=CHANNELS, channels=16, output_window_per_side=0.25)
+    features = make_features()
+    logits = head(features, BOXES, IMAGE_SIZES)
+    # Image 1's box (10, 8, 50, 50) grown by 10 / 10.5 px per side, in stride-2 logit cells: x 0..30, y 0..30.
+    outside = torch.ones(30, 36, dtype=torch.bool)
+    outside[0:30, 0:30] = False
+    assert torch.all(logits[1][0, 0][outside] == OUTSIDE_WINDOW_LOGIT)
+    assert torch.all(logits[1][0, 0][~outside] != OUTSIDE_WINDOW_LOGIT)
+    head.loss(logits, BOXES, make_masks()).backward()
+    assert features["0"].grad.abs().sum() > 0
+    masks = head.to_image_masks(logits[1].detach(), BOXES[1], IMAGE_SIZES[1], IMAGE_SIZES[1])
+    assert masks[0, 0, :, 62:].max() < 1e-6  # nothing right of the window (x 60) once upsampled
+
+
+def test_windowed_loss_is_the_mean_over_proposals_of_each_windows_mean_bce() -> None:
+    head = GFRHead(in_channels=CHANNELS, channels=8, output_window_per_side=0.0)
+    boxes = [torch.tensor([[0.0, 0.0, 4.0, 4.0], [0.0, 0.0, 8.0, 8.0]])]  # 2x2 and 4x4 logit cells at stride 2
+    masks = [torch.zeros(2, 8, 8, dtype=torch.uint8)]
+    logits = [torch.full((2, 1, 4, 4), OUTSIDE_WINDOW_LOGIT)]
+    logits[0][0, 0, :2, :2] = 0.0  # BCE ln 2 on each of the small box's 4 cells
+    logits[0][1, 0] = 0.0  # ln 2 on all 16 cells of the big box
+    # Per-proposal means are ln 2 and ln 2: a pooled mean over cells would weigh the big box 4x.
+    assert head.loss(logits, boxes, masks).item() == pytest.approx(math.log(2))
+    logits[0][1, 0] = 2.0  # the big box now costs softplus(2) per cell
+    expected = (math.log(2) + math.log1p(math.exp(2))) / 2
+    assert head.loss(logits, boxes, masks).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_without_a_window_the_loss_is_the_whole_maps_mean() -> None:
+    head = GFRHead(in_channels=CHANNELS, channels=8, output_window_per_side=None)
+    logits = head(make_features(), BOXES, IMAGE_SIZES)
+    assert all(torch.all(l != OUTSIDE_WINDOW_LOGIT) for l in logits)
+    boxes = [torch.tensor([[0.0, 0.0, 4.0, 4.0]])]
+    zero = [torch.zeros(1, 1, 4, 4)]
+    assert head.loss(zero, boxes, [torch.zeros(1, 8, 8, dtype=torch.uint8)]).item() == pytest.approx(math.log(2))

@@ -130,6 +130,18 @@ def test_cli_train_predict_and_eval(tiny_labels: tuple[Path, Path], tmp_path: Pa
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert {"AP", "AP_r50", "AP_r70", "coco"} <= set(metrics)
     results = json.loads((out / "results.json").read_text())
+    assert {"precision", "recall", "predictions_per_instance"} <= set(metrics["at_score_threshold"])
+    assert "predictions per true instance" in result.output
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    names = {entry["id"]: entry["file_name"] for entry in json.loads((out / "images.json").read_text())}
+    for image_id, name in names.items():  # the indexed PNG and results.json hold the same instances
+        labels = np.array(Image.open(out / "masks" / f"{Path(name).stem}.png"))
+        mine = [r for r in results if r["image_id"] == image_id]
+        assert len(mine) == labels.max()
+        for number, entry in enumerate(mine, start=1):
+            assert np.array_equal(mask_utils.decode(entry["segmentation"]).astype(bool), labels == number)
     if results:
         coco = COCO()
         coco.dataset = {"images": json.loads((out / "images.json").read_text()), "annotations": [], "categories": [{"id": 1, "name": "salient"}]}

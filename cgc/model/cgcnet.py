@@ -17,7 +17,8 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 
 from cgc.model.backbones import build_backbone
-from cgc.model.mask_heads import build_mask_head
+from cgc.model.mask_heads import OUTPUT_WINDOW_PER_SIDE, build_mask_head
+from cgc.model.mask_suppression import MaskSuppression
 from cgc.model.roi_heads import CGCRoIHeads
 
 NUM_CLASSES = 2  # background, salient (category id 1), as torchvision expects
@@ -31,15 +32,23 @@ class CGCNet(nn.Module):
     (n, H, W) whole-image weak masks). Training returns the loss dict (``loss_objectness``,
     ``loss_rpn_box_reg``, ``loss_classifier``, ``loss_box_reg``, ``loss_mask``); eval returns per
     image ``boxes``, ``scores``, ``labels`` and ``masks`` ((N, 1, H, W) probabilities in the
-    original image).
+    original image), after ``mask_suppression`` removed detections that repeat a better one's mask.
     """
 
-    def __init__(self, backbone: nn.Module, rpn: nn.Module, roi_heads: CGCRoIHeads, transform: nn.Module) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        rpn: nn.Module,
+        roi_heads: CGCRoIHeads,
+        transform: nn.Module,
+        mask_suppression: Optional[MaskSuppression] = None,
+    ) -> None:
         super().__init__()
         self.transform = transform
         self.backbone = backbone
         self.rpn = rpn
         self.roi_heads = roi_heads
+        self.mask_suppression = mask_suppression
 
     def forward(
         self, images: list[Tensor], targets: Optional[list[dict[str, Tensor]]] = None
@@ -68,13 +77,18 @@ class CGCNet(nn.Module):
         image_sizes: list[tuple[int, int]],
         original_sizes: list[tuple[int, int]],
     ) -> list[dict[str, Tensor]]:
-        """Boxes back to original coordinates (torchvision's transform), mask logits to image masks."""
+        """Boxes back to original coordinates (torchvision's transform), mask logits to image masks,
+        then mask-level duplicate suppression."""
         detections = self.transform.postprocess(detections, image_sizes, original_sizes)
         mask_head = self.roi_heads.mask_head
         for detection, size, original in zip(detections, image_sizes, original_sizes):
             logits = detection.pop("mask_logits", None)
-            if logits is not None and mask_head is not None:
-                detection["masks"] = mask_head.to_image_masks(logits, detection["boxes"], size, original)
+            if logits is None or mask_head is None:
+                continue
+            detection["masks"] = mask_head.to_image_masks(logits, detection["boxes"], size, original)
+            if self.mask_suppression is not None:
+                keep, scores = self.mask_suppression(detection["masks"], detection["scores"])
+                detection.update({key: detection[key][keep] for key in ("boxes", "labels", "masks")}, scores=scores)
         return detections
 
 
@@ -107,7 +121,7 @@ def build_cgcnet(
     box_batch_size_per_image: int = 512,
     box_positive_fraction: float = 0.25,
     box_score_thresh: float = 0.05,
-    box_nms_thresh: float = 0.7,
+    box_nms_thresh: float = 0.5,
     # mask head
     mask_detections_per_image: int = 80,
     mask_proposals_per_image: int = 16,
@@ -116,9 +130,18 @@ def build_cgcnet(
     mask_chunk_size: int = 8,
     lfr_window_per_side: float = 0.1,
     roi_masking_ring_per_side: float = 1 / 3,
+    mask_output_window_per_side: Optional[float] = OUTPUT_WINDOW_PER_SIDE,
+    # duplicate suppression
+    mask_suppression: str = "greedy",
+    mask_suppression_iou: float = 0.5,
 ) -> CGCNet:
-    """CGCNet with the paper's settings: ResNet-101 FPN, RPN IoU 0.7/0.3, two 1024-d FC, NMS 0.7,
+    """CGCNet with the paper's settings: ResNet-101 FPN, RPN IoU 0.7/0.3 and NMS 0.7, two 1024-d FC,
     top 80 detections to the GFR mask head.
+
+    Not the paper's: the final (detection) NMS at torchvision's 0.5, where 0.7 left 6 detections
+    per object; the whole-image heads' output window (``mask_output_window_per_side``, see
+    ``cgc.model.mask_heads.OUTPUT_WINDOW_PER_SIDE``); and mask-level duplicate suppression
+    (``cgc.model.mask_suppression``).
 
     ``trainable_backbone_layers=None`` means 0 (whole body frozen, FPN trained: the paper keeps
     the backbone unchanged) when ``backbone_weights`` are given, and 5 (all trainable) for a
@@ -159,6 +182,7 @@ def build_cgcnet(
             chunk_size=mask_chunk_size,
             lfr_window_per_side=lfr_window_per_side,
             roi_masking_ring_per_side=roi_masking_ring_per_side,
+            output_window_per_side=mask_output_window_per_side,
         ),
         fg_iou_thresh=box_fg_iou_thresh,
         bg_iou_thresh=box_bg_iou_thresh,
@@ -170,4 +194,5 @@ def build_cgcnet(
         mask_proposals_per_image=mask_proposals_per_image,
     )
     transform = GeneralizedRCNNTransform(min_size, max_size, list(image_mean), list(image_std))
-    return CGCNet(body, rpn, roi_heads, transform)
+    suppression = MaskSuppression(mask_suppression, mask_suppression_iou)
+    return CGCNet(body, rpn, roi_heads, transform, suppression)

@@ -107,6 +107,17 @@ def _power_of_two_ratio(larger: float, smaller: float) -> float:
     return 2.0 ** round(math.log2(larger / smaller))
 
 
+OUTPUT_WINDOW_PER_SIDE = 0.25
+"""Whole-image heads predict (and are trained) only inside each proposal's box grown by this much
+per side. Over a whole-image map, object cells are 5-15 % of the BCE's average and the FCN, which
+sees 9 cells, cannot tell far from the box which proposal it is asked about; RoIAlign's crops are
+about half object. With the window, GFR's COCO mask AP after the demo's 250 iterations went from
+29.4 to 57.8 (README, "Mask heads"). G_i is still computed on the whole image, so the global
+context of eq. 2 reaches the window unchanged."""
+
+OUTSIDE_WINDOW_LOGIT = -30.0
+"""The logit outside a proposal's window: probability 1e-13, finite in float16 and in log terms."""
+
 RECEPTIVE_RADIUS = 4
 """Cells of context the SIS FCN sees on each side: one per 3x3 convolution (the deconvolution
 and the 1x1 predictor add none)."""
@@ -160,14 +171,22 @@ class WholeImageMaskHead(MaskHead):
 
     The "other proposals" suppressed for proposal i are always all boxes of that image;
     ``chunk_size`` bounds how many whole-image masks are upsampled at once in ``to_image_masks``.
+    ``output_window_per_side`` (None: the whole image) limits each proposal's mask, and its loss,
+    to the proposal's box grown by that fraction per side (see ``OUTPUT_WINDOW_PER_SIDE``).
     """
 
     def __init__(
-        self, in_channels: int = 256, channels: int = 256, featmap_name: str = "0", chunk_size: int = 8
+        self,
+        in_channels: int = 256,
+        channels: int = 256,
+        featmap_name: str = "0",
+        chunk_size: int = 8,
+        output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
     ) -> None:
         super().__init__()
         self.featmap_name = featmap_name
         self.chunk_size = chunk_size
+        self.output_window_per_side = output_window_per_side
         self.fcn = MaskRCNNHeads(in_channels, (channels,) * 4, dilation=1)
         self.predictor = class_agnostic_mask_predictor(channels)
 
@@ -183,10 +202,18 @@ class WholeImageMaskHead(MaskHead):
         """Pixel boxes outside which proposal i's refined map equals ``base_map``."""
         raise NotImplementedError
 
+    def output_windows(self, boxes: Tensor, stride: float, height: int, width: int) -> Tensor | None:
+        """(n, height, width) bool: the logit cells (``stride`` pixels) each proposal predicts; None: all."""
+        if self.output_window_per_side is None:
+            return None
+        return box_cells(enlarge_boxes(boxes, self.output_window_per_side), stride, height, width)
+
     def forward(
         self, features: dict[str, Tensor], boxes: list[Tensor], image_sizes: list[tuple[int, int]]
     ) -> list[Tensor]:
         """Per image, (n, 1, 2*ceil(h/s), 2*ceil(w/s)) logits over the image's valid region.
+
+        Outside each proposal's output window the logit is ``OUTSIDE_WINDOW_LOGIT`` (no gradient).
 
         Exact, but cheaper than running the FCN on n whole maps: G_i differs from one shared base
         map only inside a box, and the FCN (four 3x3 convolutions, then a 2x2 stride-2 deconvolution
@@ -217,7 +244,11 @@ class WholeImageMaskHead(MaskHead):
                 out = base.clone()
                 out[:, 2 * vy0 : 2 * vy1, 2 * vx0 : 2 * vx1] = crop[:, 2 * (vy0 - cy0) : 2 * (vy1 - cy0), 2 * (vx0 - cx0) : 2 * (vx1 - cx0)]
                 per_proposal.append(out)
-            logits.append(torch.stack(per_proposal))
+            image_logits = torch.stack(per_proposal)
+            windows = self.output_windows(image_boxes, stride / 2, 2 * height, 2 * width)
+            if windows is not None:
+                image_logits = torch.where(windows[:, None], image_logits, image_logits.new_tensor(OUTSIDE_WINDOW_LOGIT))
+            logits.append(image_logits)
         return logits
 
     @staticmethod
@@ -233,25 +264,32 @@ class WholeImageMaskHead(MaskHead):
         return stride
 
     def loss(self, logits: list[Tensor], boxes: list[Tensor], gt_masks: list[Tensor]) -> Tensor:
-        """Eq. 8: mean per-pixel BCE against each instance's whole-image mask at logit resolution.
+        """Eq. 8: per-pixel BCE against each instance's whole-image mask at logit resolution.
 
         The mask is zero-padded to the area the logits cover and average-pooled by the output
         stride, so logit cell (y, x) is compared with the fraction of its pixels that are salient.
+        Each proposal's BCE is the mean over its output window (the whole map without one), and the
+        loss is the mean over proposals, so every proposal weighs the same whatever its size.
         """
-        inputs, targets = [], []
-        for image_logits, masks in zip(logits, gt_masks):
+        per_proposal = []
+        for image_logits, image_boxes, masks in zip(logits, boxes, gt_masks):
             if image_logits.shape[0] == 0:
                 continue
             h, w = masks.shape[-2:]
             s = self._output_stride((h, w), image_logits)
             lh, lw = image_logits.shape[-2:]
             padded = F.pad(masks[:, None].to(image_logits.dtype), (0, lw * s - w, 0, lh * s - h))
-            targets.append(F.avg_pool2d(padded, s) if s > 1 else padded)
-            inputs.append(image_logits)
-        if not inputs:
+            targets = F.avg_pool2d(padded, s) if s > 1 else padded
+            bce = F.binary_cross_entropy_with_logits(image_logits, targets, reduction="none").flatten(1)
+            windows = self.output_windows(image_boxes, s, lh, lw)
+            if windows is None:
+                per_proposal.append(bce.mean(dim=1))
+            else:
+                weights = windows.flatten(1).to(bce.dtype)
+                per_proposal.append((bce * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1))
+        if not per_proposal:
             return sum(l.sum() for l in logits) * 0.0  # no positive proposal in the batch
-        flat_inputs = torch.cat([x.flatten() for x in inputs])
-        return F.binary_cross_entropy_with_logits(flat_inputs, torch.cat([t.flatten() for t in targets]))
+        return torch.cat(per_proposal).mean()
 
     def to_image_masks(
         self, logits: Tensor, boxes: Tensor, image_size: tuple[int, int], original_size: tuple[int, int]
@@ -278,8 +316,9 @@ class GFRHead(WholeImageMaskHead):
         featmap_name: str = "0",
         chunk_size: int = 8,
         window_per_side: float | None = None,
+        output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
     ) -> None:
-        super().__init__(in_channels, channels, featmap_name, chunk_size)
+        super().__init__(in_channels, channels, featmap_name, chunk_size, output_window_per_side)
         self.window_per_side = window_per_side
 
     def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
@@ -310,8 +349,9 @@ class LFRHead(GFRHead):
         featmap_name: str = "0",
         chunk_size: int = 8,
         window_per_side: float = 0.1,
+        output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
     ) -> None:
-        super().__init__(in_channels, channels, featmap_name, chunk_size, window_per_side)
+        super().__init__(in_channels, channels, featmap_name, chunk_size, window_per_side, output_window_per_side)
 
 
 class RoIMaskingHead(WholeImageMaskHead):
@@ -330,8 +370,9 @@ class RoIMaskingHead(WholeImageMaskHead):
         featmap_name: str = "0",
         chunk_size: int = 8,
         ring_per_side: float = 1 / 3,
+        output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
     ) -> None:
-        super().__init__(in_channels, channels, featmap_name, chunk_size)
+        super().__init__(in_channels, channels, featmap_name, chunk_size, output_window_per_side)
         self.ring_per_side = ring_per_side
 
     def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
@@ -399,14 +440,17 @@ def build_mask_head(
     chunk_size: int = 8,
     lfr_window_per_side: float = 0.1,
     roi_masking_ring_per_side: float = 1 / 3,
+    output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
 ) -> MaskHead:
-    """One of the four heads of Table II by name (for command lines); defaults as in the paper."""
+    """One of the four heads of Table II by name (for command lines); defaults as in the paper,
+    except ``output_window_per_side`` of the whole-image heads (None: the paper's whole-image loss)."""
+    window = output_window_per_side
     if name == "gfr":
-        return GFRHead(in_channels, channels, featmap_name, chunk_size)
+        return GFRHead(in_channels, channels, featmap_name, chunk_size, output_window_per_side=window)
     if name == "lfr":
-        return LFRHead(in_channels, channels, featmap_name, chunk_size, lfr_window_per_side)
+        return LFRHead(in_channels, channels, featmap_name, chunk_size, lfr_window_per_side, window)
     if name == "roimasking":
-        return RoIMaskingHead(in_channels, channels, featmap_name, chunk_size, roi_masking_ring_per_side)
+        return RoIMaskingHead(in_channels, channels, featmap_name, chunk_size, roi_masking_ring_per_side, window)
     if name == "roialign":
         return RoIAlignHead(in_channels, channels)
     raise InputError(f"unknown mask head {name!r}; choose one of {', '.join(MASK_HEADS)}")

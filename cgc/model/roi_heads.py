@@ -83,7 +83,7 @@ class CGCRoIHeads(RoIHeads):
         positive_fraction: float = 0.25,
         bbox_reg_weights: Optional[tuple[float, float, float, float]] = None,
         score_thresh: float = 0.05,
-        nms_thresh: float = 0.7,
+        nms_thresh: float = 0.5,
         detections_per_img: int = 80,
         mask_proposals_per_image: int = 16,
     ) -> None:

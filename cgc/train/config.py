@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from cgc.errors import InputError
+from cgc.model.mask_heads import OUTPUT_WINDOW_PER_SIDE
+from cgc.model.mask_suppression import MASK_SUPPRESSION_METHODS
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,11 @@ class TrainConfig:
     trainable_backbone_layers: int = 0  # the paper keeps the backbone unchanged
     mask_head_channels: int = 256
     mask_proposals_per_image: int = 16
+    mask_window: float | None = OUTPUT_WINDOW_PER_SIDE  # whole-image heads: mask and loss in the box grown by this per side; None: whole image (the paper)
     box_batch_size_per_image: int = 512
+    box_nms_thresh: float = 0.5  # final detection NMS (torchvision's default; the paper's 0.7 is the RPN's)
+    mask_suppression: str = "greedy"  # duplicate masks after box NMS: greedy (mask NMS), matrix (Matrix NMS) or none
+    mask_suppression_iou: float = 0.5  # greedy mask NMS: drop a mask overlapping a better one by more than this IoU
     rpn_batch_size_per_image: int = 256
     min_size: int = 800  # resizing policy: shorter side to min_size, longer side at most max_size
     max_size: int = 1333
@@ -111,6 +117,10 @@ def check_config(config: TrainConfig) -> TrainConfig:
         raise InputError("--update-every and --update-start must be >= 0")
     if config.update_weight < 0 or config.crf_workers < 0:
         raise InputError("--update-weight and --crf-workers must be >= 0")
+    if config.mask_suppression not in MASK_SUPPRESSION_METHODS:
+        raise InputError(f"--mask-suppression must be one of {', '.join(MASK_SUPPRESSION_METHODS)}")
+    if config.mask_window is not None and config.mask_window < 0:
+        raise InputError("--mask-window must be >= 0 (or none)")
     if config.label_update_on and config.mask_head == "roialign":
         raise InputError("the label update needs a whole-image mask head (gfr, lfr or roimasking), not roialign")
     return config

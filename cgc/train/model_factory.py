@@ -19,4 +19,8 @@ def model_from_config(config: TrainConfig, load_backbone_weights: bool = True) -
         box_batch_size_per_image=config.box_batch_size_per_image,
         mask_head_channels=config.mask_head_channels,
         mask_proposals_per_image=config.mask_proposals_per_image,
+        mask_output_window_per_side=config.mask_window,
+        box_nms_thresh=config.box_nms_thresh,
+        mask_suppression=config.mask_suppression,
+        mask_suppression_iou=config.mask_suppression_iou,
     )

@@ -1,0 +1,75 @@
+"""Duplicate suppression measured on one trained model: final box NMS x mask-level suppression.
+
+One run is trained (the cpu preset, GFR, the demo's 200 sample scenes and 250 iterations, or
+--checkpoint), then every post-processing variant scores the same network on the held-out
+scenes: COCO mask AP, the paper's AP^r0.7, precision and recall at the score threshold (IoU 0.5),
+predictions per true instance, and COCO mask AP of the same detections as filled boxes. Only the
+post-processing differs between rows, so the differences are not training noise.
+
+    .venv/bin/python benchmarks/postprocess.py --reuse
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from experiments import add_run_arguments, prepare_sample_split, save_results, train_and_score
+
+from cgc.evaluation import evaluate_predictions
+from cgc.inference import load_model, predict_for_ground_truth
+from cgc.model.mask_suppression import MaskSuppression
+
+VARIANTS = (  # (final box NMS, mask suppression, its IoU)
+    (0.7, "none", None),  # the paper's NMS value, nothing else
+    (0.5, "none", None),
+    (0.3, "none", None),
+    (0.5, "greedy", 0.5),
+    (0.5, "greedy", 0.3),
+    (0.5, "matrix", None),
+    (0.7, "greedy", 0.5),
+    (0.7, "matrix", None),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_arguments(parser, "postprocess", iterations=250)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="score this run instead of training one")
+    parser.add_argument("--score-thr", type=float, default=0.5)
+    args = parser.parse_args()
+
+    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed)
+    run = args.checkpoint
+    if run is None:
+        run = args.work / "run"
+        train_and_score(split, split.weak_labels, run, args.iterations, args.seed, reuse=args.reuse)
+    model, _config, device = load_model(run, "cpu")
+    rows = []
+    for box_nms, method, iou in VARIANTS:
+        model.roi_heads.nms_thresh = box_nms
+        model.mask_suppression = MaskSuppression(method, iou if iou is not None else 0.5)
+        predictions = predict_for_ground_truth(model, device, split.test_truth, split.test_images, args.score_thr,
+                                               progress=False)
+        masks = evaluate_predictions(split.test_truth, predictions, args.score_thr)
+        boxes = evaluate_predictions(split.test_truth, predictions, args.score_thr, boxes_as_masks=True)
+        point = masks["at_score_threshold"]
+        rows.append({"box_nms": box_nms, "mask_suppression": method if iou is None else f"{method} {iou}",
+                     "coco_mask_AP": masks["coco"]["AP"], "AP_r70": masks["AP_r70"], "AP": masks["AP"],
+                     "precision": point["precision"], "recall": point["recall"],
+                     "per_instance": point["predictions_per_instance"], "boxes_coco_AP": boxes["coco"]["AP"],
+                     "boxes_AP_r70": boxes["AP_r70"]})
+        save_results(args, run=str(run), rows=rows)
+    print(f"Post-processing of one model ({run}); score threshold {args.score_thr:g}, "
+          f"{args.test_images} held-out sample scenes")
+    print(f"{'box NMS':>8} {'mask suppression':<18}{'COCO AP':>8}{'AP^r0.7':>8}{'AP':>7}{'prec.':>7}{'recall':>7}"
+          f"{'per inst.':>10}{'boxes COCO':>11}{'boxes r0.7':>11}")
+    for row in rows:
+        print(f"{row['box_nms']:>8.1f} {row['mask_suppression']:<18}{row['coco_mask_AP']:>8.2f}{row['AP_r70']:>8.2f}"
+              f"{row['AP']:>7.2f}{row['precision']:>7.1f}{row['recall']:>7.1f}{row['per_instance']:>10.2f}"
+              f"{row['boxes_coco_AP']:>11.2f}{row['boxes_AP_r70']:>11.2f}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

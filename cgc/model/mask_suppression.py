@@ -1,0 +1,88 @@
+"""Mask-level duplicate suppression after the detector's box NMS.
+
+Box NMS keeps two boxes of one object when they differ enough (a box of the whole object and one
+of its larger part), and their masks then cover the same pixels. Suppressing on *mask* IoU
+removes those duplicates whatever their boxes look like. Two ways are offered, both on the
+binary masks (probability >= 0.5) of one image's detections:
+
+- ``"greedy"``: mask NMS. Walk the detections by decreasing score; drop every later one whose
+  mask IoU with a kept one exceeds ``iou_threshold``.
+- ``"matrix"``: Matrix NMS (SOLOv2, Wang et al. 2020, eq. 4 with the Gaussian kernel). Every
+  score is decayed by its overlap with higher-scored masks, compensated by how much those masks
+  were themselves suppressed; nothing is dropped, the score threshold then does the cutting.
+
+The benchmark ``benchmarks/postprocess.py`` measures both (README, "Predictions").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from cgc.errors import InputError
+
+MASK_SUPPRESSION_METHODS = ("greedy", "matrix", "none")
+
+
+def mask_iou_matrix(masks: Tensor, threshold: float = 0.5) -> Tensor:
+    """(n, n) IoU of the binary masks ``masks >= threshold``; ``masks`` is (n, ...) probabilities."""
+    binary = (masks >= threshold).flatten(1).float()
+    intersection = binary @ binary.T
+    area = binary.sum(dim=1)
+    union = area[:, None] + area[None, :] - intersection
+    return torch.where(union > 0, intersection / union.clamp(min=1), torch.zeros_like(union))
+
+
+def greedy_mask_nms(ious: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    """Indices kept by greedy NMS on a precomputed mask IoU matrix, by decreasing score."""
+    order = torch.argsort(scores, descending=True, stable=True)
+    suppressed = torch.zeros(len(scores), dtype=torch.bool, device=scores.device)
+    keep = []
+    for index in order.tolist():
+        if suppressed[index]:
+            continue
+        keep.append(index)
+        suppressed |= ious[index] > iou_threshold
+    return torch.tensor(keep, dtype=torch.long, device=scores.device)
+
+
+def matrix_nms_scores(ious: Tensor, scores: Tensor, sigma: float = 2.0) -> Tensor:
+    """SOLOv2's Matrix NMS (Gaussian kernel): every score decayed by its overlaps with higher-scored masks."""
+    if len(scores) == 0:
+        return scores
+    order = torch.argsort(scores, descending=True, stable=True)
+    sorted_ious = ious[order][:, order].triu(diagonal=1)  # [i, j]: i scored higher than j
+    compensation = sorted_ious.max(dim=0).values  # how much each mask is itself overlapped from above
+    decay = torch.exp(-sigma * (sorted_ious**2 - compensation[:, None] ** 2)).min(dim=0).values
+    decayed = torch.empty_like(scores)
+    decayed[order] = scores[order] * decay
+    return decayed
+
+
+@dataclass(frozen=True)
+class MaskSuppression:
+    """One image's detections -> the indices to keep and their (maybe decayed) scores."""
+
+    method: str = "greedy"
+    iou_threshold: float = 0.5  # greedy: drop above this mask IoU
+    sigma: float = 2.0  # matrix: the Gaussian kernel's sigma (SOLOv2's default)
+    min_score: float = 0.05  # matrix: decayed scores below this are dropped (the detector's own floor)
+
+    def __post_init__(self) -> None:
+        if self.method not in MASK_SUPPRESSION_METHODS:
+            raise InputError(f"unknown mask suppression {self.method!r}; choose one of {', '.join(MASK_SUPPRESSION_METHODS)}")
+
+    def __call__(self, masks: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
+        """``masks`` (n, 1, H, W) probabilities, ``scores`` (n,) -> (kept indices by decreasing score, their scores)."""
+        if self.method == "none" or len(scores) <= 1:
+            return torch.arange(len(scores), device=scores.device), scores
+        ious = mask_iou_matrix(masks)
+        if self.method == "greedy":
+            keep = greedy_mask_nms(ious, scores, self.iou_threshold)
+            return keep, scores[keep]
+        decayed = matrix_nms_scores(ious, scores, self.sigma)
+        keep = torch.argsort(decayed, descending=True, stable=True)
+        keep = keep[decayed[keep] >= self.min_score]
+        return keep, decayed[keep]

@@ -1,0 +1,88 @@
+"""Duplicate suppression on hand-built overlapping detections, and the network applying it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cgc.errors import InputError
+from cgc.model.mask_suppression import MaskSuppression, greedy_mask_nms, mask_iou_matrix, matrix_nms_scores
+
+
+def box_mask(x0: int, y0: int, x1: int, y1: int, probability: float = 0.9) -> torch.Tensor:
+    mask = torch.zeros(1, 40, 40)
+    mask[0, y0:y1, x0:x1] = probability
+    return mask
+
+
+# Two detections of one object (IoU 0.81), one of another object, and a third copy of the first
+# object scored lower than the second object.
+MASKS = torch.stack([box_mask(0, 0, 10, 10), box_mask(0, 1, 10, 10), box_mask(20, 20, 30, 30), box_mask(1, 0, 10, 10)])
+SCORES = torch.tensor([0.95, 0.9, 0.8, 0.7])
+
+
+def test_mask_iou_matrix_by_hand() -> None:
+    ious = mask_iou_matrix(MASKS)
+    assert ious[0, 1] == pytest.approx(90 / 100) and ious[0, 2] == 0.0
+    assert ious[1, 3] == pytest.approx(81 / 99)
+    assert torch.allclose(ious, ious.T) and torch.all(ious.diagonal() == 1)
+    empty = mask_iou_matrix(torch.zeros(2, 1, 4, 4))
+    assert torch.equal(empty, torch.zeros(2, 2))  # no pixel at all: IoU 0, not NaN
+
+
+def test_greedy_keeps_one_detection_per_object() -> None:
+    suppress = MaskSuppression("greedy", iou_threshold=0.5)
+    keep, scores = suppress(MASKS, SCORES)
+    assert keep.tolist() == [0, 2] and scores.tolist() == pytest.approx([0.95, 0.8])
+    # A looser threshold keeps the duplicates it does not reach.
+    keep, _ = MaskSuppression("greedy", iou_threshold=0.95)(MASKS, SCORES)
+    assert keep.tolist() == [0, 1, 2, 3]
+
+
+def test_greedy_walks_by_score_not_by_index() -> None:
+    ious = mask_iou_matrix(MASKS)
+    keep = greedy_mask_nms(ious, torch.tensor([0.1, 0.9, 0.5, 0.2]), 0.5)
+    assert keep.tolist() == [1, 2]
+
+
+def test_matrix_nms_decays_duplicates_below_the_distinct_object() -> None:
+    decayed = matrix_nms_scores(mask_iou_matrix(MASKS), SCORES, sigma=2.0)
+    assert decayed[0] == pytest.approx(0.95) and decayed[2] == pytest.approx(0.8)  # nothing above them overlaps
+    assert decayed[1] < 0.5 and decayed[3] < 0.5  # the copies of object 0 fall below the usual threshold
+    keep, scores = MaskSuppression("matrix", min_score=0.5)(MASKS, SCORES)
+    assert keep.tolist() == [0, 2] and torch.all(scores[:-1] >= scores[1:])
+
+
+def test_none_and_single_detections_pass_through() -> None:
+    keep, scores = MaskSuppression("none")(MASKS, SCORES)
+    assert keep.tolist() == [0, 1, 2, 3] and torch.equal(scores, SCORES)
+    keep, _ = MaskSuppression("greedy")(MASKS[:1], SCORES[:1])
+    assert keep.tolist() == [0]
+    keep, _ = MaskSuppression("matrix")(MASKS[:0], SCORES[:0])
+    assert keep.tolist() == []
+
+
+def test_unknown_method_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="greedy, matrix, none"):
+        MaskSuppression("soft")
+
+
+def test_network_output_has_no_duplicate_masks() -> None:
+    """CGCNet.postprocess applies the suppression to what the mask head returns."""
+    from test_cgcnet import tiny_cgcnet
+
+    torch.manual_seed(0)
+    model = tiny_cgcnet("gfr", box_score_thresh=0.0).eval()
+    with torch.no_grad():
+        model.roi_heads.mask_head.predictor.mask_fcn_logits.bias.fill_(5.0)  # every window is "salient"
+        images = [torch.rand(3, 96, 128)]
+        plain = model.mask_suppression
+        model.mask_suppression = None
+        raw = model(images)[0]
+        model.mask_suppression = plain
+        kept = model(images)[0]
+    assert len(raw["scores"]) > len(kept["scores"]) > 0
+    ious = mask_iou_matrix(kept["masks"])
+    assert torch.all(ious.triu(diagonal=1) <= 0.5)
+    assert torch.all(kept["scores"][:-1] >= kept["scores"][1:])
+    assert kept["boxes"].shape[0] == kept["masks"].shape[0] == kept["labels"].shape[0]
