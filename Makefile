@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo-output
 DEMO_IMAGES ?= 200
 DEMO_HELDOUT ?= 40
+DEMO_VALIDATION ?= 20
 DEMO_ITERATIONS ?= 250
 DEMO_LR_STEP ?= 180
 CGC    := $(VENV)/bin/cgc
@@ -72,6 +73,10 @@ demo: $(STAMP)
 	rm -rf $(DEMO)/run  # a fresh run each time: cgc train will not overwrite one
 	$(CGC) train --preset cpu --data $(DEMO)/weaklabels/annotations.json --images $(DEMO)/sample/imgs \
 		--out $(DEMO)/run --iterations $(DEMO_ITERATIONS) --lr-steps $(DEMO_LR_STEP)
+	@echo "== Score threshold: the best F1 on validation scenes, recorded in the checkpoint =="
+	$(CGC) sample --out $(DEMO)/validation --images $(DEMO_VALIDATION) --seed 2000
+	$(CGC) export coco --format ilso --root $(DEMO)/validation --out $(DEMO)/validation-truth.json
+	$(CGC) calibrate --checkpoint $(DEMO)/run --images $(DEMO)/validation/imgs --data $(DEMO)/validation-truth.json
 	$(CGC) sample --out $(DEMO)/heldout --images $(DEMO_HELDOUT) --seed 1000
 	$(CGC) export coco --format ilso --root $(DEMO)/heldout --out $(DEMO)/heldout-truth.json
 	@echo "== Held-out images, true instance masks: the model, then its boxes filled as masks (baseline) =="

@@ -27,8 +27,11 @@ VARIANTS = (  # (final box NMS, mask suppression, its IoU)
     (0.5, "greedy", 0.5),
     (0.5, "greedy", 0.3),
     (0.5, "matrix", None),
+    (0.5, "overlap", 0.5),
+    (0.5, "overlap", 0.2),
     (0.7, "greedy", 0.5),
     (0.7, "matrix", None),
+    (0.7, "overlap", 0.5),
 )
 
 
@@ -44,12 +47,13 @@ def main() -> None:
     if run is None:
         run = args.work / "run"
         train_and_score(split, split.weak_labels, run, args.iterations, args.seed, reuse=args.reuse)
-    model, _config, device = load_model(run, "cpu")
+    loaded = load_model(run, "cpu")
+    model = loaded.model
     rows = []
     for box_nms, method, iou in VARIANTS:
         model.roi_heads.nms_thresh = box_nms
         model.mask_suppression = MaskSuppression(method, iou if iou is not None else 0.5)
-        predictions = predict_for_ground_truth(model, device, split.test_truth, split.test_images, args.score_thr,
+        predictions = predict_for_ground_truth(loaded, split.test_truth, split.test_images, args.score_thr,
                                                progress=False)
         masks = evaluate_predictions(split.test_truth, predictions, args.score_thr)
         boxes = evaluate_predictions(split.test_truth, predictions, args.score_thr, boxes_as_masks=True)

@@ -334,10 +334,12 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--box-batch-size-per-image", type=click.IntRange(min=8), default=None, help="Sampled ROIs per image [512]."),
         click.option("--box-nms", "box_nms_thresh", type=click.FloatRange(0, 1), default=None,
                      help="IoU above which the final detection NMS drops the lower-scored box [0.5]."),
-        click.option("--mask-suppression", type=click.Choice(["greedy", "matrix", "none"]), default=None,
-                     help="Drop detections whose mask repeats a better one's: greedy mask NMS, Matrix NMS, or none [greedy]."),
+        click.option("--mask-suppression", type=click.Choice(["greedy", "matrix", "overlap", "none"]), default=None,
+                     help="Drop detections whose mask repeats a better one's: greedy mask NMS, Matrix NMS, a mask mostly "
+                          "covered by better ones (overlap), or none [greedy]."),
         click.option("--mask-suppression-iou", type=click.FloatRange(0, 1), default=None,
-                     help="Greedy mask NMS: mask IoU above which the lower-scored detection goes [0.5]."),
+                     help="Greedy: the mask IoU, overlap: the covered fraction, above which the lower-scored detection "
+                          "goes [0.3]."),
         click.option("--rpn-batch-size-per-image", type=click.IntRange(min=8), default=None, help="Sampled anchors per image [256]."),
         click.option("--min-size", type=click.IntRange(min=32), default=None, help="Resize: shorter side [800]."),
         click.option("--max-size", type=click.IntRange(min=32), default=None, help="Resize: longer side at most [1333]."),
@@ -411,29 +413,34 @@ def train_command(data: Path | None, images: Path | None, out: Path, resume: boo
                f"final loss {result.last_losses.get('loss', float('nan')):.4f}")
 
 
+SCORE_THRESHOLD_HELP = ("Keep instances with at least this score [the threshold `cgc calibrate` recorded in the "
+                        "checkpoint, else 0.5].")
+
+
 @cgc.command("predict")
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A checkpoint file or a run folder (newest checkpoint).")
 @click.option("--images", type=click.Path(path_type=Path), required=True, help="An image file or a folder of images.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for masks/ (indexed PNG per image), overlays/ and results.json (COCO results).")
-@click.option("--score-thr", "score_threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Keep instances with at least this score.")
+@click.option("--score-thr", "score_threshold", type=click.FloatRange(0, 1), default=None, help=SCORE_THRESHOLD_HELP)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @reports_input_errors
-def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: float, device: str) -> None:
-    """Salient instance masks for new pictures: indexed PNGs, COCO results JSON and overlays."""
+def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: float | None, device: str) -> None:
+    """Salient instance masks for new pictures: indexed PNGs, COCO results JSON and overlays (one instance per pixel)."""
     import cv2
 
     from cgc.fileio import atomic_directory, atomic_write_json
     from cgc.inference import (coco_results, detect_images, instance_map, list_images, load_model, overlay_prediction,
                                write_instance_png)
+    from cgc.score_threshold import score_threshold_of
 
     paths = list_images(images)
-    model, _config, target = load_model(checkpoint, device)
+    loaded = load_model(checkpoint, device)
+    score_threshold = score_threshold_of(loaded, score_threshold)
     results, files = [], []
     out.mkdir(parents=True, exist_ok=True)
     with atomic_directory(out / "masks") as masks_dir, atomic_directory(out / "overlays") as overlays_dir:
-        for image_id, (path, rgb, detections) in enumerate(detect_images(model, target, paths), start=1):
+        for image_id, (path, rgb, detections) in enumerate(detect_images(loaded.model, loaded.device, paths), start=1):
             kept = detections.instances(score_threshold)
             write_instance_png(masks_dir / f"{path.stem}.png", instance_map(kept, rgb.shape[:2]))
             cv2.imwrite(str(overlays_dir / f"{path.stem}.jpg"), overlay_prediction(rgb, kept))
@@ -441,7 +448,8 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
             files.append({"id": image_id, "file_name": path.name, "height": rgb.shape[0], "width": rgb.shape[1]})
     atomic_write_json(out / "results.json", results)
     atomic_write_json(out / "images.json", files, indent=1)
-    click.echo(f"Wrote {len(results)} instances for {len(paths)} images to {out} (masks/, overlays/, results.json)")
+    click.echo(f"Wrote {len(results)} instances for {len(paths)} images to {out} (masks/, overlays/, results.json); "
+               f"score threshold {score_threshold:g}")
 
 
 @cgc.command("eval")
@@ -455,8 +463,9 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Ground truth: COCO instance JSON (RLE or polygons), e.g. from `cgc export coco`.")
-@click.option("--score-thr", "score_threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
-              help="AP^r counts only predictions with at least this score (COCO AP uses all of them).")
+@click.option("--score-thr", "score_threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="AP^r, precision and recall count only predictions with at least this score (COCO AP uses all of "
+                   "them) [with --checkpoint: the threshold `cgc calibrate` recorded, else 0.5; otherwise 0.5].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write all metrics to this JSON file (atomically).")
 @click.option("--boxes-as-masks", is_flag=True, default=False,
@@ -464,9 +473,9 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
 @click.option("--verbose", is_flag=True, default=False, help="Show pycocotools' own COCOeval summary.")
 @reports_input_errors
 def eval_command(predictions_path: Path | None, checkpoint: Path | None, images_dir: Path | None, device: str,
-                 data_path: Path, score_threshold: float, out: Path | None, boxes_as_masks: bool, verbose: bool) -> None:
+                 data_path: Path, score_threshold: float | None, out: Path | None, boxes_as_masks: bool, verbose: bool) -> None:
     """Score predicted salient instances: the paper's AP^r0.5 / AP^r0.7 / AP and COCO mask AP (%)."""
-    from cgc.evaluation import evaluate_predictions, format_metrics_table
+    from cgc.evaluation import DEFAULT_SCORE_THRESHOLD, evaluate_predictions, format_metrics_table
     from cgc.fileio import atomic_write_json
 
     if (predictions_path is None) == (checkpoint is None):
@@ -476,11 +485,15 @@ def eval_command(predictions_path: Path | None, checkpoint: Path | None, images_
     if out is not None and out.is_dir():
         raise InputError("--out is a directory; give a file name", out)
     predictions: Any = predictions_path
-    if checkpoint is not None:
+    if checkpoint is None:
+        score_threshold = DEFAULT_SCORE_THRESHOLD if score_threshold is None else score_threshold
+    else:
         from cgc.inference import load_model, predict_for_ground_truth
+        from cgc.score_threshold import score_threshold_of
 
-        model, _config, target = load_model(checkpoint, device)
-        predictions = predict_for_ground_truth(model, target, data_path, images_dir, score_threshold)
+        loaded = load_model(checkpoint, device)
+        score_threshold = score_threshold_of(loaded, score_threshold)
+        predictions = predict_for_ground_truth(loaded, data_path, images_dir, score_threshold)
     metrics = evaluate_predictions(data_path, predictions, score_threshold, boxes_as_masks, verbose)
     metrics["ground_truth_file"] = str(data_path)
     metrics["predictions_file" if checkpoint is None else "checkpoint"] = str(predictions_path or checkpoint)
@@ -489,6 +502,34 @@ def eval_command(predictions_path: Path | None, checkpoint: Path | None, images_
     if out is not None:
         atomic_write_json(out, metrics, indent=1)
         click.echo(f"Wrote {out}")
+
+
+@cgc.command("calibrate")
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True,
+              help="A checkpoint file or a run folder (its newest checkpoint gets the threshold).")
+@click.option("--images", "images_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder of the validation pictures.")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Their instance labels: COCO instance JSON (true masks, or weak labels from `cgc weaklabels build`); "
+                   "not the images you will report scores on.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@reports_input_errors
+def calibrate_command(checkpoint: Path, images_dir: Path, data_path: Path, device: str) -> None:
+    """Pick the score threshold with the best F1 on validation images and record it in the checkpoint."""
+    from cgc.inference import load_model
+    from cgc.score_threshold import pick_score_threshold, record_score_threshold, threshold_rows
+
+    loaded = load_model(checkpoint, device)
+    rows, images = threshold_rows(loaded, data_path, images_dir)
+    choice = pick_score_threshold(rows, str(data_path), images)
+    click.echo(f"{'score >=':>8} {'predictions':>11} {'matched':>8} {'precision':>9} {'recall':>7} {'F1':>6}")
+    for row in rows:
+        mark = "  <- picked" if row.threshold == choice.threshold else ""
+        click.echo(f"{row.threshold:>8.2f} {row.predictions:>11} {row.matched:>8} {100 * row.precision:>9.1f} "
+                   f"{100 * row.recall:>7.1f} {100 * row.f1:>6.1f}{mark}")
+    record_score_threshold(loaded.checkpoint, choice)
+    click.echo(f"Score threshold {choice.threshold:g} (F1 {100 * choice.f1:.1f} on {images} images, IoU >= 0.5) "
+               f"recorded in {loaded.checkpoint}")
 
 
 @cgc.group()

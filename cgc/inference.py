@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -40,7 +41,7 @@ class Detections:
         a detection left without any pixel is dropped."""
         keep = self.scores >= score_threshold
         masks = exclusive_masks(self.probabilities[keep])
-        nonempty = masks.reshape(len(masks), -1).any(axis=1)
+        nonempty = masks.any(axis=(1, 2))
         return Prediction(self.boxes[keep][nonempty], self.scores[keep][nonempty], masks[nonempty])
 
 
@@ -75,8 +76,19 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def load_model(checkpoint: str | Path, device: str = "auto") -> tuple[CGCNet, TrainConfig, torch.device]:
-    """The network of a checkpoint, in eval mode, on the chosen device."""
+@dataclass
+class LoadedModel:
+    """A checkpoint's network in eval mode, its settings, its device and its calibrated score threshold."""
+
+    model: CGCNet
+    config: TrainConfig
+    device: torch.device
+    checkpoint: Path
+    score_threshold: float | None  # recorded by `cgc calibrate`; None: never calibrated
+
+
+def load_model(checkpoint: str | Path, device: str = "auto") -> LoadedModel:
+    """The network of a checkpoint (file, or a run folder's newest), in eval mode, on the chosen device."""
     path = resolve_checkpoint(checkpoint)
     state = load_checkpoint(path)
     known = TrainConfig.__dataclass_fields__
@@ -84,7 +96,9 @@ def load_model(checkpoint: str | Path, device: str = "auto") -> tuple[CGCNet, Tr
     model = model_from_config(config, load_backbone_weights=False)
     model.load_state_dict(state["model"])
     target = pick_device(device)
-    return model.to(target).eval(), config, target
+    recorded = state.get("score_threshold")
+    threshold = float(recorded["threshold"]) if isinstance(recorded, dict) and "threshold" in recorded else None
+    return LoadedModel(model.to(target).eval(), config, target, path, threshold)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -150,7 +164,20 @@ def overlay_prediction(rgb: np.ndarray, prediction: Prediction) -> np.ndarray:
     return overlay_instances(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), list(prediction.masks), [list(box) for box in prediction.boxes])
 
 
-def predict_for_ground_truth(model: CGCNet, device: torch.device, ground_truth: str | Path, images_dir: str | Path,
+def gt_image_paths(ground_truth: str | Path, images: list[dict], images_dir: str | Path) -> list[tuple[Any, Path]]:
+    """(image id, picture) for every image a ground-truth file lists, found by file name in ``images_dir``."""
+    images_dir = Path(images_dir)
+    try:
+        entries = [(image["id"], images_dir / image["file_name"]) for image in images]
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"not a COCO file (missing {exc})", ground_truth) from None
+    missing = [path for _, path in entries if not path.is_file()]
+    if missing:
+        raise InputError(f"{len(missing)} images of the ground truth are missing (first: {missing[0].name})", images_dir)
+    return entries
+
+
+def predict_for_ground_truth(loaded: LoadedModel, ground_truth: str | Path, images_dir: str | Path,
                              score_threshold: float, progress: bool = True) -> list[dict]:
     """COCO results for every image a ground-truth file lists, found by file name in `images_dir`.
 
@@ -161,17 +188,12 @@ def predict_for_ground_truth(model: CGCNet, device: torch.device, ground_truth: 
     from cgc.fileio import read_json
 
     data = read_json(ground_truth, "ground-truth file")
-    images_dir = Path(images_dir)
-    try:
-        entries = [(int(image["id"]), images_dir / image["file_name"]) for image in data["images"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"not a COCO file (missing {exc})", ground_truth) from None
-    missing = [path for _, path in entries if not path.is_file()]
-    if missing:
-        raise InputError(f"{len(missing)} images of the ground truth are missing (first: {missing[0].name})", images_dir)
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise InputError("not a COCO file (needs an 'images' list)", ground_truth)
+    entries = gt_image_paths(ground_truth, data["images"], images_dir)
     ids = {path: image_id for image_id, path in entries}
     results: list[dict] = []
-    for path, _rgb, detections in detect_images(model, device, [path for _, path in entries], progress):
+    for path, _rgb, detections in detect_images(loaded.model, loaded.device, [path for _, path in entries], progress):
         below = detections.scores < score_threshold
         tail = Prediction(detections.boxes[below], detections.scores[below], detections.probabilities[below] >= MASK_THRESHOLD)
         results += coco_results(ids[path], detections.instances(score_threshold)) + coco_results(ids[path], tail)

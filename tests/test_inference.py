@@ -58,3 +58,9 @@ def test_indexed_png_and_results_json_agree() -> None:
     for number, entry in enumerate(results, start=1):
         assert entry["image_id"] == 7
         assert np.array_equal(mask_utils.decode(entry["segmentation"]).astype(bool), labels == number)
+
+
+def test_no_detection_above_the_threshold_gives_an_empty_prediction() -> None:
+    kept = detections().instances(0.99)
+    assert kept.masks.shape == (0, 10, 12) and len(kept.boxes) == 0 and coco_results(1, kept) == []
+    assert not instance_map(kept, (10, 12)).any()

@@ -53,6 +53,23 @@ def test_matrix_nms_decays_duplicates_below_the_distinct_object() -> None:
     assert keep.tolist() == [0, 2] and torch.all(scores[:-1] >= scores[1:])
 
 
+def test_overlap_drops_a_part_that_iou_keeps() -> None:
+    """A detection of the left half of the first object: IoU 0.5 with it, but wholly under it."""
+    masks = torch.stack([box_mask(0, 0, 10, 10), box_mask(0, 0, 5, 10), box_mask(8, 0, 14, 10)])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    assert MaskSuppression("greedy", iou_threshold=0.5)(masks, scores)[0].tolist() == [0, 1, 2]
+    keep, _ = MaskSuppression("overlap", iou_threshold=0.5)(masks, scores)
+    assert keep.tolist() == [0, 2]  # the third is a third covered (20 of 60 pixels): a neighbour, kept
+    keep, _ = MaskSuppression("overlap", iou_threshold=0.2)(masks, scores)
+    assert keep.tolist() == [0]
+
+
+def test_overlap_counts_the_union_of_kept_masks_and_drops_empty_ones() -> None:
+    masks = torch.stack([box_mask(0, 0, 6, 10), box_mask(6, 0, 12, 10), box_mask(3, 0, 9, 10), box_mask(0, 0, 0, 0)])
+    keep, _ = MaskSuppression("overlap", iou_threshold=0.6)(masks, torch.tensor([0.9, 0.8, 0.7, 0.95]))
+    assert keep.tolist() == [0, 1]  # the third lies half under each kept mask: wholly covered together
+
+
 def test_none_and_single_detections_pass_through() -> None:
     keep, scores = MaskSuppression("none")(MASKS, SCORES)
     assert keep.tolist() == [0, 1, 2, 3] and torch.equal(scores, SCORES)
@@ -63,7 +80,7 @@ def test_none_and_single_detections_pass_through() -> None:
 
 
 def test_unknown_method_is_an_input_error() -> None:
-    with pytest.raises(InputError, match="greedy, matrix, none"):
+    with pytest.raises(InputError, match="greedy, matrix, overlap, none"):
         MaskSuppression("soft")
 
 
@@ -83,6 +100,6 @@ def test_network_output_has_no_duplicate_masks() -> None:
         kept = model(images)[0]
     assert len(raw["scores"]) > len(kept["scores"]) > 0
     ious = mask_iou_matrix(kept["masks"])
-    assert torch.all(ious.triu(diagonal=1) <= 0.5)
+    assert torch.all(ious.triu(diagonal=1) <= plain.iou_threshold)
     assert torch.all(kept["scores"][:-1] >= kept["scores"][1:])
     assert kept["boxes"].shape[0] == kept["masks"].shape[0] == kept["labels"].shape[0]

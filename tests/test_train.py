@@ -125,9 +125,14 @@ def test_cli_train_predict_and_eval(tiny_labels: tuple[Path, Path], tmp_path: Pa
 
     truth = tmp_path / "truth.json"
     assert runner.invoke(cgc, ["export", "coco", "--format", "ilso", "--root", str(tiny_labels[1].parent), "--out", str(truth)]).exit_code == 0
+    result = runner.invoke(cgc, ["calibrate", "--checkpoint", str(run), "--images", str(tiny_labels[1]), "--data", str(truth)])
+    assert result.exit_code == 0, result.output
+    recorded = torch.load(run / "checkpoints" / "checkpoint_0000002.pt", weights_only=False)["score_threshold"]
+    assert f"Score threshold {recorded['threshold']:g}" in result.output and "<- picked" in result.output
     result = runner.invoke(cgc, ["eval", "--checkpoint", str(run), "--images", str(tiny_labels[1]), "--data", str(truth), "--out", str(tmp_path / "m.json")])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["score_threshold"] == recorded["threshold"]  # the calibrated value, unless --score-thr
     assert {"AP", "AP_r50", "AP_r70", "coco"} <= set(metrics)
     results = json.loads((out / "results.json").read_text())
     assert {"precision", "recall", "predictions_per_instance"} <= set(metrics["at_score_threshold"])

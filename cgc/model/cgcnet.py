@@ -133,7 +133,7 @@ def build_cgcnet(
     mask_output_window_per_side: Optional[float] = OUTPUT_WINDOW_PER_SIDE,
     # duplicate suppression
     mask_suppression: str = "greedy",
-    mask_suppression_iou: float = 0.5,
+    mask_suppression_iou: float = 0.3,
 ) -> CGCNet:
     """CGCNet with the paper's settings: ResNet-101 FPN, RPN IoU 0.7/0.3 and NMS 0.7, two 1024-d FC,
     top 80 detections to the GFR mask head.

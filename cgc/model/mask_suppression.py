@@ -10,6 +10,11 @@ binary masks (probability >= 0.5) of one image's detections:
 - ``"matrix"``: Matrix NMS (SOLOv2, Wang et al. 2020, eq. 4 with the Gaussian kernel). Every
   score is decayed by its overlap with higher-scored masks, compensated by how much those masks
   were themselves suppressed; nothing is dropped, the score threshold then does the cutting.
+- ``"overlap"``: the test Mask2Former's panoptic inference applies before pasting a mask. Walk
+  by decreasing score; drop a detection when more than ``max_covered`` of its mask lies under
+  the masks already kept. Unlike IoU it also catches a detection of a *part* of an object (a
+  small mask inside a kept large one has a small IoU with it, but is wholly covered), which would
+  otherwise survive as a fragment once every pixel goes to one instance.
 
 The benchmark ``benchmarks/postprocess.py`` measures both (README, "Predictions").
 """
@@ -23,7 +28,7 @@ from torch import Tensor
 
 from cgc.errors import InputError
 
-MASK_SUPPRESSION_METHODS = ("greedy", "matrix", "none")
+MASK_SUPPRESSION_METHODS = ("greedy", "matrix", "overlap", "none")
 
 
 def mask_iou_matrix(masks: Tensor, threshold: float = 0.5) -> Tensor:
@@ -61,12 +66,32 @@ def matrix_nms_scores(ious: Tensor, scores: Tensor, sigma: float = 2.0) -> Tenso
     return decayed
 
 
+def covered_mask_nms(masks: Tensor, scores: Tensor, max_covered: float, threshold: float = 0.5) -> Tensor:
+    """Indices kept, by decreasing score, when a mask more than ``max_covered`` under kept masks is dropped.
+
+    An empty mask is dropped too: it is no instance.
+    """
+    binary = (masks >= threshold).flatten(1)
+    area = binary.sum(dim=1)
+    claimed = torch.zeros_like(binary[0])
+    keep = []
+    for index in torch.argsort(scores, descending=True, stable=True).tolist():
+        if area[index] == 0:
+            continue
+        covered = (binary[index] & claimed).sum()
+        if covered > max_covered * area[index]:
+            continue
+        keep.append(index)
+        claimed |= binary[index]
+    return torch.tensor(keep, dtype=torch.long, device=scores.device)
+
+
 @dataclass(frozen=True)
 class MaskSuppression:
     """One image's detections -> the indices to keep and their (maybe decayed) scores."""
 
     method: str = "greedy"
-    iou_threshold: float = 0.5  # greedy: drop above this mask IoU
+    iou_threshold: float = 0.3  # greedy: drop above this mask IoU; overlap: above this covered fraction
     sigma: float = 2.0  # matrix: the Gaussian kernel's sigma (SOLOv2's default)
     min_score: float = 0.05  # matrix: decayed scores below this are dropped (the detector's own floor)
 
@@ -78,6 +103,9 @@ class MaskSuppression:
         """``masks`` (n, 1, H, W) probabilities, ``scores`` (n,) -> (kept indices by decreasing score, their scores)."""
         if self.method == "none" or len(scores) <= 1:
             return torch.arange(len(scores), device=scores.device), scores
+        if self.method == "overlap":
+            keep = covered_mask_nms(masks, scores, self.iou_threshold)
+            return keep, scores[keep]
         ious = mask_iou_matrix(masks)
         if self.method == "greedy":
             keep = greedy_mask_nms(ious, scores, self.iou_threshold)

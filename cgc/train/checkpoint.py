@@ -53,3 +53,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise InputError("not a cgc checkpoint (no model/config inside)", path)
     return state
+
+
+def add_to_checkpoint(path: str | Path, key: str, value: Any) -> None:
+    """Store ``value`` (plain types) under ``key`` in an existing checkpoint, rewriting it atomically."""
+    state = load_checkpoint(path)
+    state[key] = value
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())

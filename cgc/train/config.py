@@ -32,7 +32,7 @@ class TrainConfig:
     box_batch_size_per_image: int = 512
     box_nms_thresh: float = 0.5  # final detection NMS (torchvision's default; the paper's 0.7 is the RPN's)
     mask_suppression: str = "greedy"  # duplicate masks after box NMS: greedy (mask NMS), matrix (Matrix NMS) or none
-    mask_suppression_iou: float = 0.5  # greedy mask NMS: drop a mask overlapping a better one by more than this IoU
+    mask_suppression_iou: float = 0.3  # greedy mask NMS: drop a mask overlapping a better one by more than this IoU (README, "Predictions")
     rpn_batch_size_per_image: int = 256
     min_size: int = 800  # resizing policy: shorter side to min_size, longer side at most max_size
     max_size: int = 1333
