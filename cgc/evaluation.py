@@ -258,6 +258,20 @@ def image_precisions(ious: np.ndarray, alphas: tuple[float, ...] = ALPHAS) -> di
     return precisions
 
 
+def masks_by_image(gt: Mapping[str, Any], predictions: list[Mapping[str, Any]], score_threshold: float,
+                   image_ids: Iterable[Any]) -> tuple[dict[Any, list[dict]], dict[Any, list[dict]]]:
+    """Per image of ``image_ids``: its non-crowd true RLEs, and the predicted RLEs scored >= ``score_threshold``."""
+    truth: dict[Any, list[dict]] = {image_id: [] for image_id in image_ids}
+    for annotation in gt["annotations"]:
+        if annotation["image_id"] in truth and not annotation["iscrowd"]:
+            truth[annotation["image_id"]].append(annotation["segmentation"])
+    predicted: dict[Any, list[dict]] = {image_id: [] for image_id in truth}
+    for prediction in predictions:
+        if prediction["image_id"] in predicted and prediction["score"] >= score_threshold:
+            predicted[prediction["image_id"]].append(prediction["segmentation"])
+    return truth, predicted
+
+
 def paper_ap_r(gt: Mapping[str, Any], predictions: list[Mapping[str, Any]], score_threshold: float,
                image_ids: Iterable[Any] | None = None) -> dict[str, Any]:
     """AP^r_alpha (eq. 10) for every alpha and AP (eq. 12), in percent, over the given images.
@@ -266,14 +280,7 @@ def paper_ap_r(gt: Mapping[str, Any], predictions: list[Mapping[str, Any]], scor
     docstring for the matching, threshold and empty-image rules.
     """
     selected = [image["id"] for image in gt["images"]] if image_ids is None else list(image_ids)
-    truth: dict[Any, list[dict]] = {image_id: [] for image_id in selected}
-    for annotation in gt["annotations"]:
-        if annotation["image_id"] in truth and not annotation["iscrowd"]:
-            truth[annotation["image_id"]].append(annotation["segmentation"])
-    predicted: dict[Any, list[dict]] = {image_id: [] for image_id in selected}
-    for prediction in predictions:
-        if prediction["image_id"] in predicted and prediction["score"] >= score_threshold:
-            predicted[prediction["image_id"]].append(prediction["segmentation"])
+    truth, predicted = masks_by_image(gt, predictions, score_threshold, selected)
     sums = {alpha_key(alpha): 0.0 for alpha in ALPHAS}
     evaluated = 0
     for image_id in selected:
@@ -305,15 +312,8 @@ def operating_point(gt: Mapping[str, Any], predictions: list[Mapping[str, Any]],
     Matching as for AP^r (maximum one-to-one), over every selected image, those without true
     instances included: a prediction there is a false positive.
     """
-    selected = set(image["id"] for image in gt["images"]) if image_ids is None else set(image_ids)
-    truth: dict[Any, list[dict]] = {image_id: [] for image_id in selected}
-    for annotation in gt["annotations"]:
-        if annotation["image_id"] in truth and not annotation["iscrowd"]:
-            truth[annotation["image_id"]].append(annotation["segmentation"])
-    predicted: dict[Any, list[dict]] = {image_id: [] for image_id in selected}
-    for prediction in predictions:
-        if prediction["image_id"] in predicted and prediction["score"] >= score_threshold:
-            predicted[prediction["image_id"]].append(prediction["segmentation"])
+    selected = [image["id"] for image in gt["images"]] if image_ids is None else list(image_ids)
+    truth, predicted = masks_by_image(gt, predictions, score_threshold, selected)
     matched = sum(matched_instances(mask_iou_matrix(predicted[i], truth[i]), alpha)
                   for i in selected if truth[i] and predicted[i])
     n_predicted = sum(len(found) for found in predicted.values())

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from cgc.coco import mask_iou_matrix
-from cgc.evaluation import DEFAULT_SCORE_THRESHOLD, load_ground_truth, matched_instances
+from cgc.evaluation import DEFAULT_SCORE_THRESHOLD, load_ground_truth, masks_by_image, matched_instances
 from cgc.inference import Detections, LoadedModel, coco_results, detect_images, gt_image_paths
 from cgc.train.checkpoint import add_to_checkpoint
 
@@ -70,10 +70,7 @@ def threshold_rows(model: LoadedModel, ground_truth: str | Path, images_dir: str
                    candidates: Sequence[float] = CANDIDATES, progress: bool = True) -> tuple[list[ThresholdRow], int]:
     """Counts at every candidate threshold over the ground truth's images (and how many images)."""
     truth = load_ground_truth(ground_truth)
-    by_image: dict[Any, list[dict]] = {image["id"]: [] for image in truth["images"]}
-    for annotation in truth["annotations"]:
-        if not annotation["iscrowd"]:
-            by_image[annotation["image_id"]].append(annotation["segmentation"])
+    by_image, _ = masks_by_image(truth, [], 0.0, [image["id"] for image in truth["images"]])
     entries = gt_image_paths(ground_truth, truth["images"], images_dir)
     counts = np.zeros((len(candidates), 2), np.int64)  # predictions, matched
     ids = {path: image_id for image_id, path in entries}
