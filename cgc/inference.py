@@ -185,12 +185,9 @@ def predict_for_ground_truth(loaded: LoadedModel, ground_truth: str | Path, imag
     instance per pixel); those below it follow with their own masks, so that COCO AP still sees
     the whole ranking.
     """
-    from cgc.fileio import read_json
+    from cgc.evaluation import load_ground_truth  # the one reader of ground-truth files, as `cgc calibrate` uses
 
-    data = read_json(ground_truth, "ground-truth file")
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise InputError("not a COCO file (needs an 'images' list)", ground_truth)
-    entries = gt_image_paths(ground_truth, data["images"], images_dir)
+    entries = gt_image_paths(ground_truth, load_ground_truth(ground_truth)["images"], images_dir)
     ids = {path: image_id for image_id, path in entries}
     results: list[dict] = []
     for path, _rgb, detections in detect_images(loaded.model, loaded.device, [path for _, path in entries], progress):
