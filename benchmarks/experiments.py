@@ -58,8 +58,9 @@ class SampleSplit:
 
 
 def prepare_sample_split(work: Path, train_images: int, test_images: int, seed: int) -> SampleSplit:
-    cgc("sample", "--out", work / "train", "--images", train_images, "--seed", seed)
-    cgc("sample", "--out", work / "test", "--images", test_images, "--seed", seed + 1000)
+    # the benchmark owns its work folder: --overwrite also replaces samples written before outputs were marked
+    cgc("sample", "--out", work / "train", "--images", train_images, "--seed", seed, "--overwrite")
+    cgc("sample", "--out", work / "test", "--images", test_images, "--seed", seed + 1000, "--overwrite")
     cgc("annotate", "import", "--from-export", work / "train" / "labelstudio_export.json", "--out", work / "boxes.json")
     for name, rule in (("weak", "resolve-shared"), ("naive", "all-in-box")):
         cgc("weaklabels", "build", "--images", work / "train" / "imgs", "--masks", work / "train" / "masks",

@@ -45,6 +45,13 @@ def annotate() -> None:
     """Collect annotators' boxes and average them into one consensus box per instance."""
 
 
+def overwrite_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--overwrite: allow replacing an output folder that cgc did not write (never one that holds an input)."""
+    return click.option("--overwrite", is_flag=True, default=False,
+                        help="Replace the output folder even if it is not empty and was not written by this "
+                             "command before.")(command)
+
+
 def labelstudio_server_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--url and --api-key, read from LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY when not given."""
     options = [
@@ -229,23 +236,25 @@ def export_coco(dataset_format: str, root: Path, out: Path, images_subdir: str |
 @click.option("--boxes", "boxes_path", type=click.Path(path_type=Path), required=True,
               help="Consensus boxes (COCO detection JSON, as written by `cgc annotate import`).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for annotations.json (COCO, RLE masks) and report.json.")
+              help="Folder to write (replaced as a whole): annotations.json (COCO, RLE masks) and report.json.")
 @click.option("--overlays", "overlays_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also write a coloured overlay picture per image into this folder.")
+              help="Also write a coloured overlay picture per image into this folder (replaced as a whole).")
 @click.option("--rule", type=click.Choice(RULES), default=PriorSettings.rule, show_default=True,
               help="resolve-shared: the paper's priors plus one owner per shared pixel; largest-region: the priors "
                    "read literally; all-in-box: every salient pixel in the box (naive baseline).")
 @click.option("--edge-weight", type=click.FloatRange(min=0), default=PriorSettings.edge_weight, show_default=True,
               help="resolve-shared: extra path cost for crossing a full-contrast colour edge (0 ignores the picture).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: every core].")
+@overwrite_option
 @reports_input_errors
 def weaklabels_build(images_dir: Path, masks_dir: Path, boxes_path: Path, out_dir: Path, overlays_dir: Path | None,
-                     rule: str, edge_weight: float, workers: int | None) -> None:
+                     rule: str, edge_weight: float, workers: int | None, overwrite: bool) -> None:
     """Turn consensus boxes and salient-region masks into COCO instance weak labels."""
     from cgc.weaklabels.builder import build_weak_labels
 
     settings = PriorSettings(rule=rule, edge_weight=edge_weight)
-    summary = build_weak_labels(images_dir, masks_dir, boxes_path, out_dir, settings, overlays_dir, workers)
+    summary = build_weak_labels(images_dir, masks_dir, boxes_path, out_dir, settings, overlays_dir, workers,
+                                overwrite=overwrite)
     click.echo(f"Wrote {out_dir / 'annotations.json'}: {summary.images_used} of {summary.images} images, "
                f"{summary.instances_kept} of {summary.instances} instances (mean box coverage {summary.mean_box_coverage:.2f})")
     click.echo(f"Excluded {summary.images_excluded} images and dropped {summary.instances_dropped} instances; "
@@ -283,12 +292,14 @@ def weaklabels_compare(labels_path: Path, truth_path: Path, json_path: Path | No
 @click.option("--width", type=click.IntRange(min=64), default=400, show_default=True)
 @click.option("--height", type=click.IntRange(min=64), default=300, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: every core].")
+@overwrite_option
 @reports_input_errors
-def sample(out: Path, images: int, seed: int, width: int, height: int, workers: int | None) -> None:
+def sample(out: Path, images: int, seed: int, width: int, height: int, workers: int | None, overwrite: bool) -> None:
     """Generate synthetic scenes with salient instances and five simulated annotators' boxes."""
     from cgc.sample import write_sample_dataset
 
-    write_sample_dataset(out, images, seed=seed, height=height, width=width, workers=workers or os.cpu_count() or 1)
+    write_sample_dataset(out, images, seed=seed, height=height, width=width, workers=workers or os.cpu_count() or 1,
+                         overwrite=overwrite)
     click.echo(f"Wrote {images} sample images to {out} (imgs/, masks/, gt/, labelstudio_export.json)")
 
 
@@ -421,41 +432,49 @@ SCORE_THRESHOLD_HELP = ("Keep instances with at least this score [the threshold 
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A checkpoint file or a run folder (newest checkpoint).")
 @click.option("--images", type=click.Path(path_type=Path), required=True, help="An image file or a folder of images.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for masks/ (indexed PNG per image), overlays/ and results.json (COCO results).")
+              help="Folder to write (replaced as a whole): masks/ (indexed PNG per image), overlays/, results.json "
+                   "(COCO results) and images.json (their image ids).")
 @click.option("--score-thr", "score_threshold", type=click.FloatRange(0, 1), default=None, help=SCORE_THRESHOLD_HELP)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@overwrite_option
 @reports_input_errors
-def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: float | None, device: str) -> None:
+def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: float | None, device: str,
+                    overwrite: bool) -> None:
     """Salient instance masks for new pictures: indexed PNGs, COCO results JSON and overlays (one instance per pixel)."""
     import cv2
 
-    from cgc.fileio import atomic_directory, atomic_write_json
+    from cgc.fileio import atomic_directory, check_replaceable, refuse_output_over_inputs
     from cgc.inference import (coco_results, detect_images, instance_map, list_images, load_model, overlay_prediction,
                                write_instance_png)
+    from cgc.prediction_folder import PREDICTIONS_KIND, write_prediction_folder
     from cgc.score_threshold import score_threshold_of
 
     paths = list_images(images)
+    refuse_output_over_inputs(out, images)
+    check_replaceable(out, PREDICTIONS_KIND, overwrite)
     loaded = load_model(checkpoint, device)
     score_threshold = score_threshold_of(loaded, score_threshold)
     results, files = [], []
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_directory(out / "masks") as masks_dir, atomic_directory(out / "overlays") as overlays_dir:
+    with atomic_directory(out, PREDICTIONS_KIND, overwrite) as folder:
+        (folder / "masks").mkdir()
+        (folder / "overlays").mkdir()
         for image_id, (path, rgb, detections) in enumerate(detect_images(loaded.model, loaded.device, paths), start=1):
             kept = detections.instances(score_threshold)
-            write_instance_png(masks_dir / f"{path.stem}.png", instance_map(kept, rgb.shape[:2]))
-            cv2.imwrite(str(overlays_dir / f"{path.stem}.jpg"), overlay_prediction(rgb, kept))
+            write_instance_png(folder / "masks" / f"{path.stem}.png", instance_map(kept, rgb.shape[:2]))
+            cv2.imwrite(str(folder / "overlays" / f"{path.stem}.jpg"), overlay_prediction(rgb, kept))
             results += coco_results(image_id, kept)
             files.append({"id": image_id, "file_name": path.name, "height": rgb.shape[0], "width": rgb.shape[1]})
-    atomic_write_json(out / "results.json", results)
-    atomic_write_json(out / "images.json", files, indent=1)
+        write_prediction_folder(folder, results, files)
     click.echo(f"Wrote {len(results)} instances for {len(paths)} images to {out} (masks/, overlays/, results.json); "
                f"score threshold {score_threshold:g}")
 
 
 @cgc.command("eval")
-@click.option("--predictions", "predictions_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Predicted instances: COCO results JSON [{image_id, segmentation, score}, ...] or a COCO "
-                   "dataset whose annotations carry scores. Required (for now the only source of predictions).")
+@click.option("--predictions", "predictions_path", type=click.Path(path_type=Path), default=None,
+              help="Predicted instances: a `cgc predict` folder (or its results.json), or a COCO dataset whose "
+                   "annotations carry scores; paired with --data's pictures by file name.")
+@click.option("--match-by-id", is_flag=True, default=False,
+              help="With --predictions: a COCO results list without images.json whose image ids are --data's own.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="Run a trained model (checkpoint file or run folder) on --images first, instead of --predictions.")
 @click.option("--images", "images_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -472,14 +491,15 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
               help="Score every predicted mask replaced by its filled box (the baseline a mask head must beat).")
 @click.option("--verbose", is_flag=True, default=False, help="Show pycocotools' own COCOeval summary.")
 @reports_input_errors
-def eval_command(predictions_path: Path | None, checkpoint: Path | None, images_dir: Path | None, device: str,
-                 data_path: Path, score_threshold: float | None, out: Path | None, boxes_as_masks: bool, verbose: bool) -> None:
+def eval_command(predictions_path: Path | None, match_by_id: bool, checkpoint: Path | None, images_dir: Path | None,
+                 device: str, data_path: Path, score_threshold: float | None, out: Path | None, boxes_as_masks: bool,
+                 verbose: bool) -> None:
     """Score predicted salient instances: the paper's AP^r0.5 / AP^r0.7 / AP and COCO mask AP (%)."""
     from cgc.evaluation import DEFAULT_SCORE_THRESHOLD, evaluate_predictions, format_metrics_table
     from cgc.fileio import atomic_write_json
 
     if (predictions_path is None) == (checkpoint is None):
-        raise click.UsageError("give either --predictions RESULTS.json or --checkpoint CKPT --images DIR")
+        raise click.UsageError("give either --predictions FOLDER or --checkpoint CKPT --images DIR")
     if checkpoint is not None and images_dir is None:
         raise click.UsageError("--checkpoint needs --images (the ground truth's pictures)")
     if out is not None and out.is_dir():
@@ -494,7 +514,7 @@ def eval_command(predictions_path: Path | None, checkpoint: Path | None, images_
         loaded = load_model(checkpoint, device)
         score_threshold = score_threshold_of(loaded, score_threshold)
         predictions = predict_for_ground_truth(loaded, data_path, images_dir, score_threshold)
-    metrics = evaluate_predictions(data_path, predictions, score_threshold, boxes_as_masks, verbose)
+    metrics = evaluate_predictions(data_path, predictions, score_threshold, boxes_as_masks, verbose, match_by_id)
     metrics["ground_truth_file"] = str(data_path)
     metrics["predictions_file" if checkpoint is None else "checkpoint"] = str(predictions_path or checkpoint)
     for line in format_metrics_table(metrics):
@@ -564,17 +584,19 @@ def crf_params_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--images", "images_dir", type=click.Path(path_type=Path), required=True,
               help="Folder of the pictures, by images.json file_name.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for the refined results.json (same format), images.json and crf.json (settings used).")
+              help="Prediction folder to write (replaced as a whole): the refined results.json (same format), "
+                   "images.json and crf.json (settings used).")
 @crf_params_options
 @click.option("--params", "params_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Take w1/theta_alpha/theta_beta/w2/theta_gamma/iterations from the 'best' of a `cgc crf tune` JSON.")
 @click.option("--whole-image", is_flag=True, default=False,
               help="Run the CRF on the whole picture per instance instead of the instance's enlarged box (slower).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: every core].")
+@overwrite_option
 @reports_input_errors
 def crf_refine(predictions_dir: Path, images_dir: Path, out_dir: Path, w1: float, w2: float, theta_alpha: float,
                theta_beta: float, theta_gamma: float, iterations: int, confidence: float, params_path: Path | None,
-               whole_image: bool, workers: int | None) -> None:
+               whole_image: bool, workers: int | None, overwrite: bool) -> None:
     """Refine every predicted instance mask with the dense CRF against its picture."""
     from cgc.crf_tune import refine_prediction_folder
     from cgc.fileio import read_json
@@ -593,7 +615,7 @@ def crf_refine(predictions_dir: Path, images_dir: Path, out_dir: Path, w1: float
         except (TypeError, ValueError):
             raise InputError("unreadable 'best' setting", params_path) from None
     summary = refine_prediction_folder(predictions_dir, images_dir, out_dir, params, confidence, not whole_image,
-                                       workers or os.cpu_count() or 1)
+                                       workers or os.cpu_count() or 1, overwrite=overwrite)
     click.echo(f"Wrote {out_dir / 'results.json'}: {summary.instances} instances in {summary.images} images refined "
                f"(w1={params.w1:g}, theta_alpha={params.theta_alpha:g}, theta_beta={params.theta_beta:g}); "
                f"{summary.emptied} emptied by the CRF kept as predicted")

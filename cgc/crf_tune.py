@@ -24,9 +24,10 @@ import numpy as np
 
 from cgc.coco import decode_mask, encode_mask, mask_bbox_xywh, mask_bbox_xyxy
 from cgc.errors import InputError
-from cgc.fileio import atomic_write_json, read_json
+from cgc.fileio import atomic_directory, atomic_write_json, check_replaceable, refuse_output_over_inputs
 from cgc.model.crf import CRFParams, refine_instance, soft_from_binary
 from cgc.parallel import map_in_processes
+from cgc.prediction_folder import PREDICTIONS_KIND, read_prediction_folder, write_prediction_folder
 
 DEFAULT_CONFIDENCE = 0.7  # best of 0.6 / 0.7 / 0.8 / 0.9 / 0.95 on perturbed masks of the sample scenes
 PAPER_W1 = (1.0, 1.0, 10.0)  # start, step, stop (inclusive), the paper's [1:1:10]
@@ -48,34 +49,6 @@ class ImageJob:
 
 # ---------------------------------------------------------------------------------------------
 # Reading inputs
-
-
-def read_prediction_folder(directory: str | Path) -> tuple[list[dict[str, Any]], dict[Any, list[dict[str, Any]]]]:
-    """images.json entries and results.json grouped by image id, checked (ids known, masks of the image's size)."""
-    from cgc.evaluation import load_predictions
-
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise InputError("prediction folder not found", directory)
-    images = read_json(directory / "images.json", "images.json (written by `cgc predict`)")
-    if not isinstance(images, list):
-        raise InputError("must be a list of {id, file_name, height, width}", directory / "images.json")
-    for entry in images:
-        if not isinstance(entry, dict) or not {"id", "file_name", "height", "width"} <= entry.keys():
-            raise InputError(f"entry without id/file_name/height/width: {str(entry)[:80]}", directory / "images.json")
-    results_path = directory / "results.json"
-    raw = read_json(results_path, "results.json (written by `cgc predict`)")
-    try:
-        results = load_predictions(raw, {"images": images}) if raw else []
-    except InputError as exc:  # it names in-memory data "predictions"; name the file instead
-        raise InputError(str(exc).removeprefix("predictions: "), results_path) from None
-    if isinstance(raw, list) and results:
-        # load_predictions makes clean copies; keep each entry's other fields in order
-        results = [{**original, **clean} for original, clean in zip(raw, results)]
-    grouped: dict[Any, list[dict[str, Any]]] = {entry["id"]: [] for entry in images}
-    for result in results:
-        grouped[result["image_id"]].append(result)
-    return images, grouped
 
 
 def _picture_path(images_dir: Path, file_name: str) -> Path:
@@ -133,15 +106,15 @@ class RefineSummary:
 
 def refine_prediction_folder(predictions_dir: str | Path, images_dir: str | Path, out_dir: str | Path,
                              params: CRFParams = CRFParams(), confidence: float = DEFAULT_CONFIDENCE,
-                             windowed: bool = True, workers: int = 1, progress: bool = True) -> RefineSummary:
-    """Write OUT/results.json and OUT/images.json: every predicted mask refined by the dense CRF."""
+                             windowed: bool = True, workers: int = 1, progress: bool = True,
+                             overwrite: bool = False) -> RefineSummary:
+    """Write the prediction folder OUT (replaced as a whole, plus crf.json): every predicted mask refined by the
+    dense CRF."""
     images_dir, out_dir = Path(images_dir), Path(out_dir)
     if not images_dir.is_dir():
         raise InputError("image folder not found", images_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError("--out exists and is not a folder", out_dir)
-    if out_dir.resolve() == Path(predictions_dir).resolve():
-        raise InputError("--out must differ from --predictions (the input would be overwritten)", out_dir)
+    refuse_output_over_inputs(out_dir, predictions_dir, images_dir)
+    check_replaceable(out_dir, PREDICTIONS_KIND, overwrite)
     images, grouped = read_prediction_folder(predictions_dir)
     jobs = [ImageJob(entry["file_name"], str(_picture_path(images_dir, entry["file_name"])), int(entry["height"]),
                      int(entry["width"]), grouped[entry["id"]], []) for entry in images if grouped[entry["id"]]]
@@ -149,10 +122,9 @@ def refine_prediction_folder(predictions_dir: str | Path, images_dir: str | Path
     refined = map_in_processes(work, jobs, workers, "crf refine", progress)
     by_name = {job.file_name: results for job, (results, _emptied) in zip(jobs, refined)}
     results = [result for entry in images for result in by_name.get(entry["file_name"], [])]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / "results.json", results)
-    atomic_write_json(out_dir / "images.json", images, indent=1)
-    atomic_write_json(out_dir / "crf.json", {"params": asdict(params), "confidence": confidence, "windowed": windowed})
+    with atomic_directory(out_dir, PREDICTIONS_KIND, overwrite) as folder:
+        write_prediction_folder(folder, results, images)
+        atomic_write_json(folder / "crf.json", {"params": asdict(params), "confidence": confidence, "windowed": windowed})
     return RefineSummary(len(images), len(results), sum(emptied for _results, emptied in refined))
 
 

@@ -52,6 +52,7 @@ from scipy.optimize import linear_sum_assignment
 from cgc.coco import SALIENT_CATEGORY, SALIENT_CATEGORY_ID, encode_mask, mask_iou_matrix, segmentation_to_rle
 from cgc.errors import InputError
 from cgc.fileio import read_json
+from cgc.prediction_folder import IMAGES_FILE, RESULTS_FILE, read_prediction_images
 
 ALPHAS: tuple[float, ...] = tuple(round(0.50 + 0.05 * step, 2) for step in range(10))
 DEFAULT_SCORE_THRESHOLD = 0.5
@@ -125,27 +126,38 @@ def load_ground_truth(gt: Mapping[str, Any] | str | Path) -> dict[str, Any]:
 
 
 def load_predictions(predictions: Iterable[Mapping[str, Any]] | Mapping[str, Any] | str | Path,
-                     gt: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Read predictions (a COCO results list, or a COCO dict whose annotations carry scores).
+                     gt: Mapping[str, Any], match_by_id: bool = False) -> list[dict[str, Any]]:
+    """Read predictions (a prediction folder, a COCO results list, or a COCO dict whose annotations carry scores).
 
-    `gt` is a dataset from `load_ground_truth`. Every prediction is checked against it (known
-    image id, mask of the image's size, a numeric score) and returned as a clean copy in
-    category 1 with an RLE segmentation, so that a mistake surfaces here, naming the file.
+    `gt` is a dataset from `load_ground_truth`. Predictions that say which picture each image id
+    is (the folder's images.json, an images.json beside a results file, a COCO dict's images)
+    are paired with the ground truth by file name: ids are only each file's own numbering. A
+    results file without that is refused unless `match_by_id` says its ids are the ground
+    truth's; in-memory lists are taken to use the ground truth's ids. Every prediction is then
+    checked (known image, mask of the image's size, a numeric score) and returned as a clean
+    copy in category 1 with an RLE segmentation, so that a mistake surfaces here, naming the file.
     """
     name = _source_name(predictions, "predictions")
-    data = read_json(predictions, "predictions file") if isinstance(predictions, (str, Path)) else predictions
+    data, named_images = _predictions_and_images(predictions)
     if isinstance(data, Mapping):
         if not isinstance(data.get("annotations"), list):
             raise InputError("a predictions dict must be a COCO dataset with an 'annotations' list", name)
         data = data["annotations"]
     if not isinstance(data, list):
         raise InputError("predictions must be a COCO results list [{image_id, segmentation, score}, ...]", name)
+    for index, prediction in enumerate(data, start=1):
+        if not isinstance(prediction, Mapping) or "image_id" not in prediction or "segmentation" not in prediction:
+            raise InputError(f"prediction {index} needs image_id and segmentation", name)
+    if named_images is not None:
+        data = _with_ground_truth_ids(data, named_images, gt["images"], name)
+    elif isinstance(predictions, (str, Path)) and not match_by_id:
+        raise InputError(f"its image ids cannot be matched to the ground truth's pictures: put the {IMAGES_FILE} that "
+                         f"`cgc predict` wrote beside it (or give the prediction folder), or pass --match-by-id if "
+                         f"its ids are the ground truth's own", name)
     images = {image["id"]: image for image in gt["images"]}
     clean = []
     unknown: list[Any] = []
     for index, prediction in enumerate(data, start=1):
-        if not isinstance(prediction, Mapping) or "image_id" not in prediction or "segmentation" not in prediction:
-            raise InputError(f"prediction {index} needs image_id and segmentation", name)
         image = images.get(prediction["image_id"])
         if image is None:
             unknown.append(prediction["image_id"])
@@ -167,6 +179,56 @@ def load_predictions(predictions: Iterable[Mapping[str, Any]] | Mapping[str, Any
         raise InputError(f"{len(unknown)} predictions name image ids absent from the ground truth ({shown}"
                     f"{', ...' if len(set(unknown)) > 5 else ''}); are they for another split?", name)
     return clean
+
+
+def _shown(values: list[str], first: int = 5) -> str:
+    return ", ".join(values[:first]) + (", ..." if len(values) > first else "")
+
+
+def _predictions_and_images(predictions: Any) -> tuple[Any, list[dict[str, Any]] | None]:
+    """The raw predictions and, where their source says, the pictures their image ids stand for."""
+    data = predictions
+    if isinstance(predictions, (str, Path)):
+        path = Path(predictions)
+        if path.is_dir():
+            return read_json(path / RESULTS_FILE, f"{RESULTS_FILE} (written by `cgc predict`)"), \
+                read_prediction_images(path / IMAGES_FILE)
+        data = read_json(path, "predictions file")
+        beside = path.with_name(IMAGES_FILE)
+        if isinstance(data, list) and beside.is_file() and beside != path:
+            return data, read_prediction_images(beside)
+    if isinstance(data, Mapping) and isinstance(data.get("images"), list):
+        images = data["images"]
+        if all(isinstance(image, Mapping) and "id" in image and "file_name" in image for image in images):
+            return data, images
+    return data, None
+
+
+def _with_ground_truth_ids(data: list[Mapping[str, Any]], named_images: list[Mapping[str, Any]],
+                           gt_images: list[Mapping[str, Any]], name: str) -> list[dict[str, Any]]:
+    """Predictions renumbered to the ground truth's image ids, paired by file name (or by base name when it is
+    unique in the ground truth); refuses predictions whose picture cannot be found."""
+    by_file = {str(image["file_name"]): image["id"] for image in gt_images}
+    by_base: dict[str, list[Any]] = {}
+    for image in gt_images:
+        by_base.setdefault(Path(str(image["file_name"])).name, []).append(image["id"])
+    gt_id: dict[Any, Any] = {}
+    for image in named_images:
+        file_name = str(image["file_name"])
+        base = by_base.get(Path(file_name).name, [])
+        if file_name in by_file:
+            gt_id[image["id"]] = by_file[file_name]
+        elif len(base) == 1:
+            gt_id[image["id"]] = base[0]
+    file_of = {image["id"]: str(image["file_name"]) for image in named_images}
+    unlisted = sorted({repr(p["image_id"]) for p in data if p["image_id"] not in file_of})
+    if unlisted:
+        raise InputError(f"predictions name image ids that its {IMAGES_FILE} does not list ({_shown(unlisted)})", name)
+    unpaired = sorted({file_of[p["image_id"]] for p in data if p["image_id"] not in gt_id})
+    if unpaired:
+        raise InputError(f"predictions for {len(unpaired)} pictures that the ground truth does not hold, matched by "
+                         f"file name ({_shown(unpaired)}); are they for another split?", name)
+    return [{**prediction, "image_id": gt_id[prediction["image_id"]]} for prediction in data]
 
 
 def _to_rle(segmentation: Any, image: Mapping[str, Any], name: str, what: str) -> dict[str, Any]:
@@ -395,17 +457,18 @@ def attribute_image_ids(gt: Mapping[str, Any]) -> dict[str, list[Any]]:
 def evaluate_predictions(gt: Mapping[str, Any] | str | Path,
                          predictions: list[Mapping[str, Any]] | Mapping[str, Any] | str | Path,
                          score_threshold: float = DEFAULT_SCORE_THRESHOLD, boxes_as_masks: bool = False,
-                         verbose: bool = False) -> dict[str, Any]:
+                         verbose: bool = False, match_by_id: bool = False) -> dict[str, Any]:
     """Score predicted instances against ground truth: the paper's AP^r/AP and COCO mask AP.
 
-    `gt`: COCO instance JSON (path or dict). `predictions`: COCO results list or a COCO dict
-    whose annotations carry scores (path or object). `score_threshold` applies to AP^r only.
+    `gt`: COCO instance JSON (path or dict). `predictions`: what `load_predictions` reads (paired
+    with the ground truth by file name, or by id with `match_by_id`). `score_threshold` applies
+    to AP^r, precision and recall only.
     `boxes_as_masks` scores the filled-box baseline instead of the masks. If images carry an
     `attributes` list, `per_attribute` repeats the metrics on each attribute's images.
     Raises InputError (naming the file) on unreadable or inconsistent inputs.
     """
     truth = load_ground_truth(gt)
-    predicted = load_predictions(predictions, truth)
+    predicted = load_predictions(predictions, truth, match_by_id)
     if boxes_as_masks:
         predicted = fill_boxes_as_masks(predicted, truth["images"])
     metrics: dict[str, Any] = {

@@ -34,13 +34,60 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> 
     atomic_write_bytes(path, json.dumps(obj, indent=indent).encode("utf-8"))
 
 
-@contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Yield a fresh temporary directory that replaces `path` only if the block succeeds."""
+OUTPUT_MARK = ".cgc-output"  # a JSON file {"kind": ...} inside every folder cgc writes as a whole
+
+
+def output_kind(path: Path) -> str | None:
+    """The kind of cgc output `path` holds, or None if cgc did not write it."""
+    try:
+        mark = json.loads((path / OUTPUT_MARK).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return mark.get("kind") if isinstance(mark, dict) else None
+
+
+def check_replaceable(path: str | Path, kind: str, overwrite: bool = False) -> None:
+    """Refuse, before any work starts, to replace a folder that cgc did not write as a `kind` output.
+
+    A missing or empty folder is fine; so is one that a previous run wrote with the same kind. Anything
+    else (a folder of pictures, another tool's output) is replaced only with `overwrite`.
+    """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError("exists and is not a folder", path)
+    if not path.is_dir() or overwrite or output_kind(path) == kind:
+        return
+    try:
+        empty = next(path.iterdir(), None) is None
+    except OSError as exc:
+        raise InputError(f"cannot read the output folder: {exc.strerror}", path) from None
+    if not empty:
+        found = output_kind(path)
+        what = f"holds a cgc {found} output" if found else "is not empty and was not written by cgc"
+        raise InputError(f"{what}; it would be replaced by {kind}: choose another folder or pass --overwrite", path)
+
+
+def refuse_output_over_inputs(out: str | Path, *inputs: str | Path) -> None:
+    """Refuse an output folder that is, or holds, one of the inputs: replacing it would delete them."""
+    target = Path(out).resolve()
+    for given in inputs:
+        source = Path(given).resolve()
+        if source == target or target in source.parents:
+            raise InputError(f"holds the input {given}; choose another output folder", out)
+
+
+@contextmanager
+def atomic_directory(path: str | Path, kind: str, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a fresh temporary directory that replaces `path` only if the block succeeds.
+
+    The folder is marked as a `kind` output, and `check_replaceable` guards what it replaces.
+    """
+    path = Path(path)
+    check_replaceable(path, kind, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        (tmp / OUTPUT_MARK).write_text(json.dumps({"kind": kind}), encoding="utf-8")
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -34,10 +34,15 @@ def files(tmp_path: Path) -> dict[str, Path]:
     gt = {"images": images, "categories": [{"id": 1, "name": "salient"}],
           "annotations": [{"id": k, "image_id": i, "category_id": 1, "iscrowd": 0, "area": float(m.sum()),
                            "segmentation": encode_mask(m)} for k, (i, m) in enumerate(truth, start=1)]}
-    predictions = [{"image_id": i, "category_id": 1, "segmentation": encode_mask(m), "score": 0.9} for i, m in truth]
+    # a prediction folder numbers its pictures its own way: here 1.jpg is its image 2 and 2.jpg its image 1
+    own_id = {1: 2, 2: 1}
+    predictions = [{"image_id": own_id[i], "category_id": 1, "segmentation": encode_mask(m), "score": 0.9} for i, m in truth]
     (tmp_path / "gt.json").write_text(json.dumps(gt))
-    (tmp_path / "pred.json").write_text(json.dumps(predictions))
-    return {"gt": tmp_path / "gt.json", "pred": tmp_path / "pred.json", "dir": tmp_path}
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "pred" / "results.json").write_text(json.dumps(predictions))
+    (tmp_path / "pred" / "images.json").write_text(json.dumps(
+        [{"id": own_id[image["id"]], "file_name": image["file_name"], "height": 30, "width": 30} for image in images]))
+    return {"gt": tmp_path / "gt.json", "pred": tmp_path / "pred" / "results.json", "dir": tmp_path}
 
 
 def run(*args: str):
@@ -69,7 +74,26 @@ def test_eval_without_out_only_prints(files: dict[str, Path]) -> None:
     result = run("--predictions", str(files["pred"]), "--data", str(files["gt"]))
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[1].split()[:3] == ["all", "2", "100.00"]
-    assert sorted(p.name for p in files["dir"].iterdir()) == ["gt.json", "pred.json"]
+    assert sorted(p.name for p in files["dir"].iterdir()) == ["gt.json", "pred"]
+
+
+def test_eval_pairs_pictures_by_file_name_not_by_id(files: dict[str, Path]) -> None:
+    """The folder's ids are not the ground truth's: paired by id, every prediction would land on the wrong picture."""
+    for predictions in (files["pred"], files["pred"].parent):
+        result = run("--predictions", str(predictions), "--data", str(files["gt"]))
+        assert result.exit_code == 0, result.output
+        assert result.output.splitlines()[1].split()[:3] == ["all", "2", "100.00"], result.output
+
+
+def test_eval_refuses_results_it_cannot_pair(files: dict[str, Path]) -> None:
+    (files["pred"].parent / "images.json").unlink()
+    assert_one_line_error(run("--predictions", str(files["pred"]), "--data", str(files["gt"])), "--match-by-id")
+    swapped = run("--predictions", str(files["pred"]), "--data", str(files["gt"]), "--match-by-id")
+    assert swapped.exit_code == 0 and swapped.output.splitlines()[1].split()[:3] == ["all", "2", "0.00"], swapped.output
+    (files["pred"].parent / "images.json").write_text(json.dumps(
+        [{"id": 1, "file_name": "other.jpg", "height": 30, "width": 30}, {"id": 2, "file_name": "1.jpg", "height": 30, "width": 30}]))
+    assert_one_line_error(run("--predictions", str(files["pred"]), "--data", str(files["gt"])),
+                          "predictions for 1 pictures that the ground truth does not hold, matched by file name (other.jpg)")
 
 
 def test_eval_boxes_as_masks_and_score_threshold(files: dict[str, Path]) -> None:
@@ -86,7 +110,11 @@ def test_eval_boxes_as_masks_and_score_threshold(files: dict[str, Path]) -> None
 
 def test_eval_unknown_image_id_is_a_one_line_error(files: dict[str, Path]) -> None:
     files["pred"].write_text(json.dumps([{"image_id": 42, "segmentation": encode_mask(A), "score": 0.9}]))
-    assert_one_line_error(run("--predictions", str(files["pred"]), "--data", str(files["gt"])), str(files["pred"]))
+    assert_one_line_error(run("--predictions", str(files["pred"]), "--data", str(files["gt"])),
+                          "image ids that its images.json does not list (42)")
+    (files["pred"].parent / "images.json").unlink()
+    assert_one_line_error(run("--predictions", str(files["pred"]), "--data", str(files["gt"]), "--match-by-id"),
+                          "absent from the ground truth (42)")
 
 
 def test_eval_malformed_files_are_one_line_errors(files: dict[str, Path]) -> None:

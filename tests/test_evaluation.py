@@ -259,7 +259,7 @@ def test_bad_predictions_raise_input_error_naming_the_file(tmp_path: Path, predi
     path = tmp_path / "pred.json"
     path.write_text(json.dumps(predictions))
     with pytest.raises(InputError, match=message) as caught:
-        evaluate_predictions(ground_truth({1: [A]}), path)
+        evaluate_predictions(ground_truth({1: [A]}), path, match_by_id=True)
     assert caught.value.path == str(path)
 
 

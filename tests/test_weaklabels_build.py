@@ -125,7 +125,7 @@ def test_fatal_input_errors_leave_no_output(sample_dir: Path, tmp_path: Path) ->
 
 def test_overlays_are_written_per_used_image(sample_dir: Path, true_box_file: Path, tmp_path: Path) -> None:
     build(sample_dir, true_box_file, tmp_path / "out", workers=2, overlays_dir=tmp_path / "overlays")
-    pictures = sorted(path.name for path in (tmp_path / "overlays").iterdir())
+    pictures = sorted(path.name for path in (tmp_path / "overlays").glob("*.jpg"))
     assert pictures == [f"sample_{i:05d}.jpg" for i in range(1, 13)]
     overlay = cv2.imread(str(tmp_path / "overlays" / pictures[0]))
     original = cv2.imread(str(sample_dir / "imgs" / pictures[0]))
@@ -154,3 +154,26 @@ def test_cli_errors_are_one_line(sample_dir: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {tmp_path / 'nowhere'}: mask folder not found"
     assert "Traceback" not in result.output
+
+
+def test_a_failed_build_leaves_the_previous_labels_and_report_together(sample_dir: Path, true_box_file: Path,
+                                                                        tmp_path: Path, monkeypatch) -> None:
+    """A disk that fills up while the new annotations.json is written must not leave a new report beside old labels."""
+    import cgc.weaklabels.builder as builder
+
+    out = tmp_path / "weak"
+    build(sample_dir, true_box_file, out, workers=1, overlays_dir=out / "overlays")
+    before = {name: (out / name).read_bytes() for name in ("annotations.json", "report.json")}
+    assert len(list((out / "overlays").glob("*.jpg"))) == 12
+    real_write = builder.atomic_write_json
+
+    def full_disk(path, obj, indent=None):
+        if Path(path).name == "annotations.json":
+            raise OSError(28, "No space left on device")
+        real_write(path, obj, indent)
+
+    monkeypatch.setattr(builder, "atomic_write_json", full_disk)
+    with pytest.raises(OSError):
+        build(sample_dir, true_box_file, out, workers=1, settings=PriorSettings(rule="all-in-box"))
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert len(list((out / "overlays").glob("*.jpg"))) == 12 and not list(tmp_path.glob(".weak*"))

@@ -61,11 +61,13 @@ def write_sample_dataset(
     workers: int = 1,
     habits: AnnotatorHabits = AnnotatorHabits(),
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
-    """Write `images` scenes under `out` (replaced as a whole, only once everything is written)."""
+    """Write `images` scenes under `out`, replaced as a whole only once everything is written (a folder cgc did
+    not write as a sample only with `overwrite`)."""
     out = Path(out)
     biases = np.random.default_rng(np.random.SeedSequence([seed])).normal(0.0, habits.bias, habits.annotators)
-    with atomic_directory(out) as directory:
+    with atomic_directory(out, "sample", overwrite) as directory:
         for sub in ("imgs", "masks", "gt"):
             (directory / sub).mkdir()
         job = partial(write_one_sample, seed=seed, directory=directory, height=height, width=width, habits=habits, biases=biases)

@@ -9,6 +9,7 @@ number of workers, and writes every file atomically once all images are done.
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -21,11 +22,14 @@ from cgc.coco import SALIENT_CATEGORY_ID, coco_dataset, encode_mask
 from cgc.datasets.files import IMAGE_SUFFIXES, MASK_SUFFIXES, files_by_stem, image_size, require_dir
 from cgc.datasets.label_maps import read_binary_mask
 from cgc.errors import InputError
-from cgc.fileio import atomic_directory, atomic_write_json
+from cgc.fileio import atomic_directory, atomic_write_json, refuse_output_over_inputs
 from cgc.parallel import map_in_processes
 from cgc.visualize import overlay_instances
 from cgc.weaklabels.boxes_file import ImageBoxes, read_box_file
 from cgc.weaklabels.priors import PriorSettings, instance_masks_from_boxes
+
+WEAK_LABELS_KIND = "weak labels"
+OVERLAYS_KIND = "weak-label overlays"
 
 
 @dataclass
@@ -148,26 +152,48 @@ def build_weak_labels(
     overlays_dir: str | Path | None = None,
     workers: int | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> BuildSummary:
-    """Write `annotations.json` and `report.json` under `out_dir` (and overlays); return the counts."""
+    """Write `annotations.json` and `report.json` under `out_dir` (and overlays); return the counts.
+
+    `out_dir` and the overlays folder are each replaced as a whole once everything is written, so that
+    the labels and their report always belong to one build. Neither may hold an input, and a folder cgc
+    did not write is replaced only with `overwrite`. Overlays inside `out_dir` are written with it.
+    """
     images_dir, masks_dir = require_dir(images_dir, "image folder"), require_dir(masks_dir, "mask folder")
     records = read_box_file(boxes_path)
+    out_dir = Path(out_dir)
+    for output in (out_dir, overlays_dir):
+        if output is not None:
+            refuse_output_over_inputs(output, images_dir, masks_dir, boxes_path)
     image_files = files_by_stem(images_dir, IMAGE_SUFFIXES)
     image_names = {path.name: path for path in image_files.values()}
     mask_files = files_by_stem(masks_dir, MASK_SUFFIXES)
     jobs = [(record, find_file(record.file_name, image_names, image_files), mask_files.get(Path(record.file_name).stem)) for record in records]
     workers = max(1, workers or os.cpu_count() or 1)
-    out_dir = Path(out_dir)
-    if overlays_dir is None:
-        results = map_in_processes(partial(label_job, settings=settings, overlay_dir=None), jobs, workers, "weak labels", progress)
-    else:
-        with atomic_directory(overlays_dir) as overlay_tmp:
-            job = partial(label_job, settings=settings, overlay_dir=overlay_tmp)
-            results = map_in_processes(job, jobs, workers, "weak labels", progress)
-    dataset, report, summary = assemble_outputs(results, settings, boxes_path)
-    atomic_write_json(out_dir / "report.json", report, indent=1)
-    atomic_write_json(out_dir / "annotations.json", dataset)
+    with ExitStack() as outputs:
+        out_tmp = outputs.enter_context(atomic_directory(out_dir, WEAK_LABELS_KIND, overwrite))
+        overlay_tmp = None
+        if overlays_dir is not None:
+            overlay_tmp = (folder_within(out_tmp, out_dir, overlays_dir)
+                           or outputs.enter_context(atomic_directory(overlays_dir, OVERLAYS_KIND, overwrite)))
+        job = partial(label_job, settings=settings, overlay_dir=overlay_tmp)
+        results = map_in_processes(job, jobs, workers, "weak labels", progress)
+        dataset, report, summary = assemble_outputs(results, settings, boxes_path)
+        atomic_write_json(out_tmp / "report.json", report, indent=1)
+        atomic_write_json(out_tmp / "annotations.json", dataset)
     return summary
+
+
+def folder_within(tmp: Path, out_dir: Path, folder: str | Path) -> Path | None:
+    """`folder`'s place inside the temporary `tmp` that will become `out_dir`, if it lies within `out_dir`."""
+    try:
+        relative = Path(folder).resolve().relative_to(out_dir.resolve())
+    except ValueError:
+        return None
+    target = tmp / relative
+    target.mkdir(parents=True, exist_ok=True)
+    return target
 
 
 def label_job(job: tuple[ImageBoxes, Path | None, Path | None], settings: PriorSettings, overlay_dir: Path | None) -> ImageLabels:

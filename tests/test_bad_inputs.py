@@ -1,0 +1,203 @@
+"""What cgc does with bad input: one table of (command, input, expected one-line error or result).
+
+Each case prepares its inputs in a fresh folder, runs the real command line and checks that it
+ended with exit status 1 and a single `Error: ...` line holding the expected words, or that it
+succeeded; `intact` lists files that must still be there, unchanged, afterwards. Add a row for
+every new kind of bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from helpers import tiny_config
+
+from cgc.cli import cgc
+from cgc.fileio import OUTPUT_MARK
+from cgc.train.checkpoint import plain_state
+from cgc.train.config import save_config
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a case can use: a 12-scene sample, its true boxes, weak labels for training, and a fresh folder."""
+
+    sample: Path
+    boxes: Path
+    labels: tuple[Path, Path]
+    work: Path
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    args: Callable[[Inputs], list[str]]
+    prepare: Callable[[Inputs], None] = lambda inputs: None
+    error: str | None = None  # words of the one-line error; None: the command must succeed
+    status: int = 1  # 2: click's own usage error (a usage line, then the error line)
+    intact: tuple[str, ...] = field(default=())  # files under `work` that must survive unchanged
+
+
+def user_files(folder: Path) -> None:
+    """A folder of someone's own files, which cgc must never delete."""
+    folder.mkdir(parents=True)
+    (folder / "holiday.jpg").write_bytes(b"not cgc's")
+    (folder / "notes.txt").write_text("mine")
+
+
+def evil_checkpoint(path: Path, marker: Path) -> None:
+    """A checkpoint whose unpickling would create `marker`: loading it must not run that."""
+
+    class Payload:
+        def __reduce__(self):
+            return pathlib.Path.touch, (marker,)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": {}, "config": {}, "iteration": 1, "payload": Payload()}, path)
+
+
+def evil_run(inputs: Inputs) -> None:
+    """A run folder whose newest checkpoint is `evil_checkpoint`, with a valid config.json beside it."""
+    run = inputs.work / "run"
+    evil_checkpoint(run / "checkpoints" / "checkpoint_0000001.pt", inputs.work / "ran-code")
+    save_config(tiny_config(inputs.labels, run), run / "config.json")
+
+
+def one_picture_results(folder: Path, images_json: bool, file_name: str = "a.jpg") -> None:
+    """truth.json with picture a.jpg (id 1), and a prediction for `file_name` numbered 7 in results.json."""
+    mask = {"size": [10, 10], "counts": "0T3"}  # the whole 10x10 picture
+    (folder / "truth.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "height": 10, "width": 10}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": mask}]}))
+    (folder / "results.json").write_text(json.dumps([{"image_id": 7, "segmentation": mask, "score": 0.9}]))
+    if images_json:
+        (folder / "images.json").write_text(json.dumps([{"id": 7, "file_name": file_name, "height": 10, "width": 10}]))
+
+
+def build(inputs: Inputs, *extra: str, out: Path | None = None) -> list[str]:
+    return ["weaklabels", "build", "--images", str(inputs.sample / "imgs"), "--masks", str(inputs.sample / "masks"),
+            "--boxes", str(inputs.boxes), "--out", str(out or inputs.work / "weak"), "--workers", "1", *extra]
+
+
+def sample(inputs: Inputs, *extra: str) -> list[str]:
+    return ["sample", "--out", str(inputs.work / "out"), "--images", "2", "--width", "64", "--height", "64",
+            "--workers", "1", *extra]
+
+
+def predict(inputs: Inputs, checkpoint: str, out: Path) -> list[str]:
+    return ["predict", "--checkpoint", str(inputs.work / checkpoint), "--images", str(inputs.sample / "imgs"),
+            "--out", str(out), "--device", "cpu"]
+
+
+CASES = [
+    # 1. Never delete a folder cgc did not write
+    Case("build --overlays into the input pictures",
+         lambda i: build(i, "--overlays", str(i.sample / "imgs")), error="holds the input"),
+    Case("build --overlays into a folder of other files",
+         lambda i: build(i, "--overlays", str(i.work / "mine")), lambda i: user_files(i.work / "mine"),
+         error="is not empty and was not written by cgc", intact=("mine/holiday.jpg", "mine/notes.txt")),
+    Case("build --overlays into another kind of cgc output",
+         lambda i: build(i, "--overlays", str(i.work / "out")), lambda i: shutil.copytree(i.sample, i.work / "out"),
+         error="holds a cgc sample output", intact=("out/labelstudio_export.json",)),
+    Case("build --overlays over a folder of other files with --overwrite",
+         lambda i: build(i, "--overlays", str(i.work / "mine"), "--overwrite"), lambda i: user_files(i.work / "mine")),
+    Case("build --overlays over its own previous overlays",
+         lambda i: build(i, "--overlays", str(i.work / "ov")),
+         lambda i: (i.work / "ov").mkdir() or (i.work / "ov" / OUTPUT_MARK).write_text('{"kind": "weak-label overlays"}')),
+    Case("build --out a folder of other files", lambda i: build(i), lambda i: user_files(i.work / "weak"),
+         error="is not empty and was not written by cgc", intact=("weak/notes.txt",)),
+    Case("build --out the folder that holds the pictures",
+         lambda i: build(i, out=i.sample), error="holds the input"),
+    Case("build --overlays inside --out", lambda i: build(i, "--overlays", str(i.work / "weak" / "overlays"))),
+    Case("sample --out a folder of other files",
+         lambda i: sample(i), lambda i: user_files(i.work / "out"),
+         error="is not empty and was not written by cgc", intact=("out/holiday.jpg",)),
+    Case("sample --out a file", lambda i: sample(i), lambda i: (i.work / "out").write_text("x"),
+         error="is a file", status=2, intact=("out",)),
+    Case("sample --out a previous sample", lambda i: sample(i), lambda i: shutil.copytree(i.sample, i.work / "out")),
+    Case("predict --out a folder of other files",
+         lambda i: predict(i, "run", i.work / "mine"), lambda i: user_files(i.work / "mine"),
+         error="is not empty and was not written by cgc", intact=("mine/notes.txt",)),
+    Case("predict --out the picture folder", lambda i: predict(i, "run", i.sample / "imgs"), error="holds the input"),
+    Case("crf refine --out a folder of other files",
+         lambda i: ["crf", "refine", "--predictions", str(i.work / "pred"), "--images", str(i.sample / "imgs"),
+                    "--out", str(i.work / "mine")],
+         lambda i: user_files(i.work / "mine"), error="is not empty and was not written by cgc",
+         intact=("mine/notes.txt",)),
+    # 2. A checkpoint runs no code
+    Case("predict with a checkpoint that would run code",
+         lambda i: predict(i, "run", i.work / "pred"), evil_run, error="refused: holds more than tensors"),
+    Case("eval with a checkpoint that would run code",
+         lambda i: ["eval", "--checkpoint", str(i.work / "run"), "--images", str(i.sample / "imgs"),
+                    "--data", str(i.boxes), "--device", "cpu"], evil_run, error="refused: holds more than tensors"),
+    Case("train --resume from a checkpoint that would run code",
+         lambda i: ["train", "--resume", "--out", str(i.work / "run")], evil_run, error="refused: holds more than tensors"),
+    Case("calibrate with a checkpoint that would run code",
+         lambda i: ["calibrate", "--checkpoint", str(i.work / "run"), "--images", str(i.sample / "imgs"),
+                    "--data", str(i.boxes), "--device", "cpu"], evil_run, error="refused: holds more than tensors"),
+    # 3. Predictions are paired with the ground truth by file name
+    Case("eval a results file whose ids cannot be paired",
+         lambda i: ["eval", "--predictions", str(i.work / "results.json"), "--data", str(i.work / "truth.json")],
+         lambda i: one_picture_results(i.work, images_json=False), error="--match-by-id"),
+    Case("eval results whose pictures the ground truth does not hold",
+         lambda i: ["eval", "--predictions", str(i.work / "results.json"), "--data", str(i.work / "truth.json")],
+         lambda i: one_picture_results(i.work, images_json=True, file_name="b.jpg"), error="(b.jpg)"),
+    Case("eval results paired by file name",
+         lambda i: ["eval", "--predictions", str(i.work), "--data", str(i.work / "truth.json")],
+         lambda i: one_picture_results(i.work, images_json=True)),
+]
+
+
+@pytest.fixture(scope="module")
+def shared_inputs(sample_dir: Path, true_box_file: Path, tiny_labels: tuple[Path, Path]) -> tuple[Path, Path, tuple[Path, Path]]:
+    return sample_dir, true_box_file, tiny_labels
+
+
+def snapshot(work: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    return {name: (work / name).read_bytes() for name in names}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_bad_input(case: Case, shared_inputs: tuple[Path, Path, tuple[Path, Path]], tmp_path: Path) -> None:
+    sample_dir, boxes, labels = shared_inputs
+    inputs = Inputs(sample_dir, boxes, labels, tmp_path)
+    pictures_before = sorted(path.name for path in (sample_dir / "imgs").iterdir())
+    case.prepare(inputs)
+    before = snapshot(tmp_path, case.intact)
+    result = CliRunner().invoke(cgc, case.args(inputs))
+    if case.error is None:
+        assert result.exit_code == 0, result.output
+    else:
+        lines = [line for line in result.output.splitlines() if line.strip() and not line.startswith(("Usage:", "Try "))]
+        assert result.exit_code == case.status and "Traceback" not in result.output, result.output
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and case.error in lines[0], result.output
+    assert snapshot(tmp_path, case.intact) == before
+    assert sorted(path.name for path in (sample_dir / "imgs").iterdir()) == pictures_before
+    assert not (tmp_path / "ran-code").exists()
+
+
+def test_checkpoints_hold_only_tensors_and_plain_types() -> None:
+    state = plain_state({"k2": {"1": np.float32(0.25)}, "n": [np.int64(3), (1, "a")], "w": torch.ones(2)})
+    assert type(state["k2"]["1"]) is float and type(state["n"][0]) is int and state["n"][1] == (1, "a")
+    with pytest.raises(TypeError, match="ndarray"):
+        plain_state({"rng": np.zeros(3)})
+
+
+def test_a_checkpoint_cgc_wrote_loads_back(tmp_path: Path) -> None:
+    from cgc.train.checkpoint import add_to_checkpoint, load_checkpoint, save_checkpoint
+
+    path = save_checkpoint(tmp_path, 5, {"model": {"w": torch.ones(2)}, "config": {"lr_steps": (1, 2)},
+                                         "label_update": {"k2": {"3": np.float64(0.5)}}}, keep=1)
+    add_to_checkpoint(path, "score_threshold", {"threshold": 0.85})
+    state = load_checkpoint(path)
+    assert state["iteration"] == 5 and state["label_update"]["k2"]["3"] == 0.5 and state["score_threshold"]["threshold"] == 0.85
+    assert json.dumps(state["config"])
