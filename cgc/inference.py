@@ -14,7 +14,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from cgc.coco import SALIENT_CATEGORY_ID, encode_mask, mask_bbox_xywh
-from cgc.datasets.files import IMAGE_SUFFIXES
+from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem
 from cgc.errors import InputError
 from cgc.model.cgcnet import CGCNet
 from cgc.sample import instance_palette
@@ -123,7 +123,7 @@ def list_images(source: str | Path) -> list[Path]:
         return [source]
     if not source.is_dir():
         raise InputError("image file or folder not found", source)
-    found = sorted(path for path in source.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."))
+    found = sorted(files_by_stem(source, IMAGE_SUFFIXES).values())  # a.jpg beside a.png would share masks/a.png
     if not found:
         raise InputError("no images in this folder", source)
     return found

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -83,9 +84,42 @@ def one_picture_results(folder: Path, images_json: bool, file_name: str = "a.jpg
         (folder / "images.json").write_text(json.dumps([{"id": 7, "file_name": file_name, "height": 10, "width": 10}]))
 
 
-def build(inputs: Inputs, *extra: str, out: Path | None = None) -> list[str]:
+def train(inputs: Inputs, data: Path | None = None, images: Path | None = None) -> list[str]:
+    return ["train", "--data", str(data or inputs.labels[0]), "--images", str(images or inputs.labels[1]),
+            "--out", str(inputs.work / "run"), "--device", "cpu"]
+
+
+def resized_copy(source: Path, target: Path, scale: float) -> None:
+    target.mkdir()
+    for path in source.glob("*.jpg"):
+        picture = cv2.imread(str(path))
+        cv2.imwrite(str(target / path.name), cv2.resize(picture, None, fx=scale, fy=scale))
+
+
+def relabelled(source: Path, target: Path, file_name: str) -> None:
+    """A copy of the weak labels whose first picture is named `file_name`."""
+    data = json.loads(source.read_text())
+    data["images"][0]["file_name"] = file_name
+    target.write_text(json.dumps(data))
+
+
+def two_pictures_one_stem(folder: Path) -> None:
+    folder.mkdir()
+    picture = np.full((32, 32, 3), 128, np.uint8)
+    cv2.imwrite(str(folder / "a.jpg"), picture)
+    cv2.imwrite(str(folder / "a.png"), picture)
+
+
+def box_file_with(source: Path, target: Path, bbox: list[float]) -> None:
+    """A copy of the box file whose first box is `bbox` (json writes NaN and Infinity, as some tools do)."""
+    data = json.loads(source.read_text())
+    data["annotations"][0]["bbox"] = bbox
+    target.write_text(json.dumps(data))
+
+
+def build(inputs: Inputs, *extra: str, out: Path | None = None, boxes: Path | None = None) -> list[str]:
     return ["weaklabels", "build", "--images", str(inputs.sample / "imgs"), "--masks", str(inputs.sample / "masks"),
-            "--boxes", str(inputs.boxes), "--out", str(out or inputs.work / "weak"), "--workers", "1", *extra]
+            "--boxes", str(boxes or inputs.boxes), "--out", str(out or inputs.work / "weak"), "--workers", "1", *extra]
 
 
 def sample(inputs: Inputs, *extra: str) -> list[str]:
@@ -144,6 +178,25 @@ CASES = [
     Case("calibrate with a checkpoint that would run code",
          lambda i: ["calibrate", "--checkpoint", str(i.work / "run"), "--images", str(i.sample / "imgs"),
                     "--data", str(i.boxes), "--device", "cpu"], evil_run, error="refused: holds more than tensors"),
+    # 5. Training reads the pictures its labels were made for, and nothing outside --images
+    Case("train on pictures of another size than their labels",
+         lambda i: train(i, images=i.work / "big"), lambda i: resized_copy(i.labels[1], i.work / "big", 2.0),
+         error="but annotations.json labels it at 128x96"),
+    Case("train on labels whose file_name leaves the image folder",
+         lambda i: train(i, data=i.work / "escape.json"),
+         lambda i: relabelled(i.labels[0], i.work / "escape.json", "../../etc/passwd"), error="points outside the image folder"),
+    Case("train on labels whose file_name is absolute",
+         lambda i: train(i, data=i.work / "escape.json"),
+         lambda i: relabelled(i.labels[0], i.work / "escape.json", "/etc/hostname"), error="points outside the image folder"),
+    # 7. A box that is not a number
+    Case("build from a box file with a NaN bbox", lambda i: build(i, boxes=i.work / "nan.json"),
+         lambda i: box_file_with(i.boxes, i.work / "nan.json", [float("nan"), 0, 10, 10]), error="not a finite number"),
+    Case("build from a box file with an infinite bbox", lambda i: build(i, boxes=i.work / "inf.json"),
+         lambda i: box_file_with(i.boxes, i.work / "inf.json", [0, 0, float("inf"), 10]), error="not a finite number"),
+    # 8. Two pictures would write one mask
+    Case("predict on a.jpg beside a.png",
+         lambda i: ["predict", "--checkpoint", str(i.work / "run"), "--images", str(i.work / "pics"), "--out", str(i.work / "p")],
+         lambda i: two_pictures_one_stem(i.work / "pics"), error="two files share the name 'a'"),
     # 3. Predictions are paired with the ground truth by file name
     Case("eval a results file whose ids cannot be paired",
          lambda i: ["eval", "--predictions", str(i.work / "results.json"), "--data", str(i.work / "truth.json")],

@@ -77,6 +77,7 @@ def region() -> np.ndarray:
         pytest.param(lambda m: m.astype(np.uint8), id="0-1"),
         pytest.param(lambda m: (m * 65535).astype(np.uint16), id="16-bit"),
         pytest.param(lambda m: (m.astype(np.uint16)), id="16-bit-0-1"),
+        pytest.param(lambda m: (m * 255).astype(np.uint16), id="16-bit-0-255"),
         pytest.param(lambda m: np.dstack([m * 255, m * 0, m * 0]).astype(np.uint8), id="rgb"),
         pytest.param(lambda m: np.dstack([m * 200] * 3 + [np.full(m.shape, 255)]).astype(np.uint8), id="rgba"),
     ],
@@ -100,6 +101,14 @@ def test_read_binary_mask_thresholds_at_half_range(tmp_path: Path) -> None:
 def test_read_binary_mask_palette_png(tmp_path: Path, region: np.ndarray) -> None:
     save_palette_map(tmp_path / "p.png", region.astype(np.uint8))
     np.testing.assert_array_equal(read_binary_mask(tmp_path / "p.png"), region)
+
+
+def test_read_binary_mask_reads_a_palette_by_index_not_colour(tmp_path: Path, region: np.ndarray) -> None:
+    """Index 1 painted nearly black (as some tools save masks) is still the salient region."""
+    image = Image.fromarray(region.astype(np.uint8), mode="P")
+    image.putpalette([255, 255, 255, 8, 8, 8] + [0] * 762)  # background white, region dark
+    image.save(tmp_path / "dark.png")
+    np.testing.assert_array_equal(read_binary_mask(tmp_path / "dark.png"), region)
 
 
 def test_read_binary_mask_corrupt_or_missing_names_the_file(tmp_path: Path) -> None:
@@ -354,3 +363,17 @@ def test_coco_json_polygons_crowds_and_size_check(tmp_path: Path) -> None:
 def test_open_instance_dataset_rejects_split_for_other_formats(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="--split"):
         open_instance_dataset("ilso", tmp_path, split="TestSet")
+
+
+def test_image_size_is_the_size_as_shown_with_exif_orientation(tmp_path: Path) -> None:
+    """A phone photo stored 40x30 with 'rotate 90' in EXIF is shown (and read by OpenCV) as 30x40."""
+    from PIL import Image
+
+    from cgc.datasets.files import EXIF_ORIENTATION, image_size
+
+    path = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(path, exif=exif)
+    height, width = cv2.imread(str(path)).shape[:2]
+    assert image_size(path) == (width, height) == (30, 40)

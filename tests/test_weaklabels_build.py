@@ -177,3 +177,26 @@ def test_a_failed_build_leaves_the_previous_labels_and_report_together(sample_di
         build(sample_dir, true_box_file, out, workers=1, settings=PriorSettings(rule="all-in-box"))
     assert {name: (out / name).read_bytes() for name in before} == before
     assert len(list((out / "overlays").glob("*.jpg"))) == 12 and not list(tmp_path.glob(".weak*"))
+
+
+@pytest.mark.parametrize("rule", ["all-in-box", "resolve-shared"])
+def test_a_photo_turned_by_exif_is_read_as_shown(sample_copy: tuple[Path, Path], tmp_path: Path, rule: str) -> None:
+    """Label Studio shows (and boxes) the turned picture; every rule must read the picture at that size."""
+    from PIL import Image
+
+    from cgc.datasets.files import EXIF_ORIENTATION
+
+    data, boxes = sample_copy
+    build_weak_labels(data / "imgs", data / "masks", boxes, tmp_path / "plain", PriorSettings(rule=rule), progress=False)
+    path = data / "imgs" / "sample_00001.jpg"
+    shown = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6  # "turn 90 degrees clockwise to show": store it turned the other way
+    Image.fromarray(np.ascontiguousarray(np.rot90(shown, 1))).save(path, exif=exif, quality=95)
+    build_weak_labels(data / "imgs", data / "masks", boxes, tmp_path / "turned", PriorSettings(rule=rule), progress=False)
+    plain, turned = (json.loads((tmp_path / name / "annotations.json").read_text()) for name in ("plain", "turned"))
+    assert plain["images"] == turned["images"]
+    before, after = ([a for a in labels["annotations"] if a["image_id"] == 1] for labels in (plain, turned))
+    assert before and len(before) == len(after)
+    for a, b in zip(before, after):  # re-encoding the JPEG moves a few pixels where the picture's edges count
+        assert np.allclose(a["bbox"], b["bbox"], atol=2) and abs(a["area"] - b["area"]) <= 0.01 * a["area"]

@@ -150,13 +150,15 @@ def image_size_reader(image_dir: str | Path) -> ImageSizeLookup:
         raise InputError("image directory not found", image_dir)
 
     def size_of(file_name: str) -> tuple[int, int]:
-        from PIL import Image
+        from cgc.datasets.files import image_size  # as shown, EXIF orientation applied, like Label Studio's boxes
 
         path = image_dir / file_name
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found")
-        with Image.open(path) as image:
-            width, height = image.size
+        try:
+            width, height = image_size(path)
+        except InputError as exc:
+            raise OSError(str(exc)) from None
         return int(width), int(height)
 
     return size_of

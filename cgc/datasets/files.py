@@ -38,10 +38,20 @@ def files_by_stem(directory: Path, suffixes: tuple[str, ...]) -> dict[str, Path]
     return found
 
 
+EXIF_ORIENTATION = 0x0112
+SWAPPED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that turn the picture by 90 degrees
+
+
 def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image from its header only, without decoding the pixels."""
+    """(width, height) of an image as shown, from its header only, without decoding the pixels.
+
+    "As shown" applies the EXIF orientation, as OpenCV's imread and Label Studio do.
+    """
     try:
         with Image.open(path) as image:
-            return image.size
+            width, height = image.size
+            if image.getexif().get(EXIF_ORIENTATION) in SWAPPED_ORIENTATIONS:
+                return height, width
+            return width, height
     except (UnidentifiedImageError, OSError) as exc:
         raise InputError(f"cannot read image ({exc})", path) from None

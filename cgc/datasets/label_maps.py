@@ -29,13 +29,17 @@ IGNORE_INDEX = 255
 """Value in an indexed (palette/grayscale) instance map that marks ignore/boundary pixels."""
 
 
+INTEGER_RANGES = (1, 255, 65535)  # 0/1, 8-bit and 16-bit masks
+
+
 def read_binary_mask(path: str | Path) -> np.ndarray:
     """Read a saved salient-region mask as a boolean HxW array, whatever its bit depth.
 
-    Values are thresholded at half of the range actually used: 0.5 when the maximum is <= 1
-    (0/1 masks), otherwise half of the integer dtype's maximum (127.5 for 8-bit, 32767.5 for
-    16-bit; 127.5 for float images with values above 1). Colour masks use the maximum over the
-    colour channels (alpha is ignored), so a mask saved as RGB still reads correctly.
+    Values are thresholded at half of the range actually used: the smallest of 0..1, 0..255 and
+    0..65535 that holds the mask's maximum (so 0/255 saved as 16-bit reads like 8-bit), and for
+    float images 0.5, or 127.5 when values go above 1. Colour masks use the maximum over the
+    colour channels (alpha is ignored), so a mask saved as RGB still reads correctly. Palette
+    masks are read by index, whatever colours the palette gives them: index 0 is background.
     """
     path = Path(path)
     try:
@@ -44,19 +48,31 @@ def read_binary_mask(path: str | Path) -> np.ndarray:
         raise InputError("mask file not found", path) from None
     except OSError as exc:
         raise InputError(f"cannot read mask file: {exc}", path) from None
+    indices = palette_indices(path)
+    if indices is not None:
+        return indices != 0
     array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if array is None:
         raise InputError("cannot decode mask image (corrupt or not an image)", path)
     if array.ndim == 3:
         array = array[..., :3].max(axis=2) if array.shape[2] >= 3 else array[..., 0]
     peak = array.max() if array.size else 0
-    if peak <= 1:
-        threshold = 0.5
-    elif np.issubdtype(array.dtype, np.integer):
-        threshold = np.iinfo(array.dtype).max / 2
+    if np.issubdtype(array.dtype, np.integer):
+        threshold = next((top for top in INTEGER_RANGES if peak <= top), np.iinfo(array.dtype).max) / 2
     else:
-        threshold = 127.5
+        threshold = 0.5 if peak <= 1 else 127.5
     return array > threshold
+
+
+def palette_indices(path: Path) -> np.ndarray | None:
+    """The index array of a palette PNG, or None for any other file (read by OpenCV instead)."""
+    try:
+        with Image.open(path) as image:
+            if image.mode != "P":
+                return None
+            return np.asarray(image)
+    except (UnidentifiedImageError, OSError):
+        return None  # OpenCV reports the file
 
 
 def index_map_to_masks(label_map: np.ndarray) -> list[np.ndarray]:

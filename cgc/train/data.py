@@ -21,9 +21,30 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from cgc.coco import decode_mask
-from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem, require_dir
+from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem, image_size, require_dir
 from cgc.errors import InputError
 from cgc.fileio import read_json
+
+
+def inside_folder(file_name: str, annotations: str | Path) -> str:
+    """`file_name`, refused if it would read outside the image folder (absolute, or with '..')."""
+    if Path(file_name).is_absolute() or ".." in Path(file_name).parts:
+        raise InputError(f"file_name {file_name!r} points outside the image folder", annotations)
+    return file_name
+
+
+def check_labelled_size(image: dict[str, Any], path: Path, instances: list[dict[str, Any]], annotations: str | Path) -> None:
+    """The picture must have the size its labels were made at: a resized copy would train on shifted masks."""
+    width, height = image_size(path)
+    sizes = {(int(image["height"]), int(image["width"]))} if "height" in image and "width" in image else set()
+    for item in instances:
+        size = item.get("segmentation", {}).get("size") if isinstance(item.get("segmentation"), dict) else None
+        if isinstance(size, list) and len(size) == 2 and all(isinstance(value, int) for value in size):
+            sizes.add((size[0], size[1]))
+    wrong = sorted(size for size in sizes if size != (height, width))
+    if wrong:
+        raise InputError(f"picture is {width}x{height} but {Path(annotations).name} labels it at "
+                         f"{wrong[0][1]}x{wrong[0][0]} (width x height)", path)
 
 
 @dataclass(frozen=True)
@@ -59,7 +80,7 @@ class WeakLabelDataset(Dataset):
             instances = by_image.get(int(image["id"]), [])
             if not instances:
                 continue
-            path = images_dir / image["file_name"]
+            path = images_dir / inside_folder(str(image["file_name"]), annotations)
             if not path.is_file():
                 path = files.get(Path(image["file_name"]).stem)
             if path is None:
@@ -70,6 +91,8 @@ class WeakLabelDataset(Dataset):
             raise InputError(f"{len(missing)} labelled images are not in {images_dir} (first: {missing[0]})", annotations)
         if not self.records:
             raise InputError("no image with at least one instance", annotations)
+        for image, path, instances in self.records:
+            check_labelled_size(image, path, instances, annotations)
 
     def __len__(self) -> int:
         return len(self.records)

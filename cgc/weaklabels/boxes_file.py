@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,8 @@ def read_box_file(path: str | Path) -> list[ImageBoxes]:
             box_id = int(annotation.get("id", position + 1))
         except (KeyError, TypeError, ValueError):
             raise InputError(f"annotations[{position}] needs an 'image_id' and a 4-number 'bbox'", path) from None
+        if not all(math.isfinite(value) for value in (x, y, w, h)):
+            raise InputError(f"annotations[{position}] has a bbox that is not a finite number: {annotation['bbox']}", path)
         if image_id not in images:
             raise InputError(f"annotations[{position}] refers to image id {image_id}, which is not in 'images'", path)
         images[image_id].box_ids.append(box_id)
