@@ -6,10 +6,14 @@ read it too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
+
+from cgc.errors import InputError
 
 SALIENT_CATEGORY_ID = 1
 SALIENT_CATEGORY = {"id": SALIENT_CATEGORY_ID, "name": "salient", "supercategory": "salient"}
@@ -69,3 +73,28 @@ def mask_iou_matrix(predicted: list[dict[str, Any]], truth: list[dict[str, Any]]
     if not predicted or not truth:
         return np.zeros((len(predicted), len(truth)))
     return np.asarray(mask_utils.iou(predicted, truth, [0] * len(truth)), dtype=float)
+
+
+def checked_rle(segmentation: Any, image: Mapping[str, Any], source: str | Path, what: str) -> dict[str, Any]:
+    """Any COCO segmentation -> RLE with str counts, checked against the image's height and width.
+
+    Junk (bad counts, odd polygons, a mask of another size) raises an InputError naming `source`
+    and `what`, here rather than deep inside pycocotools or a training step.
+    """
+    height, width = image["height"], image["width"]
+    try:
+        if isinstance(segmentation, Mapping) and list(segmentation.get("size", [])) != [height, width]:
+            raise InputError(f"{what}: mask size {segmentation.get('size')} differs from image "
+                             f"{image['id']!r} ({height}x{width})", source)
+        rle = segmentation_to_rle(segmentation, height, width)
+        if isinstance(rle, list):  # frPyObjects on an uncompressed-RLE list
+            rle = mask_utils.merge(rle)
+        rle = dict(rle)
+        if isinstance(rle["counts"], bytes):
+            rle["counts"] = rle["counts"].decode("ascii")
+        mask_utils.area(rle)  # decodes the counts: fails here rather than inside COCOeval
+    except InputError:
+        raise
+    except Exception as exc:  # pycocotools raises TypeError/ValueError/IndexError/... on junk
+        raise InputError(f"{what}: unreadable segmentation ({type(exc).__name__}: {exc})", source) from None
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"]}

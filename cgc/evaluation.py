@@ -49,7 +49,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from scipy.optimize import linear_sum_assignment
 
-from cgc.coco import SALIENT_CATEGORY, SALIENT_CATEGORY_ID, encode_mask, mask_iou_matrix, segmentation_to_rle
+from cgc.coco import SALIENT_CATEGORY, SALIENT_CATEGORY_ID, checked_rle, encode_mask, mask_iou_matrix, segmentation_to_rle
 from cgc.errors import InputError
 from cgc.fileio import read_json
 from cgc.prediction_folder import IMAGES_FILE, RESULTS_FILE, read_prediction_images
@@ -111,7 +111,7 @@ def load_ground_truth(gt: Mapping[str, Any] | str | Path) -> dict[str, Any]:
         image = by_id.get(annotation["image_id"])
         if image is None:
             raise InputError(f"annotation {index} names image id {annotation['image_id']!r}, which is not in 'images'", name)
-        rle = _to_rle(annotation["segmentation"], image, name, f"annotation {index}")
+        rle = checked_rle(annotation["segmentation"], image, name, f"annotation {index}")
         area = annotation.get("area")
         annotations.append({
             "id": index,
@@ -168,7 +168,7 @@ def load_predictions(predictions: Iterable[Mapping[str, Any]] | Mapping[str, Any
         item = {
             "image_id": image["id"],
             "category_id": SALIENT_CATEGORY_ID,
-            "segmentation": _to_rle(prediction["segmentation"], image, name, f"prediction {index}"),
+            "segmentation": checked_rle(prediction["segmentation"], image, name, f"prediction {index}"),
             "score": float(score),
         }
         if isinstance(prediction.get("bbox"), list) and len(prediction["bbox"]) == 4:
@@ -229,27 +229,6 @@ def _with_ground_truth_ids(data: list[Mapping[str, Any]], named_images: list[Map
         raise InputError(f"predictions for {len(unpaired)} pictures that the ground truth does not hold, matched by "
                          f"file name ({_shown(unpaired)}); are they for another split?", name)
     return [{**prediction, "image_id": gt_id[prediction["image_id"]]} for prediction in data]
-
-
-def _to_rle(segmentation: Any, image: Mapping[str, Any], name: str, what: str) -> dict[str, Any]:
-    """Any COCO segmentation -> RLE with str counts, checked against the image size."""
-    height, width = image["height"], image["width"]
-    try:
-        if isinstance(segmentation, Mapping) and list(segmentation.get("size", [])) != [height, width]:
-            raise InputError(f"{what}: mask size {segmentation.get('size')} differs from image "
-                        f"{image['id']!r} ({height}x{width})", name)
-        rle = segmentation_to_rle(segmentation, height, width)
-        if isinstance(rle, list):  # frPyObjects on an uncompressed-RLE list
-            rle = mask_utils.merge(rle)
-        rle = dict(rle)
-        if isinstance(rle["counts"], bytes):
-            rle["counts"] = rle["counts"].decode("ascii")
-        mask_utils.area(rle)  # decodes the counts: fails here rather than inside COCOeval
-    except InputError:
-        raise
-    except Exception as exc:  # pycocotools raises TypeError/ValueError/IndexError/... on junk
-        raise InputError(f"{what}: unreadable segmentation ({type(exc).__name__}: {exc})", name) from None
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"]}
 
 
 # ---------------------------------------------------------------------------------------------

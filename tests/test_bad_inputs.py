@@ -103,6 +103,13 @@ def relabelled(source: Path, target: Path, file_name: str) -> None:
     target.write_text(json.dumps(data))
 
 
+def first_label_changed(source: Path, target: Path, **changes: object) -> None:
+    """A copy of the weak labels whose first annotation has `changes`."""
+    data = json.loads(source.read_text())
+    data["annotations"][0].update(changes)
+    target.write_text(json.dumps(data))
+
+
 def two_pictures_one_stem(folder: Path) -> None:
     folder.mkdir()
     picture = np.full((32, 32, 3), 128, np.uint8)
@@ -193,6 +200,19 @@ CASES = [
          lambda i: box_file_with(i.boxes, i.work / "nan.json", [float("nan"), 0, 10, 10]), error="not a finite number"),
     Case("build from a box file with an infinite bbox", lambda i: build(i, boxes=i.work / "inf.json"),
          lambda i: box_file_with(i.boxes, i.work / "inf.json", [0, 0, float("inf"), 10]), error="not a finite number"),
+    # 13. Training labels are checked before the model is built
+    Case("train on a label with broken RLE counts", lambda i: train(i, data=i.work / "bad.json"),
+         lambda i: first_label_changed(i.labels[0], i.work / "bad.json", segmentation={"size": [96, 128], "counts": 17}),
+         error="unreadable segmentation"),
+    Case("train on a label with a polygon of two numbers", lambda i: train(i, data=i.work / "bad.json"),
+         lambda i: first_label_changed(i.labels[0], i.work / "bad.json", segmentation=[[1, 2]]),
+         error="unreadable segmentation"),
+    Case("train on a label whose mask has another size", lambda i: train(i, data=i.work / "bad.json"),
+         lambda i: first_label_changed(i.labels[0], i.work / "bad.json", segmentation={"size": [10, 10], "counts": "0T3"}),
+         error="mask size [10, 10] differs"),
+    Case("train on a label with an infinite bbox", lambda i: train(i, data=i.work / "bad.json"),
+         lambda i: first_label_changed(i.labels[0], i.work / "bad.json", bbox=[0, 0, float("inf"), 3]),
+         error="bbox must be 4 finite numbers"),
     # 8. Two pictures would write one mask
     Case("predict on a.jpg beside a.png",
          lambda i: ["predict", "--checkpoint", str(i.work / "run"), "--images", str(i.work / "pics"), "--out", str(i.work / "p")],

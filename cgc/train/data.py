@@ -9,6 +9,7 @@ label update know in advance when an image is seen for the last time before a ro
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from cgc.coco import decode_mask
+from cgc.coco import checked_rle, decode_mask
 from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem, image_size, require_dir
 from cgc.errors import InputError
 from cgc.fileio import read_json
@@ -33,18 +34,22 @@ def inside_folder(file_name: str, annotations: str | Path) -> str:
     return file_name
 
 
-def check_labelled_size(image: dict[str, Any], path: Path, instances: list[dict[str, Any]], annotations: str | Path) -> None:
-    """The picture must have the size its labels were made at: a resized copy would train on shifted masks."""
+def check_labels(image: dict[str, Any], path: Path, instances: list[dict[str, Any]], annotations: str | Path) -> None:
+    """Before any model is built: the picture has the size its labels were made at (a resized copy would train on
+    shifted masks), and every label has a readable mask and a finite box."""
     width, height = image_size(path)
-    sizes = {(int(image["height"]), int(image["width"]))} if "height" in image and "width" in image else set()
-    for item in instances:
-        size = item.get("segmentation", {}).get("size") if isinstance(item.get("segmentation"), dict) else None
-        if isinstance(size, list) and len(size) == 2 and all(isinstance(value, int) for value in size):
-            sizes.add((size[0], size[1]))
-    wrong = sorted(size for size in sizes if size != (height, width))
-    if wrong:
+    labelled = (image.get("height"), image.get("width"))
+    if all(isinstance(value, int) for value in labelled) and labelled != (height, width):
         raise InputError(f"picture is {width}x{height} but {Path(annotations).name} labels it at "
-                         f"{wrong[0][1]}x{wrong[0][0]} (width x height)", path)
+                         f"{labelled[1]}x{labelled[0]} (width x height)", path)
+    shown = {"id": image.get("id"), "height": height, "width": width}
+    for item in instances:
+        what = f"annotation {item.get('id')!r} of {image.get('file_name')}"
+        checked_rle(item.get("segmentation"), shown, annotations, what)
+        box = item.get("bbox")
+        if (not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box)
+                or not all(math.isfinite(v) for v in box)):
+            raise InputError(f"{what}: bbox must be 4 finite numbers, not {box!r}", annotations)
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ class WeakLabelDataset(Dataset):
         if not self.records:
             raise InputError("no image with at least one instance", annotations)
         for image, path, instances in self.records:
-            check_labelled_size(image, path, instances, annotations)
+            check_labels(image, path, instances, annotations)
 
     def __len__(self) -> int:
         return len(self.records)
