@@ -52,6 +52,35 @@ def test_resume_gives_the_same_next_losses(tiny_labels: tuple[Path, Path], tmp_p
         assert resumed[iteration] == pytest.approx(expected[iteration], rel=1e-5, abs=1e-6)
 
 
+@pytest.mark.slow
+def test_resume_after_a_kill_logs_each_iteration_once_and_drops_unfinished_checkpoints(tiny_labels: tuple[Path, Path],
+                                                                                        tmp_path: Path) -> None:
+    """A SIGKILL after iteration 3 was logged but before its checkpoint: the run resumes from 2, and 3 is logged once."""
+    config = tiny_config(tiny_labels, tmp_path / "run", iterations=2, checkpoint_every=2)
+    train(config, progress=False)
+    with open(tmp_path / "run" / "metrics.csv", "a", newline="") as handle:
+        csv.writer(handle).writerow([3] + [0.5] * 9)
+    unfinished = tmp_path / "run" / "checkpoints" / ".checkpoint_0000004.pt.x1y2.tmp"
+    unfinished.write_bytes(b"half a checkpoint")
+    train(replace(config, iterations=4), resume=True, progress=False)
+    with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
+        assert [int(row["iteration"]) for row in csv.DictReader(handle)] == [1, 2, 3, 4]
+    assert not unfinished.exists() and [path.name for path in list_checkpoints(tmp_path / "run")][-1] == "checkpoint_0000004.pt"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_run_stopped_before_its_first_checkpoint_can_start_again(tiny_labels: tuple[Path, Path], tmp_path: Path,
+                                                                  resume: bool) -> None:
+    config = tiny_config(tiny_labels, tmp_path / "run", iterations=2, checkpoint_every=2)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")  # what an interrupted first iteration leaves
+    (tmp_path / "run" / "metrics.csv").write_text("iteration,loss\n1,9.0\n")
+    result = train(config, resume=resume, progress=False)
+    assert result.last_checkpoint is not None and sorted(logged_losses(tmp_path / "run")) == [1, 2]
+    assert logged_losses(tmp_path / "run")[1] != 9.0
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_labels: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import cgc.train.engine as engine
 

@@ -60,6 +60,13 @@ def save_checkpoint(run_dir: str | Path, iteration: int, state: dict[str, Any], 
     return path
 
 
+def remove_unfinished_checkpoints(run_dir: str | Path) -> None:
+    """Delete the temporary files of checkpoints whose writing was killed (a SIGKILL leaves them behind)."""
+    folder = Path(run_dir) / "checkpoints"
+    for path in folder.glob(".checkpoint_*.tmp") if folder.is_dir() else []:
+        path.unlink(missing_ok=True)
+
+
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     folder = Path(run_dir) / "checkpoints"
     if not folder.is_dir():

@@ -26,12 +26,12 @@ from tqdm import tqdm
 
 from cgc.errors import InputError
 from cgc.fileio import read_json
-from cgc.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from cgc.train.checkpoint import latest_checkpoint, load_checkpoint, remove_unfinished_checkpoints, save_checkpoint
 from cgc.train.config import TrainConfig, check_config, save_config
 from cgc.train.data import IterationBatchSampler, WeakLabelDataset, collate
 from cgc.train.label_update import LabelUpdater, label_file_of
 from cgc.train.distributed import ProcessGroup, all_ranks_agree, start_process_group, stop_process_group
-from cgc.train.metrics_log import METRICS_FILE, MetricsWriter, SmoothedValues
+from cgc.train.metrics_log import MetricsWriter, SmoothedValues
 from cgc.train.model_factory import model_from_config
 
 
@@ -103,12 +103,13 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     start, last_checkpoint, label_state = 0, None, None
-    if not resume and (latest_checkpoint(run_dir) is not None or (run_dir / METRICS_FILE).exists()):
+    if not resume and latest_checkpoint(run_dir) is not None:
         raise InputError("already holds a training run: continue it with --resume, or choose a new --out", run_dir)
-    if resume:
+    if group.is_main:
+        remove_unfinished_checkpoints(run_dir)
+    if resume:  # with no checkpoint yet (stopped before the first), it starts over: there is nothing to continue
         last_checkpoint = Path(resume) if not isinstance(resume, bool) else latest_checkpoint(run_dir)
-        if last_checkpoint is None:
-            raise InputError("--resume: no checkpoint to resume from", run_dir / "checkpoints")
+    if last_checkpoint is not None:
         state = load_checkpoint(last_checkpoint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -127,7 +128,7 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
     if group.distributed:
         device_ids = [group.device.index] if group.device.type == "cuda" else None
         network = DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
-    smoothed, writer = SmoothedValues(), MetricsWriter(run_dir, enabled=group.is_main)
+    smoothed, writer = SmoothedValues(), MetricsWriter(run_dir, enabled=group.is_main, start=start)
     bar = tqdm(total=config.iterations, initial=start, desc="train", unit="it", disable=None if (progress and group.is_main) else True)
     losses_now: dict[str, float] = {}
     updater: LabelUpdater | None = None

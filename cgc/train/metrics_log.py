@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections import defaultdict, deque
 from pathlib import Path
 from statistics import median
+
+from cgc.fileio import atomic_write_bytes
 
 METRICS_FILE = "metrics.csv"  # in the run folder: one row per iteration
 
@@ -27,15 +30,16 @@ class SmoothedValues:
 class MetricsWriter:
     """Appends one row per logged iteration to RUN/metrics.csv and RUN/tensorboard/ (main process only)."""
 
-    def __init__(self, run_dir: Path, enabled: bool) -> None:
+    def __init__(self, run_dir: Path, enabled: bool, start: int = 0) -> None:
+        """Continue RUN/metrics.csv from iteration `start`: rows after it (logged before a crash, after the
+        checkpoint now resumed) are dropped, so that no iteration appears twice."""
         self.enabled = enabled
         self.csv_path = run_dir / METRICS_FILE
         self.columns: list[str] | None = None
         self.tensorboard = None
         if enabled:
-            if self.csv_path.exists():
-                with open(self.csv_path, newline="") as handle:
-                    self.columns = next(csv.reader(handle), None)
+            if self.csv_path.exists() and start > 0:
+                self.columns = keep_rows_until(self.csv_path, start)
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -60,3 +64,17 @@ class MetricsWriter:
     def close(self) -> None:
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+
+def keep_rows_until(path: Path, last_iteration: int) -> list[str] | None:
+    """Rewrite the CSV (atomically) without rows after `last_iteration`; return its columns."""
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return None
+    columns, kept = rows[0], [row for row in rows[1:] if row and int(float(row[0])) <= last_iteration]
+    if len(kept) < len(rows) - 1:
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows([columns, *kept])
+        atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+    return columns
