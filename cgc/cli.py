@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from cgc.datasets.pictures import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV
 from cgc.errors import InputError
 from cgc.weaklabels.priors import RULES, PriorSettings
 
@@ -36,8 +37,13 @@ def reports_input_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cgc")
-def cgc() -> None:
+@click.option("--max-pixels", type=click.IntRange(min=1), default=None, envvar=MAX_PIXELS_ENV, show_envvar=True,
+              help=f"Refuse pictures and masks whose header declares more pixels than this (width x height), before "
+                   f"decoding them [default: {DEFAULT_MAX_PIXELS}].")
+def cgc(max_pixels: int | None) -> None:
     """Weakly supervised salient instance segmentation (CGCNet) from boxes and SOD masks."""
+    if max_pixels is not None:
+        os.environ[MAX_PIXELS_ENV] = str(max_pixels)  # worker processes inherit it
 
 
 @cgc.group()
@@ -445,11 +451,13 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
 
     from cgc.fileio import atomic_directory, check_replaceable, refuse_output_over_inputs
     from cgc.inference import (coco_results, detect_images, instance_map, list_images, load_model, overlay_prediction,
-                               write_instance_png)
+                               usable_images, write_instance_png)
     from cgc.prediction_folder import PREDICTIONS_KIND, write_prediction_folder
     from cgc.score_threshold import score_threshold_of
 
-    paths = list_images(images)
+    paths, skipped = usable_images(list_images(images))
+    for reason in skipped:
+        click.echo(f"Skipped {reason}", err=True)
     refuse_output_over_inputs(out, images)
     check_replaceable(out, PREDICTIONS_KIND, overwrite)
     loaded = load_model(checkpoint, device)
@@ -466,7 +474,7 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
             files.append({"id": image_id, "file_name": path.name, "height": rgb.shape[0], "width": rgb.shape[1]})
         write_prediction_folder(folder, results, files)
     click.echo(f"Wrote {len(results)} instances for {len(paths)} images to {out} (masks/, overlays/, results.json); "
-               f"score threshold {score_threshold:g}")
+               f"score threshold {score_threshold:g}" + (f"; skipped {len(skipped)} unreadable" if skipped else ""))
 
 
 @cgc.command("eval")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from cgc.coco import decode_mask, encode_mask, mask_bbox_xywh, mask_bbox_xyxy
+from cgc.datasets.pictures import read_rgb
 from cgc.errors import InputError
 from cgc.fileio import atomic_directory, atomic_write_json, check_replaceable, refuse_output_over_inputs
 from cgc.model.crf import CRFParams, refine_instance, soft_from_binary
@@ -60,15 +61,11 @@ def _picture_path(images_dir: Path, file_name: str) -> Path:
 
 def read_picture(path: str | Path, height: int, width: int) -> np.ndarray:
     """The picture as RGB uint8, checked against the size the predictions were made at."""
-    import cv2
-
-    picture = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if picture is None:
-        raise InputError("cannot decode image", path)
+    picture = read_rgb(path)
     if picture.shape[:2] != (height, width):
         raise InputError(f"image is {picture.shape[0]}x{picture.shape[1]} but the predictions are for "
                          f"{height}x{width}", path)
-    return np.ascontiguousarray(cv2.cvtColor(picture, cv2.COLOR_BGR2RGB))
+    return picture
 
 
 def refine_mask(mask: np.ndarray, rgb: np.ndarray, params: CRFParams, confidence: float = DEFAULT_CONFIDENCE,

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from cgc.coco import SALIENT_CATEGORY_ID, encode_mask, mask_bbox_xywh
 from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem
+from cgc.datasets.pictures import check_picture, read_rgb
 from cgc.errors import InputError
 from cgc.model.cgcnet import CGCNet
 from cgc.sample import instance_palette
@@ -101,13 +102,6 @@ def load_model(checkpoint: str | Path, device: str = "auto") -> LoadedModel:
     return LoadedModel(model.to(target).eval(), config, target, path, threshold)
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    picture = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if picture is None:
-        raise InputError("cannot decode image", path)
-    return cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)
-
-
 @torch.inference_mode()
 def detect(model: CGCNet, rgb: np.ndarray, device: torch.device) -> Detections:
     """All the network's detections in one RGB picture (uint8 H x W x 3)."""
@@ -127,6 +121,22 @@ def list_images(source: str | Path) -> list[Path]:
     if not found:
         raise InputError("no images in this folder", source)
     return found
+
+
+def usable_images(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
+    """The pictures that can be read, and a reason for each one that cannot (checked from headers, before any
+    model runs), so that one bad file among thousands is reported and the rest goes on."""
+    usable, skipped = [], []
+    for path in paths:
+        try:
+            check_picture(path)
+            usable.append(path)
+        except InputError as exc:
+            skipped.append(str(exc))
+    if not usable:
+        raise InputError(skipped[0] if len(skipped) == 1 else f"none of the {len(skipped)} pictures can be read "
+                         f"(first: {skipped[0]})")
+    return usable, skipped
 
 
 def detect_images(model: CGCNet, device: torch.device, paths: Sequence[Path], progress: bool = True) -> Iterator[tuple[Path, np.ndarray, Detections]]:

@@ -46,6 +46,7 @@ class Case:
     error: str | None = None  # words of the one-line error; None: the command must succeed
     status: int = 1  # 2: click's own usage error (a usage line, then the error line)
     intact: tuple[str, ...] = field(default=())  # files under `work` that must survive unchanged
+    excluded: tuple[str, str] | None = None  # a build that succeeds but excludes (file name, words of the reason)
 
 
 def user_files(folder: Path) -> None:
@@ -108,6 +109,36 @@ def first_label_changed(source: Path, target: Path, **changes: object) -> None:
     data = json.loads(source.read_text())
     data["annotations"][0].update(changes)
     target.write_text(json.dumps(data))
+
+
+def huge_png(width: int = 50000, height: int = 50000) -> bytes:
+    """A PNG whose header declares width x height pixels, with almost no data behind it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def truncated(path: Path) -> bytes:
+    """The first 60 % of a JPEG, as a cut-off download leaves it."""
+    data = path.read_bytes()
+    return data[: int(len(data) * 0.6)]
+
+
+def copy_with(inputs: Inputs, relative: str, data: bytes) -> None:
+    """A copy of the sample under work/sample with the file `relative` replaced by `data`."""
+    shutil.copytree(inputs.sample, inputs.work / "sample")
+    (inputs.work / "sample" / relative).write_bytes(data)
+
+
+def build_on_copy(inputs: Inputs) -> list[str]:
+    copy = inputs.work / "sample"
+    return ["weaklabels", "build", "--images", str(copy / "imgs"), "--masks", str(copy / "masks"),
+            "--boxes", str(inputs.boxes), "--out", str(inputs.work / "weak"), "--workers", "1"]
 
 
 def two_pictures_one_stem(folder: Path) -> None:
@@ -213,6 +244,23 @@ CASES = [
     Case("train on a label with an infinite bbox", lambda i: train(i, data=i.work / "bad.json"),
          lambda i: first_label_changed(i.labels[0], i.work / "bad.json", bbox=[0, 0, float("inf"), 3]),
          error="bbox must be 4 finite numbers"),
+    # 11. A header that declares a huge picture; 16. a truncated JPEG: excluded with the reason, the rest goes on
+    Case("build with a picture whose header declares 50000x50000 pixels",
+         lambda i: build_on_copy(i), lambda i: copy_with(i, "imgs/sample_00002.jpg", huge_png()),
+         excluded=("sample_00002.jpg", "declares 50000x50000 pixels, more than the limit")),
+    Case("build with a mask whose header declares 50000x50000 pixels",
+         lambda i: build_on_copy(i), lambda i: copy_with(i, "masks/sample_00003.png", huge_png()),
+         excluded=("sample_00003.jpg", "declares 50000x50000 pixels")),
+    Case("build under a lower --max-pixels",
+         lambda i: ["--max-pixels", "200000"] + build_on_copy(i),
+         lambda i: copy_with(i, "imgs/sample_00001.jpg", cv2.imencode(".jpg", np.zeros((600, 800, 3), np.uint8))[1].tobytes()),
+         excluded=("sample_00001.jpg", "declares 800x600 pixels, more than the limit of 200000")),
+    Case("build with a half-truncated JPEG",
+         lambda i: build_on_copy(i), lambda i: copy_with(i, "imgs/sample_00004.jpg", truncated(i.sample / "imgs" / "sample_00004.jpg")),
+         excluded=("sample_00004.jpg", "truncated JPEG")),
+    Case("predict on a picture whose header declares 50000x50000 pixels",
+         lambda i: ["predict", "--checkpoint", str(i.work / "run"), "--images", str(i.work / "big.png"), "--out", str(i.work / "p")],
+         lambda i: (i.work / "big.png").write_bytes(huge_png()), error="declares 50000x50000 pixels"),
     # 8. Two pictures would write one mask
     Case("predict on a.jpg beside a.png",
          lambda i: ["predict", "--checkpoint", str(i.work / "run"), "--images", str(i.work / "pics"), "--out", str(i.work / "p")],
@@ -249,6 +297,11 @@ def test_bad_input(case: Case, shared_inputs: tuple[Path, Path, tuple[Path, Path
     result = CliRunner().invoke(cgc, case.args(inputs))
     if case.error is None:
         assert result.exit_code == 0, result.output
+        if case.excluded is not None:
+            report = json.loads((tmp_path / "weak" / "report.json").read_text())
+            reasons = {entry["file_name"]: entry["reason"] for entry in report["excluded_images"]}
+            name, words = case.excluded
+            assert list(reasons) == [name] and words in reasons[name], reasons
     else:
         lines = [line for line in result.output.splitlines() if line.strip() and not line.startswith(("Usage:", "Try "))]
         assert result.exit_code == case.status and "Traceback" not in result.output, result.output

@@ -369,7 +369,7 @@ def test_image_size_is_the_size_as_shown_with_exif_orientation(tmp_path: Path) -
     """A phone photo stored 40x30 with 'rotate 90' in EXIF is shown (and read by OpenCV) as 30x40."""
     from PIL import Image
 
-    from cgc.datasets.files import EXIF_ORIENTATION, image_size
+    from cgc.datasets.pictures import EXIF_ORIENTATION, image_size
 
     path = tmp_path / "turned.jpg"
     exif = Image.Exif()

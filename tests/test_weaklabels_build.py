@@ -184,7 +184,7 @@ def test_a_photo_turned_by_exif_is_read_as_shown(sample_copy: tuple[Path, Path],
     """Label Studio shows (and boxes) the turned picture; every rule must read the picture at that size."""
     from PIL import Image
 
-    from cgc.datasets.files import EXIF_ORIENTATION
+    from cgc.datasets.pictures import EXIF_ORIENTATION
 
     data, boxes = sample_copy
     build_weak_labels(data / "imgs", data / "masks", boxes, tmp_path / "plain", PriorSettings(rule=rule), progress=False)

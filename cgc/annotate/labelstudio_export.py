@@ -150,7 +150,7 @@ def image_size_reader(image_dir: str | Path) -> ImageSizeLookup:
         raise InputError("image directory not found", image_dir)
 
     def size_of(file_name: str) -> tuple[int, int]:
-        from cgc.datasets.files import image_size  # as shown, EXIF orientation applied, like Label Studio's boxes
+        from cgc.datasets.pictures import image_size  # as shown, EXIF orientation applied, like Label Studio's boxes
 
         path = image_dir / file_name
         if not path.is_file():

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from cgc.coco import decode_mask
-from cgc.datasets.files import image_size
+from cgc.datasets.pictures import image_size
 from cgc.datasets.instances import InstanceDataset, InstanceImage
 from cgc.errors import InputError
 from cgc.fileio import read_json

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from cgc.errors import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -36,22 +34,3 @@ def files_by_stem(directory: Path, suffixes: tuple[str, ...]) -> dict[str, Path]
             raise InputError(f"two files share the name {path.stem!r}: {found[path.stem].name} and {path.name}", directory)
         found[path.stem] = path
     return found
-
-
-EXIF_ORIENTATION = 0x0112
-SWAPPED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that turn the picture by 90 degrees
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image as shown, from its header only, without decoding the pixels.
-
-    "As shown" applies the EXIF orientation, as OpenCV's imread and Label Studio do.
-    """
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if image.getexif().get(EXIF_ORIENTATION) in SWAPPED_ORIENTATIONS:
-                return height, width
-            return width, height
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"cannot read image ({exc})", path) from None

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cgc.datasets.files import IMAGE_SUFFIXES, MASK_SUFFIXES, files_by_stem, image_size
+from cgc.datasets.files import IMAGE_SUFFIXES, MASK_SUFFIXES, files_by_stem
+from cgc.datasets.pictures import image_size
 from cgc.datasets.label_maps import read_instance_label_map
 from cgc.errors import InputError
 

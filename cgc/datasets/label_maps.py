@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from cgc.datasets.pictures import check_pixel_limit
 from cgc.errors import InputError
 
 IGNORE_INDEX = 255
@@ -48,6 +49,7 @@ def read_binary_mask(path: str | Path) -> np.ndarray:
         raise InputError("mask file not found", path) from None
     except OSError as exc:
         raise InputError(f"cannot read mask file: {exc}", path) from None
+    check_pixel_limit(path)
     indices = palette_indices(path)
     if indices is not None:
         return indices != 0
@@ -104,6 +106,7 @@ def read_instance_label_map(path: str | Path) -> tuple[list[np.ndarray], tuple[i
     path = Path(path)
     if not path.is_file():
         raise InputError("instance map not found", path)
+    check_pixel_limit(path)
     try:
         with Image.open(path) as image:
             image.load()

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from cgc.coco import checked_rle, decode_mask
-from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem, image_size, require_dir
+from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem, require_dir
+from cgc.datasets.pictures import check_picture, read_rgb
 from cgc.errors import InputError
 from cgc.fileio import read_json
 
@@ -37,7 +37,7 @@ def inside_folder(file_name: str, annotations: str | Path) -> str:
 def check_labels(image: dict[str, Any], path: Path, instances: list[dict[str, Any]], annotations: str | Path) -> None:
     """Before any model is built: the picture has the size its labels were made at (a resized copy would train on
     shifted masks), and every label has a readable mask and a finite box."""
-    width, height = image_size(path)
+    width, height = check_picture(path)
     labelled = (image.get("height"), image.get("width"))
     if all(isinstance(value, int) for value in labelled) and labelled != (height, width):
         raise InputError(f"picture is {width}x{height} but {Path(annotations).name} labels it at "
@@ -122,13 +122,10 @@ class WeakLabelDataset(Dataset):
 
     def __getitem__(self, request: SampleRequest) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         image, path, instances = self.records[request.index]
-        picture = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if picture is None:
-            raise InputError("cannot decode image", path)
+        picture = read_rgb(path)
         height, width = picture.shape[:2]
         masks = np.stack([decode_mask(item["segmentation"], height, width) for item in instances])
         boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (item["bbox"] for item in instances)], np.float32)
-        picture = cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)
         if request.flip:
             picture, masks = picture[:, ::-1], masks[:, :, ::-1]
             boxes = np.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], axis=1)

@@ -56,6 +56,7 @@ import cv2
 import numpy as np
 
 from cgc.coco import decode_mask, encode_mask, mask_bbox_xyxy
+from cgc.datasets.pictures import read_rgb
 from cgc.errors import InputError
 from cgc.fileio import atomic_write_json, read_json
 from cgc.model.crf import CRFParams, refine_instance
@@ -154,10 +155,7 @@ def label_window_core(label: np.ndarray) -> tuple[float, float, float, float] | 
 
 def decide_instance(job: UpdateJob) -> UpdateDecision:
     """The worker's part: R_f = CRF(R), K1, K2 and keep-or-replace for one instance."""
-    picture = cv2.imread(job.picture, cv2.IMREAD_COLOR)
-    if picture is None:
-        raise InputError("cannot decode image", job.picture)
-    rgb = cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)
+    rgb = read_rgb(job.picture)
     height, width = rgb.shape[:2]
     r = map_to_image(job.probabilities, job.stride, job.resized_size, job.flipped, (height, width))
     c = decode_mask(job.label, height, width)

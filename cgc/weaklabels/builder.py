@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from cgc.coco import SALIENT_CATEGORY_ID, coco_dataset, encode_mask
-from cgc.datasets.files import IMAGE_SUFFIXES, MASK_SUFFIXES, files_by_stem, image_size, require_dir
+from cgc.datasets.files import IMAGE_SUFFIXES, MASK_SUFFIXES, files_by_stem, require_dir
+from cgc.datasets.pictures import image_size, read_bgr
 from cgc.datasets.label_maps import read_binary_mask
 from cgc.errors import InputError
 from cgc.fileio import atomic_directory, atomic_write_json, refuse_output_over_inputs
@@ -86,9 +87,7 @@ def label_one_image(
     needs_pixels = overlay_dir is not None or (settings.rule == "resolve-shared" and settings.edge_weight > 0)
     try:
         if needs_pixels:
-            picture = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-            if picture is None:
-                raise InputError("cannot decode image (corrupt or not an image)", image_path)
+            picture = read_bgr(image_path)
             height, width = picture.shape[:2]
         else:
             picture = None
