@@ -6,6 +6,7 @@ the user's inputs arrive as `InputError` and leave as a one-line message, never 
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 from collections.abc import Callable
@@ -16,14 +17,24 @@ import click
 
 from cgc.datasets.pictures import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV
 from cgc.errors import InputError
+from cgc.fileio import check_output_file
 from cgc.weaklabels.priors import RULES, PriorSettings
 
 BACKBONE_NAMES = ["resnet50", "resnet101", "resnext101_32x8d", "vgg16", "mobilenet_v2"]
 MASK_HEAD_NAMES = ["gfr", "lfr", "roialign", "roimasking"]
 
 
+FILE_SYSTEM_PROBLEMS = {  # errno -> what the user can fix; any other OSError is a bug and keeps its traceback
+    errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+    errno.EEXIST: "a file is in the way of a folder", errno.ENOTDIR: "a file is in the way of a folder",
+    errno.EISDIR: "is a folder, not a file", errno.ENAMETOOLONG: "file name too long",
+}
+
+
 def reports_input_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn InputError (a user mistake) into click's one-line error and exit status 1."""
+    """Turn InputError (a user mistake) and file-system refusals (read-only, full, blocked output paths) into
+    click's one-line error and exit status 1."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -31,6 +42,11 @@ def reports_input_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except InputError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            if exc.errno not in FILE_SYSTEM_PROBLEMS:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}cannot write or read here: {FILE_SYSTEM_PROBLEMS[exc.errno]}") from None
 
     return wrapper
 
@@ -164,9 +180,9 @@ def annotate_import(export_path: Path | None, url: str | None, api_key: str | No
 
     if (export_path is None) == (project_id is None):
         raise click.UsageError("give either --from-export FILE or --project ID (with --url and --api-key)")
-    if out.is_dir():
-        raise InputError("--out is a directory; give a file name", out)
     report_path = report_path or default_report_path(out)
+    check_output_file(out)
+    check_output_file(report_path, "--report")
     options = ImportOptions(tuple(labels), image_key, match_iou, reduce, min_annotators, image_dir)
     if project_id is not None:
         from cgc.annotate.labelstudio_client import connect_label_studio
@@ -218,8 +234,7 @@ def export_coco(dataset_format: str, root: Path, out: Path, images_subdir: str |
     from cgc.datasets import instances_to_coco, open_instance_dataset
     from cgc.fileio import atomic_write_json
 
-    if out.is_dir():
-        raise InputError("--out is a directory; give a file name", out)
+    check_output_file(out)
     dataset = open_instance_dataset(dataset_format, root, images_subdir, gt_subdir, split)
     if len(dataset) == 0:
         raise InputError(f"no annotated images found ({len(dataset.warnings)} warnings, first: "
@@ -282,6 +297,8 @@ def weaklabels_compare(labels_path: Path, truth_path: Path, json_path: Path | No
     from cgc.fileio import atomic_write_json
     from cgc.weaklabels.quality import compare_to_truth
 
+    if json_path is not None:
+        check_output_file(json_path, "--json")
     quality = compare_to_truth(labels_path, truth_path)
     click.echo(f"{labels_path}: mean IoU {quality.mean_iou:.4f} over {quality.true_instances} true instances "
                f"in {quality.images_compared} images ({quality.instances_above_half:.1%} with IoU >= 0.5; "
@@ -449,7 +466,7 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
     """Salient instance masks for new pictures: indexed PNGs, COCO results JSON and overlays (one instance per pixel)."""
     import cv2
 
-    from cgc.fileio import atomic_directory, check_replaceable, refuse_output_over_inputs
+    from cgc.fileio import atomic_directory, refuse_output_over_inputs
     from cgc.inference import (coco_results, detect_images, instance_map, list_images, load_model, overlay_prediction,
                                usable_images, write_instance_png)
     from cgc.prediction_folder import PREDICTIONS_KIND, write_prediction_folder
@@ -459,11 +476,10 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
     for reason in skipped:
         click.echo(f"Skipped {reason}", err=True)
     refuse_output_over_inputs(out, images)
-    check_replaceable(out, PREDICTIONS_KIND, overwrite)
-    loaded = load_model(checkpoint, device)
-    score_threshold = score_threshold_of(loaded, score_threshold)
     results, files = [], []
-    with atomic_directory(out, PREDICTIONS_KIND, overwrite) as folder:
+    with atomic_directory(out, PREDICTIONS_KIND, overwrite) as folder:  # checked and writable before the model loads
+        loaded = load_model(checkpoint, device)
+        score_threshold = score_threshold_of(loaded, score_threshold)
         (folder / "masks").mkdir()
         (folder / "overlays").mkdir()
         for image_id, (path, rgb, detections) in enumerate(detect_images(loaded.model, loaded.device, paths), start=1):
@@ -510,8 +526,8 @@ def eval_command(predictions_path: Path | None, match_by_id: bool, checkpoint: P
         raise click.UsageError("give either --predictions FOLDER or --checkpoint CKPT --images DIR")
     if checkpoint is not None and images_dir is None:
         raise click.UsageError("--checkpoint needs --images (the ground truth's pictures)")
-    if out is not None and out.is_dir():
-        raise InputError("--out is a directory; give a file name", out)
+    if out is not None:
+        check_output_file(out)
     predictions: Any = predictions_path
     if checkpoint is None:
         score_threshold = DEFAULT_SCORE_THRESHOLD if score_threshold is None else score_threshold
@@ -661,8 +677,7 @@ def crf_tune_command(predictions_dir: Path, gt_path: Path, images_dir: Path, out
     from cgc.fileio import atomic_write_json
     from cgc.model.crf import CRFParams
 
-    if out.is_dir():
-        raise InputError("--out is a directory; give a file name", out)
+    check_output_file(out)
     ranges = {}
     for name, text in (("--w1-range", w1_range), ("--theta-alpha-range", theta_alpha_range),
                        ("--theta-beta-range", theta_beta_range)):

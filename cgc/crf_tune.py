@@ -25,7 +25,7 @@ import numpy as np
 from cgc.coco import decode_mask, encode_mask, mask_bbox_xywh, mask_bbox_xyxy
 from cgc.datasets.pictures import read_rgb
 from cgc.errors import InputError
-from cgc.fileio import atomic_directory, atomic_write_json, check_replaceable, refuse_output_over_inputs
+from cgc.fileio import atomic_directory, atomic_write_json, refuse_output_over_inputs
 from cgc.model.crf import CRFParams, refine_instance, soft_from_binary
 from cgc.parallel import map_in_processes
 from cgc.prediction_folder import PREDICTIONS_KIND, read_prediction_folder, write_prediction_folder
@@ -111,15 +111,14 @@ def refine_prediction_folder(predictions_dir: str | Path, images_dir: str | Path
     if not images_dir.is_dir():
         raise InputError("image folder not found", images_dir)
     refuse_output_over_inputs(out_dir, predictions_dir, images_dir)
-    check_replaceable(out_dir, PREDICTIONS_KIND, overwrite)
-    images, grouped = read_prediction_folder(predictions_dir)
-    jobs = [ImageJob(entry["file_name"], str(_picture_path(images_dir, entry["file_name"])), int(entry["height"]),
-                     int(entry["width"]), grouped[entry["id"]], []) for entry in images if grouped[entry["id"]]]
-    work = partial(refine_image, params=params, confidence=confidence, windowed=windowed)
-    refined = map_in_processes(work, jobs, workers, "crf refine", progress)
-    by_name = {job.file_name: results for job, (results, _emptied) in zip(jobs, refined)}
-    results = [result for entry in images for result in by_name.get(entry["file_name"], [])]
-    with atomic_directory(out_dir, PREDICTIONS_KIND, overwrite) as folder:
+    with atomic_directory(out_dir, PREDICTIONS_KIND, overwrite) as folder:  # checked and writable before the work
+        images, grouped = read_prediction_folder(predictions_dir)
+        jobs = [ImageJob(entry["file_name"], str(_picture_path(images_dir, entry["file_name"])), int(entry["height"]),
+                         int(entry["width"]), grouped[entry["id"]], []) for entry in images if grouped[entry["id"]]]
+        work = partial(refine_image, params=params, confidence=confidence, windowed=windowed)
+        refined = map_in_processes(work, jobs, workers, "crf refine", progress)
+        by_name = {job.file_name: results for job, (results, _emptied) in zip(jobs, refined)}
+        results = [result for entry in images for result in by_name.get(entry["file_name"], [])]
         write_prediction_folder(folder, results, images)
         atomic_write_json(folder / "crf.json", {"params": asdict(params), "confidence": confidence, "windowed": windowed})
     return RefineSummary(len(images), len(results), sum(emptied for _results, emptied in refined))

@@ -30,6 +30,18 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+def check_output_file(path: str | Path, option: str = "--out") -> None:
+    """Fail now, not after the work, if the output file `path` cannot be written: a folder in its place, a file
+    in the way of its folder, or a folder that refuses a new file (read-only, no permission)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{option} is a directory; give a file name", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.unlink(probe)
+
+
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=indent).encode("utf-8"))
 

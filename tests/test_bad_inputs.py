@@ -8,7 +8,9 @@ every new kind of bad input.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import pathlib
 import shutil
 from collections.abc import Callable
@@ -261,6 +263,29 @@ CASES = [
     Case("predict on a picture whose header declares 50000x50000 pixels",
          lambda i: ["predict", "--checkpoint", str(i.work / "run"), "--images", str(i.work / "big.png"), "--out", str(i.work / "p")],
          lambda i: (i.work / "big.png").write_bytes(huge_png()), error="declares 50000x50000 pixels"),
+    # 12. An output path blocked by a file: one line, before any work, for every command that writes
+    *[Case(f"{name} with its output blocked by a file", args, lambda i: (i.work / "blocker").write_text("mine"),
+           error="cannot write or read here: a file is in the way of a folder", intact=("blocker",))
+      for name, args in (
+          ("annotate import", lambda i: ["annotate", "import", "--from-export", str(i.sample / "labelstudio_export.json"),
+                                         "--out", str(i.work / "blocker" / "boxes.json")]),
+          ("weaklabels build", lambda i: build(i, out=i.work / "blocker" / "weak")),
+          ("weaklabels build --overlays", lambda i: build(i, "--overlays", str(i.work / "blocker" / "overlays"))),
+          ("weaklabels compare", lambda i: ["weaklabels", "compare", "--labels", str(i.labels[0]), "--truth", str(i.labels[0]),
+                                            "--json", str(i.work / "blocker" / "quality.json")]),
+          ("export coco", lambda i: ["export", "coco", "--format", "ilso", "--root", str(i.sample),
+                                     "--out", str(i.work / "blocker" / "truth.json")]),
+          ("sample", lambda i: ["sample", "--out", str(i.work / "blocker" / "s"), "--images", "1"]),
+          ("train", lambda i: ["train", "--data", str(i.labels[0]), "--images", str(i.labels[1]),
+                               "--out", str(i.work / "blocker" / "run")]),
+          ("predict", lambda i: predict(i, "run", i.work / "blocker" / "pred")),
+          ("eval", lambda i: ["eval", "--predictions", str(i.work / "results.json"), "--match-by-id", "--data",
+                              str(i.work / "results.json"), "--out", str(i.work / "blocker" / "metrics.json")]),
+          ("crf refine", lambda i: ["crf", "refine", "--predictions", str(i.work), "--images", str(i.sample / "imgs"),
+                                    "--out", str(i.work / "blocker" / "refined")]),
+          ("crf tune", lambda i: ["crf", "tune", "--predictions", str(i.work), "--gt", str(i.labels[0]),
+                                  "--images", str(i.sample / "imgs"), "--out", str(i.work / "blocker" / "tune.json")]),
+      )],
     # 8. Two pictures would write one mask
     Case("predict on a.jpg beside a.png",
          lambda i: ["predict", "--checkpoint", str(i.work / "run"), "--images", str(i.work / "pics"), "--out", str(i.work / "p")],
@@ -327,3 +352,33 @@ def test_a_checkpoint_cgc_wrote_loads_back(tmp_path: Path) -> None:
     state = load_checkpoint(path)
     assert state["iteration"] == 5 and state["label_update"]["k2"]["3"] == 0.5 and state["score_threshold"]["threshold"] == 0.85
     assert json.dumps(state["config"])
+
+
+@pytest.mark.parametrize("problem", [errno.ENOSPC, errno.EROFS, errno.EACCES], ids=["full", "read-only", "no-permission"])
+@pytest.mark.parametrize("command", ["export coco", "weaklabels build", "sample", "predict", "eval"])
+def test_a_full_or_read_only_output_ends_in_one_line(command: str, problem: int, shared_inputs, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file and folder cgc writes starts as a temporary one beside its place: refuse those as the file
+    system would (tests run as root, for whom no folder is read-only)."""
+    import tempfile
+
+    sample_dir, boxes, labels = shared_inputs
+    inputs = Inputs(sample_dir, boxes, labels, tmp_path)
+    one_picture_results(tmp_path, images_json=False)
+    args = {
+        "export coco": ["export", "coco", "--format", "ilso", "--root", str(sample_dir), "--out", str(tmp_path / "t.json")],
+        "weaklabels build": build(inputs),
+        "sample": ["sample", "--out", str(tmp_path / "s"), "--images", "1"],
+        "predict": predict(inputs, "run", tmp_path / "pred"),
+        "eval": ["eval", "--predictions", str(tmp_path / "results.json"), "--match-by-id", "--data",
+                 str(tmp_path / "truth.json"), "--out", str(tmp_path / "m.json")],
+    }[command]
+
+    def refuse(*_args, dir=None, **_kwargs):
+        raise OSError(problem, os.strerror(problem), str(dir))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    result = CliRunner().invoke(cgc, args)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1 and "cannot write or read here" in lines[0], result.output

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from cgc.errors import InputError
-from cgc.fileio import read_json
+from cgc.fileio import check_output_file, read_json
 from cgc.train.checkpoint import latest_checkpoint, load_checkpoint, remove_unfinished_checkpoints, save_checkpoint
 from cgc.train.config import TrainConfig, check_config, save_config
 from cgc.train.data import IterationBatchSampler, WeakLabelDataset, collate
@@ -95,6 +95,8 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
     check_config(config)
     torch.manual_seed(config.seed)
     dataset = WeakLabelDataset(config.data, config.images)
+    if group.is_main:
+        check_output_file(run_dir / "config.json")  # before the model is built, not after
     model = model_from_config(config).to(group.device)
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
