@@ -143,6 +143,15 @@ def build_on_copy(inputs: Inputs) -> list[str]:
             "--boxes", str(inputs.boxes), "--out", str(inputs.work / "weak"), "--workers", "1"]
 
 
+def export_with_second_folder(source: Path, target: Path) -> None:
+    """The sample's export plus a copy of its first task whose picture has the same name in another folder."""
+    tasks = json.loads(source.read_text())
+    twin = json.loads(json.dumps(tasks[0]))
+    twin["id"] = max(task["id"] for task in tasks) + 1
+    twin["data"] = {key: "/data/local-files/?d=setB/sample_00001.jpg" for key in twin["data"]}
+    target.write_text(json.dumps(tasks + [twin]))
+
+
 def two_pictures_one_stem(folder: Path) -> None:
     folder.mkdir()
     picture = np.full((32, 32, 3), 128, np.uint8)
@@ -286,6 +295,11 @@ CASES = [
           ("crf tune", lambda i: ["crf", "tune", "--predictions", str(i.work), "--gt", str(i.labels[0]),
                                   "--images", str(i.sample / "imgs"), "--out", str(i.work / "blocker" / "tune.json")]),
       )],
+    # 6. Two pictures of one name in one Label Studio project
+    Case("annotate import of two folders' x.jpg", lambda i: ["annotate", "import", "--from-export", str(i.work / "export.json"),
+                                                             "--out", str(i.work / "boxes.json")],
+         lambda i: export_with_second_folder(i.sample / "labelstudio_export.json", i.work / "export.json"),
+         error="both show a picture named 'sample_00001.jpg'"),
     # 8. Two pictures would write one mask
     Case("predict on a.jpg beside a.png",
          lambda i: ["predict", "--checkpoint", str(i.work / "run"), "--images", str(i.work / "pics"), "--out", str(i.work / "p")],

@@ -51,12 +51,16 @@ def build_consensus_boxes_dataset(
     match_iou: float = DEFAULT_MATCH_IOU,
     reduce: Reduce = "mean",
     min_annotators: int | None = None,
+    source: str | Path | None = None,
 ) -> BoxesDataset:
     """Run the consensus on every image and lay the result out as COCO detection JSON.
 
     Image ids follow task-id order from 1; annotation ids run from 1 in image order. Clusters
-    that miss the quorum are not written but reported as `dropped_by_quorum` notes.
+    that miss the quorum are not written but reported as `dropped_by_quorum` notes. Two tasks
+    whose pictures share a file name (`setA/x.jpg`, `setB/x.jpg`) are refused: every later stage
+    pairs boxes with pictures by file name, so one picture would get the other's boxes.
     """
+    refuse_shared_file_names(images, source)
     coco_images: list[dict[str, Any]] = []
     coco_annotations: list[dict[str, Any]] = []
     notes: list[Note] = []
@@ -118,6 +122,16 @@ def build_consensus_boxes_dataset(
     }
     dataset = coco_dataset(coco_images, coco_annotations, DATASET_DESCRIPTION)
     return BoxesDataset(dataset, notes, counts)
+
+
+def refuse_shared_file_names(images: Sequence[ImageAnnotations], source: str | Path | None) -> None:
+    first: dict[str, ImageAnnotations] = {}
+    for image in images:
+        other = first.setdefault(image.file_name, image)
+        if other is not image:
+            raise InputError(f"tasks {other.task_id} and {image.task_id} both show a picture named {image.file_name!r} "
+                             f"({other.image_ref}, {image.image_ref}); boxes are paired with pictures by file name, so "
+                             f"one would get the other's boxes: give the pictures different names", source)
 
 
 def default_report_path(out_path: str | Path) -> Path:
@@ -201,7 +215,8 @@ def import_labelstudio_boxes(
     """Export file -> consensus COCO boxes + report, both written only once all succeeded."""
     out_path, report_path = import_output_paths(out_path, report_path)
     parsed = read_labelstudio_export(export_path, options.labels, options.image_key, options.image_size())
-    built = build_consensus_boxes_dataset(parsed.images, options.match_iou, options.reduce, options.min_annotators)
+    built = build_consensus_boxes_dataset(parsed.images, options.match_iou, options.reduce, options.min_annotators,
+                                          export_path)
     report = build_import_report(parsed, built, export_path, options.as_report())
     write_import_outputs(out_path, report_path, built.dataset, report)
     return report

@@ -66,9 +66,10 @@ def import_labelstudio_project(
         expected_annotators = int(project.get("maximum_annotations") or 1)
     tasks = fetch_project_tasks(connection, project_id, page_size)
     parsed = parse_labelstudio_tasks(tasks, options.labels, options.image_key, image_size, SOURCE_FORMAT)
-    built = build_consensus_boxes_dataset(parsed.images, options.match_iou, options.reduce, options.min_annotators)
-    recorded = options.as_report() | {"expected_annotators": expected_annotators}
     source = f"{connection.url}/projects/{project_id}"
+    built = build_consensus_boxes_dataset(parsed.images, options.match_iou, options.reduce, options.min_annotators,
+                                          source)
+    recorded = options.as_report() | {"expected_annotators": expected_annotators}
     report = build_import_report(parsed, built, source, recorded)
     too_few = too_few_annotator_notes(parsed, expected_annotators)
     report["project"] = {"id": project_id, "title": project.get("title"), "url": source}
