@@ -464,8 +464,7 @@ SCORE_THRESHOLD_HELP = ("Keep instances with at least this score [the threshold 
 def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: float | None, device: str,
                     overwrite: bool) -> None:
     """Salient instance masks for new pictures: indexed PNGs, COCO results JSON and overlays (one instance per pixel)."""
-    import cv2
-
+    from cgc.datasets.pictures import write_picture
     from cgc.fileio import atomic_directory, refuse_output_over_inputs
     from cgc.inference import (coco_results, detect_images, instance_map, list_images, load_model, overlay_prediction,
                                usable_images, write_instance_png)
@@ -485,7 +484,7 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
         for image_id, (path, rgb, detections) in enumerate(detect_images(loaded.model, loaded.device, paths), start=1):
             kept = detections.instances(score_threshold)
             write_instance_png(folder / "masks" / f"{path.stem}.png", instance_map(kept, rgb.shape[:2]))
-            cv2.imwrite(str(folder / "overlays" / f"{path.stem}.jpg"), overlay_prediction(rgb, kept))
+            write_picture(folder / "overlays" / f"{path.stem}.jpg", overlay_prediction(rgb, kept))
             results += coco_results(image_id, kept)
             files.append({"id": image_id, "file_name": path.name, "height": rgb.shape[0], "width": rgb.shape[1]})
         write_prediction_folder(folder, results, files)

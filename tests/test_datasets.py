@@ -377,3 +377,13 @@ def test_image_size_is_the_size_as_shown_with_exif_orientation(tmp_path: Path) -
     Image.new("RGB", (40, 30), (200, 10, 10)).save(path, exif=exif)
     height, width = cv2.imread(str(path)).shape[:2]
     assert image_size(path) == (width, height) == (30, 40)
+
+
+def test_write_picture_says_when_the_disk_refuses(tmp_path: Path) -> None:
+    """OpenCV's imwrite only returns False (no exception) when it cannot write."""
+    from cgc.datasets.pictures import write_picture
+
+    write_picture(tmp_path / "ok.jpg", np.zeros((4, 4, 3), np.uint8), jpeg_quality=90)
+    assert (tmp_path / "ok.jpg").stat().st_size > 0
+    with pytest.raises(InputError, match="cannot write picture"):
+        write_picture(tmp_path / "missing-folder" / "x.png", np.zeros((4, 4), np.uint8))

@@ -105,3 +105,10 @@ def jpeg_is_complete(path: Path) -> bool:
     with open(path, "rb") as handle:
         handle.seek(max(0, path.stat().st_size - JPEG_TAIL_BYTES))
         return JPEG_END in handle.read()
+
+
+def write_picture(path: str | Path, picture: np.ndarray, jpeg_quality: int | None = None) -> None:
+    """Save an OpenCV picture (BGR or grey); OpenCV only returns False on a full or read-only disk, so say so."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if jpeg_quality is not None else []
+    if not cv2.imwrite(str(path), picture, params):
+        raise InputError("cannot write picture here (read-only or full disk?)", path)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
 
+from cgc.datasets.pictures import write_picture
 from cgc.fileio import atomic_directory, atomic_write_json
 from cgc.parallel import map_in_processes
 from cgc.sample.annotators import AnnotatorHabits, label_studio_task
@@ -45,8 +45,8 @@ def write_one_sample(index: int, seed: int, directory: Path, height: int, width:
     """Draw scene `index`, write its three files and return its Label Studio task."""
     scene = generate_scene(np.random.SeedSequence([seed, index]), height=height, width=width)
     name = f"sample_{index + 1:05d}"
-    cv2.imwrite(str(directory / "imgs" / f"{name}.jpg"), scene.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
-    cv2.imwrite(str(directory / "masks" / f"{name}.png"), scene.salient_mask.astype(np.uint8) * 255)
+    write_picture(directory / "imgs" / f"{name}.jpg", scene.image, jpeg_quality=92)
+    write_picture(directory / "masks" / f"{name}.png", scene.salient_mask.astype(np.uint8) * 255)
     write_instance_map(directory / "gt" / f"{name}.png", scene.instances)
     rng = np.random.default_rng(np.random.SeedSequence([seed, index, 1]))
     return label_studio_task(rng, index + 1, f"{name}.jpg", scene.instances, habits, biases)

@@ -15,13 +15,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from cgc.coco import SALIENT_CATEGORY_ID, coco_dataset, encode_mask
 from cgc.datasets.files import IMAGE_SUFFIXES, MASK_SUFFIXES, files_by_stem, require_dir
-from cgc.datasets.pictures import image_size, read_bgr
 from cgc.datasets.label_maps import read_binary_mask
+from cgc.datasets.pictures import image_size, read_bgr, write_picture
 from cgc.errors import InputError
 from cgc.fileio import atomic_directory, atomic_write_json, refuse_output_over_inputs
 from cgc.parallel import map_in_processes
@@ -133,7 +132,7 @@ def label_one_image(
         result.excluded = "no usable region: no box holds a salient region"
     elif overlay_dir is not None:
         drawing = overlay_instances(picture, [mask for label, mask in zip(usable, masks) if label.dropped is None], [label.box for label in kept])
-        cv2.imwrite(str(overlay_dir / f"{Path(image.file_name).stem}.jpg"), drawing, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        write_picture(overlay_dir / f"{Path(image.file_name).stem}.jpg", drawing, jpeg_quality=90)
     return result
 
 
