@@ -152,6 +152,15 @@ def export_with_second_folder(source: Path, target: Path) -> None:
     target.write_text(json.dumps(tasks + [twin]))
 
 
+def cut_checkpoint(path: Path) -> None:
+    """Half of a real checkpoint file, as a full disk leaves a copy."""
+    from cgc.train.checkpoint import save_checkpoint
+
+    written = save_checkpoint(path.parent.parent, 1, {"model": {"w": torch.ones(4)}, "config": {}}, keep=1)
+    data = written.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
 def two_pictures_one_stem(folder: Path) -> None:
     folder.mkdir()
     picture = np.full((32, 32, 3), 128, np.uint8)
@@ -304,6 +313,34 @@ CASES = [
     Case("predict on a.jpg beside a.png",
          lambda i: ["predict", "--checkpoint", str(i.work / "run"), "--images", str(i.work / "pics"), "--out", str(i.work / "p")],
          lambda i: two_pictures_one_stem(i.work / "pics"), error="two files share the name 'a'"),
+    # Beyond the issue's list: each command's main inputs missing, empty or damaged
+    Case("predict with a truncated checkpoint",
+         lambda i: predict(i, "run/checkpoints/checkpoint_0000001.pt", i.work / "pred"),
+         lambda i: cut_checkpoint(i.work / "run" / "checkpoints" / "checkpoint_0000001.pt"), error="cannot read checkpoint"),
+    Case("predict with a run folder that has no checkpoint", lambda i: predict(i, "run", i.work / "pred"),
+         lambda i: (i.work / "run").mkdir(), error="no checkpoint"),
+    Case("predict on an empty folder",
+         lambda i: ["predict", "--checkpoint", str(i.work / "run"), "--images", str(i.work / "empty"), "--out", str(i.work / "p")],
+         lambda i: (i.work / "empty").mkdir(), error="no images in this folder"),
+    Case("eval without its ground truth",
+         lambda i: ["eval", "--predictions", str(i.work / "results.json"), "--data", str(i.work / "nothing.json")],
+         lambda i: one_picture_results(i.work, images_json=True), error="nothing.json"),
+    Case("export coco from a missing folder",
+         lambda i: ["export", "coco", "--format", "ilso", "--root", str(i.work / "none"), "--out", str(i.work / "t.json")],
+         error="none"),
+    Case("weaklabels compare on a file that is not JSON",
+         lambda i: ["weaklabels", "compare", "--labels", str(i.work / "bad.json"), "--truth", str(i.labels[0])],
+         lambda i: (i.work / "bad.json").write_text("{not json"), error="not valid JSON"),
+    Case("crf refine without a prediction folder",
+         lambda i: ["crf", "refine", "--predictions", str(i.work / "none"), "--images", str(i.sample / "imgs"),
+                    "--out", str(i.work / "r")], error="prediction folder not found"),
+    Case("build with an empty mask folder",
+         lambda i: ["weaklabels", "build", "--images", str(i.sample / "imgs"), "--masks", str(i.work / "empty"),
+                    "--boxes", str(i.boxes), "--out", str(i.work / "weak")], lambda i: (i.work / "empty").mkdir(),
+         error="no image could be labelled: all 12 were excluded (12 for 'mask file not found')"),
+    Case("annotate import of an export that is not a list of tasks",
+         lambda i: ["annotate", "import", "--from-export", str(i.work / "e.json"), "--out", str(i.work / "b.json")],
+         lambda i: (i.work / "e.json").write_text('{"tasks": 3}'), error="e.json"),
     # 3. Predictions are paired with the ground truth by file name
     Case("eval a results file whose ids cannot be paired",
          lambda i: ["eval", "--predictions", str(i.work / "results.json"), "--data", str(i.work / "truth.json")],

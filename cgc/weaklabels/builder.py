@@ -9,6 +9,7 @@ number of workers, and writes every file atomically once all images are done.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -178,6 +179,11 @@ def build_weak_labels(
         job = partial(label_job, settings=settings, overlay_dir=overlay_tmp)
         results = map_in_processes(job, jobs, workers, "weak labels", progress)
         dataset, report, summary = assemble_outputs(results, settings, boxes_path)
+        if summary.images_used == 0 and summary.images > 0:  # an empty label file would only fail later, in training
+            reasons = Counter(entry["reason"] for entry in report["excluded_images"])
+            reason, count = reasons.most_common(1)[0]
+            raise InputError(f"no image could be labelled: all {summary.images} were excluded ({count} for "
+                             f"'{reason}')", boxes_path)
         atomic_write_json(out_tmp / "report.json", report, indent=1)
         atomic_write_json(out_tmp / "annotations.json", dataset)
     return summary
