@@ -314,15 +314,19 @@ def weaklabels_compare(labels_path: Path, truth_path: Path, json_path: Path | No
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same files.")
 @click.option("--width", type=click.IntRange(min=64), default=400, show_default=True)
 @click.option("--height", type=click.IntRange(min=64), default=300, show_default=True)
+@click.option("--style", type=click.Choice(["flat", "photo"]), default="flat", show_default=True,
+              help="flat: vivid blobs on a muted field; photo: textures and silhouettes from real photographs, "
+                   "with overlapping, enclosed, resting-on and low-contrast instances and SOD-style mask defects.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: every core].")
 @overwrite_option
 @reports_input_errors
-def sample(out: Path, images: int, seed: int, width: int, height: int, workers: int | None, overwrite: bool) -> None:
+def sample(out: Path, images: int, seed: int, width: int, height: int, style: str, workers: int | None,
+           overwrite: bool) -> None:
     """Generate synthetic scenes with salient instances and five simulated annotators' boxes."""
     from cgc.sample import write_sample_dataset
 
     write_sample_dataset(out, images, seed=seed, height=height, width=width, workers=workers or os.cpu_count() or 1,
-                         overwrite=overwrite)
+                         overwrite=overwrite, style=style)
     click.echo(f"Wrote {images} sample images to {out} (imgs/, masks/, gt/, labelstudio_export.json)")
 
 

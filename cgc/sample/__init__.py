@@ -5,6 +5,10 @@ Layout written under OUT (the same names the dataset readers expect):
   masks/<name>.png         binary salient-region masks, 0/255 (DUT-OMRON pixelwiseGT style)
   gt/<name>.png            true instance maps, palette PNG, 0 = background, 1..K (ILSO style)
   labelstudio_export.json  five simulated annotators' boxes per image (Label Studio JSON export)
+  scenes.json              each picture's style and the case it was built to test (photo: SCENE_KINDS)
+
+Two styles: `flat` (vivid blobs on a muted textured field, `scenes.py`) and `photo` (real photo
+textures and silhouettes, chosen hard cases, SOD-style mask defects, `photo.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,11 @@ from cgc.datasets.pictures import write_picture
 from cgc.fileio import atomic_directory, atomic_write_json
 from cgc.parallel import map_in_processes
 from cgc.sample.annotators import AnnotatorHabits, label_studio_task
+from cgc.sample.photo import generate_photo_scene
 from cgc.sample.scenes import Scene, generate_scene
+
+SCENE_STYLES = {"flat": generate_scene, "photo": generate_photo_scene}
+DEFAULT_STYLE = "flat"
 
 __all__ = ["AnnotatorHabits", "Scene", "generate_scene", "write_sample_dataset", "instance_palette"]
 
@@ -41,15 +49,17 @@ def write_instance_map(path: Path, instances: list[np.ndarray]) -> None:
     image.save(path)
 
 
-def write_one_sample(index: int, seed: int, directory: Path, height: int, width: int, habits: AnnotatorHabits, biases: np.ndarray) -> dict:
-    """Draw scene `index`, write its three files and return its Label Studio task."""
-    scene = generate_scene(np.random.SeedSequence([seed, index]), height=height, width=width)
+def write_one_sample(index: int, seed: int, directory: Path, height: int, width: int, habits: AnnotatorHabits,
+                     biases: np.ndarray, style: str = DEFAULT_STYLE) -> tuple[dict, dict]:
+    """Draw scene `index`, write its three files and return its Label Studio task and its scenes.json entry."""
+    scene = SCENE_STYLES[style](np.random.SeedSequence([seed, index]), height=height, width=width)
     name = f"sample_{index + 1:05d}"
     write_picture(directory / "imgs" / f"{name}.jpg", scene.image, jpeg_quality=92)
     write_picture(directory / "masks" / f"{name}.png", scene.salient_mask.astype(np.uint8) * 255)
     write_instance_map(directory / "gt" / f"{name}.png", scene.instances)
     rng = np.random.default_rng(np.random.SeedSequence([seed, index, 1]))
-    return label_studio_task(rng, index + 1, f"{name}.jpg", scene.instances, habits, biases)
+    task = label_studio_task(rng, index + 1, f"{name}.jpg", scene.instances, habits, biases)
+    return task, {"file_name": f"{name}.jpg", "style": style, "kind": scene.kind, "instances": len(scene.instances)}
 
 
 def write_sample_dataset(
@@ -62,15 +72,20 @@ def write_sample_dataset(
     habits: AnnotatorHabits = AnnotatorHabits(),
     progress: bool = True,
     overwrite: bool = False,
+    style: str = DEFAULT_STYLE,
 ) -> Path:
-    """Write `images` scenes under `out`, replaced as a whole only once everything is written (a folder cgc did
-    not write as a sample only with `overwrite`)."""
+    """Write `images` scenes of `style` under `out`, replaced as a whole only once everything is written (a
+    folder cgc did not write as a sample only with `overwrite`)."""
     out = Path(out)
+    if style not in SCENE_STYLES:
+        raise ValueError(f"unknown sample style {style!r}; expected one of {sorted(SCENE_STYLES)}")
     biases = np.random.default_rng(np.random.SeedSequence([seed])).normal(0.0, habits.bias, habits.annotators)
     with atomic_directory(out, "sample", overwrite) as directory:
         for sub in ("imgs", "masks", "gt"):
             (directory / sub).mkdir()
-        job = partial(write_one_sample, seed=seed, directory=directory, height=height, width=width, habits=habits, biases=biases)
-        tasks = map_in_processes(job, list(range(images)), workers, "sample", progress)
-        atomic_write_json(directory / "labelstudio_export.json", tasks)
+        job = partial(write_one_sample, seed=seed, directory=directory, height=height, width=width, habits=habits,
+                      biases=biases, style=style)
+        written = map_in_processes(job, list(range(images)), workers, "sample", progress)
+        atomic_write_json(directory / "labelstudio_export.json", [task for task, _scene in written])
+        atomic_write_json(directory / "scenes.json", [scene for _task, scene in written], indent=1)
     return out

@@ -19,9 +19,13 @@ class Scene:
 
     image: np.ndarray  # HxWx3 uint8, BGR (OpenCV order)
     instances: list[np.ndarray]  # boolean HxW, one per salient instance, front-most last
+    kind: str = "flat"  # the case the scene was built to test (photo scenes: see photo.SCENE_KINDS)
+    salient: np.ndarray | None = None  # the binary SOD mask, when it is not exactly the union of the instances
 
     @property
     def salient_mask(self) -> np.ndarray:
+        if self.salient is not None:
+            return self.salient
         out = np.zeros(self.image.shape[:2], dtype=bool)
         for mask in self.instances:
             out |= mask
