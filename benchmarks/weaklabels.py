@@ -2,9 +2,11 @@
 
 Generates N sample images (kept under --data for reruns), averages the simulated annotators'
 boxes once, then runs the real command line for every rule on the same data and scores each
-result against the true instance masks. Prints a table and writes JSON.
+result against the true instance masks, on all scenes and on each kind of scene (photo style:
+isolated, overlapping, enclosed, resting-on, low-contrast). Prints a table and writes JSON.
 
     .venv/bin/python benchmarks/weaklabels.py --images 2000
+    .venv/bin/python benchmarks/weaklabels.py --images 2000 --style photo --out benchmarks/results/weaklabels-photo.json
 """
 
 from __future__ import annotations
@@ -37,34 +39,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--style", choices=["flat", "photo"], default="flat")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--data", type=Path, default=Path("benchmarks/results/weaklabels-data"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/weaklabels.json"))
     args = parser.parse_args()
 
-    sample = args.data / f"sample-{args.images}-{args.seed}"
+    tag = f"{args.style}-{args.images}-{args.seed}"
+    sample = args.data / f"sample-{tag}"
     if not (sample / "labelstudio_export.json").exists():
-        write_sample_dataset(sample, args.images, seed=args.seed, workers=args.workers)
-    boxes = args.data / f"boxes-{args.images}-{args.seed}.json"
+        write_sample_dataset(sample, args.images, seed=args.seed, workers=args.workers, style=args.style, overwrite=True)
+    kinds: dict[str, list[str]] = {}
+    for scene in json.loads((sample / "scenes.json").read_text()):
+        kinds.setdefault(scene["kind"], []).append(scene["file_name"])
+    boxes = args.data / f"boxes-{tag}.json"
     run(CGC + ["annotate", "import", "--from-export", str(sample / "labelstudio_export.json"), "--out", str(boxes)])
-    truth = args.data / f"truth-{args.images}-{args.seed}.json"
+    truth = args.data / f"truth-{tag}.json"
     atomic_write_json(truth, instances_to_coco(read_ilso(sample), "sample truth"))
 
     rows = []
     for rule in RULES:
-        out = args.data / f"weaklabels-{rule}"
+        out = args.data / f"weaklabels-{tag}-{rule}"
         seconds = run(CGC + ["weaklabels", "build", "--images", str(sample / "imgs"), "--masks", str(sample / "masks"),
-                             "--boxes", str(boxes), "--out", str(out), "--rule", rule, "--workers", str(args.workers)])
+                             "--boxes", str(boxes), "--out", str(out), "--rule", rule, "--workers", str(args.workers),
+                             "--overwrite"])
         quality = compare_to_truth(out / "annotations.json", truth)
+        by_kind = {kind: compare_to_truth(out / "annotations.json", truth, names).mean_iou for kind, names in sorted(kinds.items())}
         rows.append({"rule": rule, "seconds": round(seconds, 2), "images_per_second": round(args.images / seconds, 1),
-                     "mean_iou": quality.mean_iou, "instances": quality.true_instances})
+                     "mean_iou": quality.mean_iou, "instances": quality.true_instances, "mean_iou_by_kind": by_kind})
 
-    print(f"{args.images} images of 400x300, {args.workers} workers, wall time of the whole `cgc weaklabels build` command")
-    print(f"{'rule':<16}{'seconds':>9}{'images/s':>10}{'mean IoU':>10}")
+    print(f"{args.images} {args.style} images of 400x300, {args.workers} workers, wall time of the whole "
+          f"`cgc weaklabels build` command; mean IoU per kind of scene ({', '.join(f'{k} {len(v)}' for k, v in sorted(kinds.items()))})")
+    print(f"{'rule':<16}{'seconds':>9}{'images/s':>10}{'mean IoU':>10}" + "".join(f"{kind:>14}" for kind in sorted(kinds)))
     for row in rows:
-        print(f"{row['rule']:<16}{row['seconds']:>9.2f}{row['images_per_second']:>10.1f}{row['mean_iou']:>10.4f}")
-    result = {"images": args.images, "seed": args.seed, "workers": args.workers, "machine": platform.processor() or platform.machine(),
-              "cores": os.cpu_count(), "rows": rows}
+        print(f"{row['rule']:<16}{row['seconds']:>9.2f}{row['images_per_second']:>10.1f}{row['mean_iou']:>10.4f}"
+              + "".join(f"{row['mean_iou_by_kind'][kind]:>14.4f}" for kind in sorted(kinds)))
+    result = {"images": args.images, "seed": args.seed, "style": args.style, "workers": args.workers,
+              "machine": platform.processor() or platform.machine(), "cores": os.cpu_count(), "scenes_per_kind":
+              {kind: len(names) for kind, names in sorted(kinds.items())}, "rows": rows}
     atomic_write_json(args.out, result, indent=1)
     print(f"wrote {args.out}")
 

@@ -8,6 +8,7 @@ compared images is the figure the README reports.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,15 @@ def matched_ious(weak: list[dict[str, Any]], truth: list[dict[str, Any]]) -> np.
     return scores
 
 
-def compare_to_truth(labels_path: str | Path, truth_path: str | Path) -> LabelQuality:
-    """Score the weak labels against true instance masks, on the images both files hold."""
+def compare_to_truth(labels_path: str | Path, truth_path: str | Path,
+                     file_names: Collection[str] | None = None) -> LabelQuality:
+    """Score the weak labels against true instance masks, on the images both files hold (of `file_names`, if
+    given: a subset such as one kind of scene)."""
     weak = instance_rles_by_file(labels_path, "weak-label file")
     truth = instance_rles_by_file(truth_path, "ground-truth file")
+    if file_names is not None:
+        wanted = set(file_names)
+        truth = {name: rles for name, rles in truth.items() if name in wanted}
     shared = sorted(set(weak) & set(truth))
     if not shared:
         raise InputError(f"no image of {labels_path} appears in the ground truth (file names differ?)", truth_path)
