@@ -261,8 +261,9 @@ def export_coco(dataset_format: str, root: Path, out: Path, images_subdir: str |
 @click.option("--overlays", "overlays_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write a coloured overlay picture per image into this folder (replaced as a whole).")
 @click.option("--rule", type=click.Choice(RULES), default=PriorSettings.rule, show_default=True,
-              help="resolve-shared: the paper's priors plus one owner per shared pixel; largest-region: the priors "
-                   "read literally; all-in-box: every salient pixel in the box (naive baseline).")
+              help="resolve-shared: the paper's priors plus one owner per shared pixel (by geodesic distance); "
+                   "appearance: the same seeds, shared pixels by colour models and a graph cut; largest-region: the "
+                   "priors read literally; all-in-box: every salient pixel in the box (naive baseline).")
 @click.option("--edge-weight", type=click.FloatRange(min=0), default=PriorSettings.edge_weight, show_default=True,
               help="resolve-shared: extra path cost for crossing a full-contrast colour edge (0 ignores the picture).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: every core].")

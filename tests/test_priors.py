@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cgc.weaklabels.priors import PriorSettings, instance_masks_from_boxes, largest_component
+from cgc.weaklabels.priors import RULES, PriorSettings, instance_masks_from_boxes, largest_component
 from helpers import iou, rectangle
 
 SHAPE = (100, 160)
@@ -92,8 +92,9 @@ def test_every_rule_keeps_pixels_inside_their_box() -> None:
     rng = np.random.default_rng(0)
     salient = rng.random(SHAPE) < 0.6
     boxes = [[5, 5, 90, 70], [50, 30, 150, 95], [60, 40, 80, 60]]
-    for rule in ("resolve-shared", "largest-region", "all-in-box"):
-        for box, mask in zip(boxes, instance_masks_from_boxes(salient, boxes, settings=PriorSettings(rule=rule))):
+    image = (rng.random(SHAPE + (3,)) * 255).astype(np.uint8)
+    for rule in RULES:
+        for box, mask in zip(boxes, instance_masks_from_boxes(salient, boxes, image, PriorSettings(rule=rule))):
             assert not mask[: box[1]].any() and not mask[box[3] :].any()
             assert not mask[:, : box[0]].any() and not mask[:, box[2] :].any()
             assert not (mask & ~salient).any()
@@ -109,3 +110,36 @@ def test_largest_component_uses_eight_connectivity() -> None:
     mask[0, 0] = mask[1, 1] = mask[2, 2] = True  # a diagonal line is one region
     mask[4, 4] = True
     assert largest_component(mask).sum() == 3
+
+
+def textured(mask_colours: list[tuple[np.ndarray, tuple[int, int, int]]], seed: int = 0) -> np.ndarray:
+    """Objects whose texture is as strong inside as their boundary: edges alone cannot place the cut."""
+    noise = np.random.default_rng(seed).integers(-70, 70, SHAPE + (1,))
+    return np.clip(paint(mask_colours).astype(int) + noise, 0, 255).astype(np.uint8)
+
+
+def test_appearance_settles_shared_pixels_by_colour_where_edges_and_geometry_do_not() -> None:
+    """A red and a blue object, both noisy, in loose boxes: the shared strip is mostly red, but the blue box's
+    own region is far nearer to much of it. Geometry splits it in the wrong place; the colour models do not."""
+    red, blue = rectangle(SHAPE, 20, 20, 100, 80), rectangle(SHAPE, 100, 20, 130, 80)
+    image = textured([(red, (60, 60, 190)), (blue, (190, 60, 60))])
+    boxes = [[15, 15, 122, 85], [60, 15, 135, 85]]
+    geometry = instance_masks_from_boxes(red | blue, boxes, image, PriorSettings(rule="resolve-shared"))
+    colour = instance_masks_from_boxes(red | blue, boxes, image, PriorSettings(rule="appearance"))
+    assert iou(geometry[0], red) < 0.9
+    assert iou(colour[0], red) > 0.97 and iou(colour[1], blue) > 0.9
+    assert not (colour[0] & colour[1]).any()
+
+
+def test_appearance_keeps_a_small_enclosed_instance_and_the_geometry_without_a_picture() -> None:
+    big = np.zeros(SHAPE, bool)
+    yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1]]
+    big[(yy - 50) ** 2 / 40**2 + (xx - 80) ** 2 / 60**2 <= 1] = True
+    small = rectangle(SHAPE, 60, 35, 80, 55)
+    image = textured([(big, (40, 160, 40)), (small, (220, 220, 30))], seed=1)
+    boxes = [[20, 10, 140, 90], [60, 35, 80, 55]]
+    masks = instance_masks_from_boxes(big | small, boxes, image, PriorSettings(rule="appearance"))
+    assert iou(masks[1], small) > 0.9 and iou(masks[0], big & ~small) > 0.97
+    blind = instance_masks_from_boxes(big | small, boxes, None, PriorSettings(rule="appearance", edge_weight=0))
+    reference = instance_masks_from_boxes(big | small, boxes, None, PriorSettings(rule="resolve-shared", edge_weight=0))
+    assert all((a == b).all() for a, b in zip(blind, reference))

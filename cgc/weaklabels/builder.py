@@ -84,7 +84,8 @@ def label_one_image(
     if mask_path is None:
         result.excluded = "mask file not found"
         return result
-    needs_pixels = overlay_dir is not None or (settings.rule == "resolve-shared" and settings.edge_weight > 0)
+    needs_pixels = overlay_dir is not None or settings.rule == "appearance" or (
+        settings.rule == "resolve-shared" and settings.edge_weight > 0)
     try:
         if needs_pixels:
             picture = read_bgr(image_path)

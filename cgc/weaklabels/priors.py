@@ -18,7 +18,8 @@ instance enclosed by a larger instance's box. Both go to *every* box that contai
 4. Each box keeps the largest connected area of the pixels it got (the paper's second prior).
 
 Rules: `all-in-box` (every salient pixel in the box: the naive baseline), `largest-region`
-(the paper's priors read literally) and `resolve-shared` (the above, the default).
+(the paper's priors read literally), `resolve-shared` (the above, the default) and `appearance`
+(the same seeds, then colour models and a graph cut for step 3: `appearance.py`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-RULES = ("resolve-shared", "largest-region", "all-in-box")
+RULES = ("resolve-shared", "appearance", "largest-region", "all-in-box")
 NEIGHBOURS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
@@ -118,13 +119,25 @@ def geodesic_distance(region: np.ndarray, seeds: np.ndarray, steps: tuple[np.nda
     return distance
 
 
-def resolve_shared_pixels(salient: np.ndarray, boxes: np.ndarray, image: np.ndarray | None, settings: PriorSettings) -> list[np.ndarray]:
-    """Give every salient pixel inside some box to exactly one box (see the module docstring)."""
+@dataclass
+class SharedPixels:
+    """Steps 1-2 of `resolve-shared`: each box's seeds, and the salient pixels still to give out."""
+
+    in_box: list[np.ndarray]
+    seeds: list[np.ndarray]  # own regions, plus core seeds of boxes that own almost nothing
+    undecided: np.ndarray
+    areas: np.ndarray  # box areas, for the smaller-box-first order
+    own: np.ndarray  # salient pixels inside exactly one box
+
+
+def seed_instances(salient: np.ndarray, boxes: np.ndarray, settings: PriorSettings) -> SharedPixels:
+    """Own regions (salient pixels in exactly one box), plus core seeds for boxes that own almost nothing."""
     height, width = salient.shape
     in_box = box_masks(boxes, height, width)
     cover = np.sum(in_box, axis=0) if in_box else np.zeros((height, width), int)
     areas = np.array([mask.sum() for mask in in_box])
-    seeds = [salient & box & (cover == 1) for box in in_box]
+    owned = salient & (cover == 1)
+    seeds = [owned & box for box in in_box]
     core_votes = np.zeros((height, width), int)
     cores = []
     for index, box in enumerate(boxes):
@@ -138,25 +151,52 @@ def resolve_shared_pixels(salient: np.ndarray, boxes: np.ndarray, image: np.ndar
     undecided = salient & (cover >= 2)
     for seed in seeds:
         undecided &= ~seed
-    owner = np.full((height, width), -1, int)
-    for index, seed in enumerate(seeds):
+    return SharedPixels(in_box, seeds, undecided, areas, owned)
+
+
+def geodesic_distances(shared: SharedPixels, steps: tuple[np.ndarray, np.ndarray], edge_weight: float) -> np.ndarray:
+    """(boxes, H, W): each undecided pixel's geodesic distance to each box's seeds, inf outside the box."""
+    distances = np.full((len(shared.in_box),) + shared.undecided.shape, np.inf)
+    for index, box in enumerate(shared.in_box):
+        candidates = shared.undecided & box
+        if candidates.any():
+            distances[index] = geodesic_distance(candidates, shared.seeds[index], steps, edge_weight)
+    return distances
+
+
+def seed_owner(shared: SharedPixels) -> np.ndarray:
+    """Box index of every seed pixel, -1 elsewhere."""
+    owner = np.full(shared.undecided.shape, -1, int)
+    for index, seed in enumerate(shared.seeds):
         owner[seed] = index
-    if undecided.any():
-        steps = colour_steps(image, height, width)
-        order = np.argsort(areas, kind="stable")  # smaller boxes win ties
-        best = np.full((height, width), np.inf)
-        fallback = np.full((height, width), -1, int)
-        for index in order:
-            candidates = undecided & in_box[index]
-            if not candidates.any():
-                continue
-            fallback[candidates & (fallback < 0)] = index
-            distance = geodesic_distance(candidates, seeds[index], steps, settings.edge_weight)
-            better = candidates & (distance < best)
-            best[better] = distance[better]
-            owner[better] = index
-        unreachable = undecided & np.isinf(best)
-        owner[unreachable] = fallback[unreachable]
+    return owner
+
+
+def nearest_box(shared: SharedPixels, distances: np.ndarray) -> np.ndarray:
+    """Step 3 of `resolve-shared`: the owner map, each undecided pixel to the box of least geodesic distance
+    (smaller boxes win ties; a pixel no path reaches goes to the smallest box holding it)."""
+    owner = seed_owner(shared)
+    best = np.full(shared.undecided.shape, np.inf)
+    fallback = np.full(shared.undecided.shape, -1, int)
+    for index in np.argsort(shared.areas, kind="stable"):  # smaller boxes win ties
+        candidates = shared.undecided & shared.in_box[index]
+        fallback[candidates & (fallback < 0)] = index
+        better = candidates & (distances[index] < best)
+        best[better] = distances[index][better]
+        owner[better] = index
+    unreachable = shared.undecided & np.isinf(best)
+    owner[unreachable] = fallback[unreachable]
+    return owner
+
+
+def resolve_shared_pixels(salient: np.ndarray, boxes: np.ndarray, image: np.ndarray | None, settings: PriorSettings) -> list[np.ndarray]:
+    """Give every salient pixel inside some box to exactly one box (see the module docstring)."""
+    height, width = salient.shape
+    shared = seed_instances(salient, boxes, settings)
+    owner = seed_owner(shared)
+    if shared.undecided.any():
+        distances = geodesic_distances(shared, colour_steps(image, height, width), settings.edge_weight)
+        owner = nearest_box(shared, distances)
     return [largest_component(owner == index) for index in range(len(boxes))]
 
 
@@ -169,6 +209,10 @@ def instance_masks_from_boxes(salient: np.ndarray, boxes: np.ndarray, image: np.
     height, width = salient.shape
     if settings.rule == "resolve-shared":
         return resolve_shared_pixels(salient, boxes, image, settings)
+    if settings.rule == "appearance":
+        from cgc.weaklabels.appearance import resolve_by_appearance  # it builds on this module
+
+        return resolve_by_appearance(salient, boxes, image, settings)
     inside = [salient & box for box in box_masks(boxes, height, width)]
     if settings.rule == "largest-region":
         return [largest_component(mask) for mask in inside]
