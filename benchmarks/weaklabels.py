@@ -24,7 +24,7 @@ from cgc.datasets import instances_to_coco, read_ilso
 from cgc.fileio import atomic_write_json
 from cgc.sample import write_sample_dataset
 from cgc.weaklabels.priors import RULES
-from cgc.weaklabels.quality import compare_to_truth
+from cgc.weaklabels.quality import instance_rles_by_file, label_quality
 
 CGC = [sys.executable, "-m", "cgc.cli"]
 
@@ -56,6 +56,7 @@ def main() -> None:
     run(CGC + ["annotate", "import", "--from-export", str(sample / "labelstudio_export.json"), "--out", str(boxes)])
     truth = args.data / f"truth-{tag}.json"
     atomic_write_json(truth, instances_to_coco(read_ilso(sample), "sample truth"))
+    truth_rles = instance_rles_by_file(truth, "ground-truth file")  # read once for every rule and kind
 
     rows = []
     for rule in RULES:
@@ -63,8 +64,11 @@ def main() -> None:
         seconds = run(CGC + ["weaklabels", "build", "--images", str(sample / "imgs"), "--masks", str(sample / "masks"),
                              "--boxes", str(boxes), "--out", str(out), "--rule", rule, "--workers", str(args.workers),
                              "--overwrite"])
-        quality = compare_to_truth(out / "annotations.json", truth)
-        by_kind = {kind: compare_to_truth(out / "annotations.json", truth, names).mean_iou for kind, names in sorted(kinds.items())}
+        labels = out / "annotations.json"
+        weak = instance_rles_by_file(labels, "weak-label file")
+        quality = label_quality(weak, truth_rles, labels, truth)
+        by_kind = {kind: label_quality(weak, {name: truth_rles[name] for name in names}, labels, truth).mean_iou
+                   for kind, names in sorted(kinds.items())}
         rows.append({"rule": rule, "seconds": round(seconds, 2), "images_per_second": round(args.images / seconds, 1),
                      "mean_iou": quality.mean_iou, "instances": quality.true_instances, "mean_iou_by_kind": by_kind})
 

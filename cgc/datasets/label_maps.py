@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from cgc.datasets.pictures import check_pixel_limit
+from cgc.datasets.pictures import refuse_above_limit
 from cgc.errors import InputError
 
 IGNORE_INDEX = 255
@@ -49,7 +49,6 @@ def read_binary_mask(path: str | Path) -> np.ndarray:
         raise InputError("mask file not found", path) from None
     except OSError as exc:
         raise InputError(f"cannot read mask file: {exc}", path) from None
-    check_pixel_limit(path)
     indices = palette_indices(path)
     if indices is not None:
         return indices != 0
@@ -67,13 +66,15 @@ def read_binary_mask(path: str | Path) -> np.ndarray:
 
 
 def palette_indices(path: Path) -> np.ndarray | None:
-    """The index array of a palette PNG, or None for any other file (read by OpenCV instead)."""
+    """The index array of a palette PNG, or None for any other file (read by OpenCV instead). The header, read
+    here once for both, must not declare more pixels than the size limit."""
     try:
         with Image.open(path) as image:
+            refuse_above_limit(*image.size, path)
             if image.mode != "P":
                 return None
             return np.asarray(image)
-    except (UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None  # OpenCV reports the file
 
 
@@ -106,9 +107,9 @@ def read_instance_label_map(path: str | Path) -> tuple[list[np.ndarray], tuple[i
     path = Path(path)
     if not path.is_file():
         raise InputError("instance map not found", path)
-    check_pixel_limit(path)
     try:
         with Image.open(path) as image:
+            refuse_above_limit(*image.size, path)
             image.load()
             mode = image.mode
             array = np.array(image)

@@ -64,6 +64,7 @@ def check_pixel_limit(path: str | Path) -> None:
 
 
 def refuse_above_limit(width: int, height: int, path: str | Path) -> None:
+    """The size limit, for a reader that has the header open already."""
     limit = max_pixels()
     if width * height > limit:
         raise InputError(f"declares {width}x{height} pixels, more than the limit of {limit} "

@@ -6,7 +6,6 @@ iterations fit in minutes on a laptop-class CPU; options given explicitly win ov
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any

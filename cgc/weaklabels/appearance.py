@@ -90,9 +90,9 @@ def neighbour_terms(nodes: np.ndarray, owner: np.ndarray, weights: tuple[np.ndar
         index_a, index_b, owner_a, owner_b = index[a], index[b], owner[a], owner[b]
         both = (index_a >= 0) & (index_b >= 0)
         pairs.append((index_a[both], index_b[both], edge[both]))
-        for node, other_owner, node_index in ((index_a, owner_b, index_a), (index_b, owner_a, index_b)):
+        for node, other_owner in ((index_a, owner_b), (index_b, owner_a)):
             towards = (node >= 0) & (other_owner >= 0)
-            fixed.append((node_index[towards], other_owner[towards], edge[towards]))
+            fixed.append((node[towards], other_owner[towards], edge[towards]))
     p, q, w = (np.concatenate(parts) for parts in zip(*pairs))
     return p, q, w, fixed
 

@@ -7,8 +7,6 @@ compared images is the figure the README reports.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,15 +53,17 @@ def matched_ious(weak: list[dict[str, Any]], truth: list[dict[str, Any]]) -> np.
     return scores
 
 
-def compare_to_truth(labels_path: str | Path, truth_path: str | Path,
-                     file_names: Collection[str] | None = None) -> LabelQuality:
-    """Score the weak labels against true instance masks, on the images both files hold (of `file_names`, if
-    given: a subset such as one kind of scene)."""
+def compare_to_truth(labels_path: str | Path, truth_path: str | Path) -> LabelQuality:
+    """Score the weak labels against true instance masks, on the images both files hold."""
     weak = instance_rles_by_file(labels_path, "weak-label file")
     truth = instance_rles_by_file(truth_path, "ground-truth file")
-    if file_names is not None:
-        wanted = set(file_names)
-        truth = {name: rles for name, rles in truth.items() if name in wanted}
+    return label_quality(weak, truth, labels_path, truth_path)
+
+
+def label_quality(weak: dict[str, list[dict[str, Any]]], truth: dict[str, list[dict[str, Any]]],
+                  labels_path: str | Path, truth_path: str | Path) -> LabelQuality:
+    """`compare_to_truth` on files already read (`instance_rles_by_file`); `truth` may be a subset of the
+    pictures, such as one kind of scene. The paths only name the files in an error."""
     shared = sorted(set(weak) & set(truth))
     if not shared:
         raise InputError(f"no image of {labels_path} appears in the ground truth (file names differ?)", truth_path)
