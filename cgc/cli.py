@@ -252,8 +252,9 @@ def export_coco(dataset_format: str, root: Path, out: Path, images_subdir: str |
 
 @weaklabels.command("build")
 @click.option("--images", "images_dir", type=click.Path(path_type=Path), required=True, help="Folder of the pictures.")
-@click.option("--masks", "masks_dir", type=click.Path(path_type=Path), required=True,
-              help="Folder of binary salient-region masks (PNG, 0/255 or 0/1), one per picture with the same stem.")
+@click.option("--masks", "masks_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder of binary salient-region masks (PNG, 0/255 or 0/1), one per picture with the same stem. "
+                   "Without it, the salient region is estimated by GrabCut in each box (less accurate: see the README).")
 @click.option("--boxes", "boxes_path", type=click.Path(path_type=Path), required=True,
               help="Consensus boxes (COCO detection JSON, as written by `cgc annotate import`).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -269,11 +270,13 @@ def export_coco(dataset_format: str, root: Path, out: Path, images_subdir: str |
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: every core].")
 @overwrite_option
 @reports_input_errors
-def weaklabels_build(images_dir: Path, masks_dir: Path, boxes_path: Path, out_dir: Path, overlays_dir: Path | None,
+def weaklabels_build(images_dir: Path, masks_dir: Path | None, boxes_path: Path, out_dir: Path, overlays_dir: Path | None,
                      rule: str, edge_weight: float, workers: int | None, overwrite: bool) -> None:
-    """Turn consensus boxes and salient-region masks into COCO instance weak labels."""
+    """Turn consensus boxes and salient-region masks (or boxes alone) into COCO instance weak labels."""
     from cgc.weaklabels.builder import build_weak_labels
 
+    if masks_dir is None:
+        click.echo("No --masks: estimating each picture's salient region by GrabCut in its boxes", err=True)
     settings = PriorSettings(rule=rule, edge_weight=edge_weight)
     summary = build_weak_labels(images_dir, masks_dir, boxes_path, out_dir, settings, overlays_dir, workers,
                                 overwrite=overwrite)

@@ -1,8 +1,8 @@
 """`cgc weaklabels build`: consensus boxes + binary salient masks -> COCO instance weak labels.
 
 Each image is handled on its own (in a pool of worker processes): read and check its picture
-and mask, turn its boxes into instance masks under the priors (`priors.py`), and encode them as
-RLE. The parent gathers the results in image order, so the output does not depend on the
+and mask (or, without masks, estimate the salient region from the boxes: `box_salience.py`),
+turn its boxes into instance masks under the priors (`priors.py`), and encode them as RLE. The parent gathers the results in image order, so the output does not depend on the
 number of workers, and writes every file atomically once all images are done.
 """
 
@@ -26,6 +26,7 @@ from cgc.errors import InputError
 from cgc.fileio import atomic_directory, atomic_write_json, refuse_output_over_inputs
 from cgc.parallel import map_in_processes
 from cgc.visualize import overlay_instances
+from cgc.weaklabels.box_salience import salient_from_boxes
 from cgc.weaklabels.boxes_file import ImageBoxes, read_box_file
 from cgc.weaklabels.priors import PriorSettings, instance_masks_from_boxes
 
@@ -75,16 +76,20 @@ def label_one_image(
     mask_path: Path | None,
     settings: PriorSettings,
     overlay_dir: Path | None,
+    boxes_only: bool = False,
 ) -> ImageLabels:
-    """Weak labels of one image, or the reason it cannot have any."""
+    """Weak labels of one image, or the reason it cannot have any.
+
+    With `boxes_only` there is no mask file: the salient region is estimated from the boxes.
+    """
     result = ImageLabels(image=image)
     if image_path is None:
         result.excluded = "image file not found"
         return result
-    if mask_path is None:
+    if mask_path is None and not boxes_only:
         result.excluded = "mask file not found"
         return result
-    needs_pixels = overlay_dir is not None or settings.rule == "appearance" or (
+    needs_pixels = boxes_only or overlay_dir is not None or settings.rule == "appearance" or (
         settings.rule == "resolve-shared" and settings.edge_weight > 0)
     try:
         if needs_pixels:
@@ -93,12 +98,12 @@ def label_one_image(
         else:
             picture = None
             width, height = image_size(image_path)
-        salient = read_binary_mask(mask_path)
+        salient = None if boxes_only else read_binary_mask(mask_path)
     except InputError as exc:
         result.excluded = f"unreadable file: {exc}"
         return result
     result.width, result.height = width, height
-    if salient.shape != (height, width):
+    if salient is not None and salient.shape != (height, width):
         result.excluded = f"mask {mask_path.name} is {salient.shape[1]}x{salient.shape[0]} but image is {width}x{height}"
         return result
     if image.width is not None and image.height is not None and (image.width, image.height) != (width, height):
@@ -120,6 +125,10 @@ def label_one_image(
                 result.notes.append(f"box {box_id} clipped to the image")
             usable.append(label)
         result.instances.append(label)
+    if salient is None:
+        salient, empty = salient_from_boxes(picture, np.array([label.box for label in usable]))
+        result.notes += [f"box {usable[index].box_id}: GrabCut kept nothing, the ellipse inscribed in the box stands in"
+                         for index in empty]
     masks = instance_masks_from_boxes(salient, np.array([label.box for label in usable]), picture, settings) if usable else []
     for label, mask in zip(usable, masks):
         area = int(mask.sum())
@@ -145,7 +154,7 @@ def find_file(name: str, by_name: dict[str, Path], by_stem: dict[str, Path]) -> 
 
 def build_weak_labels(
     images_dir: str | Path,
-    masks_dir: str | Path,
+    masks_dir: str | Path | None,
     boxes_path: str | Path,
     out_dir: str | Path,
     settings: PriorSettings = PriorSettings(),
@@ -159,16 +168,19 @@ def build_weak_labels(
     `out_dir` and the overlays folder are each replaced as a whole once everything is written, so that
     the labels and their report always belong to one build. Neither may hold an input, and a folder cgc
     did not write is replaced only with `overwrite`. Overlays inside `out_dir` are written with it.
+    Without `masks_dir`, the salient region of each picture is estimated from its boxes.
     """
-    images_dir, masks_dir = require_dir(images_dir, "image folder"), require_dir(masks_dir, "mask folder")
+    images_dir = require_dir(images_dir, "image folder")
+    masks_dir = None if masks_dir is None else require_dir(masks_dir, "mask folder")
     records = read_box_file(boxes_path)
     out_dir = Path(out_dir)
+    inputs = [path for path in (images_dir, masks_dir, boxes_path) if path is not None]
     for output in (out_dir, overlays_dir):
         if output is not None:
-            refuse_output_over_inputs(output, images_dir, masks_dir, boxes_path)
+            refuse_output_over_inputs(output, *inputs)
     image_files = files_by_stem(images_dir, IMAGE_SUFFIXES)
     image_names = {path.name: path for path in image_files.values()}
-    mask_files = files_by_stem(masks_dir, MASK_SUFFIXES)
+    mask_files = files_by_stem(masks_dir, MASK_SUFFIXES) if masks_dir is not None else {}
     jobs = [(record, find_file(record.file_name, image_names, image_files), mask_files.get(Path(record.file_name).stem)) for record in records]
     workers = max(1, workers or os.cpu_count() or 1)
     with ExitStack() as outputs:
@@ -177,9 +189,9 @@ def build_weak_labels(
         if overlays_dir is not None:
             overlay_tmp = (folder_within(out_tmp, out_dir, overlays_dir)
                            or outputs.enter_context(atomic_directory(overlays_dir, OVERLAYS_KIND, overwrite)))
-        job = partial(label_job, settings=settings, overlay_dir=overlay_tmp)
+        job = partial(label_job, settings=settings, overlay_dir=overlay_tmp, boxes_only=masks_dir is None)
         results = map_in_processes(job, jobs, workers, "weak labels", progress)
-        dataset, report, summary = assemble_outputs(results, settings, boxes_path)
+        dataset, report, summary = assemble_outputs(results, settings, boxes_path, masks_dir)
         if summary.images_used == 0 and summary.images > 0:  # an empty label file would only fail later, in training
             reasons = Counter(entry["reason"] for entry in report["excluded_images"])
             reason, count = reasons.most_common(1)[0]
@@ -201,11 +213,13 @@ def folder_within(tmp: Path, out_dir: Path, folder: str | Path) -> Path | None:
     return target
 
 
-def label_job(job: tuple[ImageBoxes, Path | None, Path | None], settings: PriorSettings, overlay_dir: Path | None) -> ImageLabels:
-    return label_one_image(*job, settings=settings, overlay_dir=overlay_dir)
+def label_job(job: tuple[ImageBoxes, Path | None, Path | None], settings: PriorSettings, overlay_dir: Path | None,
+              boxes_only: bool) -> ImageLabels:
+    return label_one_image(*job, settings=settings, overlay_dir=overlay_dir, boxes_only=boxes_only)
 
 
-def assemble_outputs(results: list[ImageLabels], settings: PriorSettings, boxes_path: str | Path) -> tuple[dict, dict, BuildSummary]:
+def assemble_outputs(results: list[ImageLabels], settings: PriorSettings, boxes_path: str | Path,
+                     masks_dir: Path | None = None) -> tuple[dict, dict, BuildSummary]:
     """The COCO dataset, the report and the summary, all in image-id order."""
     images, annotations, excluded, dropped, instances, notes = [], [], [], [], [], []
     for result in results:
@@ -247,10 +261,12 @@ def assemble_outputs(results: list[ImageLabels], settings: PriorSettings, boxes_
         instances_dropped=len(dropped),
         mean_box_coverage=round(float(np.mean(coverage)), 4) if coverage else 0.0,
     )
-    dataset = coco_dataset(images, annotations, "cgc weak labels (consensus boxes + salient-region masks)")
+    source = "salient-region masks" if masks_dir is not None else "GrabCut in each box, no masks"
+    dataset = coco_dataset(images, annotations, f"cgc weak labels (consensus boxes + {source})")
     report = {
         "settings": asdict(settings),
         "boxes": str(boxes_path),
+        "masks": str(masks_dir) if masks_dir is not None else None,
         "counts": asdict(summary),
         "excluded_images": excluded,
         "dropped_instances": dropped,

@@ -1,0 +1,100 @@
+"""Weak labels from boxes alone: GrabCut in each box, then the usual rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from click.testing import CliRunner
+
+from cgc.cli import cgc
+from cgc.weaklabels.box_salience import grabcut_box, inscribed_ellipse, salient_from_boxes
+from cgc.weaklabels.priors import PriorSettings, instance_masks_from_boxes
+from helpers import iou, rectangle
+
+SHAPE = (120, 160)
+
+
+def disc(cx: int, cy: int, radius: int) -> np.ndarray:
+    yy, xx = np.mgrid[: SHAPE[0], : SHAPE[1]]
+    return (xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2
+
+
+def scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[float]]]:
+    """A red disc and a blue bar on a noisy grey-green background, in overlapping tight boxes."""
+    rng = np.random.default_rng(seed)
+    image = np.clip(np.array([110, 140, 120]) + rng.normal(0, 25, SHAPE + (3,)), 0, 255)
+    red, blue = disc(55, 60, 30), rectangle(SHAPE, 80, 30, 130, 95)
+    image[red] = np.clip(np.array([40, 40, 200]) + rng.normal(0, 15, (red.sum(), 3)), 0, 255)
+    image[blue] = np.clip(np.array([200, 60, 40]) + rng.normal(0, 15, (blue.sum(), 3)), 0, 255)
+    return image.astype(np.uint8), red, blue, [[25, 30, 86, 91], [80, 30, 130, 95]]
+
+
+def test_grabcut_finds_each_object_in_its_box_and_only_there() -> None:
+    image, red, blue, boxes = scene()
+    cut = grabcut_box(image, np.array(boxes[0]))
+    assert iou(cut, red) > 0.9
+    assert not cut[:, 86:].any() and not cut[:30].any()
+    salient, empty = salient_from_boxes(image, np.array(boxes))
+    assert empty == [] and iou(salient, red | blue) > 0.9
+
+
+def test_boxes_alone_give_instance_masks_close_to_the_truth() -> None:
+    image, red, blue, boxes = scene()
+    salient, _ = salient_from_boxes(image, np.array(boxes))
+    masks = instance_masks_from_boxes(salient, boxes, image, PriorSettings(rule="appearance"))
+    assert iou(masks[0], red) > 0.9 and iou(masks[1], blue) > 0.9
+
+
+def test_a_box_cut_does_not_depend_on_what_was_cut_before(sample_dir: Path, true_box_file: Path) -> None:
+    """GrabCut starts from k-means on OpenCV's random generator: the result must not depend on the call order."""
+    record = json.loads(true_box_file.read_text())
+    x, y, w, h = record["annotations"][0]["bbox"]
+    image = cv2.imread(str(sample_dir / "imgs" / record["images"][0]["file_name"]))
+    box = np.array([x, y, x + w, y + h])
+    alone = grabcut_box(image, box)
+    changed = False
+    for draw in range(5):  # anything else that draws from the generator
+        cv2.randu(np.zeros((10, 10)), 0, 1)
+        again = grabcut_box(image, box)
+        changed |= bool((again != alone).any())
+    assert not changed
+
+
+def test_a_box_whose_object_matches_its_surroundings_gets_the_inscribed_ellipse() -> None:
+    image = np.full(SHAPE + (3,), 128, np.uint8)
+    salient, empty = salient_from_boxes(image, np.array([[40, 30, 100, 90]]))
+    assert empty == [0]
+    assert (salient == inscribed_ellipse(np.array([40, 30, 100, 90]), *SHAPE)).all()
+    assert salient[60, 70] and not salient[31, 41] and not salient[:, 100:].any()
+
+
+def test_a_box_filling_the_picture_and_a_tiny_box_are_still_cut() -> None:
+    image, red, _, _ = scene()
+    whole = grabcut_box(image, np.array([0, 0, SHAPE[1], SHAPE[0]]))
+    assert 0 < whole.sum() < whole.size
+    tiny = grabcut_box(image, np.array([10, 10, 15, 15]))
+    assert tiny.sum() == 25
+
+
+def test_cli_builds_weak_labels_without_masks(sample_dir: Path, true_box_file: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    outputs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"weak-{workers}"
+        result = runner.invoke(cgc, ["weaklabels", "build", "--images", str(sample_dir / "imgs"), "--boxes",
+                                     str(true_box_file), "--out", str(out), "--workers", workers])
+        assert result.exit_code == 0, result.output
+        assert "12 of 12 images" in result.output and "GrabCut" in result.output
+        outputs.append((out / "annotations.json").read_bytes())
+    assert outputs[0] == outputs[1]
+    report = json.loads((tmp_path / "weak-1" / "report.json").read_text())
+    assert report["masks"] is None
+    truth = tmp_path / "truth.json"
+    assert runner.invoke(cgc, ["export", "coco", "--format", "ilso", "--root", str(sample_dir), "--out", str(truth)]).exit_code == 0
+    result = runner.invoke(cgc, ["weaklabels", "compare", "--labels", str(tmp_path / "weak-1" / "annotations.json"),
+                                 "--truth", str(truth), "--json", str(tmp_path / "q.json")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "q.json").read_text())["mean_iou"] > 0.75
