@@ -266,7 +266,7 @@ def export_coco(dataset_format: str, root: Path, out: Path, images_subdir: str |
                    "appearance: the same seeds, shared pixels by colour models and a graph cut; largest-region: the "
                    "priors read literally; all-in-box: every salient pixel in the box (naive baseline).")
 @click.option("--edge-weight", type=click.FloatRange(min=0), default=PriorSettings.edge_weight, show_default=True,
-              help="resolve-shared: extra path cost for crossing a full-contrast colour edge (0 ignores the picture).")
+              help="resolve-shared and appearance: extra path cost for crossing a full-contrast colour edge (0 ignores the picture).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: every core].")
 @overwrite_option
 @reports_input_errors

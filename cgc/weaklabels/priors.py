@@ -5,7 +5,7 @@ closed areas only the largest is kept. Read literally they leave two problems th
 but does not solve in the label: salient pixels shared by overlapping boxes, and a small
 instance enclosed by a larger instance's box. Both go to *every* box that contains them.
 
-`resolve_shared_pixels` (the default rule) gives each such pixel to one box:
+`resolve_shared_pixels` gives each such pixel to one box:
 
 1. A salient pixel inside exactly one box belongs to that box (its *own* region).
 2. A box that has almost no own region (it lies inside other boxes: the small-enclosed case) is
@@ -18,8 +18,9 @@ instance enclosed by a larger instance's box. Both go to *every* box that contai
 4. Each box keeps the largest connected area of the pixels it got (the paper's second prior).
 
 Rules: `all-in-box` (every salient pixel in the box: the naive baseline), `largest-region`
-(the paper's priors read literally), `resolve-shared` (the above, the default) and `appearance`
-(the same seeds, then colour models and a graph cut for step 3: `appearance.py`).
+(the paper's priors read literally), `resolve-shared` (the above) and `appearance` (the same
+seeds, then colour models and a graph cut for step 3: `appearance.py`), the default: it
+measured best on both styles of sample scene (README, "Weak labels").
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ NEIGHBOURS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 @dataclass(frozen=True)
 class PriorSettings:
-    """Knobs of `resolve-shared`; the defaults were chosen on the bundled sample scenes."""
+    """The rule and its knobs; the knobs' defaults were chosen on the bundled flat sample scenes."""
 
-    rule: str = "resolve-shared"
+    rule: str = "appearance"
     edge_weight: float = 100.0  # extra path cost (in pixels) for crossing a colour edge of full contrast
     enclosed_fraction: float = 0.25  # a box whose own salient region is below this share of its salient pixels gets core seeds
     core_scale: float = 0.5  # side of the central seed box as a fraction of the box side
