@@ -6,8 +6,8 @@ without the SOD masks: boxes alone) and scores each result against the true inst
 all scenes and on each kind of scene (photo style: isolated, overlapping, enclosed, resting-on,
 low-contrast). Prints a table and writes JSON.
 
-    .venv/bin/python benchmarks/weaklabels.py --images 2000
-    .venv/bin/python benchmarks/weaklabels.py --images 2000 --style photo --out benchmarks/results/weaklabels-photo.json
+    .venv/bin/python benchmarks/weaklabels.py --images 2000 --style flat --out benchmarks/results/weaklabels-flat.json
+    .venv/bin/python benchmarks/weaklabels.py --images 2000 --out benchmarks/results/weaklabels-photo.json
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from cgc.datasets import instances_to_coco, read_ilso
 from cgc.fileio import atomic_write_json
-from cgc.sample import write_sample_dataset
+from cgc.sample import DEFAULT_STYLE, SCENE_STYLES, write_sample_dataset
 from cgc.weaklabels.priors import RULES, PriorSettings
 from cgc.weaklabels.quality import instance_rles_by_file, label_quality
 
@@ -40,7 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--style", choices=["flat", "photo"], default="flat")
+    parser.add_argument("--style", choices=sorted(SCENE_STYLES), default=DEFAULT_STYLE)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--data", type=Path, default=Path("benchmarks/results/weaklabels-data"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/weaklabels.json"))

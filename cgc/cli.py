@@ -18,6 +18,7 @@ import click
 from cgc.datasets.pictures import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV
 from cgc.errors import InputError
 from cgc.fileio import check_output_file
+from cgc.sample import DEFAULT_STYLE, SCENE_STYLES
 from cgc.weaklabels.priors import RULES, PriorSettings
 
 BACKBONE_NAMES = ["resnet50", "resnet101", "resnext101_32x8d", "vgg16", "mobilenet_v2"]
@@ -318,7 +319,7 @@ def weaklabels_compare(labels_path: Path, truth_path: Path, json_path: Path | No
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same files.")
 @click.option("--width", type=click.IntRange(min=64), default=400, show_default=True)
 @click.option("--height", type=click.IntRange(min=64), default=300, show_default=True)
-@click.option("--style", type=click.Choice(["flat", "photo"]), default="flat", show_default=True,
+@click.option("--style", type=click.Choice(sorted(SCENE_STYLES)), default=DEFAULT_STYLE, show_default=True,
               help="flat: vivid blobs on a muted field; photo: textures and silhouettes from real photographs, "
                    "with overlapping, enclosed, resting-on and low-contrast instances and SOD-style mask defects.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: every core].")

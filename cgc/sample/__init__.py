@@ -27,9 +27,10 @@ from cgc.sample.photo import generate_photo_scene
 from cgc.sample.scenes import Scene, generate_scene
 
 SCENE_STYLES = {"flat": generate_scene, "photo": generate_photo_scene}
-DEFAULT_STYLE = "flat"
+DEFAULT_STYLE = "photo"  # the flat scenes are too easy to tell one weak-label rule from another
 
-__all__ = ["AnnotatorHabits", "Scene", "generate_scene", "write_sample_dataset", "instance_palette"]
+__all__ = ["AnnotatorHabits", "DEFAULT_STYLE", "SCENE_STYLES", "Scene", "generate_scene", "write_sample_dataset",
+           "instance_palette"]
 
 
 def instance_palette() -> list[int]:
