@@ -21,17 +21,18 @@ def digest(directory: Path) -> str:
     return sha.hexdigest()
 
 
-def test_same_seed_same_files_whatever_the_worker_count(tmp_path: Path) -> None:
-    one = write_sample_dataset(tmp_path / "a", images=4, seed=11, workers=1, progress=False)
-    two = write_sample_dataset(tmp_path / "b", images=4, seed=11, workers=2, progress=False)
-    other = write_sample_dataset(tmp_path / "c", images=4, seed=12, workers=1, progress=False)
+def test_flat_scenes_same_seed_same_files_whatever_the_worker_count(tmp_path: Path) -> None:
+    one = write_sample_dataset(tmp_path / "a", images=4, seed=11, workers=1, progress=False, style="flat")
+    two = write_sample_dataset(tmp_path / "b", images=4, seed=11, workers=2, progress=False, style="flat")
+    other = write_sample_dataset(tmp_path / "c", images=4, seed=12, workers=1, progress=False, style="flat")
     assert digest(one) == digest(two) != digest(other)
 
 
-def test_masks_are_the_union_of_disjoint_instances(sample_dir: Path) -> None:
-    for mask_path in sorted((sample_dir / "masks").glob("*.png")):
+def test_flat_masks_are_the_union_of_disjoint_instances(tmp_path: Path) -> None:
+    sample = write_sample_dataset(tmp_path / "flat", images=8, seed=7, progress=False, style="flat")
+    for mask_path in sorted((sample / "masks").glob("*.png")):
         salient = read_binary_mask(mask_path)
-        instances, size = read_instance_label_map(sample_dir / "gt" / mask_path.name)
+        instances, size = read_instance_label_map(sample / "gt" / mask_path.name)
         assert size == salient.shape == (300, 400)
         assert 1 <= len(instances) <= 5
         union = np.zeros_like(salient)
@@ -39,6 +40,10 @@ def test_masks_are_the_union_of_disjoint_instances(sample_dir: Path) -> None:
             assert not (union & mask).any()
             union |= mask
         assert (union == salient).all()
+
+
+def test_the_default_scenes_are_photo_style(sample_dir: Path) -> None:
+    assert {scene["style"] for scene in json.loads((sample_dir / "scenes.json").read_text())} == {"photo"}
 
 
 def test_scenes_include_touching_instances() -> None:
