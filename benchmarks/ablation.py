@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="learning rate for every run [the cpu preset's]")
     args = parser.parse_args()
 
-    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed)
+    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed, args.style)
     update = ("--update-every", args.update_every)
     no_update = ("--update-every", 0)  # whatever the preset says
     lr = ("--lr", args.lr) if args.lr is not None else ()

@@ -34,6 +34,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, name: str, iterations: in
     parser.add_argument("--test-images", type=int, default=40)
     parser.add_argument("--iterations", type=int, default=iterations)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--style", choices=["flat", "photo"], default="flat",
+                        help="sample style; the README's training tables were measured on flat scenes")
     parser.add_argument("--reuse", action="store_true",
                         help="keep runs that already finished with the same command (resume an interrupted benchmark)")
     parser.add_argument("--work", type=Path, default=RESULTS / name.replace("_", "-"))
@@ -57,10 +59,11 @@ class SampleSplit:
     test_truth: Path
 
 
-def prepare_sample_split(work: Path, train_images: int, test_images: int, seed: int) -> SampleSplit:
+def prepare_sample_split(work: Path, train_images: int, test_images: int, seed: int, style: str) -> SampleSplit:
     # the benchmark owns its work folder: --overwrite also replaces samples written before outputs were marked
-    cgc("sample", "--out", work / "train", "--images", train_images, "--seed", seed, "--overwrite")
-    cgc("sample", "--out", work / "test", "--images", test_images, "--seed", seed + 1000, "--overwrite")
+    cgc("sample", "--out", work / "train", "--images", train_images, "--seed", seed, "--style", style, "--overwrite")
+    cgc("sample", "--out", work / "test", "--images", test_images, "--seed", seed + 1000, "--style", style,
+        "--overwrite")
     cgc("annotate", "import", "--from-export", work / "train" / "labelstudio_export.json", "--out", work / "boxes.json")
     for name, rule in (("weak", "resolve-shared"), ("naive", "all-in-box")):
         cgc("weaklabels", "build", "--images", work / "train" / "imgs", "--masks", work / "train" / "masks",

@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=[name for name, _ in RUNS], help="which rows to run")
     args = parser.parse_args()
 
-    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed)
+    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed, args.style)
     rows = []
     for name, options in RUNS:
         if name not in args.runs:

@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--phi", type=float, default=DEFAULT_PHI)
     args = parser.parse_args()
 
-    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed)
+    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed, args.style)
     labels = split.naive_labels
     rows, folders = [], {}
     for name, options in (

@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--score-thr", type=float, default=0.5)
     args = parser.parse_args()
 
-    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed)
+    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed, args.style)
     run = args.checkpoint
     if run is None:
         run = args.work / "run"

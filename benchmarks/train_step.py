@@ -83,7 +83,8 @@ def make_data(directory: Path, images: int) -> None:
     from cgc.sample import write_sample_dataset
     from cgc.weaklabels.builder import build_weak_labels
 
-    sample = write_sample_dataset(directory / "sample", images, seed=0, workers=os.cpu_count() or 1, progress=False)
+    sample = write_sample_dataset(directory / "sample", images, seed=0, workers=os.cpu_count() or 1, progress=False,
+                                  style="flat")  # the README's figures
     import_labelstudio_boxes(sample / "labelstudio_export.json", directory / "boxes.json")
     build_weak_labels(sample / "imgs", sample / "masks", directory / "boxes.json", directory / "weak", progress=False)
 

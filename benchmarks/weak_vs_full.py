@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--mask-head", default="gfr")
     args = parser.parse_args()
 
-    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed)
+    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed, args.style)
     rows = []
     for supervision, labels in (("weak", split.weak_labels), ("full", split.full_labels)):
         scores = train_and_score(split, labels, args.work / f"run-{supervision}", args.iterations, args.seed,
