@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from cgc.datasets.pictures import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV
-from cgc.errors import InputError
+from cgc.errors import InputError, RunStopped
 from cgc.fileio import check_output_file
 from cgc.sample import DEFAULT_STYLE, SCENE_STYLES
 from cgc.weaklabels.priors import RULES, PriorSettings
@@ -34,14 +34,14 @@ FILE_SYSTEM_PROBLEMS = {  # errno -> what the user can fix; any other OSError is
 
 
 def reports_input_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn InputError (a user mistake) and file-system refusals (read-only, full, blocked output paths) into
-    click's one-line error and exit status 1."""
+    """Turn InputError (a user mistake), RunStopped (a watched-for stop, such as a diverged loss) and file-system
+    refusals (read-only, full, blocked output paths) into click's one-line error and exit status 1."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except InputError as exc:
+        except (InputError, RunStopped) as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:
             if exc.errno not in FILE_SYSTEM_PROBLEMS:

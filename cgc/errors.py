@@ -1,7 +1,8 @@
-"""One exception type for problems the user can fix (bad files, bad options).
+"""The two exception types the command line reports in one line, without a traceback.
 
-The command line turns it into a one-line message without a traceback; anything else is a bug
-and keeps its traceback.
+`InputError` is a problem the user can fix (bad files, bad options); `RunStopped` is a run that
+stopped on a condition it watches for (a loss that diverged). Anything else, a crashed worker
+included, is a bug or a fault of the machine and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -15,3 +16,7 @@ class InputError(Exception):
     def __init__(self, message: str, path: str | Path | None = None) -> None:
         self.path = None if path is None else str(path)
         super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class RunStopped(Exception):
+    """A run stopped on a condition it checks for; the message says what happened and what to try."""

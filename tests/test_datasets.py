@@ -16,7 +16,6 @@ from cgc.datasets import (
     open_instance_dataset,
     read_binary_mask,
     read_coco_json,
-    read_dutomron,
     read_ilso,
     read_instance_label_map,
     read_soc,
@@ -118,31 +117,6 @@ def test_read_binary_mask_corrupt_or_missing_names_the_file(tmp_path: Path) -> N
         read_binary_mask(bad)
     with pytest.raises(InputError, match="absent.png"):
         read_binary_mask(tmp_path / "absent.png")
-
-
-# ---- DUT-OMRON --------------------------------------------------------------------------
-
-
-def test_dutomron_pairs_by_stem_and_reports_missing_masks(tmp_path: Path, region: np.ndarray) -> None:
-    for stem in ("b", "a", "c"):
-        save_image(tmp_path / "DUT-OMRON-image" / f"{stem}.jpg")
-    (tmp_path / "pixelwiseGT-new-PNG").mkdir()
-    for stem in ("a", "c", "orphan"):
-        cv2.imwrite(str(tmp_path / "pixelwiseGT-new-PNG" / f"{stem}.png"), region.astype(np.uint8) * 255)
-    records = read_dutomron(tmp_path)
-    assert [r.name for r in records] == ["a", "b", "c"]
-    assert records[0].mask_path == tmp_path / "pixelwiseGT-new-PNG" / "a.png"
-    assert records[1].mask_path is None
-    assert records[1].image_path == tmp_path / "DUT-OMRON-image" / "b.jpg"
-    np.testing.assert_array_equal(read_binary_mask(records[2].mask_path), region)
-
-    explicit = read_dutomron(image_dir=tmp_path / "DUT-OMRON-image", mask_dir=tmp_path / "pixelwiseGT-new-PNG")
-    assert explicit == records
-
-
-def test_dutomron_missing_folder_is_input_error(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="DUT-OMRON-image"):
-        read_dutomron(tmp_path)
 
 
 # ---- label maps -------------------------------------------------------------------------

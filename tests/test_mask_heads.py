@@ -138,14 +138,15 @@ def test_whole_image_heads_shapes_gradients_and_image_masks(head_class) -> None:
     assert 0 <= masks.min() and masks.max() <= 1
 
 
-def test_gfr_chunks_still_suppress_all_other_proposals() -> None:
-    features = make_features(requires_grad=False)
+def test_gfr_image_masks_do_not_depend_on_the_chunk_size() -> None:
+    """`chunk_size` only bounds how many masks are upsampled at once: every proposal still gets its own mask."""
     torch.manual_seed(0)
-    one = GFRHead(in_channels=CHANNELS, channels=8, chunk_size=1)
-    torch.manual_seed(0)
-    many = GFRHead(in_channels=CHANNELS, channels=8, chunk_size=16)
-    for a, b in zip(one(features, BOXES, IMAGE_SIZES), many(features, BOXES, IMAGE_SIZES)):
-        assert torch.allclose(a, b, atol=1e-5)
+    logits = torch.randn(5, 1, 32, 40)
+    boxes = torch.tensor([[4.0, 4.0, 40.0, 30.0]] * 5)
+    whole = GFRHead(in_channels=CHANNELS, channels=8, chunk_size=16).to_image_masks(logits, boxes, (64, 80), (120, 150))
+    chunked = GFRHead(in_channels=CHANNELS, channels=8, chunk_size=2).to_image_masks(logits, boxes, (64, 80), (120, 150))
+    assert whole.shape == chunked.shape == (5, 1, 120, 150)
+    assert torch.allclose(whole, chunked, atol=1e-6)
 
 
 def test_whole_image_loss_targets_are_aligned_with_the_logits() -> None:

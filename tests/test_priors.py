@@ -59,7 +59,6 @@ def test_small_box_inside_a_large_one_keeps_its_own_instance() -> None:
 
 def test_small_enclosed_box_seeded_from_its_centre_without_edges() -> None:
     big = rectangle(SHAPE, 20, 20, 140, 80)
-    small = rectangle(SHAPE, 70, 40, 90, 60)
     boxes = [[20, 20, 140, 80], [70, 40, 90, 60]]
     masks = instance_masks_from_boxes(big, boxes, None, PriorSettings(edge_weight=0))
     assert masks[1][45:55, 75:85].all()  # its core is its own

@@ -1,4 +1,7 @@
-"""Algorithm 1 and eqs. 5, 6, 9: K1/K2 by hand, keep vs replace, the loss's gradient, per-image matching."""
+"""Algorithm 1 and eqs. 5, 6, 9: K1/K2 by hand, keep vs replace, the loss's gradient, the choice of R.
+
+Each test calls what training runs: the K1/K2 and the rule of the CRF worker, the heads' choice of
+each instance's map and their loss."""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from cgc.model.update import (DEFAULT_PHI, k1, k2, kl_to_label, match_proposals, should_replace, update_image_labels,
-                              update_label, update_loss)
+from cgc.model import build_cgcnet
+from cgc.model.roi_heads import label_update_loss
+from cgc.model.update import DEFAULT_PHI, k1, k2, kl_to_label, should_replace
 
 C = np.array([1.0, 0.0, 1.0, 0.5])
 R = np.array([0.5, 0.2, 1.0, 0.5])
@@ -43,61 +47,43 @@ def test_rule_on_hand_built_maps() -> None:
     r = np.where(c > 0, 0.6, 0.1)  # the network: unsure
     grown = np.where(c > 0, 0.95, 0.02)
     grown[1, 2:8] = 0.9  # the CRF: surer, and one row larger
-    label, replaced, k1_value, k2_value = update_label(c, r, grown, DEFAULT_PHI)
-    assert replaced and k2_value < k1_value
-    np.testing.assert_array_equal(label, grown.astype(np.float32))
+    assert k2(grown, c) < k1(r, c) and should_replace(k1(r, c), k2(grown, c), DEFAULT_PHI)
 
     eroded = np.where(c > 0, 0.95, 0.0)
     eroded[2:8, 2:4] = 0.0  # the CRF erased a third of the label
-    label, replaced, k1_value, k2_value = update_label(c, r, eroded, DEFAULT_PHI)
-    assert not replaced and k2_value - k1_value >= DEFAULT_PHI
-    np.testing.assert_array_equal(label, c.astype(np.float32))
+    assert k2(eroded, c) - k1(r, c) >= DEFAULT_PHI and not should_replace(k1(r, c), k2(eroded, c), DEFAULT_PHI)
 
 
-def test_update_loss_value_gradient_target_and_sign() -> None:
-    c = torch.tensor([[1.0, 1.0, 0.0, 0.5]], requires_grad=True)
-    r_f = torch.tensor([[0.9, 0.2, 0.1, 0.5]], requires_grad=True)
-    logits = torch.tensor([[0.5, -1.0, 2.0, 0.0]], requires_grad=True)
-    loss = update_loss(logits, c, r_f)
-    expected = k2(r_f.detach().numpy(), c.detach().numpy()) - k1(torch.sigmoid(logits).detach().numpy(), c.detach().numpy())
+def test_update_loss_value_gradient_and_sign() -> None:
+    """L_upd = K2 - K1 with K2 the worker's constant: value from eqs. 5-6, gradient through K1 only."""
+    c = torch.tensor([[[[1.0, 1.0], [0.0, 0.5]]]])
+    r_f = np.array([[0.9, 0.2], [0.1, 0.5]])
+    logits = torch.tensor([[[[0.5, -1.0], [2.0, 0.0]]]], requires_grad=True)
+    k2_value = k2(r_f, c[0, 0].numpy())
+    loss = label_update_loss([logits], [c], [torch.tensor([0])], [{"label_k2": torch.tensor([k2_value])}], 1e-6)
+    expected = k2_value - k1(torch.sigmoid(logits).detach()[0, 0].numpy(), c[0, 0].numpy())
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     loss.backward()
-    assert c.grad is None and r_f.grad is None  # the CRF's map and the label are constants
-    grad = logits.grad[0]
+    grad = logits.grad[0, 0].flatten()
     assert grad[0] > 0 and grad[1] > 0 and grad[3] > 0  # descent lowers R where C > 0: raises KL(C || R)
     assert grad[2] == 0  # C = 0: no pull
     assert grad[1] > grad[0]  # strongest where the network is least sure of a labelled pixel
 
-    probabilities = torch.sigmoid(logits.detach()).requires_grad_(True)
-    same = update_loss(probabilities, c, r_f, from_logits=False)
-    assert same.item() == pytest.approx(loss.item(), rel=1e-6)
 
-
-def square(shape: tuple[int, int], y0: int, x0: int, size: int, value: float = 1.0) -> np.ndarray:
-    out = np.zeros(shape, np.float32)
-    out[y0:y0 + size, x0:x0 + size] = value
-    return out
-
-
-def test_each_weak_instance_gets_its_best_mask_iou_proposal() -> None:
-    shape = (80, 100)
-    rgb = np.full(shape + (3,), 40, np.uint8)
-    rgb[10:40, 10:40] = (220, 40, 40)  # instance 0
-    rgb[45:75, 60:90] = (40, 40, 220)  # instance 1
-    labels = [square(shape, 8, 8, 34), square(shape, 45, 60, 30), square(shape, 0, 95, 5)]  # the third: no proposal
-    predictions = [
-        square(shape, 45, 62, 28, 0.8),  # overlaps label 1 best
-        square(shape, 0, 0, 60, 0.7),  # big: overlaps label 0, but worse than the next
-        square(shape, 10, 10, 30, 0.7),  # label 0's best
-    ]
-    assert [p for p, _ in match_proposals(labels, predictions)] == [2, 0, None]
-    updates = update_image_labels(labels, predictions, rgb)
-    assert [u.proposal for u in updates] == [2, 0, None]
-    assert updates[0].match_iou == pytest.approx(900 / (34 * 34))
-    for update in updates[:2]:
-        assert update.replaced == (update.k2 - update.k1 < DEFAULT_PHI)
-        assert update.label.shape == shape and update.label.dtype == np.float32
-        assert 0.5 < update.iou_label_refined <= 1.0
-    assert not updates[2].replaced and math.isnan(updates[2].k1)
-    np.testing.assert_array_equal(updates[2].label, labels[2])
-    assert update_image_labels([], predictions, rgb) == []
+def test_each_instance_gets_its_best_mask_iou_proposal() -> None:
+    """Among the proposals matched to an instance, the one whose map overlaps its label most (not the first)."""
+    torch.manual_seed(0)
+    heads = build_cgcnet(backbone="mobilenet_v2", min_size=32, max_size=32, mask_head_channels=8).roi_heads
+    label = torch.zeros(3, 1, 8, 8)
+    label[:, :, 2:6, 2:6] = 1.0  # proposals 0 and 1 are matched to instance 0, proposal 2 to instance 1
+    label[2] = 0.0
+    label[2, :, 0:2, 6:8] = 1.0
+    logits = torch.full((3, 1, 8, 8), -5.0)
+    logits[0, :, 0:6, 0:6] = 5.0  # covers the label, and much more: IoU 16/36
+    logits[1, :, 2:6, 2:5] = 5.0  # most of the label: IoU 12/16
+    logits[2, :, 5:8, 0:3] = 5.0  # misses its label altogether: no map, the label is kept
+    masks = torch.zeros(2, 16, 16)
+    target = {"masks": masks, "image_id": torch.tensor(7), "annotation_ids": torch.tensor([70, 71])}
+    found = heads.best_instance_maps([logits], [label], [torch.tensor([0, 0, 1])], [(16, 16)], [target])
+    assert [(m.annotation_id, m.proposal) for m in found] == [(70, 1)]
+    assert found[0].match_iou == pytest.approx(12 / 16) and found[0].stride == 2

@@ -1,11 +1,13 @@
-"""Dataset formats: salient-region (DUT-OMRON) and salient-instance (ILSO, SOC, COCO JSON).
+"""Dataset formats: salient-instance datasets (ILSO, SOC, COCO JSON) and the label maps they store.
+
+Salient-region datasets such as DUT-OMRON need no reader of their own: `weaklabels build` takes
+their image and mask folders and pairs the files by stem.
 
 Every instance reader returns an `InstanceDataset` of `InstanceImage` records in sorted file
 order, so exporters and evaluators need not know where the data came from.
 """
 
 from cgc.datasets.coco_json import find_coco_json, read_coco_json
-from cgc.datasets.dutomron import SalientRegionRecord, read_dutomron
 from cgc.datasets.formats import INSTANCE_FORMATS, open_instance_dataset
 from cgc.datasets.ilso import read_ilso
 from cgc.datasets.instances import InstanceDataset, InstanceImage
@@ -19,13 +21,11 @@ __all__ = [
     "SOC_SPLITS",
     "InstanceDataset",
     "InstanceImage",
-    "SalientRegionRecord",
     "find_coco_json",
     "instances_to_coco",
     "open_instance_dataset",
     "read_binary_mask",
     "read_coco_json",
-    "read_dutomron",
     "read_ilso",
     "read_instance_label_map",
     "read_soc",

@@ -63,10 +63,10 @@ class CGCRoIHeads(RoIHeads):
 
     - ``collect_instance_maps = True``: after each training forward, ``instance_maps`` holds one
       ``InstanceMap`` per ground-truth instance that has a sampled proposal: the proposal whose
-      map (at 0.5) has the highest mask IoU with the instance's label (at 0.5), as in
-      ``cgc.model.update.match_proposals``, but only among the proposals matched to that
-      instance (ties: the lower index; an instance whose best IoU is 0 gets no map, and its label
-      is kept). Targets must carry ``image_id`` and ``annotation_ids``.
+      map (at 0.5) has the highest mask IoU with the instance's label (at 0.5), among the
+      proposals matched to that instance. Mask IoU, not box IoU: where a small instance stands in
+      front of a big one their boxes overlap heavily, and the update compares maps (ties: the
+      lower index; an instance whose best IoU is 0 gets no map, and its label is kept). Targets must carry ``image_id`` and ``annotation_ids``.
     - ``update_loss_sigma`` set: the losses include ``loss_upd`` = L_upd = K2 - K1 (eq. 9), see
       ``label_update_loss``; targets may carry ``label_k2`` (n,) with NaN where not known yet.
     """
@@ -233,11 +233,18 @@ def label_update_loss(
 
     K1 = mean over every logit cell of every proposal's map of C log(C / (R + sigma) + sigma), with
     R = sigmoid(logits) and C = the proposal's instance label at logit resolution (the same target
-    as ``loss_mask``): ``cgc.model.update.update_loss``'s K1 term, with gradient.
+    as ``loss_mask``): ``cgc.model.update.k1``, with gradient.
     K2 = the same cell-weighted mean of a constant per instance, ``target["label_k2"]``: the
     K2(R_f, C) the CRF worker computed for that instance (NaN or absent: not known yet, counted as
     0). R_f is never needed here: the CRF is not differentiable, so K2 only shifts the value and
     the gradient is -dK1 whatever K2 is.
+
+    What the gradient does: dK1/dR_i = -C_i^2 / ((R_i + sigma)(C_i + sigma (R_i + sigma))) <= 0, so
+    dL/dR_i >= 0 and gradient descent *lowers* R wherever C > 0, i.e. it raises KL(C || R), the
+    opposite of fitting C. Through the sigmoid the push on a logit is about C_i (1 - R_i) per
+    pixel: strongest on labelled pixels the network is not yet sure of, vanishing where it is
+    confident. It counters over-confidence on noisy positives; L_seg pulls the other way. This is
+    the paper's loss as written; weigh it and measure its effect.
     """
     k1_sum = logits[0].new_zeros(()).float() if logits else torch.zeros(())
     k2_sum = torch.zeros((), dtype=torch.float64)

@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cgc.errors import InputError
+from cgc.errors import InputError, RunStopped
 from cgc.fileio import check_output_file, read_json
 from cgc.train.checkpoint import latest_checkpoint, load_checkpoint, remove_unfinished_checkpoints, save_checkpoint
 from cgc.train.config import TrainConfig, check_config, save_config
@@ -35,7 +35,7 @@ from cgc.train.metrics_log import MetricsWriter, SmoothedValues
 from cgc.train.model_factory import model_from_config
 
 
-class TrainingDiverged(InputError):
+class TrainingDiverged(RunStopped):
     """A loss became NaN or infinite; the last good checkpoint is left as it was."""
 
 

@@ -75,8 +75,8 @@ LABELS_DIR = "labels"
 WORKER_NICENESS = 10  # added to a CRF worker's nice value (see crf_worker_setup)
 
 
-class LabelUpdateError(InputError):
-    """A CRF worker failed (or died, or hung): training stops instead of waiting forever."""
+class LabelUpdateError(RuntimeError):
+    """A CRF worker failed (or died, or hung): training stops instead of waiting forever, with the traceback."""
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,11 @@ class CRFPool:
         self.pending = [item for item in self.pending if id(item[1]) not in done]
 
     @staticmethod
-    def _failure(job: UpdateJob, exc: BaseException) -> LabelUpdateError:
+    def _failure(job: UpdateJob, exc: BaseException) -> Exception:
+        """The error to raise for a failed job: the user's own (a picture that cannot be read) stays an
+        InputError, named by its job; anything else is a LabelUpdateError."""
+        if isinstance(exc, InputError):
+            return InputError(f"CRF label update of annotation {job.annotation_id} of image {job.image_id}: {exc}")
         if isinstance(exc, BrokenProcessPool):
             return LabelUpdateError(f"a CRF worker process died while updating labels ({exc}); "
                                     f"last job: annotation {job.annotation_id} of image {job.image_id}")
