@@ -20,7 +20,7 @@ from pathlib import Path
 from experiments import (add_run_arguments, label_rounds_quality, prepare_sample_split, print_label_rounds, print_table,
                          save_results, train_and_score)
 
-from cgc.model.update import DEFAULT_PHI
+from cgc.refine.update_rule import DEFAULT_PHI
 from cgc.train.label_update import LABELS_DIR
 
 # The paper's figures (DUT-OMRON validation): AP, AP^r0.5, AP^r0.7; Table III gives no AP column.

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from cgc.fileio import atomic_write_json
-from cgc.model.crf import CRFParams, WindowSettings, refine_instance
+from cgc.refine.crf import CRFParams, WindowSettings, refine_instance
 from cgc.sample import generate_scene
 from cgc.train.label_update import label_window_core
 

@@ -18,7 +18,7 @@ import argparse
 from experiments import (add_run_arguments, label_change_by_quality, label_rounds_quality, prepare_sample_split,
                          print_label_rounds, print_table, save_results, train_and_score)
 
-from cgc.model.update import DEFAULT_PHI
+from cgc.refine.update_rule import DEFAULT_PHI
 from cgc.train.label_update import round_paths
 
 

@@ -18,6 +18,7 @@ import click
 from cgc.datasets.pictures import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV
 from cgc.errors import InputError, RunStopped
 from cgc.fileio import check_output_file
+from cgc.refine.crf import HARD_MASK_CONFIDENCE, CRFParams
 from cgc.sample import DEFAULT_STYLE, SCENE_STYLES
 from cgc.weaklabels.priors import RULES, PriorSettings
 
@@ -473,10 +474,11 @@ SCORE_THRESHOLD_HELP = ("Keep instances with at least this score [the threshold 
 def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: float | None, device: str,
                     overwrite: bool) -> None:
     """Salient instance masks for new pictures: indexed PNGs, COCO results JSON and overlays (one instance per pixel)."""
+    from cgc.datasets.label_maps import write_instance_label_map
     from cgc.datasets.pictures import write_picture
     from cgc.fileio import atomic_directory, refuse_output_over_inputs
     from cgc.inference import (coco_results, detect_images, instance_map, list_images, load_model, overlay_prediction,
-                               usable_images, write_instance_png)
+                               usable_images)
     from cgc.prediction_folder import PREDICTIONS_KIND, write_prediction_folder
     from cgc.score_threshold import score_threshold_of
 
@@ -492,7 +494,7 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
         (folder / "overlays").mkdir()
         for image_id, (path, rgb, detections) in enumerate(detect_images(loaded.model, loaded.device, paths), start=1):
             kept = detections.instances(score_threshold)
-            write_instance_png(folder / "masks" / f"{path.stem}.png", instance_map(kept, rgb.shape[:2]))
+            write_instance_label_map(folder / "masks" / f"{path.stem}.png", instance_map(kept, rgb.shape[:2]))
             write_picture(folder / "overlays" / f"{path.stem}.jpg", overlay_prediction(rgb, kept))
             results += coco_results(image_id, kept)
             files.append({"id": image_id, "file_name": path.name, "height": rgb.shape[0], "width": rgb.shape[1]})
@@ -592,16 +594,17 @@ def crf() -> None:
 def crf_params_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The CRF's energy parameters as options; defaults are the paper's final values."""
     options = [
-        click.option("--w1", type=click.FloatRange(min=0), default=4.0, show_default=True, help="Appearance kernel weight."),
-        click.option("--w2", type=click.FloatRange(min=0), default=3.0, show_default=True, help="Smoothness kernel weight."),
-        click.option("--theta-alpha", type=click.FloatRange(min=0, min_open=True), default=70.0, show_default=True,
+        click.option("--w1", type=click.FloatRange(min=0), default=CRFParams.w1, show_default=True, help="Appearance kernel weight."),
+        click.option("--w2", type=click.FloatRange(min=0), default=CRFParams.w2, show_default=True, help="Smoothness kernel weight."),
+        click.option("--theta-alpha", type=click.FloatRange(min=0, min_open=True), default=CRFParams.theta_alpha, show_default=True,
                      help="Appearance kernel: position scale (pixels)."),
-        click.option("--theta-beta", type=click.FloatRange(min=0, min_open=True), default=13.0, show_default=True,
+        click.option("--theta-beta", type=click.FloatRange(min=0, min_open=True), default=CRFParams.theta_beta, show_default=True,
                      help="Appearance kernel: colour scale (0-255 units)."),
-        click.option("--theta-gamma", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+        click.option("--theta-gamma", type=click.FloatRange(min=0, min_open=True), default=CRFParams.theta_gamma, show_default=True,
                      help="Smoothness kernel: position scale (pixels)."),
-        click.option("--iterations", type=click.IntRange(min=1), default=10, show_default=True, help="Mean-field iterations."),
-        click.option("--confidence", type=click.FloatRange(0.5, 1.0, min_open=True, max_open=True), default=0.7,
+        click.option("--iterations", type=click.IntRange(min=1), default=CRFParams.iterations, show_default=True,
+                     help="Mean-field iterations."),
+        click.option("--confidence", type=click.FloatRange(0.5, 1.0, min_open=True, max_open=True), default=HARD_MASK_CONFIDENCE,
                      show_default=True, help="Probability given to a hard predicted mask's inside (1 - it outside) "
                                              "before the CRF; higher moves edges less."),
     ]
@@ -630,9 +633,8 @@ def crf_refine(predictions_dir: Path, images_dir: Path, out_dir: Path, w1: float
                theta_beta: float, theta_gamma: float, iterations: int, confidence: float, params_path: Path | None,
                whole_image: bool, workers: int | None, overwrite: bool) -> None:
     """Refine every predicted instance mask with the dense CRF against its picture."""
-    from cgc.crf_tune import refine_prediction_folder
+    from cgc.refine.tune import refine_prediction_folder
     from cgc.fileio import read_json
-    from cgc.model.crf import CRFParams
 
     params = CRFParams(w1=w1, w2=w2, theta_alpha=theta_alpha, theta_beta=theta_beta, theta_gamma=theta_gamma,
                        iterations=iterations)
@@ -666,12 +668,12 @@ def crf_refine(predictions_dir: Path, images_dir: Path, out_dir: Path, w1: float
 @click.option("--w1-range", default="1:1:10", show_default=True, help="start:step:stop (stop inclusive).")
 @click.option("--theta-alpha-range", default="50:5:100", show_default=True, help="start:step:stop.")
 @click.option("--theta-beta-range", default="5:1:15", show_default=True, help="start:step:stop.")
-@click.option("--w2", type=click.FloatRange(min=0), default=3.0, show_default=True, help="Fixed smoothness weight.")
-@click.option("--theta-gamma", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+@click.option("--w2", type=click.FloatRange(min=0), default=CRFParams.w2, show_default=True, help="Fixed smoothness weight.")
+@click.option("--theta-gamma", type=click.FloatRange(min=0, min_open=True), default=CRFParams.theta_gamma, show_default=True,
               help="Fixed smoothness scale.")
 @click.option("--coarse-stride", type=click.IntRange(min=1), default=2, show_default=True,
               help="Coarse pass: every Nth value of each range; the fine pass then scores the full grid around the best.")
-@click.option("--confidence", type=click.FloatRange(0.5, 1.0, min_open=True, max_open=True), default=0.7,
+@click.option("--confidence", type=click.FloatRange(0.5, 1.0, min_open=True, max_open=True), default=HARD_MASK_CONFIDENCE,
               show_default=True, help="Probability given to a hard predicted mask's inside before the CRF.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: every core].")
 @reports_input_errors
@@ -681,9 +683,8 @@ def crf_tune_command(predictions_dir: Path, gt_path: Path, images_dir: Path, out
     """The paper's coarse-to-fine grid search of the CRF parameters on validation predictions."""
     from dataclasses import asdict
 
-    from cgc.crf_tune import parse_range, tune_crf
+    from cgc.refine.tune import parse_range, tune_crf
     from cgc.fileio import atomic_write_json
-    from cgc.model.crf import CRFParams
 
     check_output_file(out)
     ranges = {}

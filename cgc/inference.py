@@ -10,7 +10,6 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from cgc.coco import SALIENT_CATEGORY_ID, encode_mask, mask_bbox_xywh
@@ -18,7 +17,6 @@ from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem
 from cgc.datasets.pictures import check_picture, read_rgb
 from cgc.errors import InputError
 from cgc.model.cgcnet import CGCNet
-from cgc.sample import instance_palette
 from cgc.train.checkpoint import latest_checkpoint, load_checkpoint
 from cgc.train.config import TrainConfig
 from cgc.train.distributed import pick_device
@@ -162,12 +160,6 @@ def instance_map(prediction: Prediction, shape: tuple[int, int]) -> np.ndarray:
     for number, mask in enumerate(prediction.masks, start=1):
         labels[mask] = number
     return labels
-
-
-def write_instance_png(path: Path, labels: np.ndarray) -> None:
-    image = Image.fromarray(labels, mode="P")
-    image.putpalette(instance_palette())
-    image.save(path)
 
 
 def overlay_prediction(rgb: np.ndarray, prediction: Prediction) -> np.ndarray:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+from multiprocessing.context import BaseContext
 from typing import Any, TypeVar
 
 from tqdm import tqdm
@@ -16,7 +18,16 @@ from tqdm import tqdm
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-PRELOADED_MODULES = ["numpy", "cv2", "scipy.sparse.csgraph", "pycocotools.mask", "cgc.weaklabels.builder", "cgc.sample"]
+COMMON_MODULES = ("numpy", "cv2", "pycocotools.mask")  # loaded once in the fork server, not in every worker
+
+
+def worker_context(function: Callable[..., Any]) -> BaseContext:
+    """The fork-server context for workers that run `function`: the server preloads the common libraries and
+    the module that defines `function` (for a functools.partial, its function's), so workers start warm."""
+    target = function.func if isinstance(function, partial) else function
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([*COMMON_MODULES, target.__module__])
+    return context
 
 
 def quiet_worker() -> None:
@@ -41,8 +52,7 @@ def map_in_processes(
     )
     if workers <= 1 or len(items) < 2:
         return [function(item) for item in bar(items)]
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOADED_MODULES)
+    context = worker_context(function)
     chunksize = max(1, min(16, len(items) // (4 * workers)))
     with context.Pool(min(workers, len(items)), initializer=quiet_worker) as pool:
         return list(bar(pool.imap(function, items, chunksize=chunksize)))

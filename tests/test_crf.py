@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from helpers import iou
 
-from cgc.model.crf import CRFParams, WindowSettings, crf_window, refine_instance, soft_from_binary
+from cgc.refine.crf import CRFParams, WindowSettings, crf_window, refine_instance, soft_from_binary
 from cgc.sample import generate_scene
 
 H, W = 120, 160

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-import cgc.model.crf as crf_module
+import cgc.refine.crf as crf_module
 from cgc.coco import decode_mask, encode_mask
 from cgc.errors import InputError
 from cgc.model import build_cgcnet
 from cgc.model.roi_heads import InstanceMap, label_update_loss
-from cgc.model.update import k1 as k1_numpy
-from cgc.model.update import should_replace
+from cgc.refine.update_rule import k1 as k1_numpy
+from cgc.refine.update_rule import should_replace
 from cgc.train.checkpoint import load_checkpoint
 from cgc.train.config import resolve_config
 from cgc.train.data import batch_requests, last_slots

@@ -13,7 +13,7 @@ import torch
 
 from cgc.model import build_cgcnet
 from cgc.model.roi_heads import label_update_loss
-from cgc.model.update import DEFAULT_PHI, k1, k2, kl_to_label, should_replace
+from cgc.refine.update_rule import DEFAULT_PHI, k1, k2, kl_to_label, should_replace
 
 C = np.array([1.0, 0.0, 1.0, 0.5])
 R = np.array([0.5, 0.2, 1.0, 0.5])

@@ -1,4 +1,4 @@
-"""Reading mask PNGs: binary salient-region masks and instance label maps.
+"""Reading mask PNGs (binary salient-region masks and instance label maps), and writing label maps.
 
 Binary masks (DUT-OMRON, SOC `gt/`, saliency predictions) come as 0/255, 0/1, 16-bit or even
 RGB(A) files; `read_binary_mask` accepts all of them because the weak-label builder reads
@@ -13,6 +13,9 @@ Instance label maps come in two flavours:
   instance, ordered by where the colour first appears in raster order, so that the result is
   the same on every run. In RGBA maps, fully transparent pixels count as background. White is
   an ordinary instance colour here (there is no ignore colour).
+
+cgc writes label maps indexed, ILSO style, with one palette (`write_instance_label_map`): the
+sample data's true instances and `cgc predict`'s masks look alike in any viewer.
 """
 
 from __future__ import annotations
@@ -129,3 +132,18 @@ def read_instance_label_map(path: str | Path) -> tuple[list[np.ndarray], tuple[i
     else:
         raise InputError(f"unsupported instance map mode {mode!r} (expected palette, grayscale or RGB)", path)
     return masks, (int(height), int(width))
+
+
+def instance_palette() -> list[int]:
+    """A 256-colour PNG palette: black background, distinct colours for instances 1..255."""
+    rng = np.random.default_rng(12345)
+    colours = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180)]
+    colours += [tuple(int(c) for c in rng.integers(40, 256, 3)) for _ in range(256 - len(colours))]
+    return [channel for colour in colours for channel in colour]
+
+
+def write_instance_label_map(path: str | Path, labels: np.ndarray) -> None:
+    """An indexed PNG of `labels` (uint8: 0 background, 1..K instances) with the instance palette."""
+    image = Image.fromarray(np.asarray(labels, np.uint8), mode="P")
+    image.putpalette(instance_palette())
+    image.save(path)

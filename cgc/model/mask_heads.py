@@ -252,7 +252,7 @@ class WholeImageMaskHead(MaskHead):
         return logits
 
     @staticmethod
-    def _output_stride(image_size: tuple[int, int], logits: Tensor) -> int:
+    def output_stride(image_size: tuple[int, int], logits: Tensor) -> int:
         """Image pixels per logit cell: the smallest power of two whose cells cover the image.
 
         (Logits span 2 * ceil(h / stride) cells, so a ratio rounded to a power of two would be
@@ -276,7 +276,7 @@ class WholeImageMaskHead(MaskHead):
             if image_logits.shape[0] == 0:
                 continue
             h, w = masks.shape[-2:]
-            s = self._output_stride((h, w), image_logits)
+            s = self.output_stride((h, w), image_logits)
             lh, lw = image_logits.shape[-2:]
             padded = F.pad(masks[:, None].to(image_logits.dtype), (0, lw * s - w, 0, lh * s - h))
             targets = F.avg_pool2d(padded, s) if s > 1 else padded
@@ -298,7 +298,7 @@ class WholeImageMaskHead(MaskHead):
         h, w = image_size
         if logits.shape[0] == 0:
             return logits.new_zeros((0, 1, *original_size))
-        s = self._output_stride(image_size, logits)
+        s = self.output_stride(image_size, logits)
         masks = []
         for chunk in logits.split(self.chunk_size):
             probs = F.interpolate(chunk.sigmoid(), scale_factor=s, mode="bilinear", align_corners=False)[..., :h, :w]

@@ -43,7 +43,7 @@ class InstanceMap:
 def labels_at_logit_resolution(logits: Tensor, masks: Tensor) -> Tensor:
     """(n, 1, h, w): each whole-image mask as the fraction of salient pixels per logit cell (eq. 8's target)."""
     height, width = masks.shape[-2:]
-    stride = WholeImageMaskHead._output_stride((height, width), logits)
+    stride = WholeImageMaskHead.output_stride((height, width), logits)
     cells_h, cells_w = logits.shape[-2:]
     padded = F.pad(masks[:, None].to(logits.dtype), (0, cells_w * stride - width, 0, cells_h * stride - height))
     return F.avg_pool2d(padded, stride) if stride > 1 else padded
@@ -161,7 +161,7 @@ class CGCRoIHeads(RoIHeads):
             inter = (predicted & labelled).sum(1).double()
             union = (predicted | labelled).sum(1).double()
             ious = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(union)).cpu()
-            stride = WholeImageMaskHead._output_stride(target["masks"].shape[-2:], image_logits)
+            stride = WholeImageMaskHead.output_stride(target["masks"].shape[-2:], image_logits)
             instance_of = image_matches.cpu()
             for instance in sorted(set(instance_of.tolist())):
                 candidates = torch.where(instance_of == instance)[0]
@@ -233,7 +233,7 @@ def label_update_loss(
 
     K1 = mean over every logit cell of every proposal's map of C log(C / (R + sigma) + sigma), with
     R = sigmoid(logits) and C = the proposal's instance label at logit resolution (the same target
-    as ``loss_mask``): ``cgc.model.update.k1``, with gradient.
+    as ``loss_mask``): ``cgc.refine.update_rule.k1``, with gradient.
     K2 = the same cell-weighted mean of a constant per instance, ``target["label_k2"]``: the
     K2(R_f, C) the CRF worker computed for that instance (NaN or absent: not known yet, counted as
     0). R_f is never needed here: the CRF is not differentiable, so K2 only shifts the value and

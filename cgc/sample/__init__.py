@@ -17,8 +17,8 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from cgc.datasets.label_maps import write_instance_label_map
 from cgc.datasets.pictures import write_picture
 from cgc.fileio import atomic_directory, atomic_write_json
 from cgc.parallel import map_in_processes
@@ -29,25 +29,14 @@ from cgc.sample.scenes import Scene, generate_scene
 SCENE_STYLES = {"flat": generate_scene, "photo": generate_photo_scene}
 DEFAULT_STYLE = "photo"  # the flat scenes are too easy to tell one weak-label rule from another
 
-__all__ = ["AnnotatorHabits", "DEFAULT_STYLE", "SCENE_STYLES", "Scene", "generate_scene", "write_sample_dataset",
-           "instance_palette"]
-
-
-def instance_palette() -> list[int]:
-    """A 256-colour PNG palette: black background, distinct colours for instances 1..255."""
-    rng = np.random.default_rng(12345)
-    colours = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180)]
-    colours += [tuple(int(c) for c in rng.integers(40, 256, 3)) for _ in range(256 - len(colours))]
-    return [channel for colour in colours for channel in colour]
+__all__ = ["AnnotatorHabits", "DEFAULT_STYLE", "SCENE_STYLES", "Scene", "generate_scene", "write_sample_dataset"]
 
 
 def write_instance_map(path: Path, instances: list[np.ndarray]) -> None:
     labels = np.zeros(instances[0].shape, np.uint8)
     for index, mask in enumerate(instances, start=1):
         labels[mask] = index
-    image = Image.fromarray(labels, mode="P")
-    image.putpalette(instance_palette())
-    image.save(path)
+    write_instance_label_map(path, labels)
 
 
 def write_one_sample(index: int, seed: int, directory: Path, height: int, width: int, habits: AnnotatorHabits,

@@ -56,7 +56,7 @@ class TrainConfig:
     update_every: int = 0  # iterations per label round: RUN/labels/round_XXX.json every update_every iterations
     update_start: int | None = None  # first iteration whose predictions may update labels (and L_upd is on); None: iterations // 4 (resolve_config fixes it)
     update_phi: float = 0.05  # Table III: keep C when K2 - K1 >= phi
-    update_sigma: float = 1e-6  # the "regularization constant" in K1 / K2 (cgc.model.update.DEFAULT_SIGMA)
+    update_sigma: float = 1e-6  # the "regularization constant" in K1 / K2 (cgc.refine.update_rule.DEFAULT_SIGMA)
     update_weight: float = 1.0  # lambda in L = L_bb + L_seg + lambda * L_upd; 0 keeps the rounds, drops L_upd
     crf_workers: int = 1  # CRF worker processes (0: run the CRF in the training process, blocking it)
 

@@ -42,7 +42,6 @@ gradient is -update_weight * dK1 either way: R_f is a constant.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import time
@@ -59,9 +58,9 @@ from cgc.coco import decode_mask, encode_mask, mask_bbox_xyxy
 from cgc.datasets.pictures import read_rgb
 from cgc.errors import InputError
 from cgc.fileio import atomic_write_json, read_json
-from cgc.model.crf import CRFParams, refine_instance
-from cgc.model.update import k1, k2, should_replace
-from cgc.parallel import PRELOADED_MODULES, quiet_worker
+from cgc.refine.crf import CRFParams, refine_instance
+from cgc.refine.update_rule import k1, k2, should_replace
+from cgc.parallel import quiet_worker, worker_context
 
 if TYPE_CHECKING:
     from cgc.model.roi_heads import CGCRoIHeads
@@ -195,8 +194,7 @@ class CRFPool:
         self.finished: list[UpdateDecision] = []
         self.executor: ProcessPoolExecutor | None = None
         if workers > 0:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(PRELOADED_MODULES)
+            context = worker_context(decide_instance)
             self.executor = ProcessPoolExecutor(workers, mp_context=context, initializer=crf_worker_setup)
 
     def submit(self, job: UpdateJob) -> None:

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 
+HARD_MASK_CONFIDENCE = 0.7  # the soft map a thresholded mask becomes before the CRF (see soft_from_binary)
+
+
 @dataclass(frozen=True)
 class CRFParams:
     """The CRF's settings; defaults are the paper's final values (w1, w2, theta_a, theta_b, theta_g) = (4, 3, 70, 13, 1).
@@ -114,7 +117,7 @@ def refine_instance(prob: np.ndarray, rgb: np.ndarray, params: CRFParams = CRFPa
     return refined
 
 
-def soft_from_binary(mask: np.ndarray, confidence: float = 0.8) -> np.ndarray:
+def soft_from_binary(mask: np.ndarray, confidence: float = HARD_MASK_CONFIDENCE) -> np.ndarray:
     """A hard mask as a soft map (`confidence` inside, 1 - `confidence` outside), so the CRF may move its edge.
 
     Predictions on disk are thresholded masks; fed as 0/1 the clipped unary would outweigh any

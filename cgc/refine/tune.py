@@ -26,7 +26,7 @@ from cgc.coco import decode_mask, encode_mask, mask_bbox_xywh, mask_bbox_xyxy
 from cgc.datasets.pictures import read_rgb
 from cgc.errors import InputError
 from cgc.fileio import atomic_directory, atomic_write_json, refuse_output_over_inputs
-from cgc.model.crf import CRFParams, refine_instance, soft_from_binary
+from cgc.refine.crf import CRFParams, refine_instance, soft_from_binary
 from cgc.parallel import map_in_processes
 from cgc.prediction_folder import PREDICTIONS_KIND, read_prediction_folder, write_prediction_folder
 
