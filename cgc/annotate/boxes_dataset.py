@@ -16,7 +16,7 @@ from typing import Any
 
 from cgc.annotate.consensus import DEFAULT_MATCH_IOU, Reduce, build_consensus_boxes
 from cgc.annotate.geometry import Box
-from cgc.annotate.labelstudio_export import (
+from cgc.annotate.import_parser import (
     DEFAULT_IMAGE_KEY,
     DEFAULT_LABELS,
     ImageAnnotations,

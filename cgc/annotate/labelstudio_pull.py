@@ -22,7 +22,7 @@ from cgc.annotate.boxes_dataset import (
     write_import_outputs,
 )
 from cgc.annotate.labelstudio_client import LabelStudioConnection
-from cgc.annotate.labelstudio_export import Note, ParsedExport, parse_labelstudio_tasks
+from cgc.annotate.import_parser import Note, ParsedExport, parse_labelstudio_tasks
 from cgc.annotate.labelstudio_setup import get_project, iter_project_tasks
 
 SOURCE_FORMAT = "labelstudio-api"

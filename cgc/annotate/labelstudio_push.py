@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from cgc.annotate.labelstudio_client import LabelStudioConnection, LabelStudioError
-from cgc.annotate.labelstudio_export import labelstudio_image_file_name
+from cgc.annotate.import_parser import labelstudio_image_file_name
 from cgc.annotate.labelstudio_setup import get_project, iter_project_tasks, stored_file_name, task_image_ref
 from cgc.errors import InputError
 from cgc.fileio import read_json

@@ -21,7 +21,7 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from cgc.annotate.labelstudio_client import LabelStudioConnection, LabelStudioError, as_plain
-from cgc.annotate.labelstudio_export import labelstudio_image_file_name
+from cgc.annotate.import_parser import labelstudio_image_file_name
 from cgc.errors import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")

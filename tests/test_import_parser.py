@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cgc.annotate.geometry import Box
-from cgc.annotate.labelstudio_export import (
+from cgc.annotate.import_parser import (
     annotator_id,
     image_size_reader,
     labelstudio_image_file_name,

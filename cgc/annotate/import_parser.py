@@ -1,4 +1,5 @@
-"""Label Studio exports -> per-image, per-annotator pixel boxes, plus notes on what was ignored.
+"""The parser behind `cgc annotate import`: Label Studio exports and tasks -> per-image,
+per-annotator pixel boxes, plus notes on what was ignored.
 
 Label Studio's own COCO export turns one task with five annotators into five images and
 forgets who drew what, which is exactly what the consensus step needs. So we read its JSON
