@@ -2,8 +2,9 @@
 
 Each image is handled on its own (in a pool of worker processes): read and check its picture
 and mask (or, without masks, estimate the salient region from the boxes: `box_salience.py`),
-turn its boxes into instance masks under the priors (`priors.py`), and encode them as RLE. The parent gathers the results in image order, so the output does not depend on the
-number of workers, and writes every file atomically once all images are done.
+turn its boxes into instance masks under the priors (`priors.py`), and encode them as RLE. The
+parent gathers the results in image order, so the output does not depend on the number of
+workers, and writes every file atomically once all images are done.
 """
 
 from __future__ import annotations
