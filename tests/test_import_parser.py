@@ -120,16 +120,14 @@ def test_empty_result_counts_as_annotator_with_no_box():
     assert parsed.counts["empty_annotations"] == 1
 
 
+def polygon_result() -> dict:
+    """A polygon region: not a box, so the parser reports it and skips it."""
+    return {"id": "p1", "from_name": "poly", "to_name": "image", "type": "polygonlabels", "original_width": W,
+            "original_height": H, "value": {"points": [[1, 1], [5, 1], [5, 5]], "polygonlabels": ["salient"]}}
+
+
 def test_non_rectangle_and_unknown_label_results_are_reported_and_ignored():
-    polygon = {
-        "id": "p1",
-        "from_name": "poly",
-        "to_name": "image",
-        "type": "polygonlabels",
-        "original_width": W,
-        "original_height": H,
-        "value": {"points": [[1, 1], [5, 1], [5, 5]], "polygonlabels": ["salient"]},
-    }
+    polygon = polygon_result()
     results = [rect(10, 10, 10, 10), polygon, rect(50, 50, 10, 10, label="person", rid="r2")]
     parsed = parse_labelstudio_tasks([task(1, [annotation(3, results)])])
     assert len(only_image(parsed).boxes_by_annotator["3"]) == 1
@@ -302,15 +300,7 @@ def test_single_task_object_is_accepted(tmp_path):
 
 def full_export():
     """Two tasks, three annotators, every region type the flat formats can carry."""
-    polygon = {
-        "id": "p1",
-        "from_name": "poly",
-        "to_name": "image",
-        "type": "polygonlabels",
-        "original_width": W,
-        "original_height": H,
-        "value": {"points": [[1, 1], [5, 1], [5, 5]], "polygonlabels": ["salient"]},
-    }
+    polygon = polygon_result()
     return [
         task(
             1,
