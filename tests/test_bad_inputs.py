@@ -433,3 +433,21 @@ def test_a_full_or_read_only_output_ends_in_one_line(command: str, problem: int,
     result = CliRunner().invoke(cgc, args)
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 1 and len(lines) == 1 and "cannot write or read here" in lines[0], result.output
+
+
+def test_a_watched_for_stop_is_one_line_and_a_crash_keeps_its_traceback() -> None:
+    import click
+
+    from cgc.cli import reports_input_errors
+    from cgc.errors import RunStopped
+
+    @click.command()
+    @click.option("--crash", is_flag=True)
+    @reports_input_errors
+    def run(crash: bool) -> None:
+        raise RuntimeError("a worker died") if crash else RunStopped("loss is not finite at iteration 2")
+
+    stopped = CliRunner().invoke(run, [])
+    assert stopped.exit_code == 1 and stopped.output == "Error: loss is not finite at iteration 2\n"
+    crashed = CliRunner().invoke(run, ["--crash"])
+    assert isinstance(crashed.exception, RuntimeError) and crashed.output == ""
