@@ -26,8 +26,8 @@ from dataclasses import replace
 import maxflow
 import numpy as np
 
-from cgc.weaklabels.priors import (PriorSettings, SharedPixels, colour_steps, geodesic_distances, largest_component,
-                                   nearest_box, seed_instances, seed_owner)
+from cgc.weaklabels.priors import (PriorSettings, SharedPixels, colour_steps, geodesic_distances, owned_masks,
+                                   shared_pixel_owner)
 
 BINS = 16  # per colour channel
 GAMMA = 50.0  # GrabCut's smoothness weight
@@ -162,16 +162,11 @@ def resolve_by_appearance(salient: np.ndarray, boxes: np.ndarray, image: np.ndar
 def resolve_in_view(salient: np.ndarray, boxes: np.ndarray, image: np.ndarray | None,
                     settings: PriorSettings) -> list[np.ndarray]:
     height, width = salient.shape
-    shared = seed_instances(salient, boxes, settings)
-    start = seed_owner(shared)
-    if shared.undecided.any():
-        start = nearest_box(shared, geodesic_distances(shared, colour_steps(image, height, width), settings.edge_weight))
-    if image is None:  # nothing to learn colours from: the geometry alone
-        return [largest_component(start == index) for index in range(len(boxes))]
-    picture = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+    shared, start = shared_pixel_owner(salient, boxes, image, settings)
     cut = replace(shared, undecided=(start >= 0) & ~shared.own)
-    if not cut.undecided.any():
-        return [largest_component(start == index) for index in range(len(boxes))]
+    if image is None or not cut.undecided.any():  # no colours to learn, or nothing left to cut: the geometry alone
+        return owned_masks(start, len(boxes))
+    picture = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
     fixed = np.where(shared.own, start, -1)
     # the prior is geometry alone (path length in pixels); the image's edges enter through the smoothness term
     lengths = geodesic_distances(cut, colour_steps(None, height, width), 0.0)
@@ -184,4 +179,4 @@ def resolve_in_view(salient: np.ndarray, boxes: np.ndarray, image: np.ndarray | 
             costs[box] -= np.bincount(node[label == box], weight[label == box], minlength=nodes)
     owner = start.copy()
     owner[cut.undecided] = expand(costs, start[cut.undecided], p, q, w)
-    return [largest_component(owner == index) for index in range(len(boxes))]
+    return owned_masks(owner, len(boxes))

@@ -126,11 +126,12 @@ def label_one_image(
                 result.notes.append(f"box {box_id} clipped to the image")
             usable.append(label)
         result.instances.append(label)
+    boxes = np.array([label.box for label in usable])
     if salient is None:
-        salient, empty = salient_from_boxes(picture, np.array([label.box for label in usable]))
+        salient, empty = salient_from_boxes(picture, boxes)
         result.notes += [f"box {usable[index].box_id}: GrabCut kept nothing, the ellipse inscribed in the box stands in"
                          for index in empty]
-    masks = instance_masks_from_boxes(salient, np.array([label.box for label in usable]), picture, settings) if usable else []
+    masks = instance_masks_from_boxes(salient, boxes, picture, settings) if usable else []
     for label, mask in zip(usable, masks):
         area = int(mask.sum())
         if area == 0:

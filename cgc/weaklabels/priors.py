@@ -190,15 +190,25 @@ def nearest_box(shared: SharedPixels, distances: np.ndarray) -> np.ndarray:
     return owner
 
 
+def shared_pixel_owner(salient: np.ndarray, boxes: np.ndarray, image: np.ndarray | None,
+                       settings: PriorSettings) -> tuple[SharedPixels, np.ndarray]:
+    """Steps 1-3: the seeds, and the owner map in which every salient pixel inside some box has one box."""
+    shared = seed_instances(salient, boxes, settings)
+    if not shared.undecided.any():
+        return shared, seed_owner(shared)
+    steps = colour_steps(image, *salient.shape)
+    return shared, nearest_box(shared, geodesic_distances(shared, steps, settings.edge_weight))
+
+
+def owned_masks(owner: np.ndarray, boxes: int) -> list[np.ndarray]:
+    """Step 4: each box's mask, the largest connected area of the pixels the owner map gives it."""
+    return [largest_component(owner == index) for index in range(boxes)]
+
+
 def resolve_shared_pixels(salient: np.ndarray, boxes: np.ndarray, image: np.ndarray | None, settings: PriorSettings) -> list[np.ndarray]:
     """Give every salient pixel inside some box to exactly one box (see the module docstring)."""
-    height, width = salient.shape
-    shared = seed_instances(salient, boxes, settings)
-    owner = seed_owner(shared)
-    if shared.undecided.any():
-        distances = geodesic_distances(shared, colour_steps(image, height, width), settings.edge_weight)
-        owner = nearest_box(shared, distances)
-    return [largest_component(owner == index) for index in range(len(boxes))]
+    _shared, owner = shared_pixel_owner(salient, boxes, image, settings)
+    return owned_masks(owner, len(boxes))
 
 
 def instance_masks_from_boxes(salient: np.ndarray, boxes: np.ndarray, image: np.ndarray | None = None, settings: PriorSettings = PriorSettings()) -> list[np.ndarray]:
