@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 
-HARD_MASK_CONFIDENCE = 0.7  # the soft map a thresholded mask becomes before the CRF (see soft_from_binary)
+# The soft map a thresholded mask becomes before the CRF (soft_from_binary): the best of 0.6 / 0.7 / 0.8 / 0.9 / 0.95
+# on perturbed masks of the sample scenes.
+HARD_MASK_CONFIDENCE = 0.7
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,10 @@ from cgc.coco import decode_mask, encode_mask, mask_bbox_xywh, mask_bbox_xyxy
 from cgc.datasets.pictures import read_rgb
 from cgc.errors import InputError
 from cgc.fileio import atomic_directory, atomic_write_json, refuse_output_over_inputs
-from cgc.refine.crf import CRFParams, refine_instance, soft_from_binary
+from cgc.refine.crf import HARD_MASK_CONFIDENCE, CRFParams, refine_instance, soft_from_binary
 from cgc.parallel import map_in_processes
 from cgc.prediction_folder import PREDICTIONS_KIND, read_prediction_folder, write_prediction_folder
 
-DEFAULT_CONFIDENCE = 0.7  # best of 0.6 / 0.7 / 0.8 / 0.9 / 0.95 on perturbed masks of the sample scenes
 PAPER_W1 = (1.0, 1.0, 10.0)  # start, step, stop (inclusive), the paper's [1:1:10]
 PAPER_THETA_ALPHA = (50.0, 5.0, 100.0)
 PAPER_THETA_BETA = (5.0, 1.0, 15.0)
@@ -68,7 +67,7 @@ def read_picture(path: str | Path, height: int, width: int) -> np.ndarray:
     return picture
 
 
-def refine_mask(mask: np.ndarray, rgb: np.ndarray, params: CRFParams, confidence: float = DEFAULT_CONFIDENCE,
+def refine_mask(mask: np.ndarray, rgb: np.ndarray, params: CRFParams, confidence: float = HARD_MASK_CONFIDENCE,
                 windowed: bool = True) -> np.ndarray:
     """A hard predicted mask refined by the CRF (as a `confidence` soft map, windowed on its box), thresholded at 0.5."""
     if not mask.any():
@@ -102,7 +101,7 @@ class RefineSummary:
 
 
 def refine_prediction_folder(predictions_dir: str | Path, images_dir: str | Path, out_dir: str | Path,
-                             params: CRFParams = CRFParams(), confidence: float = DEFAULT_CONFIDENCE,
+                             params: CRFParams = CRFParams(), confidence: float = HARD_MASK_CONFIDENCE,
                              windowed: bool = True, workers: int = 1, progress: bool = True,
                              overwrite: bool = False) -> RefineSummary:
     """Write the prediction folder OUT (replaced as a whole, plus crf.json): every predicted mask refined by the
@@ -225,7 +224,7 @@ def tuning_jobs(predictions_dir: str | Path, gt_path: str | Path, images_dir: st
 def tune_crf(predictions_dir: str | Path, gt_path: str | Path, images_dir: str | Path, subset: int = 100,
              w1: tuple[float, float, float] = PAPER_W1, theta_alpha: tuple[float, float, float] = PAPER_THETA_ALPHA,
              theta_beta: tuple[float, float, float] = PAPER_THETA_BETA, base: CRFParams = CRFParams(),
-             coarse_stride: int = 2, confidence: float = DEFAULT_CONFIDENCE, workers: int = 1,
+             coarse_stride: int = 2, confidence: float = HARD_MASK_CONFIDENCE, workers: int = 1,
              progress: bool = True) -> TuneResult:
     """The paper's coarse-to-fine grid search for (w1, theta_alpha, theta_beta), w2/theta_gamma/iterations from `base`.
 
