@@ -60,9 +60,9 @@ def main() -> None:
     truth_rles = instance_rles_by_file(truth, "ground-truth file")  # read once for every rule and kind
 
     rows = []
-    runs = [(rule, ["--masks", str(sample / "masks")]) for rule in RULES] + [(f"{PriorSettings.rule}, boxes only", [])]
-    for run_name, masks in runs:
-        rule = run_name.split(",")[0]
+    runs = [(rule, rule, ["--masks", str(sample / "masks")]) for rule in RULES]
+    runs.append((f"{PriorSettings.rule}, boxes only", PriorSettings.rule, []))
+    for run_name, rule, masks in runs:
         out = args.data / f"weaklabels-{tag}-{run_name.replace(', ', '-').replace(' ', '-')}"
         seconds = run(CGC + ["weaklabels", "build", "--images", str(sample / "imgs"), *masks, "--boxes", str(boxes),
                              "--out", str(out), "--rule", rule, "--workers", str(args.workers), "--overwrite"])
