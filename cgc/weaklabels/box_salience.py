@@ -58,9 +58,8 @@ def grabcut_box(image: np.ndarray, box: np.ndarray) -> np.ndarray:
         crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
     cv2.setRNGSeed(RNG_SEED)
     cv2.grabCut(crop, labels, None, np.zeros((1, 65)), np.zeros((1, 65)), ITERATIONS, cv2.GC_INIT_WITH_MASK)
-    cut = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
-    foreground[cy0:cy1, cx0:cx1] = cut
-    foreground[:, :x0], foreground[:, x1:], foreground[:y0], foreground[y1:] = False, False, False, False
+    inside = labels[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
+    foreground[y0:y1, x0:x1] = (inside == cv2.GC_FGD) | (inside == cv2.GC_PR_FGD)
     return foreground
 
 
