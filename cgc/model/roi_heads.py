@@ -66,7 +66,8 @@ class CGCRoIHeads(RoIHeads):
       map (at 0.5) has the highest mask IoU with the instance's label (at 0.5), among the
       proposals matched to that instance. Mask IoU, not box IoU: where a small instance stands in
       front of a big one their boxes overlap heavily, and the update compares maps (ties: the
-      lower index; an instance whose best IoU is 0 gets no map, and its label is kept). Targets must carry ``image_id`` and ``annotation_ids``.
+      lower index; an instance whose best IoU is 0 gets no map, and its label is kept). Targets
+      must carry ``image_id`` and ``annotation_ids``.
     - ``update_loss_sigma`` set: the losses include ``loss_upd`` = L_upd = K2 - K1 (eq. 9), see
       ``label_update_loss``; targets may carry ``label_k2`` (n,) with NaN where not known yet.
     """
