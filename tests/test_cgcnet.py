@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from cgc.errors import InputError
 from cgc.model import CGCNet, CGCRoIHeads, GFRHead, build_cgcnet
 
 LOSS_KEYS = {"loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask"}
@@ -150,3 +151,30 @@ def test_mask_samples_are_capped_by_a_seedable_random_subset() -> None:
     assert boxes_a[0].shape == (4, 4) and masks_a[0].shape == (4, 8, 8)
     assert torch.equal(boxes_a[0], boxes_b[0])
     assert (boxes_a[0][:, 0] < 10).all()  # only positives
+
+
+@pytest.mark.parametrize("mask_others, expected", [("proposals", None), ("labelled", "the targets' boxes")])
+def test_labelled_others_hand_every_ground_truth_box_to_the_mask_head(mask_others: str, expected) -> None:
+    torch.manual_seed(0)
+    model = tiny_cgcnet("gfr", mask_others=mask_others)
+    seen = []
+    original = model.roi_heads.mask_head.forward
+    model.roi_heads.mask_head.forward = lambda features, boxes, sizes, others=None: seen.append(others) or original(
+        features, boxes, sizes, others)
+    model.train()
+    images, targets = batch_of_two()
+    model(images, targets)
+    if expected is None:
+        assert seen == [None]
+    else:  # in the resized images' coordinates, one box per labelled instance
+        assert [len(others) for others in seen[0]] == [len(t["boxes"]) for t in targets]
+    model.eval()
+    seen.clear()
+    with torch.no_grad():
+        model(images)
+    assert seen == [None]  # at inference the others are the detections themselves
+
+
+def test_unknown_mask_others_are_refused() -> None:
+    with pytest.raises(InputError, match="mask others"):
+        tiny_cgcnet("gfr", mask_others="everything")

@@ -214,6 +214,23 @@ def test_local_recompute_equals_running_the_fcn_on_every_whole_map(head_class) -
     torch.testing.assert_close(fast, dense, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("head_class", [GFRHead, LFRHead])
+def test_other_boxes_are_suppressed_like_proposals_but_get_no_mask(head_class) -> None:
+    torch.manual_seed(0)
+    head = head_class(32, 16).eval()
+    feature = torch.randn(1, 32, 30, 40)
+    boxes = torch.tensor([[10.0, 12.0, 70.0, 90.0], [50.0, 20.0, 150.0, 110.0]])
+    others = torch.tensor([[60.0, 0.0, 100.0, 40.0], [0.0, 80.0, 40.0, 120.0]])  # one touches proposal 0's window
+    fast = head({"0": feature}, [boxes], [(120, 160)], [others])[0]
+    everything = torch.cat([boxes, others])
+    dense = head.predictor(head.fcn(head.refine(feature[0], everything, 4.0, torch.arange(2))))
+    dense = torch.where(head.output_windows(boxes, 2.0, 60, 80)[:, None], dense, torch.tensor(OUTSIDE_WINDOW_LOGIT))
+    assert fast.shape == (2, 1, 60, 80)
+    torch.testing.assert_close(fast, dense, atol=1e-4, rtol=1e-4)
+    without = head({"0": feature}, [boxes], [(120, 160)])[0]
+    assert not torch.allclose(fast, without)  # the other boxes changed what the proposals see
+
+
 @pytest.mark.parametrize("name", ["gfr", "lfr", "roimasking", "roialign"])
 def test_fresh_heads_start_near_one_half(name: str) -> None:
     """torchvision's Kaiming fan-out init of a one-channel logits layer gives logits near 20 here (loss 8 in training)."""

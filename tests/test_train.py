@@ -188,3 +188,16 @@ def test_cli_train_refuses_bad_input(tmp_path: Path) -> None:
     assert result.exit_code == 1 and result.output.startswith("Error: ") and "Traceback" not in result.output
     result = CliRunner().invoke(cgc, ["train", "--out", str(tmp_path / "run"), "--resume"])
     assert result.exit_code == 1 and "config.json" in result.output
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"mask_others": "labelled", "mask_head": "roialign"}, "changes GFR and LFR only"),
+    ({"mask_others": "all"}, "--mask-others must be one of"),
+    ({"update_every": 5, "mask_head": "roialign"}, "needs a whole-image mask head"),
+])
+def test_settings_that_cannot_work_together_are_refused(changes: dict, message: str) -> None:
+    from cgc.errors import InputError
+    from cgc.train.config import resolve_config
+
+    with pytest.raises(InputError, match=message):
+        resolve_config("cpu", **changes)

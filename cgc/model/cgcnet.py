@@ -131,6 +131,7 @@ def build_cgcnet(
     lfr_window_per_side: float = 0.1,
     roi_masking_ring_per_side: float = 1 / 3,
     mask_output_window_per_side: Optional[float] = OUTPUT_WINDOW_PER_SIDE,
+    mask_others: str = "proposals",
     # duplicate suppression
     mask_suppression: str = "greedy",
     mask_suppression_iou: float = 0.3,
@@ -192,6 +193,7 @@ def build_cgcnet(
         nms_thresh=box_nms_thresh,
         detections_per_img=mask_detections_per_image,
         mask_proposals_per_image=mask_proposals_per_image,
+        mask_others=mask_others,
     )
     transform = GeneralizedRCNNTransform(min_size, max_size, list(image_mean), list(image_std))
     suppression = MaskSuppression(mask_suppression, mask_suppression_iou)

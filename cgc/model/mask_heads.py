@@ -2,8 +2,10 @@
 
 All four share one small interface so ``CGCRoIHeads`` can take any of them:
 
-- ``forward(features, boxes, image_sizes) -> list[Tensor]``: mask logits for the boxes of each
-  image (boxes in the coordinates of the resized, batched image; ``image_sizes`` its (h, w)).
+- ``forward(features, boxes, image_sizes, other_boxes=None) -> list[Tensor]``: mask logits for
+  the boxes of each image (boxes in the coordinates of the resized, batched image;
+  ``image_sizes`` its (h, w)). ``other_boxes`` adds, per image, boxes of further instances that
+  GFR suppresses as "other proposals" but that get no mask (see ``CGCRoIHeads``).
 - ``loss(logits, boxes, gt_masks) -> Tensor``: per-pixel binary cross-entropy (eq. 8) against each
   box's matched ground-truth (weak) mask, given as (n, h, w) at the resized image size.
 - ``to_image_masks(logits, boxes, image_size, original_size) -> Tensor``: (n, 1, H, W)
@@ -26,6 +28,7 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image, project
 from torchvision.ops import MultiScaleRoIAlign
 
 from cgc.errors import InputError
+from cgc.network_names import MASK_HEADS
 
 
 # --------------------------------------------------------------------------- box geometry
@@ -146,7 +149,11 @@ class MaskHead(nn.Module):
     """The interface ``CGCRoIHeads`` calls; see the module docstring."""
 
     def forward(
-        self, features: dict[str, Tensor], boxes: list[Tensor], image_sizes: list[tuple[int, int]]
+        self,
+        features: dict[str, Tensor],
+        boxes: list[Tensor],
+        image_sizes: list[tuple[int, int]],
+        other_boxes: list[Tensor] | None = None,
     ) -> list[Tensor]:
         raise NotImplementedError
 
@@ -169,8 +176,9 @@ class WholeImageMaskHead(MaskHead):
     ``MaskRCNNHeads`` + ``MaskRCNNPredictor`` with one output channel (class-agnostic). On the
     stride-4 level "0" the logits are at stride 2 of the (resized) image.
 
-    The "other proposals" suppressed for proposal i are always all boxes of that image;
-    ``chunk_size`` bounds how many whole-image masks are upsampled at once in ``to_image_masks``.
+    The "other proposals" suppressed for proposal i are all boxes of that image, plus its
+    ``other_boxes`` when given; ``chunk_size`` bounds how many whole-image masks are upsampled at
+    once in ``to_image_masks``.
     ``output_window_per_side`` (None: the whole image) limits each proposal's mask, and its loss,
     to the proposal's box grown by that fraction per side (see ``OUTPUT_WINDOW_PER_SIDE``).
     """
@@ -209,7 +217,11 @@ class WholeImageMaskHead(MaskHead):
         return box_cells(enlarge_boxes(boxes, self.output_window_per_side), stride, height, width)
 
     def forward(
-        self, features: dict[str, Tensor], boxes: list[Tensor], image_sizes: list[tuple[int, int]]
+        self,
+        features: dict[str, Tensor],
+        boxes: list[Tensor],
+        image_sizes: list[tuple[int, int]],
+        other_boxes: list[Tensor] | None = None,
     ) -> list[Tensor]:
         """Per image, (n, 1, 2*ceil(h/s), 2*ceil(w/s)) logits over the image's valid region.
 
@@ -232,14 +244,16 @@ class WholeImageMaskHead(MaskHead):
             if image_boxes.shape[0] == 0:
                 logits.append(feature.new_zeros((0, 1, 2 * height, 2 * width)))
                 continue
-            base = self.predictor(self.fcn(self.base_map(feature, image_boxes, stride)[None]))[0]
+            # proposals come first, so proposal `index` is row `index` of context_boxes
+            context_boxes = image_boxes if other_boxes is None else torch.cat([image_boxes, other_boxes[i]])
+            base = self.predictor(self.fcn(self.base_map(feature, context_boxes, stride)[None]))[0]
             cells = cell_ranges(self.changed_boxes(image_boxes), stride, height, width).tolist()
             per_proposal = []
             for index, (x0, y0, x1, y1) in enumerate(cells):
                 vx0, vy0, vx1, vy1 = max(0, x0 - radius), max(0, y0 - radius), min(width, x1 + radius), min(height, y1 + radius)
                 cx0, cy0 = max(0, x0 - 2 * radius), max(0, y0 - 2 * radius)
                 cx1, cy1 = min(width, x1 + 2 * radius), min(height, y1 + 2 * radius)
-                refined = self.refine(feature, image_boxes, stride, torch.tensor([index], device=feature.device))
+                refined = self.refine(feature, context_boxes, stride, torch.tensor([index], device=feature.device))
                 crop = self.predictor(self.fcn(refined[:, :, cy0:cy1, cx0:cx1]))[0]
                 out = base.clone()
                 out[:, 2 * vy0 : 2 * vy1, 2 * vx0 : 2 * vx1] = crop[:, 2 * (vy0 - cy0) : 2 * (vy1 - cy0), 2 * (vx0 - cx0) : 2 * (vx1 - cx0)]
@@ -404,8 +418,13 @@ class RoIAlignHead(MaskHead):
         self.predictor = class_agnostic_mask_predictor(channels)
 
     def forward(
-        self, features: dict[str, Tensor], boxes: list[Tensor], image_sizes: list[tuple[int, int]]
+        self,
+        features: dict[str, Tensor],
+        boxes: list[Tensor],
+        image_sizes: list[tuple[int, int]],
+        other_boxes: list[Tensor] | None = None,
     ) -> list[Tensor]:
+        """28x28 logits per box; ``other_boxes`` plays no part in a per-box crop."""
         logits = self.predictor(self.fcn(self.roi_pool(features, boxes, image_sizes)))
         return list(logits.split([b.shape[0] for b in boxes]))
 
@@ -427,9 +446,6 @@ class RoIAlignHead(MaskHead):
     ) -> Tensor:
         """Paste each box's 28x28 probabilities into the original image (torchvision's paste)."""
         return paste_masks_in_image(logits.sigmoid(), boxes, tuple(original_size))
-
-
-MASK_HEADS = ("gfr", "lfr", "roialign", "roimasking")
 
 
 def build_mask_head(

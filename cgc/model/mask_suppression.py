@@ -27,8 +27,7 @@ import torch
 from torch import Tensor
 
 from cgc.errors import InputError
-
-MASK_SUPPRESSION_METHODS = ("greedy", "matrix", "overlap", "none")
+from cgc.network_names import MASK_SUPPRESSION_METHODS
 
 
 def mask_iou_matrix(masks: Tensor, threshold: float = 0.5) -> Tensor:

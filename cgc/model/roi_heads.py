@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 
+from cgc.errors import InputError
 from cgc.model.mask_heads import MaskHead, WholeImageMaskHead
+from cgc.network_names import MASK_OTHERS
 
 
 @dataclass
@@ -55,7 +57,8 @@ class CGCRoIHeads(RoIHeads):
     Training: the mask head sees the positive sampled proposals of each image (ground-truth boxes
     included, as torchvision adds them to the proposals) with their matched (weak) masks, capped
     at ``mask_proposals_per_image`` by a random subset drawn from the torch RNG (seedable). For
-    GFR, the "other proposals" suppressed for proposal i are exactly these proposals of the image.
+    GFR, the "other proposals" suppressed for proposal i are these proposals of the image, and
+    with ``mask_others="labelled"`` also every ground-truth box (see ``cgc.network_names.MASK_OTHERS``).
     Inference: the top ``detections_per_img`` detections after NMS (the paper's 80) go through
     the mask head; detections carry "mask_logits", turned into image masks by ``CGCNet``.
 
@@ -87,7 +90,10 @@ class CGCRoIHeads(RoIHeads):
         nms_thresh: float = 0.5,
         detections_per_img: int = 80,
         mask_proposals_per_image: int = 16,
+        mask_others: str = "proposals",
     ) -> None:
+        if mask_others not in MASK_OTHERS:
+            raise InputError(f"unknown mask others {mask_others!r}; choose one of {', '.join(MASK_OTHERS)}")
         super().__init__(
             box_roi_pool,
             box_head,
@@ -103,6 +109,7 @@ class CGCRoIHeads(RoIHeads):
         )
         self.mask_head = mask_head
         self.mask_proposals_per_image = mask_proposals_per_image
+        self.mask_others = mask_others
         self.collect_instance_maps = False
         self.instance_maps: list[InstanceMap] = []
         self.update_loss_sigma: Optional[float] = None
@@ -204,7 +211,8 @@ class CGCRoIHeads(RoIHeads):
                 mask_boxes, mask_targets, mask_matches = self.select_mask_samples_with_matches(
                     proposals, matched_idxs, labels, targets
                 )
-                mask_logits = self.mask_head(features, mask_boxes, image_shapes)
+                other_boxes = [t["boxes"] for t in targets] if self.mask_others == "labelled" else None
+                mask_logits = self.mask_head(features, mask_boxes, image_shapes, other_boxes)
                 losses["loss_mask"] = self.mask_head.loss(mask_logits, mask_boxes, mask_targets)
                 if self.collect_instance_maps or self.update_loss_sigma is not None:
                     if not isinstance(self.mask_head, WholeImageMaskHead):

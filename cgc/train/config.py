@@ -12,7 +12,7 @@ from typing import Any
 
 from cgc.errors import InputError
 from cgc.model.mask_heads import OUTPUT_WINDOW_PER_SIDE
-from cgc.model.mask_suppression import MASK_SUPPRESSION_METHODS
+from cgc.network_names import MASK_OTHERS, MASK_SUPPRESSION_METHODS
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class TrainConfig:
     mask_head_channels: int = 256
     mask_proposals_per_image: int = 16
     mask_window: float | None = OUTPUT_WINDOW_PER_SIDE  # whole-image heads: mask and loss in the box grown by this per side; None: whole image (the paper)
+    mask_others: str = "proposals"  # GFR's "other proposals" in training: the sampled ones, or also every labelled box (cgc.network_names.MASK_OTHERS)
     box_batch_size_per_image: int = 512
     box_nms_thresh: float = 0.5  # final detection NMS (torchvision's default; the paper's 0.7 is the RPN's)
     mask_suppression: str = "greedy"  # duplicate masks after box NMS: greedy (mask NMS), matrix (Matrix NMS) or none
@@ -116,6 +117,10 @@ def check_config(config: TrainConfig) -> TrainConfig:
         raise InputError("--update-every and --update-start must be >= 0")
     if config.update_weight < 0 or config.crf_workers < 0:
         raise InputError("--update-weight and --crf-workers must be >= 0")
+    if config.mask_others not in MASK_OTHERS:
+        raise InputError(f"--mask-others must be one of {', '.join(MASK_OTHERS)}")
+    if config.mask_others != "proposals" and config.mask_head not in ("gfr", "lfr"):
+        raise InputError(f"--mask-others {config.mask_others} changes GFR and LFR only, not {config.mask_head}")
     if config.mask_suppression not in MASK_SUPPRESSION_METHODS:
         raise InputError(f"--mask-suppression must be one of {', '.join(MASK_SUPPRESSION_METHODS)}")
     if config.mask_window is not None and config.mask_window < 0:
