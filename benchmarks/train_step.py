@@ -33,13 +33,14 @@ def build(head: str, args: argparse.Namespace):
     from cgc.model.cgcnet import build_cgcnet
 
     common = dict(min_size=args.min_size, max_size=args.max_size, rpn_batch_size_per_image=args.rpn_batch,
-                  box_batch_size_per_image=args.box_batch)
+                  box_batch_size_per_image=args.box_batch, rpn_post_nms_top_n_test=args.rpn_test_proposals)
     torch.manual_seed(0)
     if head == "torchvision-maskrcnn":
-        backbone = build_backbone(args.backbone, weights=args.weights, trainable_layers=0)
+        backbone = build_backbone(args.backbone, weights=args.weights, trainable_layers=0, out_channels=args.fpn_channels)
         return MaskRCNN(backbone, num_classes=2, **common)
     return build_cgcnet(backbone=args.backbone, mask_head=head, backbone_weights=args.weights, trainable_backbone_layers=0,
-                        mask_head_channels=args.channels, mask_proposals_per_image=args.mask_proposals, **common)
+                        fpn_channels=args.fpn_channels, mask_head_channels=args.channels,
+                        mask_proposals_per_image=args.mask_proposals, **common)
 
 
 def measure(head: str, args: argparse.Namespace) -> dict:
@@ -97,6 +98,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-size", type=int, default=240)
     parser.add_argument("--max-size", type=int, default=320)
     parser.add_argument("--channels", type=int, default=64)
+    parser.add_argument("--fpn-channels", type=int, default=256)
+    parser.add_argument("--rpn-test-proposals", type=int, default=1000)
     parser.add_argument("--mask-proposals", type=int, default=8)
     parser.add_argument("--box-batch", type=int, default=128)
     parser.add_argument("--rpn-batch", type=int, default=128)
@@ -125,8 +128,9 @@ def main() -> None:
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(f"  measured {head}", file=sys.stderr)
     reference = next((row for row in rows if row["head"] == "torchvision-maskrcnn"), None)
-    print(f"{args.backbone} (frozen, {args.weights}), inputs {args.min_size}-{args.max_size}, batch {args.batch}, "
-          f"mask head {args.channels} ch, {args.mask_proposals} mask proposals/image, {os.cpu_count()} threads")
+    print(f"{args.backbone} (frozen, {args.weights}), FPN {args.fpn_channels} ch, inputs {args.min_size}-{args.max_size}, "
+          f"batch {args.batch}, mask head {args.channels} ch, {args.mask_proposals} mask proposals/image, "
+          f"{args.rpn_test_proposals} test proposals, {os.cpu_count()} threads")
     print(f"{'head':<22}{'train s/it':>11}{'x M-RCNN':>9}{'infer s/img':>12}{'x M-RCNN':>9}{'peak MiB':>10}")
     for row in rows:
         train_ratio = row["train_seconds_per_iteration"] / reference["train_seconds_per_iteration"] if reference else float("nan")

