@@ -488,9 +488,15 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
     from cgc.prediction_folder import PREDICTIONS_KIND, write_prediction_folder
     from cgc.score_threshold import score_threshold_of
 
-    paths, skipped = usable_images(list_images(images))
-    for reason in skipped:
+    skipped: list[str] = []
+
+    def skip(reason: str) -> None:  # a picture that cannot be read is reported, and the others go on
         click.echo(f"Skipped {reason}", err=True)
+        skipped.append(reason)
+
+    paths, unreadable = usable_images(list_images(images))  # from headers, before the model loads
+    for reason in unreadable:
+        skip(reason)
     refuse_output_over_inputs(out, images)
     results, files = [], []
     with atomic_directory(out, PREDICTIONS_KIND, overwrite) as folder:  # checked and writable before the model loads
@@ -498,14 +504,17 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
         score_threshold = score_threshold_of(loaded, score_threshold)
         (folder / "masks").mkdir()
         (folder / "overlays").mkdir()
-        for image_id, (path, rgb, detections) in enumerate(detect_images(loaded.model, loaded.device, paths), start=1):
+        for image_id, (path, rgb, detections) in enumerate(
+                detect_images(loaded.model, loaded.device, paths, skip_unreadable=skip), start=1):
             kept = detections.instances(score_threshold)
             write_instance_label_map(folder / "masks" / f"{path.stem}.png", instance_map(kept, rgb.shape[:2]))
             write_picture(folder / "overlays" / f"{path.stem}.jpg", overlay_prediction(rgb, kept))
             results += coco_results(image_id, kept)
             files.append({"id": image_id, "file_name": path.name, "height": rgb.shape[0], "width": rgb.shape[1]})
+        if not files:
+            raise InputError(f"none of the {len(skipped)} pictures could be decoded (first: {skipped[0]})")
         write_prediction_folder(folder, results, files)
-    click.echo(f"Wrote {len(results)} instances for {len(paths)} images to {out} (masks/, overlays/, results.json); "
+    click.echo(f"Wrote {len(results)} instances for {len(files)} images to {out} (masks/, overlays/, results.json); "
                f"score threshold {score_threshold:g}" + (f"; skipped {len(skipped)} unreadable" if skipped else ""))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,9 +137,19 @@ def usable_images(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
     return usable, skipped
 
 
-def detect_images(model: CGCNet, device: torch.device, paths: Sequence[Path], progress: bool = True) -> Iterator[tuple[Path, np.ndarray, Detections]]:
+def detect_images(model: CGCNet, device: torch.device, paths: Sequence[Path], progress: bool = True,
+                  skip_unreadable: Callable[[str], None] | None = None) -> Iterator[tuple[Path, np.ndarray, Detections]]:
+    """Detections picture by picture. A picture whose header was fine can still fail to decode: with
+    ``skip_unreadable`` it is passed the reason and the picture is left out, otherwise the InputError stops the
+    loop (scoring must not lose a picture of its ground truth silently)."""
     for path in tqdm(paths, desc="predict", unit="img", disable=None if progress else True):
-        rgb = read_rgb(path)
+        try:
+            rgb = read_rgb(path)
+        except InputError as exc:
+            if skip_unreadable is None:
+                raise
+            skip_unreadable(str(exc))
+            continue
         yield path, rgb, detect(model, rgb, device)
 
 

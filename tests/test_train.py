@@ -127,6 +127,39 @@ def test_ddp_with_two_gloo_processes(tiny_labels: tuple[Path, Path], tmp_path: P
 
 
 @pytest.mark.slow
+def corrupt_png(path: Path) -> None:
+    """A PNG whose header reads fine but whose pixel data fails its checksum: only decoding finds out."""
+    import cv2
+    import numpy as np
+
+    ok, encoded = cv2.imencode(".png", np.full((40, 50, 3), 128, np.uint8))
+    data = bytearray(encoded.tobytes())
+    start = data.index(b"IDAT") + 8
+    data[start:start + 8] = bytes(b ^ 0xFF for b in data[start:start + 8])
+    path.write_bytes(bytes(data))
+
+
+def assert_predict_skips_pictures_that_fail_to_decode(runner: CliRunner, run: Path, pictures: Path, tmp_path: Path) -> None:
+    import shutil
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for picture in sorted(pictures.iterdir())[:2]:
+        shutil.copy(picture, mixed / picture.name)
+    corrupt_png(mixed / "broken.png")
+    result = runner.invoke(cgc, ["predict", "--checkpoint", str(run), "--images", str(mixed), "--out", str(tmp_path / "p1")])
+    assert result.exit_code == 0, result.output
+    assert "Skipped " in result.output and "broken.png" in result.output and "cannot decode" in result.output
+    assert "for 2 images" in result.output and "skipped 1 unreadable" in result.output
+    assert len(list((tmp_path / "p1" / "masks").glob("*.png"))) == 2
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    corrupt_png(alone / "broken.png")
+    result = runner.invoke(cgc, ["predict", "--checkpoint", str(run), "--images", str(alone), "--out", str(tmp_path / "p2")])
+    assert result.exit_code == 1 and "none of the 1 pictures could be decoded" in result.output, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "p2").exists()
+
+
 def test_cli_train_predict_and_eval(tiny_labels: tuple[Path, Path], tmp_path: Path) -> None:
     runner = CliRunner()
     run = tmp_path / "run"
@@ -148,6 +181,7 @@ def test_cli_train_predict_and_eval(tiny_labels: tuple[Path, Path], tmp_path: Pa
 
     label_map = Image.open(next((out / "masks").glob("*.png")))
     assert label_map.mode == "P" and label_map.size == (128, 96)
+    assert_predict_skips_pictures_that_fail_to_decode(runner, run, tiny_labels[1], tmp_path)
     from pycocotools.coco import COCO
 
     import json
