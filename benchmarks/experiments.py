@@ -96,17 +96,20 @@ def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int
     start = time.perf_counter()
     cgc(*command)
     seconds = time.perf_counter() - start
-    scored = {}
+    scored, eval_seconds = {}, []
     for name, extra in (("metrics", ()), ("metrics-boxes-as-masks", ("--boxes-as-masks",))):
+        start = time.perf_counter()
         cgc("eval", "--checkpoint", run, "--images", split.test_images, "--data", split.test_truth, *extra,
             "--out", run / f"{name}.json")
+        eval_seconds.append(time.perf_counter() - start)
         scored[name] = json.loads((run / f"{name}.json").read_text())
     metrics, boxes = scored["metrics"], scored["metrics-boxes-as-masks"]
     point = metrics["at_score_threshold"]
     scores = {"AP": metrics["AP"], "AP_r50": metrics["AP_r50"], "AP_r70": metrics["AP_r70"],
               "coco_mask_AP": metrics["coco"]["AP"], "precision": point["precision"], "recall": point["recall"],
               "per_instance": point["predictions_per_instance"], "boxes_coco_AP": boxes["coco"]["AP"],
-              "boxes_AP_r70": boxes["AP_r70"], "train_seconds": round(seconds, 1)}
+              "boxes_AP_r70": boxes["AP_r70"], "train_seconds": round(seconds, 1),
+              "eval_seconds": round(eval_seconds[0], 1)}  # the model on the held-out pictures, loading included
     atomic_write_json(record, {"command": command, "scores": scores}, indent=1)
     return scores
 
@@ -169,7 +172,7 @@ def print_table(title: str, rows: list[dict], name_key: str) -> None:
     headers = {"paper_AP": "paper AP", "paper_AP_r50": "paper r0.5", "paper_AP_r70": "paper r0.7"}
     paper = [key for key in headers if any(row.get(key) is not None for row in rows)]
     extra = {"precision": ("prec.", 7, 1), "recall": ("recall", 7, 1), "per_instance": ("per inst.", 10, 2),
-             "boxes_coco_AP": ("boxes COCO", 11, 2)}  # runs scored before these were recorded show "-"
+             "boxes_coco_AP": ("boxes COCO", 11, 2), "eval_seconds": ("eval s", 8, 0)}  # runs scored before these were recorded show "-"
 
     def cell(row: dict, key: str, width: int, digits: int) -> str:
         return f"{row[key]:>{width}.{digits}f}" if row.get(key) is not None else f"{'-':>{width}}"
