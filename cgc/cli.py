@@ -478,12 +478,9 @@ SCORE_THRESHOLD_HELP = ("Keep instances with at least this score [the threshold 
 def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: float | None, device: str,
                     overwrite: bool) -> None:
     """Salient instance masks for new pictures: indexed PNGs, COCO results JSON and overlays (one instance per pixel)."""
-    from cgc.datasets.label_maps import write_instance_label_map
-    from cgc.datasets.pictures import write_picture
     from cgc.fileio import atomic_directory, refuse_output_over_inputs
-    from cgc.inference import (coco_results, detect_images, instance_map, list_images, load_model, overlay_prediction,
-                               usable_images)
-    from cgc.prediction_folder import PREDICTIONS_KIND, write_prediction_folder
+    from cgc.inference import list_images, load_model, usable_images, write_predictions
+    from cgc.prediction_folder import PREDICTIONS_KIND
     from cgc.score_threshold import score_threshold_of
 
     skipped: list[str] = []
@@ -496,24 +493,13 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
     for reason in unreadable:
         skip(reason)
     refuse_output_over_inputs(out, images)
-    results, files = [], []
     with atomic_directory(out, PREDICTIONS_KIND, overwrite) as folder:  # checked and writable before the model loads
         loaded = load_model(checkpoint, device)
         score_threshold = score_threshold_of(loaded, score_threshold)
-        (folder / "masks").mkdir()
-        (folder / "overlays").mkdir()
-        for image_id, (path, rgb, detections) in enumerate(
-                detect_images(loaded.model, loaded.device, paths, skip_unreadable=skip), start=1):
-            kept = detections.instances(score_threshold)
-            write_instance_label_map(folder / "masks" / f"{path.stem}.png", instance_map(kept, rgb.shape[:2]))
-            write_picture(folder / "overlays" / f"{path.stem}.jpg", overlay_prediction(rgb, kept))
-            results += coco_results(image_id, kept)
-            files.append({"id": image_id, "file_name": path.name, "height": rgb.shape[0], "width": rgb.shape[1]})
-        if not files:
-            raise InputError(f"none of the {len(skipped)} pictures could be decoded (first: {skipped[0]})")
-        write_prediction_folder(folder, results, files)
-    click.echo(f"Wrote {len(results)} instances for {len(files)} images to {out} (masks/, overlays/, results.json); "
-               f"score threshold {score_threshold:g}" + (f"; skipped {len(skipped)} unreadable" if skipped else ""))
+        written = write_predictions(loaded, paths, folder, score_threshold, skip)
+    click.echo(f"Wrote {written.instances} instances for {written.images} images to {out} (masks/, overlays/, "
+               f"results.json); score threshold {score_threshold:g}"
+               + (f"; skipped {len(skipped)} unreadable" if skipped else ""))
 
 
 @cgc.command("eval")
@@ -646,21 +632,12 @@ def crf_refine(predictions_dir: Path, images_dir: Path, out_dir: Path, w1: float
                theta_beta: float, theta_gamma: float, iterations: int, confidence: float, params_path: Path | None,
                whole_image: bool, workers: int | None, overwrite: bool) -> None:
     """Refine every predicted instance mask with the dense CRF against its picture."""
-    from cgc.refine.tune import refine_prediction_folder
-    from cgc.fileio import read_json
+    from cgc.refine.tune import read_tuned_params, refine_prediction_folder
 
     params = CRFParams(w1=w1, w2=w2, theta_alpha=theta_alpha, theta_beta=theta_beta, theta_gamma=theta_gamma,
                        iterations=iterations)
     if params_path is not None:
-        tuned = read_json(params_path, "CRF tuning JSON")
-        best = tuned.get("best") if isinstance(tuned, dict) else None
-        if not isinstance(best, dict):
-            raise InputError("no 'best' setting (expected the JSON written by `cgc crf tune`)", params_path)
-        try:
-            params = CRFParams(**{key: type(getattr(params, key))(best[key]) for key in
-                                  ("w1", "w2", "theta_alpha", "theta_beta", "theta_gamma", "iterations") if key in best})
-        except (TypeError, ValueError):
-            raise InputError("unreadable 'best' setting", params_path) from None
+        params = read_tuned_params(params_path, params)
     summary = refine_prediction_folder(predictions_dir, images_dir, out_dir, params, confidence, not whole_image,
                                        workers or os.cpu_count() or 1, overwrite=overwrite)
     click.echo(f"Wrote {out_dir / 'results.json'}: {summary.instances} instances in {summary.images} images refined "
@@ -694,10 +671,7 @@ def crf_tune_command(predictions_dir: Path, gt_path: Path, images_dir: Path, out
                      theta_alpha_range: str, theta_beta_range: str, w2: float, theta_gamma: float, coarse_stride: int,
                      confidence: float, workers: int | None) -> None:
     """The paper's coarse-to-fine grid search of the CRF parameters on validation predictions."""
-    from dataclasses import asdict
-
-    from cgc.refine.tune import parse_range, tune_crf
-    from cgc.fileio import atomic_write_json
+    from cgc.refine.tune import parse_range, tune_crf, write_tune_result
 
     check_output_file(out)
     ranges = {}
@@ -710,8 +684,8 @@ def crf_tune_command(predictions_dir: Path, gt_path: Path, images_dir: Path, out
     base = CRFParams(w2=w2, theta_gamma=theta_gamma)
     result = tune_crf(predictions_dir, gt_path, images_dir, subset, ranges["--w1-range"], ranges["--theta-alpha-range"],
                       ranges["--theta-beta-range"], base, coarse_stride, confidence, workers or os.cpu_count() or 1)
-    atomic_write_json(out, {**asdict(result), "subset": subset, "confidence": confidence,
-                            "predictions": str(predictions_dir), "ground_truth": str(gt_path)}, indent=1)
+    write_tune_result(out, result, subset=subset, confidence=confidence, predictions=str(predictions_dir),
+                      ground_truth=str(gt_path))
     best = result.best
     click.echo(f"Best of {len(result.evaluated)} settings on {result.images} images ({result.instances} instances): "
                f"w1={best['w1']:g} theta_alpha={best['theta_alpha']:g} theta_beta={best['theta_beta']:g} "

@@ -14,9 +14,11 @@ from tqdm import tqdm
 
 from cgc.coco import SALIENT_CATEGORY_ID, encode_mask, mask_bbox_xywh
 from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem
-from cgc.datasets.pictures import check_picture, read_rgb
+from cgc.datasets.label_maps import write_instance_label_map
+from cgc.datasets.pictures import check_picture, read_rgb, write_picture
 from cgc.errors import InputError
 from cgc.model.cgcnet import CGCNet
+from cgc.prediction_folder import write_prediction_folder
 from cgc.train.checkpoint import latest_checkpoint, load_checkpoint
 from cgc.train.config import TrainConfig
 from cgc.train.distributed import pick_device
@@ -207,3 +209,37 @@ def predict_for_ground_truth(loaded: LoadedModel, ground_truth: str | Path, imag
         tail = Prediction(detections.boxes[below], detections.scores[below], detections.probabilities[below] >= MASK_THRESHOLD)
         results += coco_results(ids[path], detections.instances(score_threshold)) + coco_results(ids[path], tail)
     return results
+
+
+@dataclass(frozen=True)
+class WrittenPredictions:
+    instances: int
+    images: int
+
+
+def write_predictions(loaded: LoadedModel, paths: Sequence[Path], folder: Path, score_threshold: float,
+                      skip_unreadable: Callable[[str], None]) -> WrittenPredictions:
+    """What `cgc predict` writes into a fresh prediction folder: per picture masks/NAME.png (indexed, one instance
+    per pixel) and overlays/NAME.jpg, then results.json and images.json holding the same instances.
+
+    A picture that fails to decode goes to ``skip_unreadable``; if none decodes, an InputError.
+    """
+    (folder / "masks").mkdir()
+    (folder / "overlays").mkdir()
+    results, files, skipped = [], [], []
+
+    def skip(reason: str) -> None:
+        skipped.append(reason)
+        skip_unreadable(reason)
+
+    for image_id, (path, rgb, detections) in enumerate(
+            detect_images(loaded.model, loaded.device, paths, skip_unreadable=skip), start=1):
+        kept = detections.instances(score_threshold)
+        write_instance_label_map(folder / "masks" / f"{path.stem}.png", instance_map(kept, rgb.shape[:2]))
+        write_picture(folder / "overlays" / f"{path.stem}.jpg", overlay_prediction(rgb, kept))
+        results += coco_results(image_id, kept)
+        files.append({"id": image_id, "file_name": path.name, "height": rgb.shape[0], "width": rgb.shape[1]})
+    if not files:
+        raise InputError(f"none of the {len(skipped)} pictures could be decoded (first: {skipped[0]})")
+    write_prediction_folder(folder, results, files)
+    return WrittenPredictions(len(results), len(files))

@@ -25,7 +25,7 @@ import numpy as np
 from cgc.coco import decode_mask, encode_mask, mask_bbox_xywh, mask_bbox_xyxy
 from cgc.datasets.pictures import read_rgb
 from cgc.errors import InputError
-from cgc.fileio import atomic_directory, atomic_write_json, refuse_output_over_inputs
+from cgc.fileio import atomic_directory, atomic_write_json, read_json, refuse_output_over_inputs
 from cgc.refine.crf import HARD_MASK_CONFIDENCE, CRFParams, refine_instance, soft_from_binary
 from cgc.parallel import map_in_processes
 from cgc.prediction_folder import PREDICTIONS_KIND, read_prediction_folder, write_prediction_folder
@@ -153,6 +153,26 @@ class TuneResult:
     evaluated: list[dict[str, Any]]  # every setting: CRFParams fields, mean_iou, stage
     images: int
     instances: int
+
+
+TUNED_FIELDS = ("w1", "w2", "theta_alpha", "theta_beta", "theta_gamma", "iterations")
+
+
+def write_tune_result(path: str | Path, result: TuneResult, **provenance: Any) -> None:
+    """The JSON `cgc crf tune` writes: the result, then what it was tuned on and with."""
+    atomic_write_json(path, {**asdict(result), **provenance}, indent=1)
+
+
+def read_tuned_params(path: str | Path, defaults: CRFParams) -> CRFParams:
+    """The best setting of a `cgc crf tune` JSON, over ``defaults`` for fields it lacks."""
+    tuned = read_json(path, "CRF tuning JSON")
+    best = tuned.get("best") if isinstance(tuned, dict) else None
+    if not isinstance(best, dict):
+        raise InputError("no 'best' setting (expected the JSON written by `cgc crf tune`)", path)
+    try:
+        return replace(defaults, **{key: type(getattr(defaults, key))(best[key]) for key in TUNED_FIELDS if key in best})
+    except (TypeError, ValueError):
+        raise InputError("unreadable 'best' setting", path) from None
 
 
 def score_image(job: ImageJob, settings: Sequence[CRFParams], confidence: float) -> tuple[np.ndarray, float, int]:
