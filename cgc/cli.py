@@ -437,9 +437,13 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Run folder: config.json, checkpoints/, metrics.csv, tensorboard/ (and labels/ with --update-every).")
 @click.option("--resume", is_flag=True, default=False,
               help="Continue from the newest checkpoint in --out with its saved settings (options given now override them).")
+@click.option("--crf-params", "crf_params", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The label update's CRF takes the best setting of this `cgc crf tune` JSON; its values are recorded "
+                   "in config.json [the CRF defaults of `cgc crf refine`].")
 @train_options
 @reports_input_errors
-def train_command(data: Path | None, images: Path | None, out: Path, resume: bool, preset: str, **options: Any) -> None:
+def train_command(data: Path | None, images: Path | None, out: Path, resume: bool, crf_params: Path | None, preset: str,
+                  **options: Any) -> None:
     """Train CGCNet on weak labels (single process, or under `torchrun --nproc_per_node K` with DDP)."""
     from dataclasses import replace
 
@@ -450,6 +454,12 @@ def train_command(data: Path | None, images: Path | None, out: Path, resume: boo
     given = {key: None if key in may_be_none and value == "none" else value  # e.g. --mask-window none: the paper's loss
              for key, value in options.items() if value is not None}
     given |= {key: str(value) for key, value in (("data", data), ("images", images)) if value is not None}
+    if crf_params is not None:
+        from dataclasses import asdict
+
+        from cgc.refine.tune import read_tuned_params
+
+        given["update_crf"] = asdict(read_tuned_params(crf_params, CRFParams()))
     if resume:
         config = replace(load_config(out / "config.json"), **given, out=str(out))
     else:

@@ -386,3 +386,30 @@ def test_a_dead_worker_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
     finally:
         pool.close()
     assert multiprocessing.active_children() == []
+
+
+def test_tuned_crf_settings_reach_the_label_update(tiny_labels, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cgc train --crf-params tune.json` records the tuned values in the config the CRF workers' jobs are made from."""
+    import json
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    from cgc.cli import cgc
+    from cgc.refine.crf import CRFParams
+    from cgc.train.label_update import crf_params_of
+
+    tuned = tmp_path / "tune.json"
+    tuned.write_text(json.dumps({"best": {"w1": 7.0, "theta_alpha": 55.0, "theta_beta": 9.0, "w2": 3.0,
+                                          "theta_gamma": 3.0, "iterations": 5, "mean_iou": 0.9}}))
+    seen = []
+    monkeypatch.setattr("cgc.train.engine.train", lambda config, resume: seen.append(config) or SimpleNamespace(
+        iterations=0, last_checkpoint=None, last_losses={}))
+    base = ["train", "--preset", "cpu", "--data", str(tiny_labels[0]), "--images", str(tiny_labels[1]),
+            "--out", str(tmp_path / "run"), "--crf-params", str(tuned)]
+    result = CliRunner().invoke(cgc, base + ["--update-every", "5"])
+    assert result.exit_code == 0, result.output
+    assert crf_params_of(seen[0]) == CRFParams(w1=7.0, theta_alpha=55.0, theta_beta=9.0, w2=3.0, theta_gamma=3.0, iterations=5)
+    assert crf_params_of(resolve_config("cpu", update_every=5)) == CRFParams()
+    result = CliRunner().invoke(cgc, base)
+    assert result.exit_code == 1 and "needs --update-every" in result.output

@@ -96,6 +96,7 @@ class TrainConfig:
     update_phi: float = option(0.05, "Keep a label when K2 - K1 >= phi, else replace it by the CRF's map (Table III).",
                                minimum=0)
     update_sigma: float = 1e-6  # the "regularization constant" in K1 / K2 (cgc.refine.update_rule.DEFAULT_SIGMA)
+    update_crf: dict[str, float] | None = None  # the label update's CRF settings (`cgc train --crf-params`); None: CRFParams()
     update_weight: float = option(
         1.0, "lambda in L = L_bb + L_seg + lambda * L_upd; 0 keeps the label rounds without L_upd.", minimum=0)
     crf_workers: int = option(1, "CRF worker processes for the label update (0: in the training process).", minimum=0)
@@ -164,6 +165,8 @@ def check_config(config: TrainConfig) -> TrainConfig:
         raise InputError(f"--mask-suppression must be one of {', '.join(MASK_SUPPRESSION_METHODS)}")
     if config.mask_window is not None and config.mask_window < 0:
         raise InputError("--mask-window must be >= 0 (or none)")
+    if config.update_crf and not config.label_update_on:
+        raise InputError("--crf-params sets the label update's CRF: it needs --update-every")
     if config.label_update_on and config.mask_head == "roialign":
         raise InputError("the label update needs a whole-image mask head (gfr, lfr or roimasking), not roialign")
     return config

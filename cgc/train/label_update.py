@@ -323,6 +323,11 @@ def latest_decisions(decisions: list[UpdateDecision]) -> list[UpdateDecision]:
     return sorted(by_instance.values(), key=lambda d: d.slot)
 
 
+def crf_params_of(config: "TrainConfig") -> CRFParams:
+    """The CRF settings of the run's label update: those `cgc crf tune` found, if the run was given them."""
+    return CRFParams(**config.update_crf) if config.update_crf else CRFParams()
+
+
 class LabelUpdater:
     """The trainer's side of the scheme: submit jobs during steps, write a round at each boundary.
 
@@ -337,7 +342,7 @@ class LabelUpdater:
         self.config, self.dataset, self.run_dir, self.group = config, dataset, run_dir, group
         self.every, self.start = config.update_every, config.update_start_iteration
         self.loss_on = config.update_weight > 0
-        self.params = CRFParams()
+        self.params = crf_params_of(config)
         state = state or {}
         self.round = int(state.get("round", 0))
         self.label_file: str | None = state.get("label_file")
