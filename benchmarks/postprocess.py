@@ -56,7 +56,7 @@ def main() -> None:
         predictions = predict_for_ground_truth(loaded, split.test_truth, split.test_images, args.score_thr,
                                                progress=False)
         masks = evaluate_predictions(split.test_truth, predictions, args.score_thr)
-        boxes = evaluate_predictions(split.test_truth, predictions, args.score_thr, boxes_as_masks=True)
+        boxes = masks["boxes_as_masks"]
         point = masks["at_score_threshold"]
         rows.append({"box_nms": box_nms, "mask_suppression": method if iou is None else f"{method} {iou}",
                      "coco_mask_AP": masks["coco"]["AP"], "AP_r70": masks["AP_r70"], "AP": masks["AP"],

@@ -530,14 +530,12 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
                    "them) [with --checkpoint: the threshold `cgc calibrate` recorded, else 0.5; otherwise 0.5].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write all metrics to this JSON file (atomically).")
-@click.option("--boxes-as-masks", is_flag=True, default=False,
-              help="Score every predicted mask replaced by its filled box (the baseline a mask head must beat).")
 @click.option("--verbose", is_flag=True, default=False, help="Show pycocotools' own COCOeval summary.")
 @reports_input_errors
 def eval_command(predictions_path: Path | None, match_by_id: bool, checkpoint: Path | None, images_dir: Path | None,
-                 device: str, data_path: Path, score_threshold: float | None, out: Path | None, boxes_as_masks: bool,
-                 verbose: bool) -> None:
-    """Score predicted salient instances: the paper's AP^r0.5 / AP^r0.7 / AP and COCO mask AP (%)."""
+                 device: str, data_path: Path, score_threshold: float | None, out: Path | None, verbose: bool) -> None:
+    """Score predicted salient instances: the paper's AP^r0.5 / AP^r0.7 / AP and COCO mask AP (%), beside the same
+    detections with their boxes filled as masks (the baseline), and precision / recall at the score threshold."""
     from cgc.evaluation import DEFAULT_SCORE_THRESHOLD, evaluate_predictions, format_metrics_table
     from cgc.fileio import atomic_write_json
 
@@ -557,7 +555,7 @@ def eval_command(predictions_path: Path | None, match_by_id: bool, checkpoint: P
         loaded = load_model(checkpoint, device)
         score_threshold = score_threshold_of(loaded, score_threshold)
         predictions = predict_for_ground_truth(loaded, data_path, images_dir, score_threshold)
-    metrics = evaluate_predictions(data_path, predictions, score_threshold, boxes_as_masks, verbose, match_by_id)
+    metrics = evaluate_predictions(data_path, predictions, score_threshold, verbose, match_by_id)
     metrics["ground_truth_file"] = str(data_path)
     metrics["predictions_file" if checkpoint is None else "checkpoint"] = str(predictions_path or checkpoint)
     for line in format_metrics_table(metrics):

@@ -96,12 +96,13 @@ def test_eval_refuses_results_it_cannot_pair(files: dict[str, Path]) -> None:
                           "predictions for 1 pictures that the ground truth does not hold, matched by file name (other.jpg)")
 
 
-def test_eval_boxes_as_masks_and_score_threshold(files: dict[str, Path]) -> None:
+def test_eval_reports_the_boxes_as_masks_baseline_and_takes_a_score_threshold(files: dict[str, Path]) -> None:
     out = files["dir"] / "boxes.json"
-    result = run("--predictions", str(files["pred"]), "--data", str(files["gt"]), "--boxes-as-masks", "--out", str(out))
+    result = run("--predictions", str(files["pred"]), "--data", str(files["gt"]), "--out", str(out))
     assert result.exit_code == 0, result.output
-    boxes = json.loads(out.read_text())
-    assert boxes["boxes_as_masks"] is True and boxes["AP"] < 100.0  # the disc is not its box
+    metrics = json.loads(out.read_text())
+    assert metrics["boxes_as_masks"]["AP"] < metrics["AP"]  # the disc is not its box
+    assert f"Boxes filled as masks (the baseline): AP {metrics['boxes_as_masks']['AP']:.2f}" in result.output
     result = run("--predictions", str(files["pred"]), "--data", str(files["gt"]), "--score-thr", "0.95",
                  "--out", str(out))
     assert result.exit_code == 0, result.output

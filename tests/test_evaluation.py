@@ -222,9 +222,8 @@ def test_box_baseline_scores_below_true_masks_on_round_shapes() -> None:
     gt = ground_truth(masks)
     predictions = [result(i, m) for i, ms in masks.items() for m in ms]
     true_masks = evaluate_predictions(gt, predictions)
-    boxes = evaluate_predictions(gt, predictions, boxes_as_masks=True)
+    boxes = true_masks["boxes_as_masks"]  # always scored beside the masks
     assert true_masks["AP"] == 100.0
-    assert boxes["boxes_as_masks"] is True
     assert boxes["AP"] < true_masks["AP"]
     assert boxes["AP_r50"] == 100.0  # a disc fills pi/4 of its box: IoU 0.79
     assert boxes["coco"]["AP"] < true_masks["coco"]["AP"]
