@@ -414,11 +414,11 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
     None means "not given", so that a preset and --resume can fill them; "none" given for a setting that may be
     None (--backbone-weights none, --mask-window none) reaches the command as "none".
     """
-    from cgc.train.config import CPU_PRESET, TrainConfig
+    from cgc.train.config import CPU_PRESET, PRESETS, TrainConfig
 
     hints = typing.get_type_hints(TrainConfig)
     options = [
-        click.option("--preset", type=click.Choice(["paper", "cpu"]), default="paper", show_default=True,
+        click.option("--preset", type=click.Choice(list(PRESETS)), default="paper", show_default=True,
                      help="paper: the paper's settings (ResNet-101, 16k iterations, batch 4); cpu: MobileNetV2 from the "
                           "offline ImageNet weights, small inputs and head, a few hundred iterations."),
         *[setting_option(setting, hints[setting.name], CPU_PRESET)
