@@ -13,9 +13,7 @@ iterations and data):
 
 from __future__ import annotations
 
-import argparse
-
-from experiments import add_run_arguments, prepare_sample_split, print_table, save_results, train_and_score
+from experiments import variants_main
 
 RUNS = (
     ("preset", ()),
@@ -24,25 +22,6 @@ RUNS = (
 )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_arguments(parser, "cpu_preset", iterations=250)
-    parser.add_argument("--runs", nargs="+", default=[name for name, _ in RUNS], help="which rows to run")
-    args = parser.parse_args()
-
-    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed, args.style)
-    rows = []
-    for name, options in RUNS:
-        if name not in args.runs:
-            continue
-        run = args.work / f"run-{name.replace(' ', '-').replace(',', '')}"
-        scores = train_and_score(split, split.weak_labels, run, args.iterations, args.seed, "--update-every", 0,
-                                 *options, reuse=args.reuse)
-        rows.append({"preset": name, **scores})
-        save_results(args, rows=rows)
-    print_table(f"CPU preset variants, {args.style} scenes, {args.iterations} iterations, seed {args.seed}", rows, "preset")
-    print(f"wrote {args.out}")
-
-
 if __name__ == "__main__":
-    main()
+    variants_main(__doc__.splitlines()[0], "cpu_preset", RUNS, "preset",
+                  "CPU preset variants, {style} scenes, {iterations} iterations, seed {seed}")

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,39 @@ def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int
               "eval_seconds": round(eval_seconds, 1)}  # the model on the held-out pictures, loading included
     atomic_write_json(record, {"command": command, "scores": scores}, indent=1)
     return scores
+
+
+def add_variant_arguments(parser: argparse.ArgumentParser, name: str, runs: Sequence[tuple[str, tuple]]) -> None:
+    """`add_run_arguments` plus --runs, the names of the variants to train (all by default)."""
+    add_run_arguments(parser, name, iterations=250)
+    parser.add_argument("--runs", nargs="+", default=[run for run, _ in runs], help="which rows to run")
+
+
+def train_variants(args: argparse.Namespace, runs: Sequence[tuple[str, tuple]], name_key: str) -> list[dict]:
+    """One cpu-preset training per named variant (its extra `cgc train` options) on the same sample split, seed and
+    iterations, label update off; each row is saved as soon as it is scored."""
+    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed, args.style)
+    rows = []
+    for name, options in runs:
+        if name not in args.runs:
+            continue
+        run = args.work / ("run-" + "-".join(name.replace(",", "").split()))
+        scores = train_and_score(split, split.weak_labels, run, args.iterations, args.seed, "--update-every", 0,
+                                 *options, reuse=args.reuse)
+        rows.append({name_key: name, **scores})
+        save_results(args, rows=rows)
+    return rows
+
+
+def variants_main(description: str, name: str, runs: Sequence[tuple[str, tuple]], name_key: str, title: str) -> None:
+    """A whole variants benchmark: options, one training per variant, the table (``title`` is formatted with the
+    parsed options, e.g. "{style} scenes, {iterations} iterations") and the JSON."""
+    parser = argparse.ArgumentParser(description=description)
+    add_variant_arguments(parser, name, runs)
+    args = parser.parse_args()
+    rows = train_variants(args, runs, name_key)
+    print_table(title.format(**vars(args)), rows, name_key)
+    print(f"wrote {args.out}")
 
 
 def label_rounds_quality(split: SampleSplit, run: Path, labels: Path) -> dict[str, list]:

@@ -16,9 +16,7 @@ mask AP of the same detections as filled boxes.
 
 from __future__ import annotations
 
-import argparse
-
-from experiments import add_run_arguments, prepare_sample_split, print_table, save_results, train_and_score
+from experiments import variants_main
 
 RUNS = (
     ("roialign", ("--mask-head", "roialign")),
@@ -29,24 +27,5 @@ RUNS = (
 )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_arguments(parser, "mask_heads", iterations=250)
-    parser.add_argument("--runs", nargs="+", default=[name for name, _ in RUNS], help="which rows to run")
-    args = parser.parse_args()
-
-    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed, args.style)
-    rows = []
-    for name, options in RUNS:
-        if name not in args.runs:
-            continue
-        scores = train_and_score(split, split.weak_labels, args.work / f"run-{name.replace(' ', '-')}", args.iterations,
-                                 args.seed, "--update-every", 0, *options, reuse=args.reuse)
-        rows.append({"head": name, **scores})
-        save_results(args, rows=rows)
-    print_table(f"Mask heads, {args.iterations} iterations, cpu preset, seed {args.seed}", rows, "head")
-    print(f"wrote {args.out}")
-
-
 if __name__ == "__main__":
-    main()
+    variants_main(__doc__.splitlines()[0], "mask_heads", RUNS, "head", "Mask heads, {style} scenes, {iterations} iterations, cpu preset, seed {seed}")
