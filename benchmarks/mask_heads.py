@@ -28,4 +28,5 @@ RUNS = (
 
 
 if __name__ == "__main__":
-    variants_main(__doc__.splitlines()[0], "mask_heads", RUNS, "head", "Mask heads, {style} scenes, {iterations} iterations, cpu preset, seed {seed}")
+    variants_main(__doc__.splitlines()[0], "mask_heads", RUNS, "head",
+                  "Mask heads, {style} scenes, {iterations} iterations, cpu preset, seed {seed}")
