@@ -388,6 +388,27 @@ def test_a_dead_worker_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
     assert multiprocessing.active_children() == []
 
 
+def test_closing_ends_a_worker_stuck_in_a_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cgc.train.label_update as label_update
+
+    monkeypatch.setattr(label_update, "CLOSE_GRACE_SECONDS", 0.5)
+    os.mkfifo(tmp_path / "stuck.png")  # opening it for reading blocks until a writer comes: the job hangs
+    pool = CRFPool(1)
+    try:
+        pool.submit(job_for(tmp_path / "stuck.png"))
+        deadline = time.monotonic() + 60
+        while not pool.worker_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (pid,) = pool.worker_pids()
+    finally:
+        tick = time.monotonic()
+        pool.close()
+    assert time.monotonic() - tick < 10
+    assert multiprocessing.active_children() == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # ended and reaped
+
+
 def test_tuned_crf_settings_reach_the_label_update(tiny_labels, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`cgc train --crf-params tune.json` records the tuned values in the config the CRF workers' jobs are made from."""
     import json

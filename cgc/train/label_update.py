@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import os
 import signal
-import time
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
@@ -175,13 +175,16 @@ def decide_instance(job: UpdateJob) -> UpdateDecision:
     )
 
 
-def crf_worker_setup() -> None:
+def crf_worker_setup(started: Any = None) -> None:
+    """Each CRF worker's start: ignore Ctrl-C, lower its priority, and report its pid on ``started``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle; it shuts the pool down
     quiet_worker()
     # Below the trainer in priority: the CRF fills the cycles training leaves idle (data loading,
     # Python between kernels) instead of taking a core from every step; what it has not finished
     # by a round boundary the trainer waits for there.
     os.nice(WORKER_NICENESS)
+    if started is not None:
+        started.put(os.getpid())
 
 
 class CRFPool:
@@ -193,9 +196,12 @@ class CRFPool:
         self.pending: list[tuple[UpdateJob, Future]] = []
         self.finished: list[UpdateDecision] = []
         self.executor: ProcessPoolExecutor | None = None
+        self.pids: set[int] = set()
         if workers > 0:
             context = worker_context(decide_instance)
-            self.executor = ProcessPoolExecutor(workers, mp_context=context, initializer=crf_worker_setup)
+            self.started = context.SimpleQueue()  # each worker puts its pid here as it starts
+            self.executor = ProcessPoolExecutor(workers, mp_context=context, initializer=crf_worker_setup,
+                                                initargs=(self.started,))
 
     def submit(self, job: UpdateJob) -> None:
         if self.executor is None:
@@ -250,29 +256,36 @@ class CRFPool:
                                 f"({job.picture}): {type(exc).__name__}: {exc}")
 
     def worker_pids(self) -> list[int]:
-        processes = getattr(self.executor, "_processes", None) or {}
-        return [process.pid for process in processes.values() if process.pid is not None]
+        """The pids of the workers started so far (as they reported them)."""
+        if self.executor is not None:
+            while not self.started.empty():
+                self.pids.add(self.started.get())
+        return sorted(self.pids)
 
     def close(self) -> None:
-        """Cancel what has not started, let running jobs end (or terminate them after a grace period), reap every worker."""
+        """Cancel what has not started, let running jobs end (or terminate them after a grace period), reap every worker.
+
+        The executor's own shutdown joins (reaps) its workers; it runs in a helper thread so that a job still running
+        after the grace period can be ended by its pid, after which the shutdown completes.
+        """
         if self.executor is None:
             return
+        pids = self.worker_pids()
         executor, self.executor = self.executor, None
         for _, future in self.pending:
             future.cancel()
         self.pending = []
-        processes = list((getattr(executor, "_processes", None) or {}).values())
-        manager = getattr(executor, "_executor_manager_thread", None)
-        executor.shutdown(wait=False, cancel_futures=True)
-        deadline = time.monotonic() + CLOSE_GRACE_SECONDS
-        for process in processes:
-            process.join(max(0.0, deadline - time.monotonic()))
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-                process.join(5.0)
-        if manager is not None:
-            manager.join(5.0)
+        closer = threading.Thread(target=executor.shutdown, kwargs={"wait": True, "cancel_futures": True}, daemon=True)
+        closer.start()
+        closer.join(CLOSE_GRACE_SECONDS)
+        if closer.is_alive():  # a job runs past the grace period: end our own workers, by pid
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            closer.join(5.0)
+        self.started.close()
 
 
 class LabelStore:
