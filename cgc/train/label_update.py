@@ -197,9 +197,10 @@ class CRFPool:
         self.finished: list[UpdateDecision] = []
         self.executor: ProcessPoolExecutor | None = None
         self.pids: set[int] = set()
+        self.started: Any = None  # each worker puts its pid on this queue as it starts
         if workers > 0:
             context = worker_context(decide_instance)
-            self.started = context.SimpleQueue()  # each worker puts its pid here as it starts
+            self.started = context.SimpleQueue()
             self.executor = ProcessPoolExecutor(workers, mp_context=context, initializer=crf_worker_setup,
                                                 initargs=(self.started,))
 
@@ -256,8 +257,8 @@ class CRFPool:
                                 f"({job.picture}): {type(exc).__name__}: {exc}")
 
     def worker_pids(self) -> list[int]:
-        """The pids of the workers started so far (as they reported them)."""
-        if self.executor is not None:
+        """The pids of the workers that have started so far (a worker reports its pid once it runs)."""
+        if self.started is not None:
             while not self.started.empty():
                 self.pids.add(self.started.get())
         return sorted(self.pids)
@@ -270,7 +271,6 @@ class CRFPool:
         """
         if self.executor is None:
             return
-        pids = self.worker_pids()
         executor, self.executor = self.executor, None
         for _, future in self.pending:
             future.cancel()
@@ -279,13 +279,15 @@ class CRFPool:
         closer.start()
         closer.join(CLOSE_GRACE_SECONDS)
         if closer.is_alive():  # a job runs past the grace period: end our own workers, by pid
-            for pid in pids:
+            for pid in self.worker_pids():
                 try:
                     os.kill(pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
             closer.join(5.0)
+        self.worker_pids()  # the last reports, so that callers can check every worker is gone
         self.started.close()
+        self.started = None
 
 
 class LabelStore:
