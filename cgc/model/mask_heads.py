@@ -272,22 +272,18 @@ class WholeImageMaskHead(MaskHead):
     def loss(self, logits: list[Tensor], boxes: list[Tensor], gt_masks: list[Tensor]) -> Tensor:
         """Eq. 8: per-pixel BCE against each instance's whole-image mask at logit resolution.
 
-        The mask is zero-padded to the area the logits cover and average-pooled by the output
-        stride, so logit cell (y, x) is compared with the fraction of its pixels that are salient.
-        Each proposal's BCE is the mean over its output window (the whole map without one), and the
+        Logit cell (y, x) is compared with the fraction of its pixels that are salient
+        (``labels_at_logit_resolution``). Each proposal's BCE is the mean over its output window (the whole map without one), and the
         loss is the mean over proposals, so every proposal weighs the same whatever its size.
         """
         per_proposal = []
         for image_logits, image_boxes, masks in zip(logits, boxes, gt_masks):
             if image_logits.shape[0] == 0:
                 continue
-            h, w = masks.shape[-2:]
-            s = self.output_stride((h, w), image_logits)
-            lh, lw = image_logits.shape[-2:]
-            padded = F.pad(masks[:, None].to(image_logits.dtype), (0, lw * s - w, 0, lh * s - h))
-            targets = F.avg_pool2d(padded, s) if s > 1 else padded
+            targets = labels_at_logit_resolution(image_logits, masks)
             bce = F.binary_cross_entropy_with_logits(image_logits, targets, reduction="none").flatten(1)
-            windows = self.output_windows(image_boxes, s, lh, lw)
+            s = self.output_stride(tuple(masks.shape[-2:]), image_logits)
+            windows = self.output_windows(image_boxes, s, *image_logits.shape[-2:])
             if windows is None:
                 per_proposal.append(bce.mean(dim=1))
             else:
@@ -310,6 +306,18 @@ class WholeImageMaskHead(MaskHead):
             probs = F.interpolate(chunk.sigmoid(), scale_factor=s, mode="bilinear", align_corners=False)[..., :h, :w]
             masks.append(F.interpolate(probs, size=tuple(original_size), mode="bilinear", align_corners=False))
         return torch.cat(masks)
+
+
+def labels_at_logit_resolution(logits: Tensor, masks: Tensor) -> Tensor:
+    """(n, 1, h, w): each whole-image mask (n, H, W) as the fraction of salient pixels per logit cell: eq. 8's target.
+
+    The mask is zero-padded to the area the logits cover and average-pooled by the output stride.
+    """
+    height, width = masks.shape[-2:]
+    stride = WholeImageMaskHead.output_stride((height, width), logits)
+    cells_h, cells_w = logits.shape[-2:]
+    padded = F.pad(masks[:, None].to(logits.dtype), (0, cells_w * stride - width, 0, cells_h * stride - height))
+    return F.avg_pool2d(padded, stride) if stride > 1 else padded
 
 
 class GFRHead(WholeImageMaskHead):

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 
 from cgc.errors import InputError
-from cgc.model.mask_heads import MaskHead, WholeImageMaskHead
+from cgc.model.mask_heads import MaskHead, WholeImageMaskHead, labels_at_logit_resolution
 from cgc.network_settings import MASK_OTHERS
 
 
@@ -40,15 +39,6 @@ class InstanceMap:
     image_size: tuple[int, int]  # (h, w) of the resized image
     proposal: int  # index among the image's sampled mask proposals
     match_iou: float  # mask IoU (both at 0.5) between R and the instance's label C, at logit resolution
-
-
-def labels_at_logit_resolution(logits: Tensor, masks: Tensor) -> Tensor:
-    """(n, 1, h, w): each whole-image mask as the fraction of salient pixels per logit cell (eq. 8's target)."""
-    height, width = masks.shape[-2:]
-    stride = WholeImageMaskHead.output_stride((height, width), logits)
-    cells_h, cells_w = logits.shape[-2:]
-    padded = F.pad(masks[:, None].to(logits.dtype), (0, cells_w * stride - width, 0, cells_h * stride - height))
-    return F.avg_pool2d(padded, stride) if stride > 1 else padded
 
 
 class CGCRoIHeads(RoIHeads):
