@@ -209,13 +209,13 @@ def print_table(title: str, rows: list[dict], name_key: str) -> None:
     def cell(row: dict, key: str, width: int, digits: int) -> str:
         return f"{row[key]:>{width}.{digits}f}" if row.get(key) is not None else f"{'-':>{width}}"
 
-    width = max(22, *(len(str(row[name_key])) + 2 for row in rows))
+    name_width = max(22, *(len(str(row[name_key])) + 2 for row in rows))
     print(title)
-    print(f"{name_key:<{width}}{'AP':>8}{'AP^r0.5':>9}{'AP^r0.7':>9}{'COCO AP':>9}"
+    print(f"{name_key:<{name_width}}{'AP':>8}{'AP^r0.5':>9}{'AP^r0.7':>9}{'COCO AP':>9}"
           + "".join(f"{label:>{width}}" for label, width, _ in extra.values()) + f"{'train s':>9}"
           + "".join(f"{headers[key]:>12}" for key in paper))
     for row in rows:
         figures = "".join(cell(row, key, 12, 2) for key in paper)
-        print(f"{row[name_key]:<{width}}{row['AP']:>8.2f}{row['AP_r50']:>9.2f}{row['AP_r70']:>9.2f}{row['coco_mask_AP']:>9.2f}"
+        print(f"{row[name_key]:<{name_width}}{row['AP']:>8.2f}{row['AP_r50']:>9.2f}{row['AP_r70']:>9.2f}{row['coco_mask_AP']:>9.2f}"
               + "".join(cell(row, key, width, digits) for key, (_, width, digits) in extra.items())
               + f"{row['train_seconds']:>9.0f}{figures}")

@@ -22,6 +22,7 @@ from cgc.errors import InputError, RunStopped
 from cgc.fileio import check_output_file
 from cgc.refine.crf import HARD_MASK_CONFIDENCE, CRFParams
 from cgc.sample import DEFAULT_STYLE, SCENE_STYLES
+from cgc.train.config import DEVICES
 from cgc.weaklabels.priors import RULES, PriorSettings
 
 
@@ -380,6 +381,11 @@ def shown_default(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def allows_none(kind: Any) -> bool:
+    """Whether a TrainConfig setting's type admits None (given as "none" on the command line)."""
+    return type(None) in typing.get_args(kind)
+
+
 def setting_option(setting: dataclasses.Field, kind: Any, preset_values: dict[str, Any]) -> Callable[..., Any]:
     """The click option of one TrainConfig setting (see cgc.train.config.option); default None = "not given"."""
     meta = setting.metadata
@@ -390,7 +396,7 @@ def setting_option(setting: dataclasses.Field, kind: Any, preset_values: dict[st
     help_text = f"{meta['help']} [{default}]"
     if kind is bool:
         return click.option(f"--{name}/--no-{name}", setting.name, default=None, help=help_text)
-    optional = type(None) in typing.get_args(kind)
+    optional = allows_none(kind)
     base = next((arg for arg in typing.get_args(kind) if arg is not type(None)), kind) if optional else kind
     low, high = meta["minimum"], meta["maximum"]
     if meta["choices"] is not None:
@@ -450,7 +456,7 @@ def train_command(data: Path | None, images: Path | None, out: Path, resume: boo
     from cgc.train.config import TrainConfig, load_config, resolve_config
     from cgc.train.engine import train
 
-    may_be_none = {name for name, kind in typing.get_type_hints(TrainConfig).items() if type(None) in typing.get_args(kind)}
+    may_be_none = {name for name, kind in typing.get_type_hints(TrainConfig).items() if allows_none(kind)}
     given = {key: None if key in may_be_none and value == "none" else value  # e.g. --mask-window none: the paper's loss
              for key, value in options.items() if value is not None}
     given |= {key: str(value) for key, value in (("data", data), ("images", images)) if value is not None}
@@ -482,7 +488,7 @@ SCORE_THRESHOLD_HELP = ("Keep instances with at least this score [the threshold 
               help="Folder to write (replaced as a whole): masks/ (indexed PNG per image), overlays/, results.json "
                    "(COCO results) and images.json (their image ids).")
 @click.option("--score-thr", "score_threshold", type=click.FloatRange(0, 1), default=None, help=SCORE_THRESHOLD_HELP)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @overwrite_option
 @reports_input_errors
 def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: float | None, device: str,
@@ -522,7 +528,7 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
               help="Run a trained model (checkpoint file or run folder) on --images first, instead of --predictions.")
 @click.option("--images", "images_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="With --checkpoint: folder of the ground truth's pictures.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Ground truth: COCO instance JSON (RLE or polygons), e.g. from `cgc export coco`.")
 @click.option("--score-thr", "score_threshold", type=click.FloatRange(0.0, 1.0), default=None,
@@ -573,7 +579,7 @@ def eval_command(predictions_path: Path | None, match_by_id: bool, checkpoint: P
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Their instance labels: COCO instance JSON (true masks, or weak labels from `cgc weaklabels build`); "
                    "not the images you will report scores on.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @reports_input_errors
 def calibrate_command(checkpoint: Path, images_dir: Path, data_path: Path, device: str) -> None:
     """Pick the score threshold with the best F1 on validation images and record it in the checkpoint."""
