@@ -169,12 +169,13 @@ def label_change_by_quality(split: SampleSplit, before: Path, after: Path,
     of IoU and how many moved by more than 0.01 either way. Shows whether the rounds repair bad labels and spoil good ones."""
     import numpy as np
 
-    from cgc.weaklabels.quality import instance_rles_by_file, matched_ious
+    from cgc.coco_files import read_instance_file
+    from cgc.weaklabels.quality import matched_ious
 
-    truth = instance_rles_by_file(split.full_labels, "ground-truth file")
+    truth = read_instance_file(split.full_labels, "ground-truth file").masks_by_file_name()
 
     def per_true_instance(labels: Path) -> np.ndarray:
-        by_file = instance_rles_by_file(labels, "label file")
+        by_file = read_instance_file(labels, "label file").masks_by_file_name()
         return np.concatenate([matched_ious(by_file.get(name, []), truth[name]) for name in sorted(truth)])
 
     iou_before, iou_after = per_true_instance(before), per_true_instance(after)

@@ -25,7 +25,8 @@ from cgc.datasets import instances_to_coco, read_ilso
 from cgc.fileio import atomic_write_json
 from cgc.sample import DEFAULT_STYLE, SCENE_STYLES, write_sample_dataset
 from cgc.weaklabels.priors import RULES, PriorSettings
-from cgc.weaklabels.quality import instance_rles_by_file, label_quality
+from cgc.coco_files import read_instance_file
+from cgc.weaklabels.quality import label_quality
 
 CGC = [sys.executable, "-m", "cgc.cli"]
 
@@ -57,7 +58,7 @@ def main() -> None:
     run(CGC + ["annotate", "import", "--from-export", str(sample / "labelstudio_export.json"), "--out", str(boxes)])
     truth = args.data / f"truth-{tag}.json"
     atomic_write_json(truth, instances_to_coco(read_ilso(sample), "sample truth"))
-    truth_rles = instance_rles_by_file(truth, "ground-truth file")  # read once for every rule and kind
+    truth_rles = read_instance_file(truth, "ground-truth file").masks_by_file_name()  # read once for every rule and kind
 
     rows = []
     runs = [(rule, rule, ["--masks", str(sample / "masks")]) for rule in RULES]
@@ -67,7 +68,7 @@ def main() -> None:
         seconds = run(CGC + ["weaklabels", "build", "--images", str(sample / "imgs"), *masks, "--boxes", str(boxes),
                              "--out", str(out), "--rule", rule, "--workers", str(args.workers), "--overwrite"])
         labels = out / "annotations.json"
-        weak = instance_rles_by_file(labels, "weak-label file")
+        weak = read_instance_file(labels, "weak-label file").masks_by_file_name()
         quality = label_quality(weak, truth_rles, labels, truth)
         by_kind = {kind: label_quality(weak, {name: truth_rles[name] for name in names}, labels, truth).mean_iou
                    for kind, names in sorted(kinds.items())}

@@ -234,8 +234,8 @@ def export_coco(dataset_format: str, root: Path, out: Path, images_subdir: str |
     """Turn a fully annotated instance dataset (an evaluation set) into COCO JSON."""
     from tqdm import tqdm
 
+    from cgc.coco_files import write_coco_file
     from cgc.datasets import instances_to_coco, open_instance_dataset
-    from cgc.fileio import atomic_write_json
 
     check_output_file(out)
     dataset = open_instance_dataset(dataset_format, root, images_subdir, gt_subdir, split)
@@ -244,7 +244,7 @@ def export_coco(dataset_format: str, root: Path, out: Path, images_subdir: str |
                          f"{dataset.warnings[0] if dataset.warnings else 'none'})", root)
     progress = tqdm(dataset, total=len(dataset), desc="export", unit="image", disable=None)
     coco = instances_to_coco(progress, dataset.description)
-    atomic_write_json(out, coco)
+    write_coco_file(out, coco)
     for warning in dataset.warnings[:max_warnings]:
         click.echo(f"Warning: {warning}", err=True)
     if len(dataset.warnings) > max_warnings:
@@ -496,7 +496,7 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
     """Salient instance masks for new pictures: indexed PNGs, COCO results JSON and overlays (one instance per pixel)."""
     from cgc.fileio import atomic_directory, refuse_output_over_inputs
     from cgc.inference import list_images, load_model, usable_images, write_predictions
-    from cgc.prediction_folder import PREDICTIONS_KIND
+    from cgc.coco_files import PREDICTIONS_KIND
     from cgc.score_threshold import score_threshold_of
 
     skipped: list[str] = []

@@ -49,10 +49,10 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from scipy.optimize import linear_sum_assignment
 
-from cgc.coco import SALIENT_CATEGORY, SALIENT_CATEGORY_ID, checked_rle, encode_mask, mask_iou_matrix, segmentation_to_rle
+from cgc.coco import SALIENT_CATEGORY, SALIENT_CATEGORY_ID, encode_mask, mask_iou_matrix, segmentation_to_rle
 from cgc.errors import InputError
-from cgc.fileio import read_json
-from cgc.prediction_folder import IMAGES_FILE, RESULTS_FILE, read_prediction_images
+from cgc.coco_files import (IMAGES_FILE, RESULTS_FILE, check_result_entries, check_results, read_instance_file, read_prediction_images,
+                             read_results_file)
 
 ALPHAS: tuple[float, ...] = tuple(round(0.50 + 0.05 * step, 2) for step in range(10))
 DEFAULT_SCORE_THRESHOLD = 0.5
@@ -80,49 +80,20 @@ def load_ground_truth(gt: Mapping[str, Any] | str | Path) -> dict[str, Any]:
     (the file's, else the mask area) and `iscrowd`, and fresh annotation ids, which is what
     COCOeval needs; the caller's dict is not modified.
     """
-    name = _source_name(gt, "ground truth")
-    data = read_json(gt, "ground-truth file") if isinstance(gt, (str, Path)) else gt
-    if not isinstance(data, Mapping) or not isinstance(data.get("images"), list) \
-            or not isinstance(data.get("annotations"), list):
-        raise InputError("not a COCO instance file (needs 'images' and 'annotations' lists)", name)
-    images: list[dict[str, Any]] = []
-    by_id: dict[Any, dict[str, Any]] = {}
-    for image in data["images"]:
-        try:
-            image_id, height, width = image["id"], int(image["height"]), int(image["width"])
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"image entry without id/height/width: {str(image)[:80]}", name) from None
-        if image_id in by_id:
-            raise InputError(f"image id {image_id!r} appears twice", name)
-        attributes = image.get("attributes", None)
-        if attributes is not None and (not isinstance(attributes, list)
-                                       or not all(isinstance(a, str) for a in attributes)):
-            raise InputError(f"image {image_id!r}: 'attributes' must be a list of names", name)
-        clean = {key: value for key, value in image.items() if key != "attributes"}
-        clean.update(id=image_id, height=height, width=width)
-        if attributes is not None:
-            clean["attributes"] = list(attributes)
-        images.append(clean)
-        by_id[image_id] = clean
+    checked = read_instance_file(gt, "ground-truth file" if isinstance(gt, (str, Path)) else "ground truth")
     annotations = []
-    for index, annotation in enumerate(data["annotations"], start=1):
-        if not isinstance(annotation, Mapping) or "segmentation" not in annotation or "image_id" not in annotation:
-            raise InputError(f"annotation {index} has no image_id or segmentation", name)
-        image = by_id.get(annotation["image_id"])
-        if image is None:
-            raise InputError(f"annotation {index} names image id {annotation['image_id']!r}, which is not in 'images'", name)
-        rle = checked_rle(annotation["segmentation"], image, name, f"annotation {index}")
-        area = annotation.get("area")
+    for index, annotation in enumerate(checked.annotations, start=1):
+        rle, area = annotation["segmentation"], annotation.get("area")
         annotations.append({
             "id": index,
-            "image_id": image["id"],
+            "image_id": annotation["image_id"],
             "category_id": SALIENT_CATEGORY_ID,
             "segmentation": rle,
             "area": float(area) if isinstance(area, (int, float)) else float(mask_utils.area(rle)),
             "bbox": [float(v) for v in mask_utils.toBbox(rle)],
             "iscrowd": int(bool(annotation.get("iscrowd", 0))),
         })
-    return {"images": images, "annotations": annotations, "categories": [dict(SALIENT_CATEGORY)]}
+    return {"images": checked.images, "annotations": annotations, "categories": [dict(SALIENT_CATEGORY)]}
 
 
 def load_predictions(predictions: Iterable[Mapping[str, Any]] | Mapping[str, Any] | str | Path,
@@ -143,42 +114,14 @@ def load_predictions(predictions: Iterable[Mapping[str, Any]] | Mapping[str, Any
         if not isinstance(data.get("annotations"), list):
             raise InputError("a predictions dict must be a COCO dataset with an 'annotations' list", name)
         data = data["annotations"]
-    if not isinstance(data, list):
-        raise InputError("predictions must be a COCO results list [{image_id, segmentation, score}, ...]", name)
-    for index, prediction in enumerate(data, start=1):
-        if not isinstance(prediction, Mapping) or "image_id" not in prediction or "segmentation" not in prediction:
-            raise InputError(f"prediction {index} needs image_id and segmentation", name)
+    check_result_entries(data, name)
     if named_images is not None:
         data = _with_ground_truth_ids(data, named_images, gt["images"], name)
     elif isinstance(predictions, (str, Path)) and not match_by_id:
         raise InputError(f"its image ids cannot be matched to the ground truth's pictures: put the {IMAGES_FILE} that "
                          f"`cgc predict` wrote beside it (or give the prediction folder), or pass --match-by-id if "
                          f"its ids are the ground truth's own", name)
-    images = {image["id"]: image for image in gt["images"]}
-    clean = []
-    unknown: list[Any] = []
-    for index, prediction in enumerate(data, start=1):
-        image = images.get(prediction["image_id"])
-        if image is None:
-            unknown.append(prediction["image_id"])
-            continue
-        score = prediction.get("score")
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
-            raise InputError(f"prediction {index} has no numeric 'score' (got {score!r})", name)
-        item = {
-            "image_id": image["id"],
-            "category_id": SALIENT_CATEGORY_ID,
-            "segmentation": checked_rle(prediction["segmentation"], image, name, f"prediction {index}"),
-            "score": float(score),
-        }
-        if isinstance(prediction.get("bbox"), list) and len(prediction["bbox"]) == 4:
-            item["bbox"] = [float(v) for v in prediction["bbox"]]
-        clean.append(item)
-    if unknown:
-        shown = ", ".join(repr(i) for i in sorted(set(unknown), key=str)[:5])
-        raise InputError(f"{len(unknown)} predictions name image ids absent from the ground truth ({shown}"
-                    f"{', ...' if len(set(unknown)) > 5 else ''}); are they for another split?", name)
-    return clean
+    return check_results(data, gt["images"], name)
 
 
 def _shown(values: list[str], first: int = 5) -> str:
@@ -191,9 +134,8 @@ def _predictions_and_images(predictions: Any) -> tuple[Any, list[dict[str, Any]]
     if isinstance(predictions, (str, Path)):
         path = Path(predictions)
         if path.is_dir():
-            return read_json(path / RESULTS_FILE, f"{RESULTS_FILE} (written by `cgc predict`)"), \
-                read_prediction_images(path / IMAGES_FILE)
-        data = read_json(path, "predictions file")
+            return read_results_file(path / RESULTS_FILE), read_prediction_images(path / IMAGES_FILE)
+        data = read_results_file(path)
         beside = path.with_name(IMAGES_FILE)
         if isinstance(data, list) and beside.is_file() and beside != path:
             return data, read_prediction_images(beside)

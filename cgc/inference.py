@@ -18,7 +18,7 @@ from cgc.datasets.label_maps import write_instance_label_map
 from cgc.datasets.pictures import check_picture, read_rgb, write_picture
 from cgc.errors import InputError
 from cgc.model.cgcnet import CGCNet
-from cgc.prediction_folder import write_prediction_folder
+from cgc.coco_files import write_prediction_folder
 from cgc.train.checkpoint import latest_checkpoint, load_checkpoint
 from cgc.train.config import TrainConfig
 from cgc.train.distributed import pick_device

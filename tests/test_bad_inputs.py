@@ -248,9 +248,9 @@ CASES = [
          lambda i: relabelled(i.labels[0], i.work / "escape.json", "/etc/hostname"), error="points outside the image folder"),
     # 7. A box that is not a number
     Case("build from a box file with a NaN bbox", lambda i: build(i, boxes=i.work / "nan.json"),
-         lambda i: box_file_with(i.boxes, i.work / "nan.json", [float("nan"), 0, 10, 10]), error="not a finite number"),
+         lambda i: box_file_with(i.boxes, i.work / "nan.json", [float("nan"), 0, 10, 10]), error="bbox' of 4 finite numbers"),
     Case("build from a box file with an infinite bbox", lambda i: build(i, boxes=i.work / "inf.json"),
-         lambda i: box_file_with(i.boxes, i.work / "inf.json", [0, 0, float("inf"), 10]), error="not a finite number"),
+         lambda i: box_file_with(i.boxes, i.work / "inf.json", [0, 0, float("inf"), 10]), error="bbox' of 4 finite numbers"),
     # 13. Training labels are checked before the model is built
     Case("train on a label with broken RLE counts", lambda i: train(i, data=i.work / "bad.json"),
          lambda i: first_label_changed(i.labels[0], i.work / "bad.json", segmentation={"size": [96, 128], "counts": 17}),
@@ -263,7 +263,7 @@ CASES = [
          error="mask size [10, 10] differs"),
     Case("train on a label with an infinite bbox", lambda i: train(i, data=i.work / "bad.json"),
          lambda i: first_label_changed(i.labels[0], i.work / "bad.json", bbox=[0, 0, float("inf"), 3]),
-         error="bbox must be 4 finite numbers"),
+         error="bbox' of 4 finite numbers"),
     # 11. A header that declares a huge picture; 16. a truncated JPEG: excluded with the reason, the rest goes on
     Case("build with a picture whose header declares 50000x50000 pixels",
          lambda i: build_on_copy(i), lambda i: copy_with(i, "imgs/sample_00002.jpg", huge_png()),

@@ -316,7 +316,6 @@ def test_coco_json_polygons_crowds_and_size_check(tmp_path: Path) -> None:
              "segmentation": [[2, 2, 8, 2, 8, 6, 2, 6]], "bbox": [2, 2, 6, 4], "area": 24},
             {"id": 2, "image_id": 7, "category_id": 3, "iscrowd": 1,
              "segmentation": {"size": [H, W], "counts": [0, H * W]}, "area": 0},
-            {"id": 3, "image_id": 99, "category_id": 1, "segmentation": [[0, 0, 1, 0, 1, 1]]},
         ],
         "categories": [{"id": 3, "name": "thing"}],
     }
@@ -326,9 +325,16 @@ def test_coco_json_polygons_crowds_and_size_check(tmp_path: Path) -> None:
     assert [image.file_name for image in images] == ["gone.jpg", "p.jpg"]
     assert images[0].image_path is None and images[0].masks == []
     assert len(images[1].masks) == 1 and images[1].masks[0][3, 4] and not images[1].masks[0][9, 12]
-    assert len(dataset.warnings) == 3  # crowd, unknown image, missing image file
+    assert len(dataset.warnings) == 2  # crowd, missing image file
 
-    data["images"][0]["width"] = W + 3
+    stray = {**data, "annotations": data["annotations"] + [
+        {"id": 3, "image_id": 99, "category_id": 1, "segmentation": [[0, 0, 1, 0, 1, 1]]}]}
+    atomic_write_json(tmp_path / "ann.json", stray)
+    with pytest.raises(InputError, match="image id 99, which is not in 'images'"):
+        read_coco_json(tmp_path / "ann.json")
+
+    data["images"][0]["width"] = W + 3  # the polygon fits either size; the file on disk does not
+    data["annotations"] = data["annotations"][:1]
     atomic_write_json(tmp_path / "ann.json", data)
     with pytest.raises(InputError, match="p.jpg"):
         list(read_coco_json(tmp_path / "ann.json", images_dir=tmp_path / "images"))

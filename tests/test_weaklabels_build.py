@@ -159,20 +159,20 @@ def test_cli_errors_are_one_line(sample_dir: Path, tmp_path: Path) -> None:
 def test_a_failed_build_leaves_the_previous_labels_and_report_together(sample_dir: Path, true_box_file: Path,
                                                                         tmp_path: Path, monkeypatch) -> None:
     """A disk that fills up while the new annotations.json is written must not leave a new report beside old labels."""
-    import cgc.weaklabels.builder as builder
+    import cgc.fileio as fileio
 
     out = tmp_path / "weak"
     build(sample_dir, true_box_file, out, workers=1, overlays_dir=out / "overlays")
     before = {name: (out / name).read_bytes() for name in ("annotations.json", "report.json")}
     assert len(list((out / "overlays").glob("*.jpg"))) == 12
-    real_write = builder.atomic_write_json
+    real_write = fileio.atomic_write_bytes
 
-    def full_disk(path, obj, indent=None):
+    def full_disk(path, content):
         if Path(path).name == "annotations.json":
             raise OSError(28, "No space left on device")
-        real_write(path, obj, indent)
+        real_write(path, content)
 
-    monkeypatch.setattr(builder, "atomic_write_json", full_disk)
+    monkeypatch.setattr(fileio, "atomic_write_bytes", full_disk)
     with pytest.raises(OSError):
         build(sample_dir, true_box_file, out, workers=1, settings=PriorSettings(rule="all-in-box"))
     assert {name: (out / name).read_bytes() for name in before} == before

@@ -27,6 +27,7 @@ from cgc.annotate.import_parser import (
     read_labelstudio_export,
 )
 from cgc.coco import SALIENT_CATEGORY_ID, coco_dataset
+from cgc.coco_files import write_coco_file
 from cgc.errors import InputError
 from cgc.fileio import atomic_write_json
 
@@ -234,8 +235,10 @@ def import_output_paths(out_path: str | Path, report_path: str | Path | None) ->
 def write_import_outputs(out_path: Path, report_path: Path, dataset: dict[str, Any], report: dict[str, Any]) -> None:
     """Write the boxes, then the report, each atomically; a write failure names its path."""
     report["output"] = str(out_path)
-    for path, content, indent in ((out_path, dataset, None), (report_path, report, 2)):
-        try:
-            atomic_write_json(path, content, indent=indent)
-        except OSError as exc:
-            raise InputError(f"cannot write: {exc.strerror or exc}", path) from None
+    path = out_path
+    try:
+        write_coco_file(out_path, dataset)
+        path = report_path
+        atomic_write_json(report_path, report, indent=2)
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror or exc}", path) from None

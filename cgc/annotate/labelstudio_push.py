@@ -31,6 +31,7 @@ import numpy as np
 from cgc.annotate.labelstudio_client import LabelStudioConnection, LabelStudioError
 from cgc.annotate.import_parser import labelstudio_image_file_name
 from cgc.annotate.labelstudio_setup import get_project, iter_project_tasks, stored_file_name, task_image_ref
+from cgc.coco_files import RESULTS_FILE, read_coco_boxes, read_instance_file, read_results_with_images
 from cgc.errors import InputError
 from cgc.fileio import read_json
 
@@ -64,36 +65,30 @@ class PushSummary:
 
 
 def read_instances(path: str | Path) -> Instances:
-    """Consensus boxes, weak labels or `cgc predict` output -> images and their instances."""
+    """Consensus boxes, weak labels or `cgc predict` output -> images and their instances, each checked by its
+    format's reader."""
     path = Path(path)
     if path.is_dir():
         if (path / "annotations.json").is_file():
             return read_instances(path / "annotations.json")
-        if (path / "results.json").is_file():
-            return read_instances(path / "results.json")
-        raise InputError("folder holds neither annotations.json (weak labels) nor results.json (cgc predict)", path)
+        if (path / RESULTS_FILE).is_file():
+            return read_instances(path / RESULTS_FILE)
+        raise InputError(f"folder holds neither annotations.json (weak labels) nor {RESULTS_FILE} (cgc predict)", path)
     content = read_json(path, "annotations file")
-    if isinstance(content, list):
-        images_path = path.with_name("images.json")
-        images = read_json(images_path, "images.json of `cgc predict` (beside the results)")
-        annotations = content
-    elif isinstance(content, dict) and isinstance(content.get("images"), list):
-        images, annotations = content["images"], content.get("annotations") or []
-    else:
+    if isinstance(content, list):  # COCO results: images.json beside them says which picture each id is
+        images, grouped = read_results_with_images(path)
+        return Instances("predictions", images, grouped)
+    if not isinstance(content, dict):
         raise InputError("not a COCO file (expected 'images' and 'annotations') nor COCO results", path)
-    if not isinstance(images, list) or not all(isinstance(i, dict) and "id" in i and "file_name" in i for i in images):
-        raise InputError("images must be objects with 'id' and 'file_name'", path)
-    by_image: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for annotation in annotations:
-        if isinstance(annotation, dict) and "image_id" in annotation:
-            by_image[annotation["image_id"]].append(annotation)
-    flat = [a for a in annotations if isinstance(a, dict)]
-    kind = (
-        "predictions" if any("score" in a for a in flat)
-        else "weaklabels" if any(a.get("segmentation") for a in flat)
-        else "boxes"
-    )
-    return Instances(kind, images, dict(by_image))
+    annotations = content.get("annotations") or []
+    has_masks = any(isinstance(item, dict) and item.get("segmentation") for item in annotations)
+    coco = read_instance_file(content, str(path)) if has_masks else read_coco_boxes(content, str(path))
+    unsized = [image["file_name"] for image in coco.images if not image.get("width") or not image.get("height")]
+    if unsized:
+        raise InputError(f"image {unsized[0]!r} has no width and height, which Label Studio regions need", path)
+    scored = any("score" in item for item in coco.annotations)
+    kind = "predictions" if scored else "weaklabels" if has_masks else "boxes"
+    return Instances(kind, coco.images, coco.annotations_by_image())
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,21 @@
 """COCO-style instance JSON (how RDPNet, OQTR and others ship SIS datasets).
 
 Every category is read as "salient" (salient instance segmentation is class-agnostic).
-Crowd annotations (`iscrowd: 1`) and annotations without a segmentation are skipped with a
-warning, because an InstanceImage has no notion of ignore regions.
+Crowd annotations (`iscrowd: 1`) are skipped with a warning, because an InstanceImage has no
+notion of ignore regions.
 """
 
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cgc.coco import decode_mask
+from cgc.coco_files import read_instance_file
 from cgc.datasets.pictures import image_size
 from cgc.datasets.instances import InstanceDataset, InstanceImage
 from cgc.errors import InputError
-from cgc.fileio import read_json
 
 
 def find_coco_json(root: str | Path) -> Path:
@@ -41,26 +38,15 @@ def find_coco_json(root: str | Path) -> Path:
 def _load_coco_image(
     json_path: Path, image: dict[str, Any], image_path: Path | None, annotations: list[dict[str, Any]]
 ) -> InstanceImage:
-    height, width = int(image["height"]), int(image["width"])
+    height, width = image["height"], image["width"]
     if image_path is not None:
         actual = image_size(image_path)
         if actual != (width, height):
             raise InputError(
                 f"image is {actual[0]}x{actual[1]} but {json_path} says {width}x{height}", image_path
             )
-    masks: list[np.ndarray] = []
-    for annotation in annotations:
-        try:
-            mask = decode_mask(annotation["segmentation"], height, width)
-        except Exception as exc:  # pycocotools raises bare Exceptions for bad polygons/RLE
-            raise InputError(f"annotation {annotation.get('id')}: cannot decode segmentation ({exc})", json_path) from None
-        if mask.shape != (height, width):
-            raise InputError(
-                f"annotation {annotation.get('id')}: mask is {mask.shape[1]}x{mask.shape[0]}, image {width}x{height}",
-                json_path,
-            )
-        masks.append(mask)
-    return InstanceImage(str(image["file_name"]), image_path, height, width, masks)
+    masks = [decode_mask(annotation["segmentation"], height, width) for annotation in annotations]
+    return InstanceImage(image["file_name"], image_path, height, width, masks)
 
 
 def read_coco_json(path: str | Path, images_dir: str | Path | None = None) -> InstanceDataset:
@@ -70,32 +56,20 @@ def read_coco_json(path: str | Path, images_dir: str | Path | None = None) -> In
     missing from the folder are reported in `warnings` (and kept, with `image_path=None`).
     """
     path = Path(path)
-    coco = read_json(path, "COCO JSON file")
-    if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
-        raise InputError("not a COCO dataset (no 'images' list)", path)
+    coco = read_instance_file(path, "COCO JSON file")
     images_dir = Path(images_dir) if images_dir is not None else None
     if images_dir is not None and not images_dir.is_dir():
         raise InputError("image folder not found", images_dir)
     dataset = InstanceDataset(f"COCO instances from {path}", [])
-    by_image: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    known_ids = set()
-    for image in coco["images"]:
-        if not isinstance(image, dict) or not {"id", "file_name", "height", "width"} <= image.keys():
-            raise InputError(f"image entry without id, file_name, height and width: {str(image)[:80]}", path)
-        known_ids.add(image["id"])
-    for annotation in coco.get("annotations") or []:
-        if annotation.get("image_id") not in known_ids:
-            dataset.warnings.append(f"{path}: annotation {annotation.get('id')} refers to unknown image {annotation.get('image_id')}; skipped")
-        elif annotation.get("iscrowd", 0):
-            dataset.warnings.append(f"{path}: annotation {annotation.get('id')} is a crowd region; skipped")
-        elif not annotation.get("segmentation"):
-            dataset.warnings.append(f"{path}: annotation {annotation.get('id')} has no segmentation; skipped")
-        else:
-            by_image[annotation["image_id"]].append(annotation)
-    for image in sorted(coco["images"], key=lambda entry: str(entry["file_name"])):
+    by_image = coco.annotations_by_image()
+    for image_id, items in by_image.items():
+        dataset.warnings.extend(f"{path}: annotation {item['id']} is a crowd region; skipped"
+                                for item in items if item.get("iscrowd", 0))
+        by_image[image_id] = [item for item in items if not item.get("iscrowd", 0)]
+    for image in sorted(coco.images, key=lambda entry: entry["file_name"]):
         image_path = None
         if images_dir is not None:
-            image_path = images_dir / str(image["file_name"])
+            image_path = images_dir / image["file_name"]
             if not image_path.is_file():
                 dataset.warnings.append(f"{image_path}: image listed in {path.name} not found")
                 image_path = None

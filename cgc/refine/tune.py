@@ -28,7 +28,7 @@ from cgc.errors import InputError
 from cgc.fileio import atomic_directory, atomic_write_json, read_json, refuse_output_over_inputs
 from cgc.refine.crf import HARD_MASK_CONFIDENCE, CRFParams, refine_instance, soft_from_binary
 from cgc.parallel import map_in_processes
-from cgc.prediction_folder import PREDICTIONS_KIND, read_prediction_folder, write_prediction_folder
+from cgc.coco_files import PREDICTIONS_KIND, read_prediction_folder, write_prediction_folder
 
 PAPER_W1 = (1.0, 1.0, 10.0)  # start, step, stop (inclusive), the paper's [1:1:10]
 PAPER_THETA_ALPHA = (50.0, 5.0, 100.0)

@@ -9,8 +9,6 @@ label update know in advance when an image is seen for the last time before a ro
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +18,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from cgc.coco import checked_rle, decode_mask
+from cgc.coco import decode_mask
+from cgc.coco_files import CocoFile, read_instance_file
 from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem, require_dir
 from cgc.datasets.pictures import check_picture, read_rgb
 from cgc.errors import InputError
-from cgc.fileio import read_json
 
 
 def inside_folder(file_name: str, annotations: str | Path) -> str:
@@ -34,22 +32,13 @@ def inside_folder(file_name: str, annotations: str | Path) -> str:
     return file_name
 
 
-def check_labels(image: dict[str, Any], path: Path, instances: list[dict[str, Any]], annotations: str | Path) -> None:
+def check_picture_size(image: dict[str, Any], path: Path, annotations: str | Path) -> None:
     """Before any model is built: the picture has the size its labels were made at (a resized copy would train on
-    shifted masks), and every label has a readable mask and a finite box."""
+    shifted masks)."""
     width, height = check_picture(path)
-    labelled = (image.get("height"), image.get("width"))
-    if all(isinstance(value, int) for value in labelled) and labelled != (height, width):
+    if (image["height"], image["width"]) != (height, width):
         raise InputError(f"picture is {width}x{height} but {Path(annotations).name} labels it at "
-                         f"{labelled[1]}x{labelled[0]} (width x height)", path)
-    shown = {"id": image.get("id"), "height": height, "width": width}
-    for item in instances:
-        what = f"annotation {item.get('id')!r} of {image.get('file_name')}"
-        checked_rle(item.get("segmentation"), shown, annotations, what)
-        box = item.get("bbox")
-        if (not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box)
-                or not all(math.isfinite(v) for v in box)):
-            raise InputError(f"{what}: bbox must be 4 finite numbers, not {box!r}", annotations)
+                         f"{image['width']}x{image['height']} (width x height)", path)
 
 
 @dataclass(frozen=True)
@@ -68,24 +57,19 @@ class WeakLabelDataset(Dataset):
     """
 
     def __init__(self, annotations: str | Path, images_dir: str | Path) -> None:
-        data = read_json(annotations, "weak-label file")
+        labels = read_instance_file(annotations, "weak-label file")
         self.source = Path(annotations)
         images_dir = require_dir(images_dir, "image folder")
-        try:
-            by_image: dict[int, list[dict[str, Any]]] = defaultdict(list)
-            for annotation in data["annotations"]:
-                by_image[int(annotation["image_id"])].append(annotation)
-            images = sorted(data["images"], key=lambda image: int(image["id"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"not a COCO instance-segmentation file ({exc})", annotations) from None
+        by_image = labels.annotations_by_image()
+        images = sorted(labels.images, key=lambda image: image["id"])
         files = files_by_stem(images_dir, IMAGE_SUFFIXES)
         self.records: list[tuple[dict[str, Any], Path, list[dict[str, Any]]]] = []
         missing = []
         for image in images:
-            instances = by_image.get(int(image["id"]), [])
+            instances = by_image[image["id"]]
             if not instances:
                 continue
-            path = images_dir / inside_folder(str(image["file_name"]), annotations)
+            path = images_dir / inside_folder(image["file_name"], annotations)
             if not path.is_file():
                 path = files.get(Path(image["file_name"]).stem)
             if path is None:
@@ -97,28 +81,23 @@ class WeakLabelDataset(Dataset):
         if not self.records:
             raise InputError("no image with at least one instance", annotations)
         for image, path, instances in self.records:
-            check_labels(image, path, instances, annotations)
+            check_picture_size(image, path, annotations)
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def replace_annotations(self, annotations: list[dict[str, Any]], source: str | Path) -> None:
-        """Train on `annotations` (a new round of the same file) from now on; images stay as they are.
+    def replace_annotations(self, labels: CocoFile) -> None:
+        """Train on `labels` (a new round of the same file) from now on; images stay as they are.
 
         Every image the dataset holds must keep at least one instance, and no annotation may name
         an image it does not hold (a round changes masks, never which images are used).
         """
-        by_image: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        try:
-            for annotation in annotations:
-                by_image[int(annotation["image_id"])].append(annotation)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"not a COCO instance-segmentation file ({exc})", source) from None
-        known = {int(image["id"]) for image, _, _ in self.records}
-        if set(by_image) - known or any(not by_image.get(image_id) for image_id in known):
-            raise InputError("the new labels do not cover the same images as the dataset", source)
-        self.records = [(image, path, by_image[int(image["id"])]) for image, path, _ in self.records]
-        self.source = Path(source)
+        by_image = {image_id: items for image_id, items in labels.annotations_by_image().items() if items}
+        known = {image["id"] for image, _, _ in self.records}
+        if set(by_image) != known:
+            raise InputError("the new labels do not cover the same images as the dataset", labels.source)
+        self.records = [(image, path, by_image[image["id"]]) for image, path, _ in self.records]
+        self.source = Path(labels.source)
 
     def __getitem__(self, request: SampleRequest) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         image, path, instances = self.records[request.index]
@@ -134,8 +113,8 @@ class WeakLabelDataset(Dataset):
             "boxes": torch.from_numpy(boxes),
             "labels": torch.ones(len(instances), dtype=torch.int64),
             "masks": torch.from_numpy(np.ascontiguousarray(masks, dtype=np.uint8)),
-            "image_id": torch.tensor(int(image["id"])),
-            "annotation_ids": torch.tensor([int(item["id"]) for item in instances]),
+            "image_id": torch.tensor(image["id"]),
+            "annotation_ids": torch.tensor([item["id"] for item in instances]),
         }
         return tensor, target
 

@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from cgc.errors import InputError, RunStopped
-from cgc.fileio import check_output_file, read_json
+from cgc.coco_files import read_instance_file
+from cgc.fileio import check_output_file
 from cgc.train.checkpoint import latest_checkpoint, load_checkpoint, remove_unfinished_checkpoints, save_checkpoint
 from cgc.train.config import TrainConfig, check_config, save_config
 from cgc.train.data import IterationBatchSampler, WeakLabelDataset, collate
@@ -121,7 +122,7 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
         label_state = state.get("label_update")
         if label_state and label_state.get("label_file"):  # train on the last round written before the checkpoint
             labels = label_file_of(label_state, run_dir, config.data)
-            dataset.replace_annotations(read_json(labels, "label round")["annotations"], labels)
+            dataset.replace_annotations(read_instance_file(labels, "label round"))
     if group.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.json")

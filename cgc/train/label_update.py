@@ -57,7 +57,8 @@ import numpy as np
 from cgc.coco import decode_mask, encode_mask, mask_bbox_xyxy
 from cgc.datasets.pictures import read_rgb
 from cgc.errors import InputError
-from cgc.fileio import atomic_write_json, read_json
+from cgc.coco_files import CocoFile, read_instance_file, write_coco_file
+from cgc.fileio import atomic_write_json
 from cgc.refine.crf import CRFParams, refine_instance
 from cgc.refine.update_rule import k1, k2, should_replace
 from cgc.parallel import quiet_worker, worker_context
@@ -291,33 +292,30 @@ class CRFPool:
 
 
 class LabelStore:
-    """The weak labels a round trains on: a whole COCO file in memory, annotations by id."""
+    """The weak labels a round trains on: a checked COCO file in memory, annotations by id."""
 
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
-        self.by_id = {int(annotation["id"]): annotation for annotation in data["annotations"]}
+    def __init__(self, labels: CocoFile) -> None:
+        self.labels = labels
+        self.by_id = {annotation["id"]: annotation for annotation in labels.annotations}
 
     @classmethod
     def read(cls, path: str | Path) -> "LabelStore":
-        data = read_json(path, "weak-label file")
-        try:
-            return cls(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"not a COCO instance-segmentation file ({exc})", path) from None
+        return cls(read_instance_file(path, "weak-label file"))
 
     def annotation(self, annotation_id: int) -> dict[str, Any]:
         return self.by_id[annotation_id]
 
-    def with_decisions(self, decisions: list[UpdateDecision]) -> dict[str, Any]:
-        """A new COCO dict: these labels with every replaced instance's segmentation and area updated."""
+    def with_decisions(self, decisions: list[UpdateDecision], source: Path) -> CocoFile:
+        """The next round (to be written at `source`): these labels with every replaced instance's segmentation and
+        area updated."""
         replaced = {decision.annotation_id: decision for decision in decisions if decision.replaced}
         annotations = []
-        for annotation in self.data["annotations"]:
-            decision = replaced.get(int(annotation["id"]))
+        for annotation in self.labels.annotations:
+            decision = replaced.get(annotation["id"])
             if decision is not None:
                 annotation = dict(annotation, segmentation=decision.segmentation, area=decision.area_after)
             annotations.append(annotation)
-        return dict(self.data, annotations=annotations)
+        return CocoFile(str(source), dict(self.labels.data, annotations=annotations))
 
 
 def round_paths(run_dir: Path, number: int) -> tuple[Path, Path]:
@@ -432,8 +430,8 @@ class LabelUpdater:
         if stale:
             raise RuntimeError(f"round {self.round + 1}: decisions of round {stale[0].round} were not applied in time")
         number = self.round + 1
-        data = self.store.with_decisions(decisions)
         labels_path, log_path = round_paths(self.run_dir, number)
+        labels = self.store.with_decisions(decisions, labels_path)
         if self.group.is_main:
             replaced = [decision for decision in decisions if decision.replaced]
             changed = [decision.annotation_id for decision in replaced if decision.changed]
@@ -446,7 +444,7 @@ class LabelUpdater:
                 "phi": self.config.update_phi,
                 "sigma": self.config.update_sigma,
                 "counts": {
-                    "instances": len(data["annotations"]),
+                    "instances": len(labels.annotations),
                     "decided": len(decisions),
                     "replaced": len(replaced),
                     "changed": len(changed),
@@ -456,12 +454,12 @@ class LabelUpdater:
                 "changed": changed,
                 "instances": [decision.log_entry() for decision in decisions],
             }
-            atomic_write_json(labels_path, data)
+            write_coco_file(labels_path, labels)
             atomic_write_json(log_path, log, indent=1)
-        self.store = LabelStore(data)
+        self.store = LabelStore(labels)
         self.round, self.label_file = number, f"{LABELS_DIR}/{labels_path.name}"
         self.k2.update({decision.annotation_id: decision.k2_next for decision in decisions})
-        self.dataset.replace_annotations(data["annotations"], labels_path)
+        self.dataset.replace_annotations(labels)
         return labels_path
 
     def checkpoint_state(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from cgc.coco import SALIENT_CATEGORY_ID, coco_dataset, encode_mask
+from cgc.coco_files import ImageBoxes, read_box_file, write_coco_file
 from cgc.datasets.files import IMAGE_SUFFIXES, MASK_SUFFIXES, files_by_stem, require_dir
 from cgc.datasets.label_maps import read_binary_mask
 from cgc.datasets.pictures import image_size, read_bgr, write_picture
@@ -28,7 +29,6 @@ from cgc.fileio import atomic_directory, atomic_write_json, refuse_output_over_i
 from cgc.parallel import map_in_processes
 from cgc.visualize import overlay_instances
 from cgc.weaklabels.box_salience import salient_from_boxes
-from cgc.weaklabels.boxes_file import ImageBoxes, read_box_file
 from cgc.weaklabels.priors import PriorSettings, instance_masks_from_boxes
 
 WEAK_LABELS_KIND = "weak labels"
@@ -200,7 +200,7 @@ def build_weak_labels(
             raise InputError(f"no image could be labelled: all {summary.images} were excluded ({count} for "
                              f"'{reason}')", boxes_path)
         atomic_write_json(out_tmp / "report.json", report, indent=1)
-        atomic_write_json(out_tmp / "annotations.json", dataset)
+        write_coco_file(out_tmp / "annotations.json", dataset)
     return summary
 
 

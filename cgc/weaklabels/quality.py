@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from cgc.coco import mask_iou_matrix, segmentation_to_rle
+from cgc.coco import mask_iou_matrix
+from cgc.coco_files import read_instance_file
 from cgc.errors import InputError
-from cgc.fileio import read_json
 
 
 @dataclass
@@ -27,20 +27,6 @@ class LabelQuality:
     weak_instances: int
     mean_iou: float
     instances_above_half: float  # share of true instances matched with IoU >= 0.5
-
-
-def instance_rles_by_file(path: str | Path, what: str) -> dict[str, list[dict[str, Any]]]:
-    """file_name -> RLE masks of that image's instances, from a COCO instance JSON."""
-    data = read_json(path, what)
-    try:
-        images = {image["id"]: image for image in data["images"]}
-        by_file: dict[str, list[dict[str, Any]]] = {image["file_name"]: [] for image in images.values()}
-        for annotation in data["annotations"]:
-            image = images[annotation["image_id"]]
-            by_file[image["file_name"]].append(segmentation_to_rle(annotation["segmentation"], image["height"], image["width"]))
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"not a COCO instance-segmentation file (missing {exc})", path) from None
-    return by_file
 
 
 def matched_ious(weak: list[dict[str, Any]], truth: list[dict[str, Any]]) -> np.ndarray:
@@ -55,14 +41,14 @@ def matched_ious(weak: list[dict[str, Any]], truth: list[dict[str, Any]]) -> np.
 
 def compare_to_truth(labels_path: str | Path, truth_path: str | Path) -> LabelQuality:
     """Score the weak labels against true instance masks, on the images both files hold."""
-    weak = instance_rles_by_file(labels_path, "weak-label file")
-    truth = instance_rles_by_file(truth_path, "ground-truth file")
+    weak = read_instance_file(labels_path, "weak-label file").masks_by_file_name()
+    truth = read_instance_file(truth_path, "ground-truth file").masks_by_file_name()
     return label_quality(weak, truth, labels_path, truth_path)
 
 
 def label_quality(weak: dict[str, list[dict[str, Any]]], truth: dict[str, list[dict[str, Any]]],
                   labels_path: str | Path, truth_path: str | Path) -> LabelQuality:
-    """`compare_to_truth` on files already read (`instance_rles_by_file`); `truth` may be a subset of the
+    """`compare_to_truth` on files already read (`CocoFile.masks_by_file_name`); `truth` may be a subset of the
     pictures, such as one kind of scene. The paths only name the files in an error."""
     shared = sorted(set(weak) & set(truth))
     if not shared:
