@@ -25,7 +25,7 @@ import numpy as np
 from cgc.fileio import atomic_write_json
 from cgc.refine.crf import CRFParams, WindowSettings, refine_instance
 from cgc.sample import generate_scene
-from cgc.train.label_update import label_window_core
+from cgc.refine.instance_update import label_window_core
 
 
 def soft_prediction(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -21,14 +21,14 @@ from cgc.coco import decode_mask, encode_mask
 from cgc.errors import InputError
 from cgc.model import build_cgcnet
 from cgc.model.roi_heads import InstanceMap, label_update_loss
+from cgc.refine.instance_update import UpdateJob, decide_instance, label_window_core, map_to_image
 from cgc.refine.update_rule import k1 as k1_numpy
 from cgc.refine.update_rule import should_replace
 from cgc.train.checkpoint import load_checkpoint
 from cgc.train.config import resolve_config
 from cgc.train.data import batch_requests, last_slots
 from cgc.train.engine import loader_segments, train
-from cgc.train.label_update import (WORKER_NICENESS, CRFPool, LabelUpdateError, UpdateJob, decide_instance,
-                                    label_window_core, map_to_image)
+from cgc.train.crf_pool import WORKER_NICENESS, CRFPool, LabelUpdateError
 from helpers import rectangle, tiny_config
 
 SCHEME = dict(iterations=4, update_every=2, update_start=1, checkpoint_every=3, crf_workers=1)
@@ -267,9 +267,10 @@ def test_resume_between_rounds_continues_with_the_latest_round(straight_run: tup
 def test_replaced_labels_are_trained_on_and_lambda_zero_drops_the_term(tiny_labels: tuple[Path, Path], tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process CRF (crf_workers=0) replaced by a stand-in that grows R, so that labels do change."""
+    import cgc.refine.instance_update as instance_update
     import cgc.train.label_update as label_update
 
-    monkeypatch.setattr(label_update, "refine_instance", lambda prob, rgb, params, **window: np.clip(prob * 4, 0, 1).astype(np.float32))
+    monkeypatch.setattr(instance_update, "refine_instance", lambda prob, rgb, params, **window: np.clip(prob * 4, 0, 1).astype(np.float32))
     run = tmp_path / "run"
     config = tiny_config(tiny_labels, run, iterations=3, update_every=2, update_start=0, checkpoint_every=3,
                          crf_workers=0, update_weight=0.0, update_phi=100.0)
@@ -382,9 +383,9 @@ def test_a_dead_worker_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
 
 
 def test_closing_ends_a_worker_stuck_in_a_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cgc.train.label_update as label_update
+    import cgc.train.crf_pool as crf_pool
 
-    monkeypatch.setattr(label_update, "CLOSE_GRACE_SECONDS", 0.5)
+    monkeypatch.setattr(crf_pool, "CLOSE_GRACE_SECONDS", 0.5)
     os.mkfifo(tmp_path / "stuck.png")  # opening it for reading blocks until a writer comes: the job hangs
     pool = CRFPool(1)
     try:

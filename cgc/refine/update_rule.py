@@ -15,7 +15,7 @@ formula is the paper's, including the odd "+ sigma" inside the log (with C_i = 0
 0 * log(sigma) = 0).
 
 The means run over every pixel of the maps given (the paper's H x W): the trainer's CRF worker
-(`cgc.train.label_update.decide_instance`) passes whole-image maps, so a small instance moves K
+(`cgc.refine.instance_update.decide_instance`) passes whole-image maps, so a small instance moves K
 less than a big one. The loss with its gradient is `cgc.model.roi_heads.label_update_loss`.
 
 Everything here is pure (arrays in, arrays out, no I/O) so the trainer can call it in worker

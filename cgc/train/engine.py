@@ -30,7 +30,8 @@ from cgc.fileio import check_output_file
 from cgc.train.checkpoint import latest_checkpoint, load_checkpoint, remove_unfinished_checkpoints, save_checkpoint
 from cgc.train.config import TrainConfig, check_config, save_config
 from cgc.train.data import IterationBatchSampler, WeakLabelDataset, collate
-from cgc.train.label_update import LabelUpdater, label_file_of
+from cgc.train.label_rounds import label_file_of
+from cgc.train.label_update import LabelUpdater
 from cgc.train.distributed import ProcessGroup, all_ranks_agree, start_process_group, stop_process_group
 from cgc.train.metrics_log import MetricsWriter, SmoothedValues
 from cgc.train.model_factory import model_from_config
