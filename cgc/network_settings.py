@@ -1,7 +1,10 @@
-"""The names of the network's interchangeable parts, and the defaults the command line shows, torch-free.
+"""The names of the network's interchangeable parts, and its defaults, torch-free.
 
-The command line offers them without loading torch; the model package and TrainConfig build from them.
+The command line offers them without loading torch; the model package and TrainConfig both take
+their defaults from here, so that `build_cgcnet()` and `cgc train` build the same network.
 """
+
+from dataclasses import dataclass
 
 BACKBONES = ("resnet50", "resnet101", "resnext101_32x8d", "vgg16", "mobilenet_v2")
 MASK_HEADS = ("gfr", "lfr", "roialign", "roimasking")
@@ -24,3 +27,25 @@ sees 9 cells, cannot tell far from the box which proposal it is asked about; RoI
 about half object. With the window, GFR's COCO mask AP after the demo's 250 iterations went from
 29.4 to 57.8 (README, "Mask heads"). G_i is still computed on the whole image, so the global
 context of eq. 2 reaches the window unchanged."""
+
+
+@dataclass(frozen=True)
+class NetworkDefaults:
+    """The settings `cgc train` exposes, at the paper's values (Mask R-CNN's where the paper is silent)."""
+
+    backbone: str = "resnet101"
+    mask_head: str = "gfr"
+    mask_head_channels: int = 256
+    mask_proposals_per_image: int = 16  # positive proposals per image trained by the mask head
+    mask_others: str = "proposals"
+    box_batch_size_per_image: int = 512
+    box_nms_thresh: float = 0.5  # the final detection NMS (torchvision's; the paper's 0.7 is the RPN's)
+    mask_suppression: str = "greedy"
+    mask_suppression_iou: float = 0.3  # best of greedy mask NMS's thresholds (README, "Predictions")
+    rpn_batch_size_per_image: int = 256
+    rpn_test_proposals: int = 1000
+    min_size: int = 800
+    max_size: int = 1333
+
+
+NETWORK = NetworkDefaults()

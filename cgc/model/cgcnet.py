@@ -16,10 +16,11 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 
-from cgc.model.backbones import FPN_CHANNELS, build_backbone
-from cgc.model.mask_heads import OUTPUT_WINDOW_PER_SIDE, build_mask_head
+from cgc.model.backbones import build_backbone
+from cgc.model.mask_heads import build_mask_head
 from cgc.model.mask_suppression import MaskSuppression
 from cgc.model.roi_heads import CGCRoIHeads
+from cgc.network_settings import FPN_CHANNELS, NETWORK, OUTPUT_WINDOW_PER_SIDE
 
 NUM_CLASSES = 2  # background, salient (category id 1), as torchvision expects
 
@@ -93,14 +94,14 @@ class CGCNet(nn.Module):
 
 
 def build_cgcnet(
-    backbone: str = "resnet101",
-    mask_head: str = "gfr",
+    backbone: str = NETWORK.backbone,
+    mask_head: str = NETWORK.mask_head,
     backbone_weights: Optional[Union[str, Path]] = None,
     trainable_backbone_layers: Optional[int] = None,
     fpn_channels: int = FPN_CHANNELS,
     # input transform
-    min_size: int = 800,
-    max_size: int = 1333,
+    min_size: int = NETWORK.min_size,
+    max_size: int = NETWORK.max_size,
     image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406),
     image_std: tuple[float, float, float] = (0.229, 0.224, 0.225),
     # RPN
@@ -108,34 +109,34 @@ def build_cgcnet(
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0),
     rpn_fg_iou_thresh: float = 0.7,
     rpn_bg_iou_thresh: float = 0.3,
-    rpn_batch_size_per_image: int = 256,
+    rpn_batch_size_per_image: int = NETWORK.rpn_batch_size_per_image,
     rpn_positive_fraction: float = 0.5,
     rpn_pre_nms_top_n_train: int = 2000,
     rpn_pre_nms_top_n_test: int = 1000,
     rpn_post_nms_top_n_train: int = 2000,
-    rpn_post_nms_top_n_test: int = 1000,
+    rpn_post_nms_top_n_test: int = NETWORK.rpn_test_proposals,
     rpn_nms_thresh: float = 0.7,
     # box head
     box_representation_size: int = 1024,
     box_fg_iou_thresh: float = 0.5,
     box_bg_iou_thresh: float = 0.5,
-    box_batch_size_per_image: int = 512,
+    box_batch_size_per_image: int = NETWORK.box_batch_size_per_image,
     box_positive_fraction: float = 0.25,
     box_score_thresh: float = 0.05,
-    box_nms_thresh: float = 0.5,
+    box_nms_thresh: float = NETWORK.box_nms_thresh,
     # mask head
     mask_detections_per_image: int = 80,
-    mask_proposals_per_image: int = 16,
-    mask_head_channels: int = 256,
+    mask_proposals_per_image: int = NETWORK.mask_proposals_per_image,
+    mask_head_channels: int = NETWORK.mask_head_channels,
     mask_featmap_name: str = "0",
     mask_chunk_size: int = 8,
     lfr_window_per_side: float = 0.1,
     roi_masking_ring_per_side: float = 1 / 3,
     mask_output_window_per_side: Optional[float] = OUTPUT_WINDOW_PER_SIDE,
-    mask_others: str = "proposals",
+    mask_others: str = NETWORK.mask_others,
     # duplicate suppression
-    mask_suppression: str = "greedy",
-    mask_suppression_iou: float = 0.3,
+    mask_suppression: str = NETWORK.mask_suppression,
+    mask_suppression_iou: float = NETWORK.mask_suppression_iou,
 ) -> CGCNet:
     """CGCNet with the paper's settings: ResNet-101 FPN, RPN IoU 0.7/0.3 and NMS 0.7, two 1024-d FC,
     top 80 detections to the GFR mask head.

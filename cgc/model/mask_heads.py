@@ -28,7 +28,7 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image, project
 from torchvision.ops import MultiScaleRoIAlign
 
 from cgc.errors import InputError
-from cgc.network_settings import MASK_HEADS, OUTPUT_WINDOW_PER_SIDE
+from cgc.network_settings import FPN_CHANNELS, MASK_HEADS, NETWORK, OUTPUT_WINDOW_PER_SIDE
 
 
 # --------------------------------------------------------------------------- box geometry
@@ -177,8 +177,8 @@ class WholeImageMaskHead(MaskHead):
 
     def __init__(
         self,
-        in_channels: int = 256,
-        channels: int = 256,
+        in_channels: int = FPN_CHANNELS,
+        channels: int = NETWORK.mask_head_channels,
         featmap_name: str = "0",
         chunk_size: int = 8,
         output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
@@ -325,8 +325,8 @@ class GFRHead(WholeImageMaskHead):
 
     def __init__(
         self,
-        in_channels: int = 256,
-        channels: int = 256,
+        in_channels: int = FPN_CHANNELS,
+        channels: int = NETWORK.mask_head_channels,
         featmap_name: str = "0",
         chunk_size: int = 8,
         window_per_side: float | None = None,
@@ -358,8 +358,8 @@ class LFRHead(GFRHead):
 
     def __init__(
         self,
-        in_channels: int = 256,
-        channels: int = 256,
+        in_channels: int = FPN_CHANNELS,
+        channels: int = NETWORK.mask_head_channels,
         featmap_name: str = "0",
         chunk_size: int = 8,
         window_per_side: float = 0.1,
@@ -379,8 +379,8 @@ class RoIMaskingHead(WholeImageMaskHead):
 
     def __init__(
         self,
-        in_channels: int = 256,
-        channels: int = 256,
+        in_channels: int = FPN_CHANNELS,
+        channels: int = NETWORK.mask_head_channels,
         featmap_name: str = "0",
         chunk_size: int = 8,
         ring_per_side: float = 1 / 3,
@@ -406,8 +406,8 @@ class RoIAlignHead(MaskHead):
 
     def __init__(
         self,
-        in_channels: int = 256,
-        channels: int = 256,
+        in_channels: int = FPN_CHANNELS,
+        channels: int = NETWORK.mask_head_channels,
         featmap_names: tuple[str, ...] = ("0", "1", "2", "3"),
         resolution: int = 14,
         sampling_ratio: int = 2,
@@ -449,9 +449,9 @@ class RoIAlignHead(MaskHead):
 
 
 def build_mask_head(
-    name: str = "gfr",
-    in_channels: int = 256,
-    channels: int = 256,
+    name: str = NETWORK.mask_head,
+    in_channels: int = FPN_CHANNELS,
+    channels: int = NETWORK.mask_head_channels,
     featmap_name: str = "0",
     chunk_size: int = 8,
     lfr_window_per_side: float = 0.1,

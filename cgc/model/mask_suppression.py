@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from cgc.errors import InputError
-from cgc.network_settings import MASK_SUPPRESSION_METHODS
+from cgc.network_settings import MASK_SUPPRESSION_METHODS, NETWORK
 
 
 def mask_iou_matrix(masks: Tensor, threshold: float = 0.5) -> Tensor:
@@ -89,8 +89,8 @@ def covered_mask_nms(masks: Tensor, scores: Tensor, max_covered: float, threshol
 class MaskSuppression:
     """One image's detections -> the indices to keep and their (maybe decayed) scores."""
 
-    method: str = "greedy"
-    iou_threshold: float = 0.3  # greedy: drop above this mask IoU; overlap: above this covered fraction
+    method: str = NETWORK.mask_suppression
+    iou_threshold: float = NETWORK.mask_suppression_iou  # greedy: drop above this mask IoU; overlap: above this covered fraction
     sigma: float = 2.0  # matrix: the Gaussian kernel's sigma (SOLOv2's default)
     min_score: float = 0.05  # matrix: decayed scores below this are dropped (the detector's own floor)
 

