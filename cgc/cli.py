@@ -387,7 +387,7 @@ def allows_none(kind: Any) -> bool:
 
 
 def setting_option(setting: dataclasses.Field, kind: Any, preset_values: dict[str, Any]) -> Callable[..., Any]:
-    """The click option of one TrainConfig setting (see cgc.train.config.option); default None = "not given"."""
+    """The click option of one setting declared with cgc.settings.option; default None = "not given"."""
     meta = setting.metadata
     name = meta["flag"] or setting.name.replace("_", "-")
     default = meta["default_text"] or shown_default(setting.default)
@@ -414,6 +414,29 @@ def setting_option(setting: dataclasses.Field, kind: Any, preset_values: dict[st
     return click.option(f"--{name}", setting.name, type=param_type, default=None, help=help_text)
 
 
+def settings_options(settings: type, preset_values: dict[str, Any] | None = None,
+                     only: tuple[str, ...] | None = None) -> list[Callable[..., Any]]:
+    """An option for each field of the `settings` dataclass declared with cgc.settings.option (or those in `only`),
+    in field order; the help shows `preset_values` where a preset changes a default."""
+    hints = typing.get_type_hints(settings)
+    return [setting_option(setting, hints[setting.name], preset_values or {}) for setting in dataclasses.fields(settings)
+            if "help" in setting.metadata and (only is None or setting.name in only)]
+
+
+def given_settings(settings: type, values: dict[str, Any]) -> dict[str, Any]:
+    """The settings given on the command line (not None), with "none" turned into None where a setting allows it."""
+    may_be_none = {name for name, kind in typing.get_type_hints(settings).items() if allows_none(kind)}
+    names = {setting.name for setting in dataclasses.fields(settings)}
+    return {key: None if key in may_be_none and value == "none" else value
+            for key, value in values.items() if key in names and value is not None}
+
+
+def with_options(command: Callable[..., Any], options: list[Callable[..., Any]]) -> Callable[..., Any]:
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--preset, then every TrainConfig setting declared with cgc.train.config.option, as options.
 
@@ -422,17 +445,10 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """
     from cgc.train.config import CPU_PRESET, PRESETS, TrainConfig
 
-    hints = typing.get_type_hints(TrainConfig)
-    options = [
-        click.option("--preset", type=click.Choice(list(PRESETS)), default="paper", show_default=True,
-                     help="paper: the paper's settings (ResNet-101, 16k iterations, batch 4); cpu: MobileNetV2 from the "
-                          "offline ImageNet weights, small inputs and head, a few hundred iterations."),
-        *[setting_option(setting, hints[setting.name], CPU_PRESET)
-          for setting in dataclasses.fields(TrainConfig) if "help" in setting.metadata],
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    preset = click.option("--preset", type=click.Choice(list(PRESETS)), default="paper", show_default=True,
+                          help="paper: the paper's settings (ResNet-101, 16k iterations, batch 4); cpu: MobileNetV2 "
+                               "from the offline ImageNet weights, small inputs and head, a few hundred iterations.")
+    return with_options(command, [preset, *settings_options(TrainConfig, CPU_PRESET)])
 
 
 @cgc.command("train")
@@ -456,9 +472,7 @@ def train_command(data: Path | None, images: Path | None, out: Path, resume: boo
     from cgc.train.config import TrainConfig, load_config, resolve_config
     from cgc.train.engine import train
 
-    may_be_none = {name for name, kind in typing.get_type_hints(TrainConfig).items() if allows_none(kind)}
-    given = {key: None if key in may_be_none and value == "none" else value  # e.g. --mask-window none: the paper's loss
-             for key, value in options.items() if value is not None}
+    given = given_settings(TrainConfig, options)  # e.g. --mask-window none: the paper's whole-image loss
     given |= {key: str(value) for key, value in (("data", data), ("images", images)) if value is not None}
     if crf_params is not None:
         from dataclasses import asdict
@@ -604,26 +618,15 @@ def crf() -> None:
     """Dense CRF refinement of predicted instances (paper eqs. 3-4) and its parameter search."""
 
 
+CONFIDENCE_OPTION = click.option(
+    "--confidence", type=click.FloatRange(0.5, 1.0, min_open=True, max_open=True), default=HARD_MASK_CONFIDENCE,
+    show_default=True, help="Probability given to a hard predicted mask's inside (1 - it outside) before the CRF; "
+                            "higher moves edges less.")
+
+
 def crf_params_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The CRF's energy parameters as options; defaults are the paper's final values."""
-    options = [
-        click.option("--w1", type=click.FloatRange(min=0), default=CRFParams.w1, show_default=True, help="Appearance kernel weight."),
-        click.option("--w2", type=click.FloatRange(min=0), default=CRFParams.w2, show_default=True, help="Smoothness kernel weight."),
-        click.option("--theta-alpha", type=click.FloatRange(min=0, min_open=True), default=CRFParams.theta_alpha, show_default=True,
-                     help="Appearance kernel: position scale (pixels)."),
-        click.option("--theta-beta", type=click.FloatRange(min=0, min_open=True), default=CRFParams.theta_beta, show_default=True,
-                     help="Appearance kernel: colour scale (0-255 units)."),
-        click.option("--theta-gamma", type=click.FloatRange(min=0, min_open=True), default=CRFParams.theta_gamma, show_default=True,
-                     help="Smoothness kernel: position scale (pixels)."),
-        click.option("--iterations", type=click.IntRange(min=1), default=CRFParams.iterations, show_default=True,
-                     help="Mean-field iterations."),
-        click.option("--confidence", type=click.FloatRange(0.5, 1.0, min_open=True, max_open=True), default=HARD_MASK_CONFIDENCE,
-                     show_default=True, help="Probability given to a hard predicted mask's inside (1 - it outside) "
-                                             "before the CRF; higher moves edges less."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    """The CRF's energy parameters (CRFParams) as options, then --confidence; defaults are the paper's final values."""
+    return with_options(command, [*settings_options(CRFParams), CONFIDENCE_OPTION])
 
 
 @crf.command("refine")
@@ -636,22 +639,19 @@ def crf_params_options(command: Callable[..., Any]) -> Callable[..., Any]:
                    "images.json and crf.json (settings used).")
 @crf_params_options
 @click.option("--params", "params_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Take w1/theta_alpha/theta_beta/w2/theta_gamma/iterations from the 'best' of a `cgc crf tune` JSON.")
+              help="Start from the 'best' setting of a `cgc crf tune` JSON; CRF options given here override it.")
 @click.option("--whole-image", is_flag=True, default=False,
               help="Run the CRF on the whole picture per instance instead of the instance's enlarged box (slower).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: every core].")
 @overwrite_option
 @reports_input_errors
-def crf_refine(predictions_dir: Path, images_dir: Path, out_dir: Path, w1: float, w2: float, theta_alpha: float,
-               theta_beta: float, theta_gamma: float, iterations: int, confidence: float, params_path: Path | None,
-               whole_image: bool, workers: int | None, overwrite: bool) -> None:
+def crf_refine(predictions_dir: Path, images_dir: Path, out_dir: Path, confidence: float, params_path: Path | None,
+               whole_image: bool, workers: int | None, overwrite: bool, **options: Any) -> None:
     """Refine every predicted instance mask with the dense CRF against its picture."""
     from cgc.refine.tune import read_tuned_params, refine_prediction_folder
 
-    params = CRFParams(w1=w1, w2=w2, theta_alpha=theta_alpha, theta_beta=theta_beta, theta_gamma=theta_gamma,
-                       iterations=iterations)
-    if params_path is not None:
-        params = read_tuned_params(params_path, params)
+    params = read_tuned_params(params_path, CRFParams()) if params_path is not None else CRFParams()
+    params = dataclasses.replace(params, **given_settings(CRFParams, options))
     summary = refine_prediction_folder(predictions_dir, images_dir, out_dir, params, confidence, not whole_image,
                                        workers or os.cpu_count() or 1, overwrite=overwrite)
     click.echo(f"Wrote {out_dir / 'results.json'}: {summary.instances} instances in {summary.images} images refined "
@@ -672,19 +672,16 @@ def crf_refine(predictions_dir: Path, images_dir: Path, out_dir: Path, w1: float
 @click.option("--w1-range", default="1:1:10", show_default=True, help="start:step:stop (stop inclusive).")
 @click.option("--theta-alpha-range", default="50:5:100", show_default=True, help="start:step:stop.")
 @click.option("--theta-beta-range", default="5:1:15", show_default=True, help="start:step:stop.")
-@click.option("--w2", type=click.FloatRange(min=0), default=CRFParams.w2, show_default=True, help="Fixed smoothness weight.")
-@click.option("--theta-gamma", type=click.FloatRange(min=0, min_open=True), default=CRFParams.theta_gamma, show_default=True,
-              help="Fixed smoothness scale.")
 @click.option("--coarse-stride", type=click.IntRange(min=1), default=2, show_default=True,
               help="Coarse pass: every Nth value of each range; the fine pass then scores the full grid around the best.")
-@click.option("--confidence", type=click.FloatRange(0.5, 1.0, min_open=True, max_open=True), default=HARD_MASK_CONFIDENCE,
-              show_default=True, help="Probability given to a hard predicted mask's inside before the CRF.")
+@functools.partial(with_options, options=[*settings_options(CRFParams, only=("w2", "theta_gamma", "iterations")),
+                                          CONFIDENCE_OPTION])
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: every core].")
 @reports_input_errors
 def crf_tune_command(predictions_dir: Path, gt_path: Path, images_dir: Path, out: Path, subset: int, w1_range: str,
-                     theta_alpha_range: str, theta_beta_range: str, w2: float, theta_gamma: float, coarse_stride: int,
-                     confidence: float, workers: int | None) -> None:
-    """The paper's coarse-to-fine grid search of the CRF parameters on validation predictions."""
+                     theta_alpha_range: str, theta_beta_range: str, coarse_stride: int, confidence: float,
+                     workers: int | None, **fixed: Any) -> None:
+    """The paper's coarse-to-fine grid search of the CRF parameters on validation predictions (the others fixed)."""
     from cgc.refine.tune import parse_range, tune_crf, write_tune_result
 
     check_output_file(out)
@@ -695,7 +692,7 @@ def crf_tune_command(predictions_dir: Path, gt_path: Path, images_dir: Path, out
             ranges[name] = parse_range(text)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint=name) from None
-    base = CRFParams(w2=w2, theta_gamma=theta_gamma)
+    base = CRFParams(**given_settings(CRFParams, fixed))
     result = tune_crf(predictions_dir, gt_path, images_dir, subset, ranges["--w1-range"], ranges["--theta-alpha-range"],
                       ranges["--theta-beta-range"], base, coarse_stride, confidence, workers or os.cpu_count() or 1)
     write_tune_result(out, result, subset=subset, confidence=confidence, predictions=str(predictions_dir),

@@ -99,6 +99,11 @@ def test_crf_tune_searches_coarse_then_fine_and_refine_takes_its_best(folders: d
                   folders["root"] / "tuned", "--params", out, "--workers", "1")
     assert refined.exit_code == 0, refined.output
     assert f"w1={tuned['best']['w1']:g}" in refined.output
+    assert f"theta_alpha={tuned['best']['theta_alpha']:g}" in refined.output
+    overridden = run("crf", "refine", "--predictions", folders["predictions"], "--images", folders["images"], "--out",
+                     folders["root"] / "tuned", "--params", out, "--w1", "9", "--workers", "1")
+    assert overridden.exit_code == 0, overridden.output  # an option given beside --params wins over the JSON
+    assert "w1=9" in overridden.output and f"theta_alpha={tuned['best']['theta_alpha']:g}" in overridden.output
 
 
 def one_line_error(result: "object", *fragments: str) -> None:

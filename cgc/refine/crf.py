@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cgc.settings import option
+
 
 # The soft map a thresholded mask becomes before the CRF (soft_from_binary): the best of 0.6 / 0.7 / 0.8 / 0.9 / 0.95
 # on perturbed masks of the sample scenes.
@@ -34,12 +36,12 @@ class CRFParams:
     largest pairwise pull w1 + w2 = 7, so confident pixels stay put and uncertain ones move).
     """
 
-    w1: float = 4.0
-    w2: float = 3.0
-    theta_alpha: float = 70.0
-    theta_beta: float = 13.0
-    theta_gamma: float = 1.0
-    iterations: int = 10
+    w1: float = option(4.0, "Appearance kernel weight.", minimum=0)
+    w2: float = option(3.0, "Smoothness kernel weight.", minimum=0)
+    theta_alpha: float = option(70.0, "Appearance kernel: position scale (pixels).", minimum=0, above_minimum=True)
+    theta_beta: float = option(13.0, "Appearance kernel: colour scale (0-255 units).", minimum=0, above_minimum=True)
+    theta_gamma: float = option(1.0, "Smoothness kernel: position scale (pixels).", minimum=0, above_minimum=True)
+    iterations: int = option(10, "Mean-field iterations.", minimum=1)
     clip: float = 1e-4
 
 

@@ -6,29 +6,16 @@ iterations fit in minutes on a laptop-class CPU; options given explicitly win ov
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from cgc.errors import InputError
 from cgc.network_settings import (BACKBONES, FPN_CHANNELS, MASK_HEADS, MASK_OTHERS, MASK_SUPPRESSION_METHODS,
                                   NETWORK, OUTPUT_WINDOW_PER_SIDE)
+from cgc.settings import option
 
 DEVICES = ("auto", "cpu", "cuda")
-
-
-def option(default: Any, help: str, *, minimum: float | None = None, maximum: float | None = None,
-           above_minimum: bool = False, choices: tuple[str, ...] | None = None, default_text: str | None = None,
-           flag: str | None = None) -> Any:
-    """A setting `cgc train` offers as --NAME-WITH-HYPHENS: its default, help text and allowed values.
-
-    The command line builds its option from this (cgc.cli.train_options), so the default, the range and the help
-    are stated once, here. ``default_text`` replaces the default in the help where the value is computed; ``flag``
-    names the option where the setting's name would be too long.
-    """
-    return field(default=default, metadata={"help": help, "minimum": minimum, "maximum": maximum,
-                                            "above_minimum": above_minimum, "choices": choices,
-                                            "default_text": default_text, "flag": flag})
 
 
 @dataclass(frozen=True)
