@@ -113,6 +113,20 @@ def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int
     return scores
 
 
+def score_predictions(split: SampleSplit, predictions: list[dict], score_threshold: float) -> dict:
+    """The table figures of one set of predictions on the held-out scenes (percent), with the same detections as
+    filled boxes beside them."""
+    from cgc.evaluation import evaluate_predictions
+
+    masks = evaluate_predictions(split.test_truth, predictions, score_threshold)
+    boxes = masks["boxes_as_masks"]
+    point = masks["at_score_threshold"]
+    return {"coco_mask_AP": masks["coco"]["AP"], "AP_r70": masks["AP_r70"], "AP": masks["AP"],
+            "precision": point["precision"], "recall": point["recall"],
+            "per_instance": point["predictions_per_instance"], "boxes_coco_AP": boxes["coco"]["AP"],
+            "boxes_AP_r70": boxes["AP_r70"]}
+
+
 def add_variant_arguments(parser: argparse.ArgumentParser, name: str, runs: Sequence[tuple[str, tuple]]) -> None:
     """`add_run_arguments` plus --runs, the names of the variants to train (all by default)."""
     add_run_arguments(parser, name, iterations=250)

@@ -14,9 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments import add_run_arguments, prepare_sample_split, save_results, train_and_score
+from experiments import add_run_arguments, prepare_sample_split, save_results, score_predictions, train_and_score
 
-from cgc.evaluation import evaluate_predictions
 from cgc.inference import load_model, predict_for_ground_truth
 from cgc.model.mask_suppression import MaskSuppression
 
@@ -55,14 +54,8 @@ def main() -> None:
         model.mask_suppression = MaskSuppression(method, iou if iou is not None else 0.5)
         predictions = predict_for_ground_truth(loaded, split.test_truth, split.test_images, args.score_thr,
                                                progress=False)
-        masks = evaluate_predictions(split.test_truth, predictions, args.score_thr)
-        boxes = masks["boxes_as_masks"]
-        point = masks["at_score_threshold"]
         rows.append({"box_nms": box_nms, "mask_suppression": method if iou is None else f"{method} {iou}",
-                     "coco_mask_AP": masks["coco"]["AP"], "AP_r70": masks["AP_r70"], "AP": masks["AP"],
-                     "precision": point["precision"], "recall": point["recall"],
-                     "per_instance": point["predictions_per_instance"], "boxes_coco_AP": boxes["coco"]["AP"],
-                     "boxes_AP_r70": boxes["AP_r70"]})
+                     **score_predictions(split, predictions, args.score_thr)})
         save_results(args, run=str(run), rows=rows)
     print(f"Post-processing of one model ({run}); score threshold {args.score_thr:g}, "
           f"{args.test_images} held-out sample scenes")
