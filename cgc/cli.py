@@ -601,6 +601,7 @@ def calibrate_command(checkpoint: Path, images_dir: Path, data_path: Path, devic
     from cgc.score_threshold import pick_score_threshold, record_score_threshold, threshold_rows
 
     loaded = load_model(checkpoint, device)
+    check_output_file(loaded.checkpoint, "--checkpoint")  # the threshold is written into it: fail before the work
     rows, images = threshold_rows(loaded, data_path, images_dir)
     choice = pick_score_threshold(rows, str(data_path), images)
     click.echo(f"{'score >=':>8} {'predictions':>11} {'matched':>8} {'precision':>9} {'recall':>7} {'F1':>6}")

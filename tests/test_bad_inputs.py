@@ -405,25 +405,59 @@ def test_a_checkpoint_cgc_wrote_loads_back(tmp_path: Path) -> None:
     assert json.dumps(state["config"])
 
 
+@pytest.fixture(scope="module")
+def trained_run(tiny_labels: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of one training iteration on the tiny labels: enough for the commands that load a checkpoint."""
+    from cgc.train.engine import train as train_run
+
+    run = tmp_path_factory.mktemp("trained") / "run"
+    train_run(tiny_config(tiny_labels, run, iterations=1, checkpoint_every=1), progress=False)
+    return run
+
+
+def a_picture(folder: Path, name: str = "a.jpg", size: int = 10) -> Path:
+    folder.mkdir(exist_ok=True)
+    cv2.imwrite(str(folder / name), np.full((size, size, 3), 128, np.uint8))
+    return folder
+
+
+WRITING_COMMANDS = ("annotate import", "weaklabels build", "weaklabels compare", "export coco", "sample", "train",
+                    "calibrate", "predict", "eval", "crf refine", "crf tune")
+
+
 @pytest.mark.parametrize("problem", [errno.ENOSPC, errno.EROFS, errno.EACCES], ids=["full", "read-only", "no-permission"])
-@pytest.mark.parametrize("command", ["export coco", "weaklabels build", "sample", "predict", "eval"])
-def test_a_full_or_read_only_output_ends_in_one_line(command: str, problem: int, shared_inputs, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("command", WRITING_COMMANDS)
+def test_a_full_or_read_only_output_ends_in_one_line(command: str, problem: int, shared_inputs, trained_run: Path,
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every file and folder cgc writes starts as a temporary one beside its place: refuse those as the file
-    system would (tests run as root, for whom no folder is read-only)."""
+    system would (tests run as root, for whom no folder is read-only). Every command that writes ends in one line."""
     import tempfile
 
     sample_dir, boxes, labels = shared_inputs
     inputs = Inputs(sample_dir, boxes, labels, tmp_path)
-    one_picture_results(tmp_path, images_json=False)
+    one_picture_results(tmp_path, images_json=True)
+    pictures = a_picture(tmp_path / "pictures")
+    predictions = ["--predictions", str(tmp_path), "--images", str(pictures)]
     args = {
-        "export coco": ["export", "coco", "--format", "ilso", "--root", str(sample_dir), "--out", str(tmp_path / "t.json")],
+        "annotate import": ["annotate", "import", "--from-export", str(sample_dir / "labelstudio_export.json"),
+                            "--out", str(tmp_path / "boxes.json")],
         "weaklabels build": build(inputs),
+        "weaklabels compare": ["weaklabels", "compare", "--labels", str(labels[0]), "--truth", str(labels[0]),
+                               "--json", str(tmp_path / "q.json")],
+        "export coco": ["export", "coco", "--format", "ilso", "--root", str(sample_dir), "--out", str(tmp_path / "t.json")],
         "sample": ["sample", "--out", str(tmp_path / "s"), "--images", "1"],
+        "train": train(inputs),
+        "calibrate": ["calibrate", "--checkpoint", str(trained_run), "--images", str(labels[1]), "--data",
+                      str(labels[0]), "--device", "cpu"],
         "predict": predict(inputs, "run", tmp_path / "pred"),
-        "eval": ["eval", "--predictions", str(tmp_path / "results.json"), "--match-by-id", "--data",
-                 str(tmp_path / "truth.json"), "--out", str(tmp_path / "m.json")],
+        "eval": ["eval", "--predictions", str(tmp_path / "results.json"), "--data", str(tmp_path / "truth.json"),
+                 "--out", str(tmp_path / "m.json")],
+        "crf refine": ["crf", "refine", *predictions, "--out", str(tmp_path / "refined"), "--workers", "1"],
+        "crf tune": ["crf", "tune", *predictions, "--gt", str(tmp_path / "truth.json"), "--out",
+                     str(tmp_path / "tune.json"), "--workers", "1", "--w1-range", "4", "--theta-alpha-range", "70",
+                     "--theta-beta-range", "13"],
     }[command]
+    checkpoint_before = sorted((path.name, path.read_bytes()) for path in (trained_run / "checkpoints").iterdir())
 
     def refuse(*_args, dir=None, **_kwargs):
         raise OSError(problem, os.strerror(problem), str(dir))
@@ -433,6 +467,7 @@ def test_a_full_or_read_only_output_ends_in_one_line(command: str, problem: int,
     result = CliRunner().invoke(cgc, args)
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 1 and len(lines) == 1 and "cannot write or read here" in lines[0], result.output
+    assert sorted((path.name, path.read_bytes()) for path in (trained_run / "checkpoints").iterdir()) == checkpoint_before
 
 
 def test_a_watched_for_stop_is_one_line_and_a_crash_keeps_its_traceback() -> None:

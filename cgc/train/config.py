@@ -108,6 +108,7 @@ CPU_PRESET: dict[str, Any] = {
     "mask_proposals_per_image": 8,
     "box_batch_size_per_image": 128,
     "rpn_batch_size_per_image": 128,
+    "rpn_test_proposals": 300,  # as accurate as 1000, fewer duplicates, inference 2x faster (benchmarks/test_proposals.py)
     "min_size": 240,
     "max_size": 320,
     "batch_size": 2,
