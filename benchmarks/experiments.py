@@ -15,8 +15,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cgc.fileio import atomic_write_json
+
+if TYPE_CHECKING:
+    from cgc.inference import LoadedModel
 
 CGC = [sys.executable, "-m", "cgc.cli"]
 
@@ -125,6 +129,42 @@ def score_predictions(split: SampleSplit, predictions: list[dict], score_thresho
             "precision": point["precision"], "recall": point["recall"],
             "per_instance": point["predictions_per_instance"], "boxes_coco_AP": boxes["coco"]["AP"],
             "boxes_AP_r70": boxes["AP_r70"]}
+
+
+def add_one_model_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    """`add_run_arguments` for a benchmark that scores inference variants of one trained model."""
+    add_run_arguments(parser, name, iterations=250)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="score this run instead of training one")
+    parser.add_argument("--score-thr", type=float, default=0.5)
+
+
+def one_trained_model(args: argparse.Namespace) -> tuple[SampleSplit, Path, "LoadedModel"]:
+    """The sample split, and the model of --checkpoint or of a cpu-preset run trained on it (reused with --reuse)."""
+    from cgc.inference import load_model
+
+    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed, args.style)
+    run = args.checkpoint
+    if run is None:
+        run = args.work / "run"
+        train_and_score(split, split.weak_labels, run, args.iterations, args.seed, reuse=args.reuse)
+    return split, run, load_model(run, "cpu")
+
+
+SCORE_COLUMNS = (("coco_mask_AP", "COCO AP", 8, ".2f"), ("AP_r70", "AP^r0.7", 8, ".2f"), ("AP", "AP", 7, ".2f"),
+                 ("precision", "prec.", 7, ".1f"), ("recall", "recall", 7, ".1f"), ("per_instance", "per inst.", 10, ".2f"),
+                 ("boxes_coco_AP", "boxes COCO", 11, ".2f"))
+
+
+def print_score_rows(title: str, rows: list[dict], first: Sequence[tuple[str, str, int, str]],
+                     last: Sequence[tuple[str, str, int, str]] = ()) -> None:
+    """The table of a one-model benchmark: the `first` columns that name each variant (key, header, width,
+    format; a negative width aligns left, after a space), the `score_predictions` figures, then the `last` columns."""
+    columns = (*first, *SCORE_COLUMNS, *last)
+    print(title)
+    print("".join(f" {header:<{-width - 1}}" if width < 0 else f"{header:>{width}}" for _, header, width, _ in columns))
+    for row in rows:
+        print("".join(f" {row[key]:<{-width - 1}{style}}" if width < 0 else f"{row[key]:>{width}{style}}"
+                      for key, _, width, style in columns))
 
 
 def add_variant_arguments(parser: argparse.ArgumentParser, name: str, runs: Sequence[tuple[str, tuple]]) -> None:

@@ -12,11 +12,10 @@ post-processing differs between rows, so the differences are not training noise.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from experiments import add_run_arguments, prepare_sample_split, save_results, score_predictions, train_and_score
+from experiments import add_one_model_arguments, one_trained_model, print_score_rows, save_results, score_predictions
 
-from cgc.inference import load_model, predict_for_ground_truth
+from cgc.inference import predict_for_ground_truth
 from cgc.model.mask_suppression import MaskSuppression
 
 VARIANTS = (  # (final box NMS, mask suppression, its IoU)
@@ -36,17 +35,9 @@ VARIANTS = (  # (final box NMS, mask suppression, its IoU)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_arguments(parser, "postprocess", iterations=250)
-    parser.add_argument("--checkpoint", type=Path, default=None, help="score this run instead of training one")
-    parser.add_argument("--score-thr", type=float, default=0.5)
+    add_one_model_arguments(parser, "postprocess")
     args = parser.parse_args()
-
-    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed, args.style)
-    run = args.checkpoint
-    if run is None:
-        run = args.work / "run"
-        train_and_score(split, split.weak_labels, run, args.iterations, args.seed, reuse=args.reuse)
-    loaded = load_model(run, "cpu")
+    split, run, loaded = one_trained_model(args)
     model = loaded.model
     rows = []
     for box_nms, method, iou in VARIANTS:
@@ -57,14 +48,10 @@ def main() -> None:
         rows.append({"box_nms": box_nms, "mask_suppression": method if iou is None else f"{method} {iou}",
                      **score_predictions(split, predictions, args.score_thr)})
         save_results(args, run=str(run), rows=rows)
-    print(f"Post-processing of one model ({run}); score threshold {args.score_thr:g}, "
-          f"{args.test_images} held-out sample scenes")
-    print(f"{'box NMS':>8} {'mask suppression':<18}{'COCO AP':>8}{'AP^r0.7':>8}{'AP':>7}{'prec.':>7}{'recall':>7}"
-          f"{'per inst.':>10}{'boxes COCO':>11}{'boxes r0.7':>11}")
-    for row in rows:
-        print(f"{row['box_nms']:>8.1f} {row['mask_suppression']:<18}{row['coco_mask_AP']:>8.2f}{row['AP_r70']:>8.2f}"
-              f"{row['AP']:>7.2f}{row['precision']:>7.1f}{row['recall']:>7.1f}{row['per_instance']:>10.2f}"
-              f"{row['boxes_coco_AP']:>11.2f}{row['boxes_AP_r70']:>11.2f}")
+    print_score_rows(f"Post-processing of one model ({run}); score threshold {args.score_thr:g}, "
+                     f"{args.test_images} held-out sample scenes", rows,
+                     [("box_nms", "box NMS", 8, ".1f"), ("mask_suppression", "mask suppression", -19, "")],
+                     [("boxes_AP_r70", "boxes r0.7", 11, ".2f")])
     print(f"wrote {args.out}")
 
 

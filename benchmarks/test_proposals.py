@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from pathlib import Path
 
-from experiments import add_run_arguments, prepare_sample_split, save_results, score_predictions, train_and_score
+from experiments import add_one_model_arguments, one_trained_model, print_score_rows, save_results, score_predictions
 
-from cgc.inference import load_model, predict_for_ground_truth
+from cgc.inference import predict_for_ground_truth
 from cgc.train.model_factory import model_from_config
 
 PROPOSALS = (150, 300, 600, 1000, 2000)
@@ -26,18 +25,10 @@ PROPOSALS = (150, 300, 600, 1000, 2000)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_arguments(parser, "test_proposals", iterations=250)
-    parser.add_argument("--checkpoint", type=Path, default=None, help="score this run instead of training one")
-    parser.add_argument("--score-thr", type=float, default=0.5)
+    add_one_model_arguments(parser, "test_proposals")
     parser.add_argument("--proposals", type=int, nargs="+", default=list(PROPOSALS))
     args = parser.parse_args()
-
-    split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed, args.style)
-    run = args.checkpoint
-    if run is None:
-        run = args.work / "run"
-        train_and_score(split, split.weak_labels, run, args.iterations, args.seed, reuse=args.reuse)
-    loaded = load_model(run, "cpu")
+    split, run, loaded = one_trained_model(args)
     weights = loaded.model.state_dict()
     rows = []
     for proposals in args.proposals:
@@ -52,14 +43,9 @@ def main() -> None:
         rows.append({"test_proposals": proposals, **score_predictions(split, predictions, args.score_thr),
                      "seconds": round(seconds, 1)})
         save_results(args, run=str(run), rows=rows)
-    print(f"Test proposals, one model ({run}); score threshold {args.score_thr:g}, {args.test_images} held-out "
-          f"{args.style} scenes")
-    print(f"{'proposals':>9}{'COCO AP':>8}{'AP^r0.7':>8}{'AP':>7}{'prec.':>7}{'recall':>7}{'per inst.':>10}"
-          f"{'boxes COCO':>11}{'seconds':>8}")
-    for row in rows:
-        print(f"{row['test_proposals']:>9}{row['coco_mask_AP']:>8.2f}{row['AP_r70']:>8.2f}{row['AP']:>7.2f}"
-              f"{row['precision']:>7.1f}{row['recall']:>7.1f}{row['per_instance']:>10.2f}{row['boxes_coco_AP']:>11.2f}"
-              f"{row['seconds']:>8.1f}")
+    print_score_rows(f"Test proposals, one model ({run}); score threshold {args.score_thr:g}, {args.test_images} "
+                     f"held-out {args.style} scenes", rows, [("test_proposals", "proposals", 9, "d")],
+                     [("seconds", "seconds", 8, ".1f")])
     print(f"wrote {args.out}")
 
 
