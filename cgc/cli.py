@@ -382,7 +382,7 @@ def shown_default(value: Any) -> str:
 
 
 def allows_none(kind: Any) -> bool:
-    """Whether a TrainConfig setting's type admits None (given as "none" on the command line)."""
+    """Whether a setting's type admits None (given as "none" on the command line)."""
     return type(None) in typing.get_args(kind)
 
 

@@ -40,6 +40,12 @@ def mask_bbox_xywh(mask: np.ndarray) -> list[float]:
     return [float(x0), float(y0), float(xs.max() + 1 - x0), float(ys.max() + 1 - y0)]
 
 
+def binary_mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean masks of one size; 1.0 when both are empty (nothing differs)."""
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 1.0
+
+
 def mask_bbox_xyxy(mask: np.ndarray) -> tuple[float, float, float, float]:
     """Tight pixel box of a mask as (x0, y0, x1, y1), exclusive ends, as CRF windows and detectors take it; zeros if empty."""
     x, y, w, h = mask_bbox_xywh(mask)

@@ -255,21 +255,24 @@ def read_results_file(path: str | Path) -> Any:
 
 
 def read_prediction_folder(directory: str | Path) -> tuple[list[dict[str, Any]], dict[Any, list[dict[str, Any]]]]:
-    """images.json entries and results.json grouped by image id (see `read_results_with_images`)."""
+    """images.json entries and results.json grouped by image id (see `results_with_images`)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError("prediction folder not found", directory)
-    return read_results_with_images(directory / RESULTS_FILE)
+    return results_with_images(directory / RESULTS_FILE)
 
 
-def read_results_with_images(results_path: str | Path) -> tuple[list[dict[str, Any]], dict[Any, list[dict[str, Any]]]]:
-    """A results file and the images.json beside it: the pictures, and the results grouped by image id, checked
-    (ids known, masks of the picture's size). Each result keeps its other fields (a bbox, a CRF's marks) in order."""
+def results_with_images(results_path: str | Path, raw: Any = None
+                        ) -> tuple[list[dict[str, Any]], dict[Any, list[dict[str, Any]]]]:
+    """A results file (`raw`: its content, if the caller has read it already) and the images.json beside it: the
+    pictures, and the results grouped by image id, checked (ids known, masks of the picture's size). Each result keeps
+    its other fields (a bbox, a CRF's marks) in order."""
     results_path = Path(results_path)
     images = read_prediction_images(results_path.with_name(IMAGES_FILE))
-    raw = read_results_file(results_path)
-    results = check_results(raw, images, str(results_path), IMAGES_FILE) if raw else []
-    results = [{**original, **clean} for original, clean in zip(raw, results)]
+    if raw is None:
+        raw = read_results_file(results_path)
+    results = [{**original, **clean}
+               for original, clean in zip(raw, check_results(raw, images, str(results_path), IMAGES_FILE))]
     grouped: dict[Any, list[dict[str, Any]]] = {entry["id"]: [] for entry in images}
     for result in results:
         grouped[result["image_id"]].append(result)

@@ -51,8 +51,8 @@ from scipy.optimize import linear_sum_assignment
 
 from cgc.coco import SALIENT_CATEGORY, SALIENT_CATEGORY_ID, encode_mask, mask_iou_matrix, segmentation_to_rle
 from cgc.errors import InputError
-from cgc.coco_files import (IMAGES_FILE, RESULTS_FILE, check_result_entries, check_results, read_instance_file, read_prediction_images,
-                             read_results_file)
+from cgc.coco_files import (IMAGES_FILE, RESULTS_FILE, check_result_entries, check_results, read_instance_file,
+                             read_prediction_images, read_results_file)
 
 ALPHAS: tuple[float, ...] = tuple(round(0.50 + 0.05 * step, 2) for step in range(10))
 DEFAULT_SCORE_THRESHOLD = 0.5

@@ -31,7 +31,7 @@ import numpy as np
 from cgc.annotate.labelstudio_client import LabelStudioConnection, LabelStudioError
 from cgc.annotate.import_parser import labelstudio_image_file_name
 from cgc.annotate.labelstudio_setup import get_project, iter_project_tasks, stored_file_name, task_image_ref
-from cgc.coco_files import RESULTS_FILE, read_coco_boxes, read_instance_file, read_results_with_images
+from cgc.coco_files import RESULTS_FILE, read_coco_boxes, read_instance_file, results_with_images
 from cgc.errors import InputError
 from cgc.fileio import read_json
 
@@ -76,7 +76,7 @@ def read_instances(path: str | Path) -> Instances:
         raise InputError(f"folder holds neither annotations.json (weak labels) nor {RESULTS_FILE} (cgc predict)", path)
     content = read_json(path, "annotations file")
     if isinstance(content, list):  # COCO results: images.json beside them says which picture each id is
-        images, grouped = read_results_with_images(path)
+        images, grouped = results_with_images(path, content)
         return Instances("predictions", images, grouped)
     if not isinstance(content, dict):
         raise InputError("not a COCO file (expected 'images' and 'annotations') nor COCO results", path)

@@ -273,8 +273,9 @@ class WholeImageMaskHead(MaskHead):
         """Eq. 8: per-pixel BCE against each instance's whole-image mask at logit resolution.
 
         Logit cell (y, x) is compared with the fraction of its pixels that are salient
-        (``labels_at_logit_resolution``). Each proposal's BCE is the mean over its output window (the whole map without one), and the
-        loss is the mean over proposals, so every proposal weighs the same whatever its size.
+        (``labels_at_logit_resolution``). Each proposal's BCE is the mean over its output window (the
+        whole map without one), and the loss is the mean over proposals, so every proposal weighs the
+        same whatever its size.
         """
         per_proposal = []
         for image_logits, image_boxes, masks in zip(logits, boxes, gt_masks):

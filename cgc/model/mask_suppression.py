@@ -90,7 +90,8 @@ class MaskSuppression:
     """One image's detections -> the indices to keep and their (maybe decayed) scores."""
 
     method: str = NETWORK.mask_suppression
-    iou_threshold: float = NETWORK.mask_suppression_iou  # greedy: drop above this mask IoU; overlap: above this covered fraction
+    # greedy: drop above this mask IoU; overlap: above this covered fraction
+    iou_threshold: float = NETWORK.mask_suppression_iou
     sigma: float = 2.0  # matrix: the Gaussian kernel's sigma (SOLOv2's default)
     min_score: float = 0.05  # matrix: decayed scores below this are dropped (the detector's own floor)
 

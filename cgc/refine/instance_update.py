@@ -13,10 +13,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from cgc.coco import decode_mask, encode_mask, mask_bbox_xyxy
+from cgc.coco import binary_mask_iou, decode_mask, encode_mask, mask_bbox_xyxy
 from cgc.datasets.pictures import read_rgb
 from cgc.refine.crf import CRFParams, refine_instance
-from cgc.refine.update_rule import k1, k2, should_replace
+from cgc.refine.update_rule import DEFAULT_PHI, DEFAULT_SIGMA, k1, k2, should_replace
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class UpdateJob:
     flipped: bool  # the training sample was mirrored: R is too
     label: Any  # the current label C (COCO segmentation)
     params: CRFParams = field(default_factory=CRFParams)
-    phi: float = 0.05
-    sigma: float = 1e-6
+    phi: float = DEFAULT_PHI
+    sigma: float = DEFAULT_SIGMA
 
 
 @dataclass(frozen=True)
@@ -105,11 +105,9 @@ def decide_instance(job: UpdateJob) -> UpdateDecision:
     k1_value, k2_value = k1(r, c_soft, job.sigma), k2(r_f, c_soft, job.sigma)
     empty = not bool(refined.any())
     replaced = should_replace(k1_value, k2_value, job.phi) and not empty
-    union = int((c | refined).sum())
-    iou = float((c & refined).sum() / union) if union else 1.0
     return UpdateDecision(
         round=job.round, slot=job.slot, iteration=job.iteration, image_id=job.image_id, annotation_id=job.annotation_id,
-        k1=k1_value, k2=k2_value, replaced=replaced, refined_empty=empty, iou_label_refined=iou,
+        k1=k1_value, k2=k2_value, replaced=replaced, refined_empty=empty, iou_label_refined=binary_mask_iou(c, refined),
         area_before=int(c.sum()), area_after=int(refined.sum()) if replaced else int(c.sum()),
         k2_next=k2(r_f, refined.astype(np.float32), job.sigma) if replaced else k2_value,
         segmentation=encode_mask(refined) if replaced else None,

@@ -22,6 +22,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from cgc.coco import binary_mask_iou
 from cgc.sample.scenes import Scene, is_usable_instance, object_shape, visible_masks
 
 SCENE_KINDS = ("isolated", "overlapping", "enclosed", "resting-on", "low-contrast")
@@ -200,24 +201,19 @@ def sod_mask(rng: np.random.Generator, exact: np.ndarray) -> np.ndarray:
              for pick in (rng.integers(0, len(ys), int(rng.integers(0, 4))) if len(ys) else [])]
     result = mask
     jagged = np.where(noise > 0.66, grown, np.where(noise < 0.33, shrunk, mask)).astype(np.uint8)
-    if iou(jagged, mask) >= MIN_SOD_IOU:
+    if binary_mask_iou(jagged, mask) >= MIN_SOD_IOU:
         result = jagged
     if lose_thin_parts:
         opened = cv2.morphologyEx(result, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thin, thin)))
         opened = np.where(noise > 0.5, opened, result).astype(np.uint8)
-        if iou(opened, mask) >= MIN_SOD_IOU:
+        if binary_mask_iou(opened, mask) >= MIN_SOD_IOU:
             result = opened
     for x, y, radius in holes:
         holed = result.copy()
         cv2.circle(holed, (x, y), radius, 0, -1)
-        if iou(holed, mask) >= MIN_SOD_IOU:
+        if binary_mask_iou(holed, mask) >= MIN_SOD_IOU:
             result = holed
     return result.astype(bool)
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.count_nonzero(a | b)
-    return np.count_nonzero(a & b) / union if union else 1.0
 
 
 def generate_photo_scene(seed: int | np.random.SeedSequence, height: int = 300, width: int = 400) -> Scene:

@@ -13,6 +13,7 @@ from typing import Any
 from cgc.errors import InputError
 from cgc.network_settings import (BACKBONES, FPN_CHANNELS, MASK_HEADS, MASK_OTHERS, MASK_SUPPRESSION_METHODS,
                                   NETWORK, OUTPUT_WINDOW_PER_SIDE)
+from cgc.refine.update_rule import DEFAULT_PHI, DEFAULT_SIGMA
 from cgc.settings import option
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -34,26 +35,28 @@ class TrainConfig:
     fpn_channels: int = option(FPN_CHANNELS, "Channels of every FPN level, and so of the RPN and the heads' input.",
                                minimum=8)
     mask_head_channels: int = option(NETWORK.mask_head_channels, "Width of the mask head.", minimum=8)
-    mask_proposals_per_image: int = option(NETWORK.mask_proposals_per_image, "Positive proposals per image trained by the mask head.", minimum=1)
+    mask_proposals_per_image: int = option(
+        NETWORK.mask_proposals_per_image, "Positive proposals per image trained by the mask head.", minimum=1)
     mask_window: float | None = option(
-        OUTPUT_WINDOW_PER_SIDE, "Whole-image mask heads predict, and are trained, only inside each proposal's box grown "
-        "by this fraction per side; none for the whole image as in the paper.", minimum=0)
+        OUTPUT_WINDOW_PER_SIDE, "Whole-image mask heads predict, and are trained, only inside each proposal's box "
+        "grown by this fraction per side; none for the whole image as in the paper.", minimum=0)
     mask_others: str = option(
-        NETWORK.mask_others, "What GFR suppresses as other proposals in training: the sampled mask proposals (the paper), or "
-        "also every labelled instance's box.", choices=MASK_OTHERS)
+        NETWORK.mask_others, "What GFR suppresses as other proposals in training: the sampled mask proposals (the "
+        "paper), or also every labelled instance's box.", choices=MASK_OTHERS)
     box_batch_size_per_image: int = option(NETWORK.box_batch_size_per_image, "Sampled ROIs per image.", minimum=8)
     box_nms_thresh: float = option(
-        NETWORK.box_nms_thresh, "IoU above which the final detection NMS drops the lower-scored box (torchvision's; the paper's 0.7 is "
-        "the RPN's).", minimum=0, maximum=1, flag="box-nms")
+        NETWORK.box_nms_thresh, "IoU above which the final detection NMS drops the lower-scored box (torchvision's; "
+        "the paper's 0.7 is the RPN's).", minimum=0, maximum=1, flag="box-nms")
     mask_suppression: str = option(
-        NETWORK.mask_suppression, "Drop detections whose mask repeats a better one's: greedy mask NMS, Matrix NMS, a mask mostly "
-        "covered by better ones (overlap), or none.", choices=MASK_SUPPRESSION_METHODS)
+        NETWORK.mask_suppression, "Drop detections whose mask repeats a better one's: greedy mask NMS, Matrix NMS, a "
+        "mask mostly covered by better ones (overlap), or none.", choices=MASK_SUPPRESSION_METHODS)
     mask_suppression_iou: float = option(
-        NETWORK.mask_suppression_iou, "Greedy: the mask IoU, overlap: the covered fraction, above which the lower-scored detection goes "
-        "(README, \"Predictions\").", minimum=0, maximum=1)
+        NETWORK.mask_suppression_iou, "Greedy: the mask IoU, overlap: the covered fraction, above which the "
+        "lower-scored detection goes (README, \"Predictions\").", minimum=0, maximum=1)
     rpn_batch_size_per_image: int = option(NETWORK.rpn_batch_size_per_image, "Sampled anchors per image.", minimum=8)
-    rpn_test_proposals: int = option(NETWORK.rpn_test_proposals, "Proposals per image the RPN keeps at inference; the box head scores each.",
-                                     minimum=1)
+    rpn_test_proposals: int = option(
+        NETWORK.rpn_test_proposals, "Proposals per image the RPN keeps at inference; the box head scores each.",
+        minimum=1)
     min_size: int = option(NETWORK.min_size, "Resize: shorter side.", minimum=32)
     max_size: int = option(NETWORK.max_size, "Resize: longer side at most.", minimum=32)
     # optimisation (paper: SGD lr 0.0025, momentum 0.9, wd 1e-4, batch 4, 16k iterations, /10 at 8k)
@@ -80,9 +83,9 @@ class TrainConfig:
     update_start: int | None = option(
         None, "First iteration whose predictions may update labels, and from which L_upd is added.", minimum=0,
         default_text="a quarter of --iterations")  # resolve_config fixes it, so that --resume keeps it
-    update_phi: float = option(0.05, "Keep a label when K2 - K1 >= phi, else replace it by the CRF's map (Table III).",
-                               minimum=0)
-    update_sigma: float = 1e-6  # the "regularization constant" in K1 / K2 (cgc.refine.update_rule.DEFAULT_SIGMA)
+    update_phi: float = option(
+        DEFAULT_PHI, "Keep a label when K2 - K1 >= phi, else replace it by the CRF's map (Table III).", minimum=0)
+    update_sigma: float = DEFAULT_SIGMA  # the "regularization constant" in K1 / K2 (eqs. 5-6)
     update_crf: dict[str, float] | None = None  # the label update's CRF settings (`cgc train --crf-params`); None: CRFParams()
     update_weight: float = option(
         1.0, "lambda in L = L_bb + L_seg + lambda * L_upd; 0 keeps the label rounds without L_upd.", minimum=0)
@@ -108,7 +111,7 @@ CPU_PRESET: dict[str, Any] = {
     "mask_proposals_per_image": 8,
     "box_batch_size_per_image": 128,
     "rpn_batch_size_per_image": 128,
-    "rpn_test_proposals": 300,  # as accurate as 1000, fewer duplicates, inference 2x faster (benchmarks/test_proposals.py)
+    "rpn_test_proposals": 300,  # as accurate as 1000, fewer duplicates, 2x faster (benchmarks/test_proposals.py)
     "min_size": 240,
     "max_size": 320,
     "batch_size": 2,
