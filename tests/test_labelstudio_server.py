@@ -117,6 +117,53 @@ def test_connect_retries_through_the_sdk_and_reports_a_refused_key_without_it() 
     assert "refused the API key" in str(caught.value) and SECRET not in str(caught.value)
 
 
+def test_image_upload_sends_the_legacy_key_and_is_retried() -> None:
+    """The upload is the one request the SDK does not wrap: same key, same retries."""
+    mock, seen = scripted_transport([200, 503, 201])
+    connection = connect_label_studio("http://ls.test", SECRET, NO_WAIT, transport=mock)
+    connection.post_files("api/projects/3/import", {"a.jpg": ("a.jpg", b"jpeg-bytes", "image/jpeg")}, "uploading")
+    upload = seen[-1]
+    assert upload.url == "http://ls.test/api/projects/3/import" and len(seen) == 3
+    assert upload.headers["Authorization"] == f"Token {SECRET}" and b"jpeg-bytes" in upload.content
+
+
+def test_image_upload_exchanges_a_personal_access_token_for_a_bearer_token() -> None:
+    import jwt
+
+    refresh = jwt.encode({"token_type": "refresh", "exp": 4102444800}, "k" * 32, algorithm="HS256")
+    access = jwt.encode({"token_type": "access", "exp": 4102444800}, "k" * 32, algorithm="HS256")
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/api/token/refresh/":
+            assert json.loads(request.content)["refresh"] == refresh
+            return httpx.Response(200, json={"access": access})
+        if request.url.path.endswith("/import"):
+            return httpx.Response(201, json={"task_count": 1})
+        return httpx.Response(404, json={"detail": "Not found."})
+
+    connection = connect_label_studio("http://ls.test", refresh, NO_WAIT, transport=httpx.MockTransport(handler),
+                                      check=False)
+    answer = connection.post_files("api/projects/3/import", {"a.jpg": ("a.jpg", b"x")}, "uploading")
+    assert answer == {"task_count": 1}
+    assert seen[-1].headers["Authorization"] == f"Bearer {access}"
+
+
+def test_labelling_config_round_trips_through_the_sdk() -> None:
+    from cgc.annotate.labelstudio_push import ControlTag, control_tags
+    from cgc.annotate.labelstudio_setup import salient_label_config
+
+    assert control_tags(salient_label_config("none")) == {"rectangle": ControlTag("label", "image", "salient")}
+    assert control_tags(salient_label_config("brush"))["brush"] == ControlTag("mask", "image", "salient")
+    assert control_tags(salient_label_config("polygon"))["polygon"] == ControlTag("mask", "image", "salient")
+    two = ('<View><Image name="img" value="$image"/><RectangleLabels name="first" toName="img">'
+           '<Label value="thing"/></RectangleLabels><RectangleLabels name="second" toName="img"/></View>')
+    assert control_tags(two) == {"rectangle": ControlTag("first", "img", "thing")}
+    with pytest.raises(LabelStudioError, match="cannot read the project's labelling config"):
+        control_tags("<View><Image")
+
+
 def test_failure_messages_are_one_line_and_name_the_problem() -> None:
     request = httpx.Request("GET", "http://127.0.0.1:9/api")
     refused = explain_failure(httpx.ConnectError("[Errno 111] Connection refused", request=request), "http://h", "x")
@@ -244,7 +291,7 @@ def test_live_import_averages_five_annotators_and_reports_short_tasks(label_stud
 @server_test
 def test_live_import_and_export_file_give_identical_boxes(label_studio, admin, annotated_project, tmp_path):
     project_id = annotated_project["id"]
-    export = admin.request_json("GET", f"api/projects/{project_id}/export", "exporting", params={"exportType": "JSON"})
+    export = json.loads(b"".join(admin.client.projects.exports.download_sync(project_id, export_type="JSON")))
     export_path = tmp_path / "export.json"
     export_path.write_text(json.dumps(export))
     live_out, file_out = tmp_path / "live.json", tmp_path / "file.json"
@@ -320,13 +367,24 @@ def test_round_trip_weaklabels_push_and_read_back(label_studio, admin, annotated
 
 
 @server_test
-def test_personal_access_token_and_environment_credentials(label_studio, admin, annotated_project, tmp_path):
+def test_personal_access_token_and_environment_credentials(label_studio, admin, annotated_project, sample_dir,
+                                                           tmp_path):
     token = as_plain(admin.client.tokens.create())["token"]  # a JWT refresh token, as real deployments use
     result = run_cgc("annotate", "import", "--project", str(annotated_project["id"]), "--out",
                      str(tmp_path / "boxes.json"),
                      env={"LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": token})
     assert result.returncode == 0, result.stderr
     assert token not in result.stdout + result.stderr
+
+    # Uploading images, the request the SDK does not wrap, works with the same token.
+    images = tmp_path / "pat_images"
+    images.mkdir()
+    for picture in sorted((sample_dir / "imgs").iterdir())[:2]:
+        (images / picture.name).write_bytes(picture.read_bytes())
+    setup = run_cgc("annotate", "setup", "--images", str(images), "--title", "Uploaded with a token",
+                    env={"LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": token})
+    assert setup.returncode == 0 and "Uploaded 2 images" in setup.stdout, setup.stderr
+    assert token not in setup.stdout + setup.stderr
 
 
 @server_test

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from cgc.annotate.geometry import Box, rotated_rect_envelope
+from cgc.annotate.labelstudio_client import task_image_ref
 from cgc.annotate.labelstudio_min import (
     infer_result_type,
     is_json_min_record,
@@ -187,17 +188,6 @@ def _valid_task_id(task_id: Any) -> bool:
     return isinstance(task_id, int) or (isinstance(task_id, str) and task_id.strip() != "")
 
 
-def _image_ref(data: dict[str, Any], image_key: str) -> tuple[str | None, bool]:
-    """The image reference under `image_key`, else the first string value of the task data."""
-    value = data.get(image_key)
-    if isinstance(value, str) and value.strip():
-        return value, False
-    for value in data.values():
-        if isinstance(value, str) and value.strip():
-            return value, True
-    return None, False
-
-
 class _ExportParser:
     """Walks the tasks once, collecting images, notes and counts (one instance per export)."""
 
@@ -247,7 +237,7 @@ class _ExportParser:
         if not isinstance(data, dict):
             self.skip_task(task_id, None, "malformed", "task has no 'data' object")
             return None
-        image_ref, fell_back = _image_ref(data, self.image_key)
+        image_ref, fell_back = task_image_ref(data, self.image_key)
         if image_ref is None:
             self.skip_task(task_id, None, "malformed", "task data holds no image reference (no string value)")
             return None

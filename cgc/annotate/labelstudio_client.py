@@ -1,7 +1,8 @@
 """A connection to a live Label Studio server: credentials, retries and one-line errors.
 
 Everything that talks to the server goes through `label-studio-sdk` (`LabelStudio`), built
-here with two changes to its defaults:
+here with two changes to its defaults, except the one request it does not wrap, a multipart
+upload of image files (`post_files`), which uses the same httpx client and the same key:
 
 - Retries live in one place, `RetryTransport`, an httpx transport under the SDK's client (the
   SDK's own retries are switched off so attempts do not multiply). Transient failures are
@@ -22,6 +23,7 @@ from __future__ import annotations
 import email.utils
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -151,6 +153,7 @@ class LabelStudioConnection:
     url: str
     _api_key: str
     transport: RetryTransport
+    http: httpx.Client
 
     def scrub(self, text: str) -> str:
         return scrub(text, self._api_key)
@@ -165,18 +168,36 @@ class LabelStudioConnection:
         except Exception as exc:  # noqa: BLE001 - everything the SDK may raise becomes one line
             raise LabelStudioError(self.scrub(explain_failure(exc, self.url, doing, project))) from None
 
-    def request_json(self, method: str, path: str, doing: str, **kwargs: Any) -> Any:
-        """A raw API call through the SDK's own HTTP client (same auth, same retries).
+    def auth_headers(self) -> dict[str, str]:
+        """The Authorization header the SDK sends, for the requests it does not wrap.
 
-        For the few endpoints the SDK does not wrap, e.g. uploading image files to a project.
+        A legacy token goes as "Token <key>"; a personal access token (a JWT refresh token) is
+        exchanged for a short-lived access token through the SDK's public `tokens.refresh`.
         """
-        with self.errors(doing):
-            response = self.client._client_wrapper.httpx_client.request(path, method=method, **kwargs)
+        if not is_jwt(self._api_key):
+            return {"Authorization": f"Token {self._api_key}"}
+        with self.errors("exchanging the personal access token"):
+            access = self.client.tokens.refresh(refresh=self._api_key).access
+        return {"Authorization": f"Bearer {access}"}
+
+    def post_files(self, path: str, files: dict[str, Any], doing: str, project: int | None = None) -> Any:
+        """A multipart POST, which the SDK does not wrap (uploading image files into a project).
+
+        It goes through the same retrying httpx client as the SDK's requests, with the same key.
+        """
+        headers = self.auth_headers()
+        with self.errors(doing, project):
+            response = self.http.post(f"{self.url}/{path.lstrip('/')}", files=files, headers=headers)
             if response.status_code >= 400:
                 from label_studio_sdk.core.api_error import ApiError
 
                 raise ApiError(status_code=response.status_code, headers=dict(response.headers), body=_body(response))
             return response.json() if response.content else None
+
+
+def is_jwt(key: str) -> bool:
+    """A personal access token is a JWT (three dot-separated parts); a legacy token is 40 hex characters."""
+    return key.count(".") == 2
 
 
 def _body(response: httpx.Response) -> Any:
@@ -258,7 +279,7 @@ def connect_label_studio(
             client = LabelStudio(**options)
     except Exception as exc:  # noqa: BLE001 - e.g. an expired personal access token
         raise LabelStudioError(scrub(explain_failure(exc, url, "reading the API key"), api_key)) from None
-    connection = LabelStudioConnection(client, url, api_key, retrying)
+    connection = LabelStudioConnection(client, url, api_key, retrying, http)
     if check:
         with connection.errors("connecting"):
             whoami = getattr(client.users, "whoami", None) or client.users.get_current_user
@@ -279,3 +300,46 @@ def as_plain(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [as_plain(value) for value in obj]
     return obj
+
+
+# -- what the commands share about projects and tasks --------------------------------------------
+
+PAGE_SIZE = 500
+# Django's storage (and so Label Studio's upload) keeps only these characters of a file name.
+_STORED_NAME_DROP = re.compile(r"(?u)[^-\w.]")
+
+
+def get_project(connection: LabelStudioConnection, project_id: int) -> dict[str, Any]:
+    """The project as a plain dict; a missing one is a one-line error naming it."""
+    with connection.errors(f"reading project {project_id}", project_id):
+        return as_plain(connection.client.projects.get(id=project_id))
+
+
+def iter_project_tasks(
+    connection: LabelStudioConnection, project_id: int, fields: str = "all", page_size: int = PAGE_SIZE
+) -> Iterator[dict[str, Any]]:
+    """Every task of a project as a plain dict, page by page (the SDK's pager fetches lazily)."""
+    with connection.errors(f"listing the tasks of project {project_id}", project_id):
+        for task in connection.client.tasks.list(project=project_id, fields=fields, page_size=page_size):
+            yield as_plain(task)
+
+
+def task_image_ref(data: Any, image_key: str = "image") -> tuple[str | None, bool]:
+    """A task's image reference: `data[image_key]`, else the first string value of the data.
+
+    The flag says whether it fell back, which an import reports.
+    """
+    if not isinstance(data, dict):
+        return None, False
+    value = data.get(image_key)
+    if isinstance(value, str) and value.strip():
+        return value, False
+    for value in data.values():
+        if isinstance(value, str) and value.strip():
+            return value, True
+    return None, False
+
+
+def stored_file_name(name: str) -> str:
+    """The name Label Studio's upload keeps (Django's get_valid_filename): spaces -> _, odd characters dropped."""
+    return _STORED_NAME_DROP.sub("", name.strip().replace(" ", "_"))

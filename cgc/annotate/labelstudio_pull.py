@@ -21,14 +21,13 @@ from cgc.annotate.boxes_dataset import (
     import_output_paths,
     write_import_outputs,
 )
-from cgc.annotate.labelstudio_client import LabelStudioConnection
 from cgc.annotate.import_parser import Note, ParsedExport, parse_labelstudio_tasks
-from cgc.annotate.labelstudio_setup import get_project, iter_project_tasks
+from cgc.annotate.labelstudio_client import PAGE_SIZE, LabelStudioConnection, get_project, iter_project_tasks
 
 SOURCE_FORMAT = "labelstudio-api"
 
 
-def fetch_project_tasks(connection: LabelStudioConnection, project_id: int, page_size: int = 500) -> list[dict[str, Any]]:
+def fetch_project_tasks(connection: LabelStudioConnection, project_id: int, page_size: int = PAGE_SIZE) -> list[dict[str, Any]]:
     """All tasks of the project with their annotations (paginated, so thousands of tasks are fine)."""
     return list(iter_project_tasks(connection, project_id, fields="all", page_size=page_size))
 

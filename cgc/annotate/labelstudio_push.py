@@ -20,7 +20,6 @@ their annotation, which the next `cgc annotate import` reads.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from cgc.annotate.labelstudio_client import LabelStudioConnection, LabelStudioError
 from cgc.annotate.import_parser import labelstudio_image_file_name
-from cgc.annotate.labelstudio_setup import get_project, iter_project_tasks, stored_file_name, task_image_ref
+from cgc.annotate.labelstudio_client import (
+    LabelStudioConnection,
+    LabelStudioError,
+    get_project,
+    iter_project_tasks,
+    stored_file_name,
+    task_image_ref,
+)
 from cgc.coco_files import RESULTS_FILE, read_coco_boxes, read_instance_file, results_with_images
 from cgc.errors import InputError
 from cgc.fileio import read_json
@@ -99,17 +104,19 @@ class ControlTag:
 
 
 def control_tags(label_config: str) -> dict[str, ControlTag]:
-    """The project's first RectangleLabels / BrushLabels / PolygonLabels tag, by kind."""
+    """The project's first RectangleLabels / BrushLabels / PolygonLabels tag, by kind (SDK's LabelInterface)."""
+    from label_studio_sdk.label_interface import LabelInterface
+
     try:
-        root = ET.fromstring(label_config)
-    except ET.ParseError as exc:
-        raise LabelStudioError(f"cannot read the project's labelling config: {exc}") from None
+        interface = LabelInterface(label_config)
+    except Exception as exc:  # noqa: BLE001 - the SDK raises its own XML and validation errors
+        raise LabelStudioError(f"cannot read the project's labelling config: {' '.join(str(exc).split())}") from None
     found: dict[str, ControlTag] = {}
-    for element in root.iter():
-        kind = _CONTROL_TYPES.get(element.tag.lower())
-        if kind and kind not in found and element.get("name") and element.get("toName"):
-            labels = [child.get("value") for child in element if child.tag.lower() == "label"]
-            found[kind] = ControlTag(element.get("name"), element.get("toName").split(",")[0], labels[0] if labels else None)
+    for control in interface.controls:
+        kind = _CONTROL_TYPES.get(control.tag.lower())
+        if kind and kind not in found and control.name and control.to_name:
+            labels = list(control.labels or [])
+            found[kind] = ControlTag(control.name, control.to_name[0], labels[0] if labels else None)
     return found
 
 
@@ -221,7 +228,7 @@ def push_predictions(
     by_id = {task["id"]: task for task in tasks}
     by_name: dict[str, list[int]] = defaultdict(list)
     for task in tasks:
-        ref = task_image_ref(task)
+        ref, _ = task_image_ref(task.get("data"))
         if ref:
             by_name[labelstudio_image_file_name(ref)].append(task["id"])
 

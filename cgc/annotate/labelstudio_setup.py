@@ -13,14 +13,19 @@ appears in a task of the project are not uploaded again.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
-from cgc.annotate.labelstudio_client import LabelStudioConnection, LabelStudioError, as_plain
+from cgc.annotate.labelstudio_client import (
+    LabelStudioConnection,
+    LabelStudioError,
+    as_plain,
+    iter_project_tasks,
+    stored_file_name,
+    task_image_ref,
+)
 from cgc.annotate.import_parser import labelstudio_image_file_name
 from cgc.errors import InputError
 
@@ -30,38 +35,31 @@ INSTRUCTIONS = (
     "gets its own tight rectangle labelled <i>salient</i>, even when objects touch or overlap. "
     "Do not box the background or parts of an object. If nothing stands out, submit without a box.</p>"
 )
-# Django's storage (and so Label Studio's upload) keeps only these characters of a file name.
-_STORED_NAME_DROP = re.compile(r"(?u)[^-\w.]")
 # Label Studio accepts up to 100 files per request by default; stay well below, and below its size cap.
 UPLOAD_BATCH_FILES = 50
 UPLOAD_BATCH_BYTES = 64 * 1024 * 1024
-PAGE_SIZE = 500
+
+
+MASK_TOOLS = {"none": None, "brush": "BrushLabels", "polygon": "PolygonLabels"}
 
 
 def salient_label_config(mask_tool: str = "none") -> str:
-    """Label Studio labelling config: one RectangleLabels "salient" (+ a mask tool to review masks)."""
-    mask = {
-        "none": "",
-        "brush": '  <BrushLabels name="mask" toName="image">\n    <Label value="salient" background="#00a0ff"/>\n'
-        "  </BrushLabels>\n",
-        "polygon": '  <PolygonLabels name="mask" toName="image" strokeWidth="2">\n'
-        '    <Label value="salient" background="#00a0ff"/>\n  </PolygonLabels>\n',
-    }[mask_tool]
-    return (
-        "<View>\n"
-        f"  <Header value={quoteattr('Draw one box per salient instance')}/>\n"
-        '  <Image name="image" value="$image" zoom="true" zoomControl="true"/>\n'
-        '  <RectangleLabels name="label" toName="image" strokeWidth="2">\n'
-        '    <Label value="salient" background="#ff3030"/>\n'
-        "  </RectangleLabels>\n"
-        f"{mask}"
-        "</View>\n"
-    )
+    """Label Studio labelling config: one RectangleLabels "salient" (+ a mask tool to review masks).
 
+    Built with the SDK's LabelInterface, so the XML is well-formed and every control names its image.
+    """
+    from label_studio_sdk.label_interface import LabelInterface
 
-def stored_file_name(name: str) -> str:
-    """The name Label Studio's upload keeps (Django's get_valid_filename): spaces -> _, odd characters dropped."""
-    return _STORED_NAME_DROP.sub("", name.strip().replace(" ", "_"))
+    def salient(colour: str) -> tuple:
+        return (("Label", {"value": "salient", "background": colour}, ()),)
+
+    tags: dict[str, tuple] = {
+        "image": ("Image", {"zoom": "true", "zoomControl": "true"}, ()),
+        "label": ("RectangleLabels", {"strokeWidth": "2"}, salient("#ff3030")),
+    }
+    if MASK_TOOLS[mask_tool]:
+        tags["mask"] = (MASK_TOOLS[mask_tool], {"strokeWidth": "2"}, salient("#00a0ff"))
+    return LabelInterface.create(tags, title={"image": "Draw one box per salient instance"})
 
 
 def list_images(image_dir: str | Path) -> list[Path]:
@@ -94,29 +92,6 @@ def find_project_by_title(connection: LabelStudioConnection, title: str) -> dict
     return same[0] if same else None
 
 
-def iter_project_tasks(
-    connection: LabelStudioConnection, project_id: int, fields: str = "all", page_size: int = PAGE_SIZE
-) -> Iterator[dict[str, Any]]:
-    """Every task of a project as a plain dict, page by page (the SDK's pager fetches lazily)."""
-    with connection.errors(f"listing the tasks of project {project_id}", project_id):
-        for task in connection.client.tasks.list(project=project_id, fields=fields, page_size=page_size):
-            yield as_plain(task)
-
-
-def get_project(connection: LabelStudioConnection, project_id: int) -> dict[str, Any]:
-    with connection.errors(f"reading project {project_id}", project_id):
-        return as_plain(connection.client.projects.get(id=project_id))
-
-
-def task_image_ref(task: dict[str, Any], image_key: str = "image") -> str | None:
-    """The task's image reference: `data[image_key]`, else its first string value."""
-    data = task.get("data") if isinstance(task.get("data"), dict) else {}
-    value = data.get(image_key)
-    if isinstance(value, str) and value:
-        return value
-    return next((v for v in data.values() if isinstance(v, str) and v), None)
-
-
 def _upload_batches(paths: list[Path]) -> Iterator[list[Path]]:
     batch: list[Path] = []
     size = 0
@@ -141,8 +116,8 @@ def upload_images(connection: LabelStudioConnection, project_id: int, paths: lis
             path.name: (path.name, path.read_bytes(), mimetypes.guess_type(path.name)[0] or "application/octet-stream")
             for path in batch
         }
-        answer = connection.request_json(
-            "POST", f"api/projects/{project_id}/import", f"uploading images to project {project_id}", files=files
+        answer = connection.post_files(
+            f"api/projects/{project_id}/import", files, f"uploading images to project {project_id}", project_id
         )
         if isinstance(answer, dict):
             created += int(answer.get("task_count") or 0)
@@ -188,7 +163,7 @@ def setup_labelstudio_project(
 
     existing = set()
     for task in iter_project_tasks(connection, project_id, fields="task_only"):
-        ref = task_image_ref(task)
+        ref, _ = task_image_ref(task.get("data"))
         if ref:
             existing.add(labelstudio_image_file_name(ref))
     new = [path for path, name in zip(images, stored) if name not in existing]
