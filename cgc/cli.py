@@ -115,6 +115,8 @@ def annotate_setup(url: str | None, api_key: str | None, image_dir: Path, title:
     for original, stored in summary.renamed[:5]:
         click.echo(f"Warning: Label Studio stores {original!r} as {stored!r}; rename it so boxes match the file",
                    err=True)
+    for reason in summary.left_out:
+        click.echo(f"Warning: left out {reason}", err=True)
 
 
 @annotate.command("push")

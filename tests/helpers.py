@@ -48,3 +48,20 @@ def tiny_config(labels: tuple[Path, Path], out: Path, **changes):
 
     return resolve_config("cpu", **(TINY_TRAINING | changes), data=str(labels[0]), images=str(labels[1]), out=str(out))
 
+
+def huge_png(width: int = 50000, height: int = 50000) -> bytes:
+    """A PNG whose header declares width x height pixels, with almost no data behind it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def truncated(path: Path) -> bytes:
+    """The first 60 % of a JPEG, as a cut-off download leaves it."""
+    data = path.read_bytes()
+    return data[: int(len(data) * 0.6)]

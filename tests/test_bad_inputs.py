@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import tiny_config
+from helpers import huge_png, tiny_config, truncated
 
 from cgc.cli import cgc
 from cgc.fileio import OUTPUT_MARK
@@ -111,24 +111,6 @@ def first_label_changed(source: Path, target: Path, **changes: object) -> None:
     data = json.loads(source.read_text())
     data["annotations"][0].update(changes)
     target.write_text(json.dumps(data))
-
-
-def huge_png(width: int = 50000, height: int = 50000) -> bytes:
-    """A PNG whose header declares width x height pixels, with almost no data behind it."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
-def truncated(path: Path) -> bytes:
-    """The first 60 % of a JPEG, as a cut-off download leaves it."""
-    data = path.read_bytes()
-    return data[: int(len(data) * 0.6)]
 
 
 def copy_with(inputs: Inputs, relative: str, data: bytes) -> None:

@@ -7,6 +7,7 @@ error-message tests at the top need no server.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ from cgc.annotate.labelstudio_client import (
     explain_failure,
 )
 from cgc.cli import cgc
+from helpers import huge_png, truncated
 from labelstudio_server import free_port, label_studio_binary, running_label_studio
 
 SECRET = "0123456789abcdef0123456789abcdef01234567"
@@ -398,3 +400,46 @@ def test_wrong_key_and_missing_project_give_one_line_errors(label_studio, tmp_pa
     missing = run_cgc("annotate", "push", *server_args(label_studio, "--project", "999"), "--from", str(boxes))
     assert missing.returncode == 1 and "project 999 not found" in missing.stderr
     assert "Traceback" not in missing.stderr and label_studio.api_key not in missing.stderr
+
+
+@server_test
+def test_setup_leaves_out_pictures_it_cannot_use(label_studio, sample_dir, tmp_path) -> None:
+    """Checked before anything is sent: no task shows a broken picture, and the rest is uploaded."""
+    good = sorted((sample_dir / "imgs").glob("*.jpg"))[0]
+    images = tmp_path / "mixed"
+    images.mkdir()
+    (images / good.name).write_bytes(good.read_bytes())
+    (images / "cut.jpg").write_bytes(truncated(good))
+    (images / "notes.png").write_bytes(b"not a picture")
+    (images / "huge.png").write_bytes(huge_png())
+    result = run_cgc(*server_args(label_studio, "annotate", "setup", "--images", str(images), "--title", "Mixed"))
+    assert result.returncode == 0 and "Uploaded 1 images" in result.stdout, result.stderr
+    left_out = sorted(line for line in result.stderr.splitlines() if line.startswith("Warning: left out"))
+    assert len(left_out) == 3, result.stderr
+    for line, name, reason in zip(left_out, ("cut.jpg", "huge.png", "notes.png"),
+                                  ("truncated JPEG", "more than the limit", "cannot read image")):
+        assert name in line and reason in line, line
+
+    (images / good.name).unlink()
+    only_bad = run_cgc(*server_args(label_studio, "annotate", "setup", "--images", str(images), "--title", "Mixed"))
+    assert_one_line_error(only_bad, "none of the pictures can be used")
+
+
+@server_test
+@pytest.mark.parametrize("problem", [errno.ENOSPC, errno.EROFS, errno.EACCES], ids=["full", "read-only", "no-permission"])
+def test_import_from_the_server_into_a_full_or_read_only_folder_ends_in_one_line(
+        problem: int, label_studio, annotated_project, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every output starts as a temporary file beside its place: refuse it as the file system would."""
+    import tempfile
+
+    def refuse(*_args, dir=None, **_kwargs):
+        raise OSError(problem, os.strerror(problem), str(dir))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    out = tmp_path / "boxes.json"
+    result = CliRunner().invoke(cgc, server_args(label_studio, "annotate", "import", "--project",
+                                                 str(annotated_project["id"]), "--out", str(out)))
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1 and "cannot write or read here" in lines[0], result.output
+    assert not out.exists() and label_studio.api_key not in result.output

@@ -27,6 +27,7 @@ from cgc.annotate.labelstudio_client import (
     task_image_ref,
 )
 from cgc.annotate.import_parser import labelstudio_image_file_name
+from cgc.datasets.pictures import check_picture
 from cgc.errors import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -72,6 +73,19 @@ def list_images(image_dir: str | Path) -> list[Path]:
     return images
 
 
+def usable_pictures(paths: list[Path]) -> tuple[list[Path], list[str]]:
+    """The pictures that pass `check_picture`, and one line for each that does not."""
+    usable, left_out = [], []
+    for path in paths:
+        try:
+            check_picture(path)
+        except InputError as exc:
+            left_out.append(str(exc))
+        else:
+            usable.append(path)
+    return usable, left_out
+
+
 @dataclass
 class SetupSummary:
     project_id: int
@@ -80,6 +94,7 @@ class SetupSummary:
     uploaded: list[str] = field(default_factory=list)
     already_there: list[str] = field(default_factory=list)
     renamed: list[tuple[str, str]] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # one line per picture that cannot be used, naming it
     tasks_in_project: int = 0
     annotators_per_image: int = 5
 
@@ -132,8 +147,14 @@ def setup_labelstudio_project(
     mask_tool: str = "none",
     description: str = "Salient instance boxes for cgc (CGCNet weak supervision)",
 ) -> SetupSummary:
-    """Find or create the project, set its overlap, and upload the images it does not have yet."""
-    images = list_images(image_dir)
+    """Find or create the project, set its overlap, and upload the images it does not have yet.
+
+    Pictures that cannot be used (unreadable, not a picture, above the size limit, a cut-off JPEG)
+    are left out with their reason before anything is sent, so no task shows a broken image.
+    """
+    images, left_out = usable_pictures(list_images(image_dir))
+    if not images:
+        raise InputError(f"none of the pictures can be used; the first: {left_out[0]}", image_dir)
     stored = [stored_file_name(path.name) for path in images]
     duplicates = sorted({name for name in stored if stored.count(name) > 1})
     if duplicates:
@@ -174,6 +195,7 @@ def setup_labelstudio_project(
         already_there=[path.name for path, name in zip(images, stored) if name in existing],
         renamed=[(path.name, name) for path, name in zip(images, stored) if path.name != name],
         annotators_per_image=annotators_per_image,
+        left_out=left_out,
     )
     if new:
         made = upload_images(connection, project_id, new)
