@@ -100,21 +100,25 @@ def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int
     shutil.rmtree(run, ignore_errors=True)  # a fresh run: `cgc train` will not overwrite one
     start = time.perf_counter()
     cgc(*command)
-    seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    cgc("eval", "--checkpoint", run, "--images", split.test_images, "--data", split.test_truth,
-        "--out", run / "metrics.json")
-    eval_seconds = time.perf_counter() - start
-    metrics = json.loads((run / "metrics.json").read_text())
-    boxes = metrics["boxes_as_masks"]
-    point = metrics["at_score_threshold"]
-    scores = {"AP": metrics["AP"], "AP_r50": metrics["AP_r50"], "AP_r70": metrics["AP_r70"],
-              "coco_mask_AP": metrics["coco"]["AP"], "precision": point["precision"], "recall": point["recall"],
-              "per_instance": point["predictions_per_instance"], "boxes_coco_AP": boxes["coco"]["AP"],
-              "boxes_AP_r70": boxes["AP_r70"], "train_seconds": round(seconds, 1),
-              "eval_seconds": round(eval_seconds, 1)}  # the model on the held-out pictures, loading included
+    scores = {**eval_scores(split, run), "train_seconds": round(time.perf_counter() - start, 1)}
     atomic_write_json(record, {"command": command, "scores": scores}, indent=1)
     return scores
+
+
+def eval_scores(split: SampleSplit, run: Path, metrics_file: str = "metrics.json") -> dict:
+    """`cgc eval` of the run's newest checkpoint on the held-out scenes: the table figures (percent)."""
+    start = time.perf_counter()
+    cgc("eval", "--checkpoint", run, "--images", split.test_images, "--data", split.test_truth,
+        "--out", run / metrics_file)
+    eval_seconds = time.perf_counter() - start
+    metrics = json.loads((run / metrics_file).read_text())
+    boxes = metrics["boxes_as_masks"]
+    point = metrics["at_score_threshold"]
+    return {"AP": metrics["AP"], "AP_r50": metrics["AP_r50"], "AP_r70": metrics["AP_r70"],
+            "coco_mask_AP": metrics["coco"]["AP"], "precision": point["precision"], "recall": point["recall"],
+            "per_instance": point["predictions_per_instance"], "boxes_coco_AP": boxes["coco"]["AP"],
+            "boxes_AP_r70": boxes["AP_r70"],
+            "eval_seconds": round(eval_seconds, 1)}  # the model on the held-out pictures, loading included
 
 
 def score_predictions(split: SampleSplit, predictions: list[dict], score_threshold: float) -> dict:
