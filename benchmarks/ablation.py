@@ -21,7 +21,7 @@ from experiments import (add_run_arguments, label_rounds_quality, prepare_sample
                          save_results, train_and_score)
 
 from cgc.refine.update_rule import DEFAULT_PHI
-from cgc.train.label_rounds import LABELS_DIR
+from cgc.training.label_rounds import LABELS_DIR
 
 # The paper's figures (DUT-OMRON validation): AP, AP^r0.5, AP^r0.7; Table III gives no AP column.
 PAPER_TABLE_IV = {"basic": (53.93, 83.44, 66.86), "+PC": (54.67, 85.81, 68.43), "+PC+GFR": (55.84, 85.15, 70.54),

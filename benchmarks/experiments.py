@@ -207,7 +207,7 @@ def variants_main(description: str, name: str, runs: Sequence[tuple[str, tuple]]
 def label_rounds_quality(split: SampleSplit, run: Path, labels: Path) -> dict[str, list]:
     """How the run's label rounds went: per round, how many labels were replaced (and of those, changed), and the mean
     IoU to the true training masks of the labels the run started from, then of each round (`label_miou`)."""
-    from cgc.train.label_rounds import round_paths
+    from cgc.training.label_rounds import round_paths
     from cgc.weaklabels.quality import compare_to_truth
 
     paths, counts = [labels], {"replaced": [], "changed": []}

@@ -19,7 +19,7 @@ from experiments import (add_run_arguments, label_change_by_quality, label_round
                          print_label_rounds, print_table, save_results, train_and_score)
 
 from cgc.refine.update_rule import DEFAULT_PHI
-from cgc.train.label_rounds import round_paths
+from cgc.training.label_rounds import round_paths
 
 
 def main() -> None:

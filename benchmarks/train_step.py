@@ -47,7 +47,7 @@ def measure(head: str, args: argparse.Namespace) -> dict:
     """Runs inside the child process."""
     import torch
 
-    from cgc.train.data import SampleRequest, WeakLabelDataset
+    from cgc.training.data import SampleRequest, WeakLabelDataset
 
     torch.set_num_threads(os.cpu_count() or 1)
     dataset = WeakLabelDataset(args.data / "weak" / "annotations.json", args.data / "sample" / "imgs")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from cgc.annotate.boxes_dataset import import_labelstudio_boxes
 from cgc.sample import write_sample_dataset
-from cgc.train.config import resolve_config
-from cgc.train.engine import train
+from cgc.training.config import resolve_config
+from cgc.training.engine import train
 from cgc.weaklabels.builder import build_weak_labels
 
 

@@ -22,7 +22,7 @@ from cgc.errors import InputError, RunStopped
 from cgc.fileio import check_output_file
 from cgc.refine.crf import HARD_MASK_CONFIDENCE, CRFParams
 from cgc.sample import DEFAULT_STYLE, SCENE_STYLES
-from cgc.train.config import DEVICES
+from cgc.training.config import DEVICES
 from cgc.weaklabels.priors import RULES, PriorSettings
 
 
@@ -440,12 +440,12 @@ def with_options(command: Callable[..., Any], options: list[Callable[..., Any]])
 
 
 def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--preset, then every TrainConfig setting declared with cgc.train.config.option, as options.
+    """--preset, then every TrainConfig setting declared with cgc.training.config.option, as options.
 
     None means "not given", so that a preset and --resume can fill them; "none" given for a setting that may be
     None (--backbone-weights none, --mask-window none) reaches the command as "none".
     """
-    from cgc.train.config import CPU_PRESET, PRESETS, TrainConfig
+    from cgc.training.config import CPU_PRESET, PRESETS, TrainConfig
 
     preset = click.option("--preset", type=click.Choice(list(PRESETS)), default="paper", show_default=True,
                           help="paper: the paper's settings (ResNet-101, 16k iterations, batch 4); cpu: MobileNetV2 "
@@ -469,26 +469,19 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def train_command(data: Path | None, images: Path | None, out: Path, resume: bool, crf_params: Path | None, preset: str,
                   **options: Any) -> None:
     """Train CGCNet on weak labels (single process, or under `torchrun --nproc_per_node K` with DDP)."""
-    from dataclasses import replace
+    from cgc.api import train
+    from cgc.training.config import TrainConfig
 
-    from cgc.train.config import TrainConfig, load_config, resolve_config
-    from cgc.train.engine import train
-
+    if not resume and (data is None or images is None):
+        raise click.UsageError("--data and --images are needed (unless --resume)")
     given = given_settings(TrainConfig, options)  # e.g. --mask-window none: the paper's whole-image loss
-    given |= {key: str(value) for key, value in (("data", data), ("images", images)) if value is not None}
     if crf_params is not None:
         from dataclasses import asdict
 
         from cgc.refine.tune import read_tuned_params
 
         given["update_crf"] = asdict(read_tuned_params(crf_params, CRFParams()))
-    if resume:
-        config = replace(load_config(out / "config.json"), **given, out=str(out))
-    else:
-        if data is None or images is None:
-            raise click.UsageError("--data and --images are needed (unless --resume)")
-        config = resolve_config(preset, **given, out=str(out))
-    result = train(config, resume=resume)
+    result = train(out, data, images, preset, resume, **given)
     click.echo(f"Trained to iteration {result.iterations}; last checkpoint {result.last_checkpoint}; "
                f"final loss {result.last_losses.get('loss', float('nan')):.4f}")
 
@@ -558,7 +551,8 @@ def eval_command(predictions_path: Path | None, match_by_id: bool, checkpoint: P
                  device: str, data_path: Path, score_threshold: float | None, out: Path | None, verbose: bool) -> None:
     """Score predicted salient instances: the paper's AP^r0.5 / AP^r0.7 / AP and COCO mask AP (%), beside the same
     detections with their boxes filled as masks (the baseline), and precision / recall at the score threshold."""
-    from cgc.evaluation import DEFAULT_SCORE_THRESHOLD, evaluate_predictions, format_metrics_table
+    from cgc.api import evaluate
+    from cgc.evaluation import format_metrics_table
     from cgc.fileio import atomic_write_json
 
     if (predictions_path is None) == (checkpoint is None):
@@ -567,17 +561,8 @@ def eval_command(predictions_path: Path | None, match_by_id: bool, checkpoint: P
         raise click.UsageError("--checkpoint needs --images (the ground truth's pictures)")
     if out is not None:
         check_output_file(out)
-    predictions: Any = predictions_path
-    if checkpoint is None:
-        score_threshold = DEFAULT_SCORE_THRESHOLD if score_threshold is None else score_threshold
-    else:
-        from cgc.inference import load_model, predict_for_ground_truth
-        from cgc.score_threshold import score_threshold_of
-
-        loaded = load_model(checkpoint, device)
-        score_threshold = score_threshold_of(loaded, score_threshold)
-        predictions = predict_for_ground_truth(loaded, data_path, images_dir, score_threshold)
-    metrics = evaluate_predictions(data_path, predictions, score_threshold, verbose, match_by_id)
+    metrics = evaluate(data_path, predictions_path, checkpoint, images_dir, score_threshold, device, match_by_id,
+                       verbose)
     metrics["ground_truth_file"] = str(data_path)
     metrics["predictions_file" if checkpoint is None else "checkpoint"] = str(predictions_path or checkpoint)
     for line in format_metrics_table(metrics):

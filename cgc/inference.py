@@ -19,10 +19,10 @@ from cgc.datasets.pictures import check_picture, read_rgb, write_picture
 from cgc.errors import InputError
 from cgc.model.cgcnet import CGCNet
 from cgc.coco_files import write_prediction_folder
-from cgc.train.checkpoint import latest_checkpoint, load_checkpoint
-from cgc.train.config import TrainConfig
-from cgc.train.distributed import pick_device
-from cgc.train.model_factory import model_from_config
+from cgc.training.checkpoint import latest_checkpoint, load_checkpoint
+from cgc.training.config import TrainConfig
+from cgc.training.distributed import pick_device
+from cgc.training.model_factory import model_from_config
 from cgc.visualize import overlay_instances
 
 MASK_THRESHOLD = 0.5

@@ -44,7 +44,7 @@ TINY_TRAINING = dict(
 
 def tiny_config(labels: tuple[Path, Path], out: Path, **changes):
     """A cpu-preset TrainConfig on the `tiny_labels` fixture, with `changes` on top."""
-    from cgc.train.config import resolve_config
+    from cgc.training.config import resolve_config
 
     return resolve_config("cpu", **(TINY_TRAINING | changes), data=str(labels[0]), images=str(labels[1]), out=str(out))
 

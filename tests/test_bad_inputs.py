@@ -26,8 +26,8 @@ from helpers import huge_png, tiny_config, truncated
 
 from cgc.cli import cgc
 from cgc.fileio import OUTPUT_MARK
-from cgc.train.checkpoint import plain_state
-from cgc.train.config import save_config
+from cgc.training.checkpoint import plain_state
+from cgc.training.config import save_config
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def export_with_second_folder(source: Path, target: Path) -> None:
 
 def cut_checkpoint(path: Path) -> None:
     """Half of a real checkpoint file, as a full disk leaves a copy."""
-    from cgc.train.checkpoint import save_checkpoint
+    from cgc.training.checkpoint import save_checkpoint
 
     written = save_checkpoint(path.parent.parent, 1, {"model": {"w": torch.ones(4)}, "config": {}}, keep=1)
     data = written.read_bytes()
@@ -377,7 +377,7 @@ def test_checkpoints_hold_only_tensors_and_plain_types() -> None:
 
 
 def test_a_checkpoint_cgc_wrote_loads_back(tmp_path: Path) -> None:
-    from cgc.train.checkpoint import add_to_checkpoint, load_checkpoint, save_checkpoint
+    from cgc.training.checkpoint import add_to_checkpoint, load_checkpoint, save_checkpoint
 
     path = save_checkpoint(tmp_path, 5, {"model": {"w": torch.ones(2)}, "config": {"lr_steps": (1, 2)},
                                          "label_update": {"k2": {"3": np.float64(0.5)}}}, keep=1)
@@ -390,7 +390,7 @@ def test_a_checkpoint_cgc_wrote_loads_back(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def trained_run(tiny_labels: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run of one training iteration on the tiny labels: enough for the commands that load a checkpoint."""
-    from cgc.train.engine import train as train_run
+    from cgc.training.engine import train as train_run
 
     run = tmp_path_factory.mktemp("trained") / "run"
     train_run(tiny_config(tiny_labels, run, iterations=1, checkpoint_every=1), progress=False)

@@ -197,7 +197,7 @@ def test_the_builder_and_train_config_share_every_network_default() -> None:
     import inspect
 
     from cgc.network_settings import NETWORK
-    from cgc.train.config import TrainConfig
+    from cgc.training.config import TrainConfig
 
     builder = inspect.signature(build_cgcnet).parameters
     config = TrainConfig()

@@ -24,11 +24,11 @@ from cgc.model.roi_heads import InstanceMap, label_update_loss
 from cgc.refine.instance_update import UpdateJob, decide_instance, label_window_core, map_to_image
 from cgc.refine.update_rule import k1 as k1_numpy
 from cgc.refine.update_rule import should_replace
-from cgc.train.checkpoint import load_checkpoint
-from cgc.train.config import resolve_config
-from cgc.train.data import batch_requests, last_slots
-from cgc.train.engine import loader_segments, train
-from cgc.train.crf_pool import WORKER_NICENESS, CRFPool, LabelUpdateError
+from cgc.training.checkpoint import load_checkpoint
+from cgc.training.config import resolve_config
+from cgc.training.data import batch_requests, last_slots
+from cgc.training.engine import loader_segments, train
+from cgc.training.crf_pool import WORKER_NICENESS, CRFPool, LabelUpdateError
 from helpers import rectangle, tiny_config
 
 SCHEME = dict(iterations=4, update_every=2, update_start=1, checkpoint_every=3, crf_workers=1)
@@ -268,7 +268,7 @@ def test_replaced_labels_are_trained_on_and_lambda_zero_drops_the_term(tiny_labe
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process CRF (crf_workers=0) replaced by a stand-in that grows R, so that labels do change."""
     import cgc.refine.instance_update as instance_update
-    import cgc.train.label_update as label_update
+    import cgc.training.label_update as label_update
 
     monkeypatch.setattr(instance_update, "refine_instance", lambda prob, rgb, params, **window: np.clip(prob * 4, 0, 1).astype(np.float32))
     run = tmp_path / "run"
@@ -299,9 +299,9 @@ def test_replaced_labels_are_trained_on_and_lambda_zero_drops_the_term(tiny_labe
 @pytest.mark.parametrize("failure", ["interrupt", "nan"])
 def test_pool_is_shut_down_when_training_stops_early(tiny_labels: tuple[Path, Path], tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
-    import cgc.train.engine as engine
-    import cgc.train.label_update as label_update
-    from cgc.train.engine import TrainingDiverged
+    import cgc.training.engine as engine
+    import cgc.training.label_update as label_update
+    from cgc.training.engine import TrainingDiverged
 
     real_factory, pools = engine.model_from_config, []
     real_init = label_update.CRFPool.__init__
@@ -383,7 +383,7 @@ def test_a_dead_worker_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
 
 
 def test_closing_ends_a_worker_stuck_in_a_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cgc.train.crf_pool as crf_pool
+    import cgc.training.crf_pool as crf_pool
 
     monkeypatch.setattr(crf_pool, "CLOSE_GRACE_SECONDS", 0.5)
     os.mkfifo(tmp_path / "stuck.png")  # opening it for reading blocks until a writer comes: the job hangs
@@ -412,13 +412,13 @@ def test_tuned_crf_settings_reach_the_label_update(tiny_labels, tmp_path: Path, 
 
     from cgc.cli import cgc
     from cgc.refine.crf import CRFParams
-    from cgc.train.label_update import crf_params_of
+    from cgc.training.label_update import crf_params_of
 
     tuned = tmp_path / "tune.json"
     tuned.write_text(json.dumps({"best": {"w1": 7.0, "theta_alpha": 55.0, "theta_beta": 9.0, "w2": 3.0,
                                           "theta_gamma": 3.0, "iterations": 5, "mean_iou": 0.9}}))
     seen = []
-    monkeypatch.setattr("cgc.train.engine.train", lambda config, resume: seen.append(config) or SimpleNamespace(
+    monkeypatch.setattr("cgc.training.engine.train", lambda config, resume: seen.append(config) or SimpleNamespace(
         iterations=0, last_checkpoint=None, last_losses={}))
     base = ["train", "--preset", "cpu", "--data", str(tiny_labels[0]), "--images", str(tiny_labels[1]),
             "--out", str(tmp_path / "run"), "--crf-params", str(tuned)]

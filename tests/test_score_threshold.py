@@ -12,7 +12,7 @@ from cgc.coco import encode_mask
 from cgc.inference import Detections, LoadedModel
 from cgc.score_threshold import (ScoreThresholdChoice, ThresholdRow, image_counts, pick_score_threshold,
                                  record_score_threshold, score_threshold_of)
-from cgc.train.checkpoint import load_checkpoint, save_checkpoint
+from cgc.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 def square(y: int, x: int, size: int = 4, shape: tuple[int, int] = (12, 12)) -> np.ndarray:

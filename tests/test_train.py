@@ -14,9 +14,9 @@ import torch
 from click.testing import CliRunner
 
 from cgc.cli import cgc
-from cgc.train.checkpoint import list_checkpoints
-from cgc.train.config import TrainConfig, load_config
-from cgc.train.engine import TrainingDiverged, train
+from cgc.training.checkpoint import list_checkpoints
+from cgc.training.config import TrainConfig, load_config
+from cgc.training.engine import TrainingDiverged, train
 from helpers import tiny_config
 
 
@@ -82,7 +82,7 @@ def test_a_run_stopped_before_its_first_checkpoint_can_start_again(tiny_labels: 
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_labels: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cgc.train.engine as engine
+    import cgc.training.engine as engine
 
     real_factory = engine.model_from_config
 
@@ -231,15 +231,15 @@ def test_cli_train_refuses_bad_input(tmp_path: Path) -> None:
 ])
 def test_settings_that_cannot_work_together_are_refused(changes: dict, message: str) -> None:
     from cgc.errors import InputError
-    from cgc.train.config import resolve_config
+    from cgc.training.config import resolve_config
 
     with pytest.raises(InputError, match=message):
         resolve_config("cpu", **changes)
 
 
 def test_the_config_reaches_the_network() -> None:
-    from cgc.train.config import resolve_config
-    from cgc.train.model_factory import model_from_config
+    from cgc.training.config import resolve_config
+    from cgc.training.model_factory import model_from_config
 
     config = resolve_config("cpu", fpn_channels=32, rpn_test_proposals=50, mask_others="labelled", mask_window=0.5)
     model = model_from_config(config, load_backbone_weights=False).eval()
@@ -254,7 +254,7 @@ def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[P
     import dataclasses
     from types import SimpleNamespace
 
-    from cgc.train.config import TrainConfig
+    from cgc.training.config import TrainConfig
 
     help_text = " ".join(CliRunner().invoke(cgc, ["train", "--help"], terminal_width=400).output.split())
     settings = [s for s in dataclasses.fields(TrainConfig) if "help" in s.metadata]
@@ -263,7 +263,7 @@ def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[P
         assert f"--{flag}" in help_text, flag
     assert "[0.25]" in help_text and "[256; cpu preset: 64]" in help_text and "[a quarter of --iterations]" in help_text
     seen = []
-    monkeypatch.setattr("cgc.train.engine.train", lambda config, resume: seen.append(config) or SimpleNamespace(
+    monkeypatch.setattr("cgc.training.engine.train", lambda config, resume: seen.append(config) or SimpleNamespace(
         iterations=0, last_checkpoint=None, last_losses={}))
     base = ["train", "--preset", "cpu", "--data", str(tiny_labels[0]), "--images", str(tiny_labels[1]), "--out", str(tmp_path / "r")]
     result = CliRunner().invoke(cgc, base + ["--mask-window", "none", "--backbone-weights", "none", "--lr-steps", "3,5",

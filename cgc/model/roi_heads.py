@@ -52,7 +52,7 @@ class CGCRoIHeads(RoIHeads):
     Inference: the top ``detections_per_img`` detections after NMS (the paper's 80) go through
     the mask head; detections carry "mask_logits", turned into image masks by ``CGCNet``.
 
-    Label update (paper III.D, driven by ``cgc.train.label_update``; whole-image mask heads only):
+    Label update (paper III.D, driven by ``cgc.training.label_update``; whole-image mask heads only):
 
     - ``collect_instance_maps = True``: after each training forward, ``instance_maps`` holds one
       ``InstanceMap`` per ground-truth instance that has a sampled proposal: the proposal whose

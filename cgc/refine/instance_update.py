@@ -1,7 +1,7 @@
 """Algorithm 1 for one instance, as a CRF worker runs it: R_f = CRF(R), K1, K2, keep or replace.
 
 A job carries everything the worker needs (no tensors, picklable), and a decision everything the
-trainer applies at the next round boundary; see `cgc.train.label_update` for how jobs are chosen
+trainer applies at the next round boundary; see `cgc.training.label_update` for how jobs are chosen
 and rounds written. Numpy and OpenCV only: no torch is loaded in a worker.
 """
 

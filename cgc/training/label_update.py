@@ -6,11 +6,11 @@ whole-image map for the sampled positive proposals; ``CGCRoIHeads`` hands out, p
 with the label C, among the proposals matched to it), detached, float16, at logit resolution.
 
 What happens to it: an ``UpdateJob`` (image and annotation ids, R, the current label C as RLE, the
-picture's path) goes to a small pool of worker processes (``cgc.train.crf_pool.CRFPool``). A
+picture's path) goes to a small pool of worker processes (``cgc.training.crf_pool.CRFPool``). A
 worker runs ``cgc.refine.instance_update.decide_instance``: it maps R to the picture's size, runs
 ``refine_instance`` (R_f = CRF(R)), K1(R, C), K2(R_f, C) and ``should_replace``, and returns an
 ``UpdateDecision`` (with C_next = R_f >= 0.5 as RLE when replaced). Where rounds are stored, and
-the labels a round trains on, is ``cgc.train.label_rounds``.
+the labels a round trains on, is ``cgc.training.label_rounds``.
 
 Determinism (same seed, same results, whatever the timing):
 
@@ -51,14 +51,14 @@ from cgc.coco_files import write_coco_file
 from cgc.fileio import atomic_write_json
 from cgc.refine.crf import CRFParams
 from cgc.refine.instance_update import UpdateDecision, UpdateJob, latest_decisions
-from cgc.train.crf_pool import CRFPool
-from cgc.train.label_rounds import LABELS_DIR, LabelStore, label_file_of, round_paths
+from cgc.training.crf_pool import CRFPool
+from cgc.training.label_rounds import LABELS_DIR, LabelStore, label_file_of, round_paths
 
 if TYPE_CHECKING:
     from cgc.model.roi_heads import CGCRoIHeads
-    from cgc.train.config import TrainConfig
-    from cgc.train.data import WeakLabelDataset
-    from cgc.train.distributed import ProcessGroup
+    from cgc.training.config import TrainConfig
+    from cgc.training.data import WeakLabelDataset
+    from cgc.training.distributed import ProcessGroup
 
 
 def crf_params_of(config: "TrainConfig") -> CRFParams:
@@ -111,7 +111,7 @@ class LabelUpdater:
         return max(end - self.every, self.start), end
 
     def after_forward(self, iteration: int, roi_heads: "CGCRoIHeads") -> None:
-        from cgc.train.data import batch_requests, last_slots
+        from cgc.training.data import batch_requests, last_slots
 
         if not self.active(iteration):
             return

@@ -3,7 +3,7 @@
 Everything random in iteration t (which images, which flips, the RPN/ROI sampling) is seeded
 from (seed, t, rank), so `--resume` continues exactly where a run stopped.
 
-With `update_every > 0` the label-update scheme runs alongside (cgc/train/label_update.py): the
+With `update_every > 0` the label-update scheme runs alongside (cgc/training/label_update.py): the
 loop hands each step's instance maps to CRF worker processes, writes a round of labels every
 `update_every` iterations and trains on it from then on (the data loader is restarted at each
 round boundary, so loader workers never see stale labels), and adds `update_weight * loss_upd`
@@ -27,14 +27,14 @@ from tqdm import tqdm
 from cgc.errors import InputError, RunStopped
 from cgc.coco_files import read_instance_file
 from cgc.fileio import check_output_file
-from cgc.train.checkpoint import latest_checkpoint, load_checkpoint, remove_unfinished_checkpoints, save_checkpoint
-from cgc.train.config import TrainConfig, check_config, save_config
-from cgc.train.data import IterationBatchSampler, WeakLabelDataset, collate
-from cgc.train.label_rounds import label_file_of
-from cgc.train.label_update import LabelUpdater
-from cgc.train.distributed import ProcessGroup, all_ranks_agree, start_process_group, stop_process_group
-from cgc.train.metrics_log import MetricsWriter, SmoothedValues
-from cgc.train.model_factory import model_from_config
+from cgc.training.checkpoint import latest_checkpoint, load_checkpoint, remove_unfinished_checkpoints, save_checkpoint
+from cgc.training.config import TrainConfig, check_config, save_config
+from cgc.training.data import IterationBatchSampler, WeakLabelDataset, collate
+from cgc.training.label_rounds import label_file_of
+from cgc.training.label_update import LabelUpdater
+from cgc.training.distributed import ProcessGroup, all_ranks_agree, start_process_group, stop_process_group
+from cgc.training.metrics_log import MetricsWriter, SmoothedValues
+from cgc.training.model_factory import model_from_config
 
 
 class TrainingDiverged(RunStopped):

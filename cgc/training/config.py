@@ -76,7 +76,7 @@ class TrainConfig:
     checkpoint_every: int = option(1000, "Iterations between checkpoints.", minimum=1)
     keep_checkpoints: int = 3
     loader_workers: int = option(2, "Data-loading processes.", minimum=0)
-    # label update (Algorithm 1, eq. 9; see cgc/train/label_update.py). Off unless update_every > 0.
+    # label update (Algorithm 1, eq. 9; see cgc/training/label_update.py). Off unless update_every > 0.
     update_every: int = option(
         0, "Label update (Algorithm 1): write a round of CRF-refined labels to RUN/labels/ every this many iterations "
         "and train on it; 0 turns the scheme off.", minimum=0)
