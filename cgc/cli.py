@@ -482,8 +482,9 @@ def train_command(data: Path | None, images: Path | None, out: Path, resume: boo
 
         given["update_crf"] = asdict(read_tuned_params(crf_params, CRFParams()))
     result = train(out, data, images, preset, resume, **given)
-    click.echo(f"Trained to iteration {result.iterations}; last checkpoint {result.last_checkpoint}; "
-               f"final loss {result.last_losses.get('loss', float('nan')):.4f}")
+    if result.main_process:  # under torchrun the other ranks stay quiet; the loss is the mean over all of them
+        click.echo(f"Trained to iteration {result.iterations}; last checkpoint {result.last_checkpoint}; "
+                   f"final loss {result.last_losses.get('loss', float('nan')):.4f}")
 
 
 SCORE_THRESHOLD_HELP = ("Keep instances with at least this score [the threshold `cgc calibrate` recorded in the "

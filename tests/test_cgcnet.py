@@ -71,6 +71,20 @@ def test_training_mode_returns_finite_losses_for_a_batch_of_two(mask_head: str) 
     assert model.backbone.fpn.inner_blocks[0][0].weight.grad is not None
 
 
+@pytest.mark.parametrize("mask_head", ["gfr", "lfr", "roimasking", "roialign"])
+def test_a_batch_without_instances_still_gives_every_trainable_parameter_a_gradient(mask_head: str) -> None:
+    """What lets DDP run without find_unused_parameters: no parameter is left out of a step's graph."""
+    torch.manual_seed(0)
+    model = tiny_cgcnet(mask_head)
+    model.train()
+    image, target = synthetic_image(96, 128, [])
+    target["boxes"] = torch.zeros((0, 4))
+    losses = model([image, image.flip(-1)], [target, dict(target)])
+    sum(losses.values()).backward()
+    unused = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert unused == []
+
+
 def test_a_few_sgd_steps_lower_the_loss_on_one_image() -> None:
     torch.manual_seed(0)
     model = tiny_cgcnet("gfr")
@@ -205,3 +219,24 @@ def test_the_builder_and_train_config_share_every_network_default() -> None:
         value = getattr(NETWORK, setting.name)
         parameter = {"rpn_test_proposals": "rpn_post_nms_top_n_test"}.get(setting.name, setting.name)
         assert getattr(config, setting.name) == value and builder[parameter].default == value, setting.name
+
+
+@pytest.mark.parametrize("mask_head", ["gfr", "lfr", "roimasking", "roialign"])
+def test_mixed_precision_training_step_and_inference(mask_head: str) -> None:
+    """The mixed-precision path the trainer takes on a GPU, run here with CPU autocast (bfloat16)."""
+    torch.manual_seed(0)
+    model = tiny_cgcnet(mask_head)
+    model.train()
+    images, targets = batch_of_two()
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        losses = model(images, targets)
+    assert set(losses) == LOSS_KEYS and all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+    model.eval()
+    with torch.no_grad(), torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        detections = model(images)
+    for detection, image in zip(detections, images):
+        assert detection["masks"].dtype == torch.float32 and detection["boxes"].dtype == torch.float32
+        assert detection["masks"].shape[-2:] == image.shape[-2:]
+        assert torch.isfinite(detection["masks"]).all()

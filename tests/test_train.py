@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -120,8 +121,13 @@ def test_ddp_with_two_gloo_processes(tiny_labels: tuple[Path, Path], tmp_path: P
     environment = os.environ | {"OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "find_unused_parameters" not in done.stderr  # every parameter takes part: no extra pass, no warning
+    final = [line for line in done.stdout.splitlines() if line.startswith("Trained to iteration")]
+    assert len(final) == 1, done.stdout  # only rank 0 reports
     assert [path.name for path in list_checkpoints(run)] == ["checkpoint_0000003.pt"]
-    assert sorted(logged_losses(run)) == [1, 2, 3]  # only the main process writes metrics
+    logged = logged_losses(run)
+    assert sorted(logged) == [1, 2, 3]  # only the main process writes metrics
+    assert final[0].endswith(f"final loss {logged[3]:.4f}")  # the mean over ranks, as logged
     state = torch.load(run / "checkpoints" / "checkpoint_0000003.pt", weights_only=False)
     assert not any(key.startswith("module.") for key in state["model"])  # saved unwrapped, loadable without DDP
 
@@ -277,3 +283,23 @@ def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[P
     assert result.exit_code == 2 and "not a comma-separated list of integers" in result.output
     result = CliRunner().invoke(cgc, base + ["--lr", "0"])
     assert result.exit_code == 2 and "--lr" in result.output
+
+
+def _mean_of_two_ranks(rank: int, store: str, results: str) -> None:
+    import torch.distributed as dist
+
+    from cgc.training.distributed import ProcessGroup, mean_over_ranks
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    group = ProcessGroup(rank=rank, world_size=2, local_rank=rank, device=torch.device("cpu"))
+    mean = mean_over_ranks({"loss": 1.0 + 2 * rank, "loss_mask": 10.0 * rank}, group)
+    Path(results, f"{rank}.json").write_text(json.dumps(mean))
+    dist.destroy_process_group()
+
+
+def test_logged_losses_are_the_mean_over_ranks(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    mp.spawn(_mean_of_two_ranks, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2)
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"{rank}.json").read_text()) == {"loss": 2.0, "loss_mask": 5.0}

@@ -79,14 +79,15 @@ class CGCNet(nn.Module):
         original_sizes: list[tuple[int, int]],
     ) -> list[dict[str, Tensor]]:
         """Boxes back to original coordinates (torchvision's transform), mask logits to image masks,
-        then mask-level duplicate suppression."""
+        then mask-level duplicate suppression. Outputs are float32 even under autocast (mixed precision)."""
         detections = self.transform.postprocess(detections, image_sizes, original_sizes)
         mask_head = self.roi_heads.mask_head
         for detection, size, original in zip(detections, image_sizes, original_sizes):
+            detection.update(boxes=detection["boxes"].float(), scores=detection["scores"].float())
             logits = detection.pop("mask_logits", None)
             if logits is None or mask_head is None:
                 continue
-            detection["masks"] = mask_head.to_image_masks(logits, detection["boxes"], size, original)
+            detection["masks"] = mask_head.to_image_masks(logits.float(), detection["boxes"], size, original).float()
             if self.mask_suppression is not None:
                 keep, scores = self.mask_suppression(detection["masks"], detection["scores"])
                 detection.update({key: detection[key][keep] for key in ("boxes", "labels", "masks")}, scores=scores)

@@ -203,7 +203,9 @@ class CGCRoIHeads(RoIHeads):
                 )
                 other_boxes = [t["boxes"] for t in targets] if self.mask_others == "labelled" else None
                 mask_logits = self.mask_head(features, mask_boxes, image_shapes, other_boxes)
-                losses["loss_mask"] = self.mask_head.loss(mask_logits, mask_boxes, mask_targets)
+                losses["loss_mask"] = self.mask_head.loss(mask_logits, mask_boxes, mask_targets) + every_parameter_zero(
+                    self.mask_head
+                )
                 if self.collect_instance_maps or self.update_loss_sigma is not None:
                     if not isinstance(self.mask_head, WholeImageMaskHead):
                         raise ValueError("the label update needs a whole-image mask head (gfr, lfr or roimasking)")
@@ -223,6 +225,16 @@ class CGCRoIHeads(RoIHeads):
             for detection, logits in zip(result, self.mask_head(features, boxes, image_shapes)):
                 detection["mask_logits"] = logits
         return result, {}
+
+
+def every_parameter_zero(module: nn.Module) -> Tensor:
+    """0 that depends on every trainable parameter of ``module``.
+
+    A batch without a positive proposal leaves the mask head out of the graph; added to its loss,
+    this gives each parameter a (zero) gradient at every step, so DDP can run without
+    ``find_unused_parameters`` and its extra pass over the graph.
+    """
+    return sum(p.sum() for p in module.parameters() if p.requires_grad) * 0.0
 
 
 def label_update_loss(

@@ -67,3 +67,13 @@ def all_ranks_agree(flag: bool, group: ProcessGroup) -> bool:
     value = torch.tensor([1 if flag else 0], device=group.device)
     dist.all_reduce(value, op=dist.ReduceOp.MIN)
     return bool(value.item())
+
+
+def mean_over_ranks(values: dict[str, float], group: ProcessGroup) -> dict[str, float]:
+    """Each value averaged over the processes (all hold the same keys), so logs describe the whole batch."""
+    if not group.distributed:
+        return values
+    keys = sorted(values)
+    summed = torch.tensor([values[key] for key in keys], dtype=torch.float64, device=group.device)
+    dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+    return {key: float(value) / group.world_size for key, value in zip(keys, summed.tolist())}

@@ -32,7 +32,13 @@ from cgc.training.config import TrainConfig, check_config, save_config
 from cgc.training.data import IterationBatchSampler, WeakLabelDataset, collate
 from cgc.training.label_rounds import label_file_of
 from cgc.training.label_update import LabelUpdater
-from cgc.training.distributed import ProcessGroup, all_ranks_agree, start_process_group, stop_process_group
+from cgc.training.distributed import (
+    ProcessGroup,
+    all_ranks_agree,
+    mean_over_ranks,
+    start_process_group,
+    stop_process_group,
+)
 from cgc.training.metrics_log import MetricsWriter, SmoothedValues
 from cgc.training.model_factory import model_from_config
 
@@ -45,7 +51,8 @@ class TrainingDiverged(RunStopped):
 class TrainResult:
     iterations: int
     last_checkpoint: Path | None
-    last_losses: dict[str, float]
+    last_losses: dict[str, float]  # the mean over the processes under DDP
+    main_process: bool = True  # under DDP only rank 0 reports
 
 
 def learning_rate_factor(iteration: int, config: TrainConfig) -> float:
@@ -131,7 +138,9 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
     network = model
     if group.distributed:
         device_ids = [group.device.index] if group.device.type == "cuda" else None
-        network = DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
+        # every trainable parameter takes part in every step (see roi_heads.every_parameter_zero), so DDP
+        # needs no find_unused_parameters and its extra pass over the graph
+        network = DistributedDataParallel(model, device_ids=device_ids)
     smoothed, writer = SmoothedValues(), MetricsWriter(run_dir, enabled=group.is_main, start=start)
     bar = tqdm(total=config.iterations, initial=start, desc="train", unit="it", disable=None if (progress and group.is_main) else True)
     losses_now: dict[str, float] = {}
@@ -155,6 +164,7 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
             losses_now = {key: float(value.detach()) for key, value in losses.items()} | {"loss": float(total.detach())}
             if updater is not None and updater.loss_on:
                 losses_now.setdefault("loss_upd", 0.0)  # before update_start the term is off: a fixed CSV column
+            losses_now = mean_over_ranks(losses_now, group)
             if not all_ranks_agree(math.isfinite(losses_now["loss"]), group):
                 detail = ", ".join(f"{key}={value:.4g}" for key, value in losses_now.items())
                 raise TrainingDiverged(
@@ -187,4 +197,4 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
             updater.close()
         bar.close()
         writer.close()
-    return TrainResult(iterations=config.iterations, last_checkpoint=last_checkpoint, last_losses=losses_now)
+    return TrainResult(config.iterations, last_checkpoint, losses_now, group.is_main)
