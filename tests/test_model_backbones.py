@@ -165,3 +165,27 @@ def test_shape_mismatch_unexpected_keys_and_unreadable_files_are_input_errors(tm
         load_backbone_weights(body, tmp_path / "text.pt")
     with pytest.raises(InputError, match="not found"):
         load_backbone_weights(body, tmp_path / "absent.pt")
+
+
+def test_paper_preset_without_internet_is_one_line_saying_how_to_give_the_weights(
+        tiny_labels: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from urllib.error import URLError
+
+    import torch
+    from click.testing import CliRunner
+
+    from cgc.cli import cgc
+
+    def offline(*_args, **_kwargs):
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # nothing cached there
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)  # what a machine without internet meets
+    result = CliRunner().invoke(cgc, ["train", "--preset", "paper", "--data", str(tiny_labels[0]), "--images",
+                                      str(tiny_labels[1]), "--out", str(tmp_path / "run"), "--iterations", "1",
+                                      "--device", "cpu"])
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert result.exit_code == 1 and len(errors) == 1 and "Traceback" not in result.output, result.output
+    for hint in ("ImageNet weights of resnet101", "name resolution", "--backbone-weights PATH",
+                 "--backbone-weights none", str(tmp_path / "torch-home")):
+        assert hint in errors[0]

@@ -7,9 +7,13 @@ plus the max-pool level, 256 channels each, keyed "0", "1", "2", "3", "pool" —
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
+from urllib.error import URLError
 
+import torch
 import torchvision
 from torch import nn
 from torchvision.models import vgg
@@ -77,6 +81,23 @@ def _mobilenet_v2_parts(weights, norm_layer) -> _Parts:
     return features, return_layers, in_channels, stages
 
 
+@contextmanager
+def imagenet_download(name: str, weights: torchvision.models.WeightsEnum | None) -> Iterator[None]:
+    """torchvision fetches ImageNet weights on first use: without internet, say how to provide them instead."""
+    try:
+        yield
+    except (URLError, OSError, RuntimeError) as error:
+        if weights is None or isinstance(error, InputError):
+            raise
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[-1]
+        reason = " ".join(str(getattr(error, "reason", error)).split())[:200]
+        raise InputError(
+            f"cannot fetch the ImageNet weights of {name} from {weights.url} ({reason}). Without internet, "
+            f"pass --backbone-weights PATH (a state-dict file), put the file at {cached} (TORCH_HOME sets the "
+            f"folder), or use --backbone-weights none (random start)"
+        ) from None
+
+
 def build_backbone(
     name: str = NETWORK.backbone,
     weights: str | Path | None = None,
@@ -98,12 +119,13 @@ def build_backbone(
     if weights == DEEP_SORT and name != "mobilenet_v2":
         raise InputError(f"{DEEP_SORT} weights exist only for mobilenet_v2, not {name}")
     enum = imagenet_weights(name) if weights == IMAGENET else None
-    if name == "vgg16":
-        net, return_layers, in_channels, stages = _vgg16_parts(enum, norm_layer)
-    elif name == "mobilenet_v2":
-        net, return_layers, in_channels, stages = _mobilenet_v2_parts(enum, norm_layer)
-    else:
-        net, return_layers, in_channels, stages = _resnet_parts(name, enum, norm_layer)
+    with imagenet_download(name, enum):
+        if name == "vgg16":
+            net, return_layers, in_channels, stages = _vgg16_parts(enum, norm_layer)
+        elif name == "mobilenet_v2":
+            net, return_layers, in_channels, stages = _mobilenet_v2_parts(enum, norm_layer)
+        else:
+            net, return_layers, in_channels, stages = _resnet_parts(name, enum, norm_layer)
     _freeze_all_but_last(stages, trainable_layers)
     backbone = BackboneWithFPN(net, return_layers, in_channels, out_channels)
     if weights == DEEP_SORT:
