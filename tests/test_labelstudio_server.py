@@ -220,6 +220,24 @@ def server_args(label_studio, *args: str) -> list[str]:
     return [*args, "--url", label_studio.url, "--api-key", label_studio.api_key]
 
 
+def annotate_as_the_sample_annotators(admin, project_id: int, sample_dir: Path, users: dict[int, int],
+                                      short_task: int | None = None) -> list[dict]:
+    """Each task gets the sample's five annotators' boxes, each submitted as that user (three on `short_task`)."""
+    sample_tasks = {Path(t["data"]["image"]).name.split("-", 1)[1]: t
+                    for t in json.loads((sample_dir / "labelstudio_export.json").read_text())}
+    submitted = []
+    for task in sorted((as_plain(t) for t in admin.client.tasks.list(project=project_id)), key=lambda t: t["id"]):
+        name = Path(task["data"]["image"]).name.split("-", 1)[1]
+        annotations = sample_tasks[name]["annotations"]
+        if task["id"] == short_task:
+            annotations = annotations[:3]
+        for annotation in annotations:
+            admin.client.annotations.create(id=task["id"], result=annotation["result"],
+                                            completed_by=users[annotation["completed_by"]])
+        submitted.append({**sample_tasks[name], "annotations": annotations})
+    return submitted
+
+
 @pytest.fixture(scope="session")
 def annotated_project(label_studio, admin, sample_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """Setup (twice) on the sample images, then the sample's five annotators' boxes, each as a real user.
@@ -239,8 +257,6 @@ def annotated_project(label_studio, admin, sample_dir: Path, tmp_path_factory: p
     project = as_plain(admin.client.projects.get(id=project_id))
     assert project["maximum_annotations"] == 5 and "one box per salient instance" in project["expert_instruction"]
 
-    sample_tasks = {Path(t["data"]["image"]).name.split("-", 1)[1]: t
-                    for t in json.loads((sample_dir / "labelstudio_export.json").read_text())}
     users = {}
     for number in range(1, 6):
         user = as_plain(admin.client.users.create(username=f"annotator{number}", email=f"annotator{number}@example.com"))
@@ -248,16 +264,7 @@ def annotated_project(label_studio, admin, sample_dir: Path, tmp_path_factory: p
     tasks = sorted((as_plain(t) for t in admin.client.tasks.list(project=project_id)), key=lambda t: t["id"])
     assert len(tasks) == 12
     short_task = tasks[0]["id"]
-    submitted = []
-    for task in tasks:
-        name = Path(task["data"]["image"]).name.split("-", 1)[1]
-        annotations = sample_tasks[name]["annotations"]
-        if task["id"] == short_task:
-            annotations = annotations[:3]
-        for annotation in annotations:
-            admin.client.annotations.create(id=task["id"], result=annotation["result"],
-                                            completed_by=users[annotation["completed_by"]])
-        submitted.append({**sample_tasks[name], "annotations": annotations})
+    submitted = annotate_as_the_sample_annotators(admin, project_id, sample_dir, users, short_task)
     # The same boxes as a local export (annotator numbers as in the sample), for the expected consensus.
     expected_export = tmp_path_factory.mktemp("expected") / "sample_export.json"
     expected_export.write_text(json.dumps(submitted))
@@ -443,3 +450,27 @@ def test_import_from_the_server_into_a_full_or_read_only_folder_ends_in_one_line
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 1 and len(lines) == 1 and "cannot write or read here" in lines[0], result.output
     assert not out.exists() and label_studio.api_key not in result.output
+
+
+@server_test
+def test_labelstudio_loop_example(label_studio, admin, annotated_project, sample_dir, tmp_path) -> None:
+    """examples/labelstudio_loop.sh: setup, people annotate (here the sample's annotators), then train and push."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "labelstudio_loop.sh"
+    environment = {"LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": label_studio.api_key,
+                   "CGC": f"{sys.executable} -m cgc.cli", "ITERATIONS": "2", "PATH": os.environ["PATH"]}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(["bash", str(example), *args], capture_output=True, text=True, timeout=900,
+                              env={**os.environ, **environment})
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        return done
+
+    setup = run("setup", str(sample_dir / "imgs"), "Loop example")
+    project_id = int(setup.stdout.split("Created project ", 1)[1].split()[0])
+    annotate_as_the_sample_annotators(admin, project_id, sample_dir, annotated_project["users"])
+    out = tmp_path / "loop"
+    trained = run("train", str(project_id), str(sample_dir / "imgs"), str(sample_dir / "masks"), str(out))
+    assert "Done: reviewers see the predictions" in trained.stdout
+    versions = {prediction["model_version"] for task in admin.client.tasks.list(project=project_id, fields="all")
+                for prediction in as_plain(task)["predictions"]}
+    assert {"cgc-weaklabels", "cgcnet"} <= versions
