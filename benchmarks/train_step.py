@@ -6,6 +6,7 @@ same backbone. Prints a table and writes JSON.
 
     .venv/bin/python benchmarks/train_step.py            # CPU preset settings
     .venv/bin/python benchmarks/train_step.py --steps 5 --min-size 300 --max-size 400
+    .venv/bin/python benchmarks/train_step.py --device cuda --amp   # the GPU table, mixed precision
 """
 
 from __future__ import annotations
@@ -50,33 +51,51 @@ def measure(head: str, args: argparse.Namespace) -> dict:
     from cgc.training.data import SampleRequest, WeakLabelDataset
 
     torch.set_num_threads(os.cpu_count() or 1)
+    device = torch.device(args.device)
+    # the trainer's mixed precision (float16 on CUDA); on a CPU, autocast's bfloat16
+    amp = torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16,
+                         enabled=args.amp)
     dataset = WeakLabelDataset(args.data / "weak" / "annotations.json", args.data / "sample" / "imgs")
-    model = build(head, args)
+    model = build(head, args).to(device)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.001, momentum=0.9)
+    scaler = torch.amp.GradScaler("cuda", enabled=args.amp and device.type == "cuda")
+
+    def synchronise() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     step_times = []
     for step in range(args.warmup + args.steps):
         batch = [dataset[SampleRequest((step * args.batch + k) % len(dataset), False)] for k in range(args.batch)]
-        images, targets = [b[0] for b in batch], [b[1] for b in batch]
+        images = [b[0].to(device) for b in batch]
+        targets = [{key: value.to(device) for key, value in b[1].items()} for b in batch]
         model.train()
+        synchronise()
         start = time.perf_counter()
-        losses = model(images, targets)
+        with amp:
+            losses = model(images, targets)
         optimizer.zero_grad()
-        sum(losses.values()).backward()
-        optimizer.step()
+        scaler.scale(sum(losses.values())).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        synchronise()
         if step >= args.warmup:
             step_times.append(time.perf_counter() - start)
     model.eval()
     inference = []
-    with torch.inference_mode():
+    with torch.inference_mode(), amp:
         for index in range(args.warmup + args.steps):
-            image = dataset[SampleRequest(index % len(dataset), False)][0]
+            image = dataset[SampleRequest(index % len(dataset), False)][0].to(device)
+            synchronise()
             start = time.perf_counter()
             model([image])
+            synchronise()
             if index >= args.warmup:
                 inference.append(time.perf_counter() - start)
+    peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return {"head": head, "train_seconds_per_iteration": round(statistics.median(step_times), 3),
-            "inference_seconds_per_image": round(statistics.median(inference), 3),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "inference_seconds_per_image": round(statistics.median(inference), 3), "peak_rss_mib": round(peak, 1)}
 
 
 def make_data(directory: Path, images: int) -> None:
@@ -104,6 +123,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--box-batch", type=int, default=128)
     parser.add_argument("--rpn-batch", type=int, default=128)
     parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--amp", action="store_true", help="mixed precision: float16 on CUDA, bfloat16 on CPU")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--data", type=Path, default=None)
@@ -130,8 +151,9 @@ def main() -> None:
     reference = next((row for row in rows if row["head"] == "torchvision-maskrcnn"), None)
     print(f"{args.backbone} (frozen, {args.weights}), FPN {args.fpn_channels} ch, inputs {args.min_size}-{args.max_size}, "
           f"batch {args.batch}, mask head {args.channels} ch, {args.mask_proposals} mask proposals/image, "
-          f"{args.rpn_test_proposals} test proposals, {os.cpu_count()} threads")
-    print(f"{'head':<22}{'train s/it':>11}{'x M-RCNN':>9}{'infer s/img':>12}{'x M-RCNN':>9}{'peak MiB':>10}")
+          f"{args.rpn_test_proposals} test proposals, {args.device}{' with autocast' if args.amp else ''}, "
+          f"{os.cpu_count()} threads")
+    print(f"{'head':<22}{'train s/it':>11}{'x M-RCNN':>9}{'infer s/img':>12}{'x M-RCNN':>9}{'peak MiB':>10}")  # CUDA: peak allocated
     for row in rows:
         train_ratio = row["train_seconds_per_iteration"] / reference["train_seconds_per_iteration"] if reference else float("nan")
         infer_ratio = row["inference_seconds_per_image"] / reference["inference_seconds_per_image"] if reference else float("nan")
