@@ -90,11 +90,16 @@ class Predictor:
     def predict(self, image: str | Path | np.ndarray) -> Prediction:
         """Salient instances in one picture (a file, or an RGB uint8 array), as `cgc predict` writes them:
         best score first, at least the score threshold, one instance per pixel."""
-        from cgc.datasets.pictures import read_rgb
-        from cgc.inference import detect
+        return self.predict_batch([image])[0]
 
-        rgb = read_rgb(image) if isinstance(image, (str, Path)) else image
-        return detect(self.loaded.model, rgb, self.loaded.device).instances(self.score_threshold)
+    def predict_batch(self, images: list[str | Path | np.ndarray]) -> list[Prediction]:
+        """`predict` for several pictures in one pass of the network."""
+        from cgc.datasets.pictures import read_rgb
+        from cgc.inference import detect_batch
+
+        pictures = [read_rgb(image) if isinstance(image, (str, Path)) else image for image in images]
+        found = detect_batch(self.loaded.model, pictures, self.loaded.device)
+        return [detections.instances(self.score_threshold) for detections in found]
 
     def overlay(self, image: str | Path | np.ndarray, prediction: Prediction | None = None) -> np.ndarray:
         """The picture (RGB) with each instance filled in its own colour, outlined, with its box."""

@@ -694,6 +694,43 @@ def crf_tune_command(predictions_dir: Path, gt_path: Path, images_dir: Path, out
     click.echo(f"Wrote {out}")
 
 
+@cgc.command("serve")
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True,
+              help="The model to serve: a checkpoint file or a run folder (its newest checkpoint).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface, for a Label Studio on another machine).")
+@click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--score-thr", "score_threshold", type=click.FloatRange(0.0, 1.0), default=None, help=SCORE_THRESHOLD_HELP)
+@click.option("--model-version", default=None,
+              help="The name Label Studio shows for these predictions [cgc-<run folder>-<checkpoint>].")
+@labelstudio_server_options
+@reports_input_errors
+def serve_command(checkpoint: Path, host: str, port: int, device: str, score_threshold: float | None,
+                  model_version: str | None, url: str | None, api_key: str | None) -> None:
+    """Serve a trained model as a Label Studio ML backend (Settings > Model > Connect Model: http://HOST:PORT).
+
+    Label Studio then asks it for boxes and masks of salient instances whenever an annotator opens a task.
+    --url / --api-key (or LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY) are only needed when the server does not
+    send its own, for fetching the tasks' pictures."""
+    import logging
+
+    import uvicorn
+
+    from cgc.api import load_model
+    from cgc.serve.app import create_app
+    from cgc.serve.backend import SalientInstanceBackend
+    from cgc.serve.task_images import TaskImages
+
+    predictor = load_model(checkpoint, device, score_threshold)
+    source = predictor.loaded.checkpoint
+    version = model_version or f"cgc-{source.parent.parent.name}-{source.stem}"
+    backend = SalientInstanceBackend(predictor, version, TaskImages(url, api_key))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    click.echo(f"Serving {source} as {version!r} at http://{host}:{port} (score >= {predictor.score_threshold:.2f})")
+    uvicorn.run(create_app(backend), host=host, port=port, log_level="warning")
+
+
 def main() -> None:
     cgc(prog_name="cgc")
 

@@ -102,13 +102,21 @@ def load_model(checkpoint: str | Path, device: str = "auto") -> LoadedModel:
     return LoadedModel(model.to(target).eval(), config, target, path, threshold)
 
 
-@torch.inference_mode()
 def detect(model: CGCNet, rgb: np.ndarray, device: torch.device) -> Detections:
     """All the network's detections in one RGB picture (uint8 H x W x 3)."""
-    tensor = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255).to(device)
-    output = model([tensor])[0]
-    probabilities = output["masks"][:, 0] if len(output["masks"]) else torch.zeros((0,) + rgb.shape[:2])
-    return Detections(output["boxes"].cpu().numpy(), output["scores"].cpu().numpy(), probabilities.float().cpu().numpy())
+    return detect_batch(model, [rgb], device)[0]
+
+
+@torch.inference_mode()
+def detect_batch(model: CGCNet, pictures: Sequence[np.ndarray], device: torch.device) -> list[Detections]:
+    """`detect` for several pictures in one forward pass (any sizes: the network batches them itself)."""
+    tensors = [torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255).to(device) for rgb in pictures]
+    found = []
+    for rgb, output in zip(pictures, model(tensors)):
+        probabilities = output["masks"][:, 0] if len(output["masks"]) else torch.zeros((0,) + rgb.shape[:2])
+        found.append(Detections(output["boxes"].cpu().numpy(), output["scores"].cpu().numpy(),
+                                probabilities.float().cpu().numpy()))
+    return found
 
 
 def list_images(source: str | Path) -> list[Path]:

@@ -38,6 +38,9 @@ OFFLINE_ENV = {
     "DEBUG": "false",
     "LOG_LEVEL": "WARNING",
     "PYTHONUNBUFFERED": "1",
+    # `cgc serve` runs on this machine, a loopback address, which Label Studio 1.23 refuses to call by default
+    "ML_BLOCK_LOCAL_IP": "false",
+    "SSRF_PROTECTION_ENABLED": "false",
 }
 
 

@@ -474,3 +474,49 @@ def test_labelstudio_loop_example(label_studio, admin, annotated_project, sample
     versions = {prediction["model_version"] for task in admin.client.tasks.list(project=project_id, fields="all")
                 for prediction in as_plain(task)["predictions"]}
     assert {"cgc-weaklabels", "cgcnet"} <= versions
+
+
+@server_test
+def test_serve_is_the_projects_ml_backend(label_studio, admin, sample_dir, tiny_labels, tmp_path) -> None:
+    """Label Studio connects to `cgc serve` (health, setup) and stores its predictions for a project's tasks."""
+    import time
+
+    from cgc.training.engine import train
+    from helpers import tiny_config
+
+    run = tmp_path / "run"
+    train(tiny_config(tiny_labels, run, iterations=1, checkpoint_every=1), progress=False)
+    images = tmp_path / "served"
+    images.mkdir()
+    for picture in sorted((sample_dir / "imgs").iterdir())[:2]:
+        (images / picture.name).write_bytes(picture.read_bytes())
+    setup = run_cgc(*server_args(label_studio, "annotate", "setup", "--images", str(images), "--title", "Served",
+                                 "--mask-tool", "brush"))
+    assert setup.returncode == 0, setup.stderr
+    project_id = int(setup.stdout.split("project ", 1)[1].split()[0])
+
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
+    serving = subprocess.Popen([sys.executable, "-m", "cgc.cli", "serve", "--checkpoint", str(run), "--port", str(port),
+                                "--device", "cpu", "--score-thr", "0", "--model-version", "cgc-live"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean)
+    try:
+        for _ in range(120):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        backend = as_plain(admin.client.ml.create(project=project_id, url=f"http://127.0.0.1:{port}", title="cgc"))
+        assert backend.get("state") in ("CO", "CONNECTED", None) or backend, backend
+        admin.client.actions.create(id="retrieve_tasks_predictions", project=project_id,
+                                    selected_items={"all": True, "excluded": []})
+        tasks = [as_plain(t) for t in admin.client.tasks.list(project=project_id, fields="all")]
+        predictions = [p for t in tasks for p in t["predictions"] if p["model_version"] == "cgc-live"]
+        assert len(predictions) == 2, tasks
+        for prediction in predictions:
+            assert {r["type"] for r in prediction["result"]} == {"rectanglelabels", "brushlabels"}
+    finally:
+        serving.terminate()
+        _, log = serving.communicate(timeout=30)
+    assert "POST /setup -> 200" in log and "POST /predict -> 200" in log, log

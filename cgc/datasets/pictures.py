@@ -101,6 +101,23 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(cv2.cvtColor(read_bgr(path), cv2.COLOR_BGR2RGB))
 
 
+def decode_rgb(data: bytes, name: str) -> np.ndarray:
+    """`read_rgb` for a picture held in memory (e.g. fetched from a server); ``name`` names it in errors."""
+    import io
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            refuse_above_limit(*image.size, name)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"cannot read image ({exc})", name) from None
+    picture = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if picture is None:
+        raise InputError("cannot decode image (corrupt or not an image)", name)
+    if name.lower().endswith(JPEG_SUFFIXES) and JPEG_END not in data[-JPEG_TAIL_BYTES:]:
+        raise InputError("truncated JPEG (no end-of-image marker): part of the picture is missing", name)
+    return np.ascontiguousarray(cv2.cvtColor(picture, cv2.COLOR_BGR2RGB))
+
+
 def jpeg_is_complete(path: Path) -> bool:
     """Whether the JPEG file still holds its end-of-image marker (a cut-off download or copy does not)."""
     with open(path, "rb") as handle:
