@@ -77,17 +77,41 @@ def overwrite_option(command: Callable[..., Any]) -> Callable[..., Any]:
                              "command before.")(command)
 
 
+@dataclasses.dataclass(frozen=True)
+class LabelStudioServer:
+    """The server options of a command: where, with which key, how long to wait for an answer."""
+
+    url: str | None
+    api_key: str | None
+    timeout: float
+
+    def connect(self) -> Any:
+        from cgc.annotate.labelstudio_client import connect_label_studio
+
+        return connect_label_studio(self.url, self.api_key, timeout=self.timeout)
+
+
 def labelstudio_server_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--url and --api-key, read from LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY when not given."""
+    """--url, --api-key (from LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY when not given) and --timeout, handed to the
+    command as one ``server``."""
+    from cgc.annotate.labelstudio_client import DEFAULT_TIMEOUT
+
+    @functools.wraps(command)
+    def with_server(*args: Any, url: str | None, api_key: str | None, timeout: float, **kwargs: Any) -> Any:
+        return command(*args, server=LabelStudioServer(url, api_key, timeout), **kwargs)
+
     options = [
         click.option("--url", default=None, metavar="URL",
                      help="Label Studio server, e.g. http://localhost:8080 [env LABEL_STUDIO_URL]."),
         click.option("--api-key", default=None, metavar="KEY",
                      help="Personal access token or legacy token; never printed [env LABEL_STUDIO_API_KEY]."),
+        click.option("--timeout", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT, show_default=True,
+                     metavar="SECONDS", help="How long to wait for each answer of the server (transient failures "
+                     "are retried 3 times on top)."),
     ]
     for option in reversed(options):
-        command = option(command)
-    return command
+        with_server = option(with_server)
+    return with_server
 
 
 @annotate.command("setup")
@@ -98,16 +122,20 @@ def labelstudio_server_options(command: Callable[..., Any]) -> Callable[..., Any
 @click.option("--annotators-per-image", type=click.IntRange(min=1), default=5, show_default=True,
               help="Overlap: how many annotators label each image (the paper used five).")
 @click.option("--mask-tool", type=click.Choice(["none", "brush", "polygon"]), default="none", show_default=True,
-              help="Also add a brush or polygon tool, to review masks pushed with `cgc annotate push`.")
+              help="Also add a brush or polygon tool, to review masks pushed with `cgc annotate push` (a project "
+                   "that exists already gets it too).")
+@click.option("--connect-model", metavar="URL", default=None,
+              help="Register the model server at URL (e.g. `cgc serve` at http://localhost:9090) as the project's ML "
+                   "backend, so it proposes boxes and masks while people annotate.")
 @reports_input_errors
-def annotate_setup(url: str | None, api_key: str | None, image_dir: Path, title: str, annotators_per_image: int,
-                   mask_tool: str) -> None:
+def annotate_setup(server: LabelStudioServer, image_dir: Path, title: str, annotators_per_image: int,
+                   mask_tool: str, connect_model: str | None) -> None:
     """Create (or reuse) a Label Studio project for salient boxes and upload the images it lacks."""
-    from cgc.annotate.labelstudio_client import connect_label_studio
     from cgc.annotate.labelstudio_setup import setup_labelstudio_project
 
-    connection = connect_label_studio(url, api_key)
-    summary = setup_labelstudio_project(connection, image_dir, title, annotators_per_image, mask_tool)
+    connection = server.connect()
+    summary = setup_labelstudio_project(connection, image_dir, title, annotators_per_image, mask_tool,
+                                        connect_model=connect_model)
     click.echo(f"{'Created' if summary.created else 'Reusing'} project {summary.project_id} ({title!r}), "
                f"{summary.annotators_per_image} annotators per image: {summary.project_url}")
     click.echo(f"Uploaded {len(summary.uploaded)} images; {len(summary.already_there)} were already there; "
@@ -115,6 +143,10 @@ def annotate_setup(url: str | None, api_key: str | None, image_dir: Path, title:
     for original, stored in summary.renamed[:5]:
         click.echo(f"Warning: Label Studio stores {original!r} as {stored!r}; rename it so boxes match the file",
                    err=True)
+    if summary.mask_tool_added:
+        click.echo(f"Added the {summary.mask_tool_added} tool to the project's labelling config.")
+    if summary.model:
+        click.echo(f"Model at {connect_model}: {summary.model}.")
     for reason in summary.left_out:
         click.echo(f"Warning: left out {reason}", err=True)
 
@@ -131,13 +163,12 @@ def annotate_setup(url: str | None, api_key: str | None, image_dir: Path, title:
               show_default=True, help="How masks go up: brush RLE or polygons; auto uses the project's mask tool.")
 @click.option("--label", default="salient", show_default=True, help="Label value of the pushed regions.")
 @reports_input_errors
-def annotate_push(url: str | None, api_key: str | None, project_id: int, source: Path, model_version: str | None,
+def annotate_push(server: LabelStudioServer, project_id: int, source: Path, model_version: str | None,
                   mask_format: str, label: str) -> None:
     """Upload boxes and masks as predictions (pre-annotations) for people to review and correct."""
-    from cgc.annotate.labelstudio_client import connect_label_studio
     from cgc.annotate.labelstudio_push import push_predictions
 
-    connection = connect_label_studio(url, api_key)
+    connection = server.connect()
     summary = push_predictions(connection, project_id, source, model_version, mask_format, label)
     click.echo(f"Pushed {summary.kind} as {summary.model_version!r} to project {project_id}: {summary.tasks_pushed} "
                f"tasks, {summary.regions} regions (masks: {summary.mask_format}); replaced {summary.replaced} older "
@@ -175,7 +206,7 @@ def annotate_push(url: str | None, api_key: str | None, project_id: int, source:
 @click.option("--images", "image_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Image folder, to read sizes of images whose annotations carry none (e.g. all empty).")
 @reports_input_errors
-def annotate_import(export_path: Path | None, url: str | None, api_key: str | None, project_id: int | None,
+def annotate_import(export_path: Path | None, server: LabelStudioServer, project_id: int | None,
                     expected_annotators: int | None, out: Path, report_path: Path | None, image_key: str,
                     labels: tuple[str, ...], match_iou: float, reduce: str, min_annotators: int | None,
                     image_dir: Path | None) -> None:
@@ -190,10 +221,9 @@ def annotate_import(export_path: Path | None, url: str | None, api_key: str | No
     check_output_file(report_path, "--report")
     options = ImportOptions(tuple(labels), image_key, match_iou, reduce, min_annotators, image_dir)
     if project_id is not None:
-        from cgc.annotate.labelstudio_client import connect_label_studio
         from cgc.annotate.labelstudio_pull import format_too_few_summary, import_labelstudio_project
 
-        connection = connect_label_studio(url, api_key)
+        connection = server.connect()
         report = import_labelstudio_project(connection, project_id, out, report_path, options, expected_annotators)
         too_few = format_too_few_summary(report)
     else:
@@ -707,7 +737,7 @@ def crf_tune_command(predictions_dir: Path, gt_path: Path, images_dir: Path, out
 @labelstudio_server_options
 @reports_input_errors
 def serve_command(checkpoint: Path, host: str, port: int, device: str, score_threshold: float | None,
-                  model_version: str | None, url: str | None, api_key: str | None) -> None:
+                  model_version: str | None, server: LabelStudioServer) -> None:
     """Serve a trained model as a Label Studio ML backend (Settings > Model > Connect Model: http://HOST:PORT).
 
     Label Studio then asks it for boxes and masks of salient instances whenever an annotator opens a task.
@@ -725,7 +755,7 @@ def serve_command(checkpoint: Path, host: str, port: int, device: str, score_thr
     predictor = load_model(checkpoint, device, score_threshold)
     source = predictor.loaded.checkpoint
     version = model_version or f"cgc-{source.parent.parent.name}-{source.stem}"
-    backend = SalientInstanceBackend(predictor, version, TaskImages(url, api_key))
+    backend = SalientInstanceBackend(predictor, version, TaskImages(server.url, server.api_key, timeout=server.timeout))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     click.echo(f"Serving {source} as {version!r} at http://{host}:{port} (score >= {predictor.score_threshold:.2f})")
     uvicorn.run(create_app(backend), host=host, port=port, log_level="warning")

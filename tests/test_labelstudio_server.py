@@ -507,16 +507,61 @@ def test_serve_is_the_projects_ml_backend(label_studio, admin, sample_dir, tiny_
                     break
             except httpx.TransportError:
                 time.sleep(0.5)
-        backend = as_plain(admin.client.ml.create(project=project_id, url=f"http://127.0.0.1:{port}", title="cgc"))
-        assert backend.get("state") in ("CO", "CONNECTED", None) or backend, backend
+        connect = [*server_args(label_studio, "annotate", "setup", "--images", str(images), "--title", "Served"),
+                   "--connect-model", f"http://127.0.0.1:{port}"]
+        first, again = run_cgc(*connect), run_cgc(*connect)
+        assert "Model at http://127.0.0.1:" in first.stdout and ": connected." in first.stdout, first.stderr
+        assert ": already connected." in again.stdout, again.stderr
         admin.client.actions.create(id="retrieve_tasks_predictions", project=project_id,
                                     selected_items={"all": True, "excluded": []})
         tasks = [as_plain(t) for t in admin.client.tasks.list(project=project_id, fields="all")]
-        predictions = [p for t in tasks for p in t["predictions"] if p["model_version"] == "cgc-live"]
+        predictions = {t["id"]: p for t in tasks for p in t["predictions"] if p["model_version"] == "cgc-live"}
         assert len(predictions) == 2, tasks
-        for prediction in predictions:
-            assert {r["type"] for r in prediction["result"]} == {"rectanglelabels", "brushlabels"}
+        # They decode to the masks the model gives for the same pictures.
+        from label_studio_sdk.converter.brush import decode_rle
+
+        from cgc.annotate.import_parser import labelstudio_image_file_name
+        from cgc.api import load_model
+
+        model = load_model(run, "cpu", score_threshold=0.0)
+        tasks.sort(key=lambda t: t["id"])  # Label Studio sends them in this order, in one request: one batch
+        batch = model.predict_batch([images / labelstudio_image_file_name(t["data"]["image"]) for t in tasks])
+        for task, prediction in zip(tasks, batch):
+            regions = predictions[task["id"]]["result"]
+            assert {r["type"] for r in regions} == {"rectanglelabels", "brushlabels"}
+            expected = prediction.masks
+            brushes = sorted((r for r in regions if r["type"] == "brushlabels"), key=lambda r: int(r["id"][3:-5]))
+            assert len(brushes) == int(expected.any(axis=(1, 2)).sum())
+            for region, mask in zip(brushes, expected):
+                height, width = region["original_height"], region["original_width"]
+                decoded = decode_rle(region["value"]["rle"]).reshape(height, width, 4)[:, :, 3] > 0
+                assert np.array_equal(decoded, mask)
     finally:
         serving.terminate()
         _, log = serving.communicate(timeout=30)
     assert "POST /setup -> 200" in log and "POST /predict -> 200" in log, log
+
+
+@server_test
+def test_mask_tool_reaches_a_reused_project(label_studio, admin, sample_dir, tmp_path) -> None:
+    """`setup --mask-tool` on a project that exists adds the tool to a config cgc made, and says how otherwise."""
+    from cgc.annotate.labelstudio_push import control_tags
+
+    images = tmp_path / "one"
+    images.mkdir()
+    picture = sorted((sample_dir / "imgs").iterdir())[0]
+    (images / picture.name).write_bytes(picture.read_bytes())
+    args = server_args(label_studio, "annotate", "setup", "--images", str(images), "--title", "Tool later")
+    assert run_cgc(*args).returncode == 0
+    added = run_cgc(*args, "--mask-tool", "polygon")
+    assert added.returncode == 0 and "Added the polygon tool" in added.stdout, added.stderr
+    project_id = int(added.stdout.split("project ", 1)[1].split()[0])
+    assert "polygon" in control_tags(as_plain(admin.client.projects.get(id=project_id))["label_config"])
+    assert "Added" not in run_cgc(*args, "--mask-tool", "polygon").stdout
+
+    admin.client.projects.create(title="Their own config", label_config=(
+        '<View><Image name="pic" value="$image"/><RectangleLabels name="r" toName="pic">'
+        '<Label value="thing"/></RectangleLabels></View>'))
+    theirs = run_cgc(*server_args(label_studio, "annotate", "setup", "--images", str(images), "--title",
+                                  "Their own config", "--mask-tool", "brush"))
+    assert_one_line_error(theirs, "not made by cgc", "Settings > Labeling Interface")

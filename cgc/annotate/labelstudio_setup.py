@@ -95,6 +95,8 @@ class SetupSummary:
     already_there: list[str] = field(default_factory=list)
     renamed: list[tuple[str, str]] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)  # one line per picture that cannot be used, naming it
+    mask_tool_added: str | None = None  # the mask tool added to a reused project's labelling config
+    model: str | None = None  # "connected" or "already connected" with --connect-model
     tasks_in_project: int = 0
     annotators_per_image: int = 5
 
@@ -146,6 +148,7 @@ def setup_labelstudio_project(
     annotators_per_image: int = 5,
     mask_tool: str = "none",
     description: str = "Salient instance boxes for cgc (CGCNet weak supervision)",
+    connect_model: str | None = None,
 ) -> SetupSummary:
     """Find or create the project, set its overlap, and upload the images it does not have yet.
 
@@ -181,6 +184,7 @@ def setup_labelstudio_project(
     if not created and any(project.get(key) != value for key, value in overlap.items()):
         with connection.errors(f"updating project {project_id}", project_id):
             connection.client.projects.update(id=project_id, **overlap)
+    mask_tool_added = None if created else add_mask_tool(connection, project, mask_tool)
 
     existing = set()
     for task in iter_project_tasks(connection, project_id, fields="task_only"):
@@ -196,6 +200,7 @@ def setup_labelstudio_project(
         renamed=[(path.name, name) for path, name in zip(images, stored) if path.name != name],
         annotators_per_image=annotators_per_image,
         left_out=left_out,
+        mask_tool_added=mask_tool_added,
     )
     if new:
         made = upload_images(connection, project_id, new)
@@ -203,4 +208,44 @@ def setup_labelstudio_project(
             raise LabelStudioError(f"uploaded {len(new)} images to project {project_id} but it made {made} tasks")
         summary.uploaded = [path.name for path in new]
     summary.tasks_in_project = len(existing) + len(summary.uploaded)
+    if connect_model:
+        summary.model = connect_ml_backend(connection, project_id, connect_model)
     return summary
+
+
+def add_mask_tool(connection: LabelStudioConnection, project: dict[str, Any], mask_tool: str) -> str | None:
+    """Give a reused project the mask tool asked for; the tool's name if it was added.
+
+    A labelling config cgc made gets cgc's config with the tool (existing boxes stay valid: only a
+    tag is added). Another config is left alone, with an error that says how to add the tool by hand.
+    """
+    from cgc.annotate.labelstudio_push import control_tags
+
+    if mask_tool == "none":
+        return None
+    config = project.get("label_config") or "<View/>"
+    tags = control_tags(config)
+    if mask_tool in tags:
+        return None
+    project_id = int(project["id"])
+    if tags != control_tags(salient_label_config("none")):
+        tag = MASK_TOOLS[mask_tool]
+        raise LabelStudioError(
+            f"project {project_id}'s labelling config was not made by cgc, so --mask-tool cannot add the {tag} tool "
+            f'to it: add <{tag} name="mask" toName="IMAGE"><Label value="salient"/></{tag}> in the project\'s '
+            f"Settings > Labeling Interface (IMAGE: the name of its Image tag)")
+    with connection.errors(f"adding the {mask_tool} tool to project {project_id}", project_id):
+        connection.client.projects.update(id=project_id, label_config=salient_label_config(mask_tool))
+    return mask_tool
+
+
+def connect_ml_backend(connection: LabelStudioConnection, project_id: int, url: str) -> str:
+    """Register a model server (e.g. `cgc serve`) as the project's ML backend, once."""
+    url = url.rstrip("/")
+    with connection.errors(f"listing the models of project {project_id}", project_id):
+        known = [as_plain(backend) for backend in connection.client.ml.list(project=project_id)]
+    if any(str(backend.get("url", "")).rstrip("/") == url for backend in known):
+        return "already connected"
+    with connection.errors(f"connecting the model at {url} to project {project_id}", project_id):
+        connection.client.ml.create(project=project_id, url=url, title="cgc serve", is_interactive=True)
+    return "connected"

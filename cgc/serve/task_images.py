@@ -29,9 +29,10 @@ class TaskImages:
     """Fetches and decodes task pictures; `server` and `key` may change when Label Studio calls /setup."""
 
     def __init__(self, server: str | None = None, key: str | None = None, cache_size: int = CACHE_PICTURES,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, timeout: float = FETCH_TIMEOUT) -> None:
         self.cache_size = cache_size
         self.transport = transport
+        self.timeout = timeout
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.connect(server or os.environ.get(URL_ENV), key or os.environ.get(API_KEY_ENV))
 
@@ -45,7 +46,7 @@ class TaskImages:
         self.server, self.key = server, key
         self._headers: dict[str, str] | None = None
         self._cache.clear()
-        self._http = httpx.Client(transport=self.transport, timeout=FETCH_TIMEOUT, follow_redirects=True)
+        self._http = httpx.Client(transport=self.transport, timeout=self.timeout, follow_redirects=True)
 
     def _server_headers(self) -> dict[str, str]:
         if self._headers is None:
