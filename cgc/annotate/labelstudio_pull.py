@@ -22,7 +22,14 @@ from cgc.annotate.boxes_dataset import (
     write_import_outputs,
 )
 from cgc.annotate.import_parser import Note, ParsedExport, parse_labelstudio_tasks
-from cgc.annotate.labelstudio_client import PAGE_SIZE, LabelStudioConnection, get_project, iter_project_tasks
+from cgc.annotate.labelstudio_client import (
+    PAGE_SIZE,
+    LabelStudioConnection,
+    LabelStudioError,
+    as_plain,
+    get_project,
+    iter_project_tasks,
+)
 
 SOURCE_FORMAT = "labelstudio-api"
 
@@ -48,6 +55,18 @@ def too_few_annotator_notes(parsed: ParsedExport, expected: int) -> list[Note]:
     return sorted(notes, key=lambda note: (str(type(note.task_id)), note.task_id))
 
 
+def annotator_emails(connection: LabelStudioConnection, annotators: set[str]) -> dict[str, str]:
+    """The email of each annotator (by user id, as boxes.json names them) that the server lets this key see;
+    none if it lets it see no users."""
+    try:
+        with connection.errors("listing the users"):
+            users = [as_plain(user) for user in connection.client.users.list()]
+    except LabelStudioError:
+        return {}
+    return {str(user["id"]): user["email"] for user in users
+            if str(user.get("id")) in annotators and isinstance(user.get("email"), str) and user["email"]}
+
+
 def import_labelstudio_project(
     connection: LabelStudioConnection,
     project_id: int,
@@ -68,6 +87,9 @@ def import_labelstudio_project(
     source = f"{connection.url}/projects/{project_id}"
     built = build_consensus_boxes_dataset(parsed.images, options.match_iou, options.reduce, options.min_annotators,
                                           source)
+    emails = annotator_emails(connection, {a for image in parsed.images for a in image.annotators})
+    if emails:
+        built.dataset["info"]["annotator_emails"] = emails
     recorded = options.as_report() | {"expected_annotators": expected_annotators}
     report = build_import_report(parsed, built, source, recorded)
     too_few = too_few_annotator_notes(parsed, expected_annotators)
