@@ -107,6 +107,33 @@ def test_worker_decision_follows_the_rule_on_a_real_crf(tmp_path: Path) -> None:
     assert not eroded.replaced and eroded.segmentation is None and eroded.area_after == eroded.area_before
 
 
+def test_guards_reach_the_worker_and_keep_a_label_algorithm_1_would_replace(tmp_path: Path) -> None:
+    """A red object touching another labelled instance: the CRF's map takes both, and plain Algorithm 1 hands the
+    neighbour's pixels to this label; with the region guard the worker keeps them off it."""
+    import cv2
+
+    from cgc.refine.update_guards import UpdateGuards
+
+    rgb = np.full((48, 64, 3), 60, np.uint8)
+    mine, neighbour = rectangle((48, 64), 8, 12, 30, 36), rectangle((48, 64), 30, 12, 56, 36)
+    rgb[mine | neighbour] = (220, 60, 40)  # one colour: the CRF cannot tell them apart
+    cv2.imwrite(str(tmp_path / "a.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    r = np.where(mine | neighbour, 0.8, 0.1).astype(np.float16)
+
+    def decide(**guarded) -> object:
+        return decide_instance(UpdateJob(round=1, slot=0, iteration=0, image_id=1, annotation_id=7,
+                                         picture=str(tmp_path / "a.png"), probabilities=r, stride=1,
+                                         resized_size=(48, 64), flipped=False, label=encode_mask(mine), **guarded))
+
+    plain = decide()
+    assert plain.replaced and decode_mask(plain.segmentation, 48, 64)[neighbour].mean() > 0.5
+    guarded = decide(guards=UpdateGuards(region_margin=1), others=[encode_mask(neighbour)], box=(8, 12, 30, 36))
+    if guarded.replaced:
+        assert not decode_mask(guarded.segmentation, 48, 64)[neighbour].any()
+    floor = decide(guards=UpdateGuards(min_iou=0.8), others=[encode_mask(neighbour)], box=(8, 12, 30, 36))
+    assert not floor.replaced and floor.refused_by == "too far from the label"
+
+
 def test_worker_crf_window_follows_the_label_box_not_a_diffuse_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import cv2
 
@@ -418,8 +445,8 @@ def test_tuned_crf_settings_reach_the_label_update(tiny_labels, tmp_path: Path, 
     tuned.write_text(json.dumps({"best": {"w1": 7.0, "theta_alpha": 55.0, "theta_beta": 9.0, "w2": 3.0,
                                           "theta_gamma": 3.0, "iterations": 5, "mean_iou": 0.9}}))
     seen = []
-    monkeypatch.setattr("cgc.training.engine.train", lambda config, resume: seen.append(config) or SimpleNamespace(
-        iterations=0, last_checkpoint=None, last_losses={}))
+    monkeypatch.setattr("cgc.training.engine.train", lambda config, resume, progress: seen.append(config) or SimpleNamespace(
+        iterations=0, last_checkpoint=None, last_losses={}, main_process=True))
     base = ["train", "--preset", "cpu", "--data", str(tiny_labels[0]), "--images", str(tiny_labels[1]),
             "--out", str(tmp_path / "run"), "--crf-params", str(tuned)]
     result = CliRunner().invoke(cgc, base + ["--update-every", "5"])

@@ -269,8 +269,8 @@ def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[P
         assert f"--{flag}" in help_text, flag
     assert "[0.25]" in help_text and "[256; cpu preset: 64]" in help_text and "[a quarter of --iterations]" in help_text
     seen = []
-    monkeypatch.setattr("cgc.training.engine.train", lambda config, resume: seen.append(config) or SimpleNamespace(
-        iterations=0, last_checkpoint=None, last_losses={}))
+    monkeypatch.setattr("cgc.training.engine.train", lambda config, resume, progress: seen.append(config) or SimpleNamespace(
+        iterations=0, last_checkpoint=None, last_losses={}, main_process=True))
     base = ["train", "--preset", "cpu", "--data", str(tiny_labels[0]), "--images", str(tiny_labels[1]), "--out", str(tmp_path / "r")]
     result = CliRunner().invoke(cgc, base + ["--mask-window", "none", "--backbone-weights", "none", "--lr-steps", "3,5",
                                              "--no-amp", "--box-nms", "0.4", "--update-start", "7", "--mask-suppression", "none"])

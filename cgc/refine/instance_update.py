@@ -16,6 +16,7 @@ import numpy as np
 from cgc.coco import binary_mask_iou, decode_mask, encode_mask, mask_bbox_xyxy
 from cgc.datasets.pictures import read_rgb
 from cgc.refine.crf import CRFParams, refine_instance
+from cgc.refine.update_guards import UpdateGuards, guarded_label
 from cgc.refine.update_rule import DEFAULT_PHI, DEFAULT_SIGMA, k1, k2, should_replace
 
 
@@ -37,6 +38,9 @@ class UpdateJob:
     params: CRFParams = field(default_factory=CRFParams)
     phi: float = DEFAULT_PHI
     sigma: float = DEFAULT_SIGMA
+    guards: UpdateGuards = field(default_factory=UpdateGuards)
+    others: list[Any] = field(default_factory=list)  # the image's other labels (COCO segmentations), for the guards
+    box: tuple[float, float, float, float] | None = None  # the instance's consensus box x1, y1, x2, y2
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,8 @@ class UpdateDecision:
     area_before: int
     area_after: int
     k2_next: float  # K2(R_f, C_next): L_upd's K2 term for this instance from the next round on
-    segmentation: dict[str, Any] | None  # C_next = R_f >= 0.5 as COCO RLE, when replaced
+    segmentation: dict[str, Any] | None  # C_next (R_f >= 0.5, under the guards) as COCO RLE, when replaced
+    refused_by: str = ""  # the guard that kept C although Algorithm 1 would have replaced it
 
     @property
     def changed(self) -> bool:
@@ -105,12 +110,21 @@ def decide_instance(job: UpdateJob) -> UpdateDecision:
     k1_value, k2_value = k1(r, c_soft, job.sigma), k2(r_f, c_soft, job.sigma)
     empty = not bool(refined.any())
     replaced = should_replace(k1_value, k2_value, job.phi) and not empty
+    refused_by = ""
+    if replaced and job.guards.any:
+        others = np.zeros((height, width), bool)
+        for segmentation in job.others:
+            others |= decode_mask(segmentation, height, width)
+        box = job.box if job.box is not None else mask_bbox_xyxy(c)
+        guarded, refused_by = guarded_label(c, r, r_f, others, box, job.guards)
+        replaced = guarded is not None
+        refined = guarded if guarded is not None else refined
     return UpdateDecision(
         round=job.round, slot=job.slot, iteration=job.iteration, image_id=job.image_id, annotation_id=job.annotation_id,
         k1=k1_value, k2=k2_value, replaced=replaced, refined_empty=empty, iou_label_refined=binary_mask_iou(c, refined),
         area_before=int(c.sum()), area_after=int(refined.sum()) if replaced else int(c.sum()),
         k2_next=k2(r_f, refined.astype(np.float32), job.sigma) if replaced else k2_value,
-        segmentation=encode_mask(refined) if replaced else None,
+        segmentation=encode_mask(refined) if replaced else None, refused_by=refused_by,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from cgc.errors import InputError
 from cgc.network_settings import (BACKBONES, FPN_CHANNELS, MASK_HEADS, MASK_OTHERS, MASK_SUPPRESSION_METHODS,
                                   NETWORK, OUTPUT_WINDOW_PER_SIDE)
+from cgc.refine.update_guards import UpdateGuards
 from cgc.refine.update_rule import DEFAULT_PHI, DEFAULT_SIGMA
 from cgc.settings import option
 
@@ -86,10 +87,31 @@ class TrainConfig:
     update_phi: float = option(
         DEFAULT_PHI, "Keep a label when K2 - K1 >= phi, else replace it by the CRF's map (Table III).", minimum=0)
     update_sigma: float = DEFAULT_SIGMA  # the "regularization constant" in K1 / K2 (eqs. 5-6)
+    # guards on Algorithm 1's replacements (cgc/refine/update_guards.py); off: Algorithm 1 as written
+    update_region_margin: int | None = option(
+        None, "Guard: a refined label stays within the image's labelled salient pixels grown by this many pixels, "
+        "and off other instances' labels.", minimum=0, default_text="off")
+    update_box_margin: float | None = option(
+        None, "Guard: a refined label stays inside its consensus box grown by this fraction of its side.", minimum=0,
+        default_text="off")
+    update_min_iou: float = option(
+        0.0, "Guard: refuse a refined label whose IoU with the current one is below this (0: off).", minimum=0,
+        maximum=1)
+    update_min_confidence: float = option(
+        0.0, "Guard: refuse the update while the network's map is diffuse, mean |R - 0.5| over the label's box "
+        "below this (0: off).", minimum=0, maximum=0.5)
+    update_blend: float | None = option(
+        None, "Guard: change only the pixels where the refined map disagrees with the label and |R_f - 0.5| is at "
+        "least this, instead of replacing the label.", minimum=0, maximum=0.5, default_text="off")
     update_crf: dict[str, float] | None = None  # the label update's CRF settings (`cgc train --crf-params`); None: CRFParams()
     update_weight: float = option(
         1.0, "lambda in L = L_bb + L_seg + lambda * L_upd; 0 keeps the label rounds without L_upd.", minimum=0)
     crf_workers: int = option(1, "CRF worker processes for the label update (0: in the training process).", minimum=0)
+
+    @property
+    def update_guards(self) -> UpdateGuards:
+        return UpdateGuards(self.update_region_margin, self.update_box_margin, self.update_min_iou,
+                            self.update_min_confidence, self.update_blend)
 
     @property
     def update_start_iteration(self) -> int:

@@ -29,6 +29,11 @@ class LabelStore:
     def annotation(self, annotation_id: int) -> dict[str, Any]:
         return self.by_id[annotation_id]
 
+    def others(self, annotation_id: int) -> list[Any]:
+        """The segmentations of the other instances of the same image (the update's region guard needs them)."""
+        image_id = self.by_id[annotation_id]["image_id"]
+        return [a["segmentation"] for a in self.labels.annotations if a["image_id"] == image_id and a["id"] != annotation_id]
+
     def with_decisions(self, decisions: list[UpdateDecision], source: Path) -> CocoFile:
         """The next round (to be written at `source`): these labels with every replaced instance's segmentation and
         area updated."""

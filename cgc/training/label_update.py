@@ -137,9 +137,17 @@ class LabelUpdater:
                 probabilities=instance_map.probabilities.numpy(), stride=instance_map.stride,
                 resized_size=instance_map.image_size, flipped=request.flip,
                 label=self.store.annotation(instance_map.annotation_id)["segmentation"],
-                params=self.params, phi=config.update_phi, sigma=config.update_sigma,
+                params=self.params, phi=config.update_phi, sigma=config.update_sigma, **self.guard_inputs(instance_map),
             ))
         self.pool.poll()
+
+    def guard_inputs(self, instance_map: Any) -> dict[str, Any]:
+        """The guards of the run, and what they need of this instance: the image's other labels and its box."""
+        guards = self.config.update_guards
+        if not guards.any:
+            return {}
+        x, y, w, h = self.store.annotation(instance_map.annotation_id)["bbox"]
+        return {"guards": guards, "others": self.store.others(instance_map.annotation_id), "box": (x, y, x + w, y + h)}
 
     def is_boundary(self, done: int) -> bool:
         return done % self.every == 0 and done > self.start
