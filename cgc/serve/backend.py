@@ -25,7 +25,10 @@ from cgc.errors import InputError
 from cgc.serve.task_images import TaskImages
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from cgc.api import Predictor
+    from cgc.inference import Prediction
 
 
 class PredictionError(InputError):
@@ -105,7 +108,9 @@ class SalientInstanceBackend:
         return {"results": [self._answer(found.get(index), pictures.get(index), target, errors.get(index))
                             for index in range(len(tasks))], "model_version": self.model_version}
 
-    def _answer(self, prediction, picture, target: LabellingTarget, error: str | None) -> dict[str, Any]:
+    def _answer(self, prediction: Prediction | None, picture: np.ndarray | None, target: LabellingTarget,
+                error: str | None) -> dict[str, Any]:
+        """Label Studio's prediction for one task: its regions, or an empty one that names what went wrong."""
         if prediction is None:
             return {"result": [], "score": 0.0, "model_version": self.model_version, "error": error}
         from cgc.inference import coco_results
