@@ -94,20 +94,25 @@ class Predictor:
 
     def predict_batch(self, images: list[str | Path | np.ndarray]) -> list[Prediction]:
         """`predict` for several pictures in one pass of the network."""
-        from cgc.datasets.pictures import read_rgb
         from cgc.inference import detect_batch
 
-        pictures = [read_rgb(image) if isinstance(image, (str, Path)) else image for image in images]
+        pictures = [as_rgb(image) for image in images]
         found = detect_batch(self.loaded.model, pictures, self.loaded.device)
         return [detections.instances(self.score_threshold) for detections in found]
 
     def overlay(self, image: str | Path | np.ndarray, prediction: Prediction | None = None) -> np.ndarray:
         """The picture (RGB) with each instance filled in its own colour, outlined, with its box."""
-        from cgc.datasets.pictures import read_rgb
         from cgc.inference import overlay_prediction
 
-        rgb = read_rgb(image) if isinstance(image, (str, Path)) else image
+        rgb = as_rgb(image)
         return overlay_prediction(rgb, self.predict(rgb) if prediction is None else prediction)
+
+
+def as_rgb(image: str | Path | np.ndarray) -> np.ndarray:
+    """A picture file read as RGB uint8 (`read_rgb`, with its checks), or an array taken as it is."""
+    from cgc.datasets.pictures import read_rgb
+
+    return read_rgb(image) if isinstance(image, (str, Path)) else image
 
 
 def load_model(checkpoint: str | Path, device: str = "auto", score_threshold: float | None = None) -> Predictor:

@@ -94,7 +94,7 @@ class LabelStudioServer:
 def labelstudio_server_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--url, --api-key (from LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY when not given) and --timeout, handed to the
     command as one ``server``."""
-    from cgc.annotate.labelstudio_client import DEFAULT_TIMEOUT
+    from cgc.annotate.labelstudio_defaults import DEFAULT_TIMEOUT
 
     @functools.wraps(command)
     def with_server(*args: Any, url: str | None, api_key: str | None, timeout: float, **kwargs: Any) -> Any:

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cgc.api import load_model
+from cgc.errors import InputError
 from cgc.serve.app import create_app
 from cgc.serve.backend import SalientInstanceBackend
 from cgc.serve.task_images import TaskImages
@@ -124,8 +125,8 @@ def test_pictures_of_the_server_need_its_key(monkeypatch: pytest.MonkeyPatch) ->
 
     images = TaskImages("http://ls.test", KEY, transport=httpx.MockTransport(elsewhere))
     for url in ("http://ls.test/data/upload/1/a.jpg", "https://pictures.example.org/a.jpg"):
-        with pytest.raises(Exception):
+        with pytest.raises(InputError, match="HTTP 404"):
             images.rgb(url)
     assert seen[0].headers["Authorization"] == f"Token {KEY}" and "Authorization" not in seen[1].headers
-    with pytest.raises(Exception, match="relative to the Label Studio server"):
+    with pytest.raises(InputError, match="relative to the Label Studio server"):
         TaskImages(None, None).rgb("/data/upload/1/a.jpg")

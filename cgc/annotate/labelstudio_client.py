@@ -33,11 +33,9 @@ from urllib.parse import urlparse
 
 import httpx
 
+from cgc.annotate.labelstudio_defaults import API_KEY_ENV, DEFAULT_TIMEOUT, URL_ENV
 from cgc.errors import InputError
 
-URL_ENV = "LABEL_STUDIO_URL"
-API_KEY_ENV = "LABEL_STUDIO_API_KEY"
-DEFAULT_TIMEOUT = 60.0
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Statuses a proxy or a busy server answers before doing anything: safe to retry for any method.

@@ -26,6 +26,7 @@ EXIF_HEADER_FORMATS = {"JPEG", "MPO", "TIFF", "WEBP"}
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 JPEG_END = b"\xff\xd9"  # the end-of-image marker; entropy-coded data can never hold it (0xFF is stuffed)
 JPEG_TAIL_BYTES = 4096  # where the marker is looked for: some writers pad the file after it
+TRUNCATED_JPEG = "truncated JPEG (no end-of-image marker): part of the picture is missing"
 
 Image.MAX_IMAGE_PIXELS = None  # cgc applies its own limit, before decoding, with a message naming the file
 
@@ -82,7 +83,7 @@ def check_picture(path: str | Path) -> tuple[int, int]:
 
 def refuse_truncated(path: Path) -> None:
     if path.suffix.lower() in JPEG_SUFFIXES and not jpeg_is_complete(path):
-        raise InputError("truncated JPEG (no end-of-image marker): part of the picture is missing", path)
+        raise InputError(TRUNCATED_JPEG, path)
 
 
 def read_bgr(path: str | Path) -> np.ndarray:
@@ -114,7 +115,7 @@ def decode_rgb(data: bytes, name: str) -> np.ndarray:
     if picture is None:
         raise InputError("cannot decode image (corrupt or not an image)", name)
     if name.lower().endswith(JPEG_SUFFIXES) and JPEG_END not in data[-JPEG_TAIL_BYTES:]:
-        raise InputError("truncated JPEG (no end-of-image marker): part of the picture is missing", name)
+        raise InputError(TRUNCATED_JPEG, name)
     return np.ascontiguousarray(cv2.cvtColor(picture, cv2.COLOR_BGR2RGB))
 
 

@@ -17,29 +17,32 @@ from urllib.parse import urljoin, urlparse
 import httpx
 import numpy as np
 
-from cgc.annotate.labelstudio_client import API_KEY_ENV, URL_ENV, LabelStudioError, connect_label_studio
+from cgc.annotate.labelstudio_client import LabelStudioError, connect_label_studio
+from cgc.annotate.labelstudio_defaults import API_KEY_ENV, DEFAULT_TIMEOUT, URL_ENV
 from cgc.datasets.pictures import decode_rgb
 from cgc.errors import InputError
 
 CACHE_PICTURES = 32
-FETCH_TIMEOUT = 30.0
 
 
 class TaskImages:
     """Fetches and decodes task pictures; `server` and `key` may change when Label Studio calls /setup."""
 
     def __init__(self, server: str | None = None, key: str | None = None, cache_size: int = CACHE_PICTURES,
-                 transport: httpx.BaseTransport | None = None, timeout: float = FETCH_TIMEOUT) -> None:
+                 transport: httpx.BaseTransport | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.cache_size = cache_size
         self.transport = transport
         self.timeout = timeout
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._http: httpx.Client | None = None
+        self.server: str | None = None
+        self.key: str | None = None
         self.connect(server or os.environ.get(URL_ENV), key or os.environ.get(API_KEY_ENV))
 
     def connect(self, server: str | None, key: str | None) -> None:
         """Use this server and key from now on (an unchanged pair keeps the connection and the cache)."""
         server = server.rstrip("/") if server else None
-        if getattr(self, "_http", None) is not None:
+        if self._http is not None:
             if (server, key) == (self.server, self.key):
                 return
             self._http.close()
