@@ -56,26 +56,38 @@ def build_weak_labels(images: str | Path, masks: str | Path | None, boxes: str |
 
 
 def train(out: str | Path, data: str | Path | None = None, images: str | Path | None = None, preset: str = "paper",
-          resume: bool = False, progress: bool = True, **settings: Any) -> TrainResult:
+          resume: bool = False, progress: bool = True, init_from: str | Path | None = None,
+          **settings: Any) -> TrainResult:
     """Train CGCNet on weak labels into the run folder ``out``; what `cgc train` runs.
 
     ``settings`` are the TrainConfig fields (``iterations``, ``lr``, ``mask_head``...) over the
     preset. With ``resume`` the run continues from its newest checkpoint with its saved settings,
-    ``settings`` given now overriding them.
+    ``settings`` given now overriding them. ``init_from`` (a checkpoint or run folder) fine-tunes
+    a trained model: its weights and saved settings, ``settings`` over them, a fresh optimizer
+    and learning-rate schedule, and the label update off unless asked for.
     """
     from dataclasses import replace
 
     from cgc.errors import InputError
-    from cgc.training.config import load_config, resolve_config
+    from cgc.training.config import config_from_values, fine_tuning_config, load_config, resolve_config
     from cgc.training.engine import train as run_training
 
     given = dict(settings)
     given |= {key: str(value) for key, value in (("data", data), ("images", images)) if value is not None}
+    if resume and init_from is not None:
+        raise InputError("resume continues a run and init_from starts a new one from trained weights: give one")
+    if not resume and (data is None or images is None):
+        raise InputError("training needs the weak labels (data) and their pictures (images), unless resuming")
     if resume:
         config = replace(load_config(Path(out) / "config.json"), **given, out=str(out))
+    elif init_from is not None:
+        from cgc.inference import resolve_checkpoint
+        from cgc.training.checkpoint import load_checkpoint
+
+        source = resolve_checkpoint(init_from)
+        trained = config_from_values(load_checkpoint(source)["config"], source)
+        config = fine_tuning_config(trained, source, **given, out=str(out))
     else:
-        if data is None or images is None:
-            raise InputError("training needs the weak labels (data) and their pictures (images), unless resuming")
         config = resolve_config(preset, **given, out=str(out))
     return run_training(config, resume=resume, progress=progress)
 

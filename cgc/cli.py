@@ -491,19 +491,24 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Run folder: config.json, checkpoints/, metrics.csv, tensorboard/ (and labels/ with --update-every).")
 @click.option("--resume", is_flag=True, default=False,
               help="Continue from the newest checkpoint in --out with its saved settings (options given now override them).")
+@click.option("--init-from", "init_from", type=click.Path(path_type=Path), default=None,
+              help="Fine-tune: start a new run from this trained model (checkpoint or run folder), with its saved "
+                   "settings (options given now override them), a fresh optimizer and schedule, no label update.")
 @click.option("--crf-params", "crf_params", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The label update's CRF takes the best setting of this `cgc crf tune` JSON; its values are recorded "
                    "in config.json [the CRF defaults of `cgc crf refine`].")
 @train_options
 @reports_input_errors
-def train_command(data: Path | None, images: Path | None, out: Path, resume: bool, crf_params: Path | None, preset: str,
-                  **options: Any) -> None:
+def train_command(data: Path | None, images: Path | None, out: Path, resume: bool, init_from: Path | None,
+                  crf_params: Path | None, preset: str, **options: Any) -> None:
     """Train CGCNet on weak labels (single process, or under `torchrun --nproc_per_node K` with DDP)."""
     from cgc.api import train
     from cgc.training.config import TrainConfig
 
     if not resume and (data is None or images is None):
         raise click.UsageError("--data and --images are needed (unless --resume)")
+    if resume and init_from is not None:
+        raise click.UsageError("--resume continues a run, --init-from starts a new one from trained weights: give one")
     given = given_settings(TrainConfig, options)  # e.g. --mask-window none: the paper's whole-image loss
     if crf_params is not None:
         from dataclasses import asdict
@@ -511,7 +516,7 @@ def train_command(data: Path | None, images: Path | None, out: Path, resume: boo
         from cgc.refine.tune import read_tuned_params
 
         given["update_crf"] = asdict(read_tuned_params(crf_params, CRFParams()))
-    result = train(out, data, images, preset, resume, **given)
+    result = train(out, data, images, preset, resume, init_from=init_from, **given)
     if result.main_process:  # under torchrun the other ranks stay quiet; the loss is the mean over all of them
         click.echo(f"Trained to iteration {result.iterations}; last checkpoint {result.last_checkpoint}; "
                    f"final loss {result.last_losses.get('loss', float('nan')):.4f}")

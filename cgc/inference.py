@@ -20,7 +20,7 @@ from cgc.errors import InputError
 from cgc.model.cgcnet import CGCNet
 from cgc.coco_files import write_prediction_folder
 from cgc.training.checkpoint import latest_checkpoint, load_checkpoint
-from cgc.training.config import TrainConfig
+from cgc.training.config import TrainConfig, config_from_values
 from cgc.training.distributed import pick_device
 from cgc.training.model_factory import model_from_config
 from cgc.visualize import overlay_instances
@@ -92,8 +92,7 @@ def load_model(checkpoint: str | Path, device: str = "auto") -> LoadedModel:
     """The network of a checkpoint (file, or a run folder's newest), in eval mode, on the chosen device."""
     path = resolve_checkpoint(checkpoint)
     state = load_checkpoint(path)
-    known = TrainConfig.__dataclass_fields__
-    config = TrainConfig(**{key: value for key, value in state["config"].items() if key in known})
+    config = config_from_values(state["config"], path)
     model = model_from_config(config, load_backbone_weights=False)
     model.load_state_dict(state["model"])
     target = pick_device(device)

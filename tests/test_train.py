@@ -230,6 +230,38 @@ def test_cli_train_refuses_bad_input(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "config.json" in result.output
 
 
+@pytest.mark.slow
+def test_init_from_fine_tunes_the_trained_weights_with_its_settings(tiny_labels: tuple[Path, Path],
+                                                                    tmp_path: Path) -> None:
+    """`cgc train --init-from RUN`: the new run starts from RUN's weights (not a fresh network: RUN was trained
+    under another seed), with RUN's settings and the options given now, and a fresh schedule."""
+    from cgc.training.checkpoint import load_checkpoint
+
+    source = tmp_path / "source"
+    train(tiny_config(tiny_labels, source, iterations=2, checkpoint_every=2, seed=3, mask_head="roialign",
+                      update_every=0), progress=False)
+    runner = CliRunner()
+    tuned = tmp_path / "tuned"
+    data = ["--data", str(tiny_labels[0]), "--images", str(tiny_labels[1])]
+    result = runner.invoke(cgc, ["train", "--init-from", str(source), *data, "--out", str(tuned), "--iterations", "1",
+                                 "--lr", "1e-12"])
+    assert result.exit_code == 0, result.output
+    config = load_config(tuned / "config.json")
+    assert config.init_from == str(list_checkpoints(source)[-1])
+    assert (config.mask_head, config.mask_head_channels, config.seed, config.iterations) == ("roialign", 16, 3, 1)
+    before, after = (load_checkpoint(list_checkpoints(run)[-1])["model"] for run in (source, tuned))
+    assert before.keys() == after.keys()
+    for name, weights in before.items():  # one step at lr 1e-12 changes nothing measurable
+        assert torch.allclose(after[name].float(), weights.float(), atol=1e-6), name
+    # A network of other settings cannot take the weights: one line, naming the checkpoint.
+    other = runner.invoke(cgc, ["train", "--init-from", str(source), *data, "--out", str(tmp_path / "other"),
+                                "--iterations", "1", "--fpn-channels", "32"])
+    assert other.exit_code == 1 and "does not match the run's settings" in other.output, other.output
+    assert str(list_checkpoints(source)[-1]) in other.output and len(other.output.strip().splitlines()) == 1
+    both = runner.invoke(cgc, ["train", "--init-from", str(source), "--resume", "--out", str(tuned)])
+    assert both.exit_code == 2 and "give one" in both.output
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"mask_others": "labelled", "mask_head": "roialign"}, "changes GFR and LFR only"),
     ({"mask_others": "all"}, "--mask-others must be one of"),

@@ -25,6 +25,7 @@ class TrainConfig:
     data: str = ""  # COCO weak labels (annotations.json)
     images: str = ""  # folder of the pictures
     out: str = ""  # run folder: checkpoints, config.json, metrics.csv, tensorboard/
+    init_from: str | None = None  # fine-tuning: the checkpoint whose weights the run starts from
     # network
     backbone: str = option(NETWORK.backbone, "Backbone body.", choices=BACKBONES)
     mask_head: str = option(NETWORK.mask_head, "Mask head (Table II).", choices=MASK_HEADS)
@@ -151,15 +152,31 @@ def resolve_config(preset: str = "paper", **overrides: Any) -> TrainConfig:
     """Paper defaults, then the preset, then the overrides."""
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    values = dict(PRESETS[preset]) | overrides
-    known = {item.name for item in fields(TrainConfig)}
-    unknown = set(values) - known
+    return settled(replace(TrainConfig(), **known_settings(dict(PRESETS[preset]) | overrides)))
+
+
+def fine_tuning_config(trained: TrainConfig, checkpoint: str | Path, **overrides: Any) -> TrainConfig:
+    """A trained run's settings for fine-tuning its weights (`checkpoint`) on new data, the overrides on top.
+
+    Its label update starts off: its label rounds and update schedule belong to its own data.
+    """
+    fresh = {"update_every": 0, "update_start": None, "update_crf": None}
+    return settled(replace(trained, **known_settings(fresh | overrides), init_from=str(checkpoint)))
+
+
+def known_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The values, if each names a TrainConfig field; else an InputError listing those that do not."""
+    unknown = set(values) - {item.name for item in fields(TrainConfig)}
     if unknown:
         raise InputError(f"unknown training settings: {', '.join(sorted(unknown))}")
-    if "lr_steps" in values:
-        values["lr_steps"] = tuple(int(step) for step in values["lr_steps"])
-    config = replace(TrainConfig(), **values)
-    if config.update_start is None:  # fixed now, so that --resume with more --iterations keeps it
+    return values
+
+
+def settled(config: TrainConfig) -> TrainConfig:
+    """The configuration as it is saved: lr steps as ints, update_start fixed (so that --resume with more
+    --iterations keeps it), and checked."""
+    config = replace(config, lr_steps=tuple(int(step) for step in config.lr_steps))
+    if config.update_start is None:
         config = replace(config, update_start=config.update_start_iteration)
     return check_config(config)
 
@@ -192,13 +209,17 @@ def save_config(config: TrainConfig, path: str | Path) -> None:
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    """The configuration a run saved (unknown keys from other versions are ignored)."""
+    """The configuration a run saved."""
     from cgc.fileio import read_json
 
-    values = read_json(path, "run configuration")
+    return config_from_values(read_json(path, "run configuration"), path)
+
+
+def config_from_values(values: dict[str, Any], source: str | Path) -> TrainConfig:
+    """A saved configuration (config.json, or the copy inside a checkpoint); keys of other versions are ignored."""
     known = {item.name for item in fields(TrainConfig)}
     try:
         config = TrainConfig(**{key: value for key, value in values.items() if key in known})
     except TypeError as exc:
-        raise InputError(f"not a cgc run configuration ({exc})", path) from None
+        raise InputError(f"not a cgc run configuration ({exc})", source) from None
     return replace(config, lr_steps=tuple(config.lr_steps))

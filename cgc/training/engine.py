@@ -55,6 +55,17 @@ class TrainResult:
     main_process: bool = True  # under DDP only rank 0 reports
 
 
+def load_trained_weights(model: torch.nn.Module, checkpoint: str | Path) -> None:
+    """A checkpoint's weights into a network built from the fine-tuning run's settings, which must match its own."""
+    state = load_checkpoint(checkpoint)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        first = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
+        raise InputError(f"its network does not match the run's settings ({first[:200]}); fine-tune with the "
+                         "network options it was trained with", checkpoint) from None
+
+
 def learning_rate_factor(iteration: int, config: TrainConfig) -> float:
     """Linear warm-up, then divide by 1/lr_gamma at each of lr_steps."""
     warmup = 1.0
@@ -106,7 +117,7 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
     dataset = WeakLabelDataset(config.data, config.images)
     if group.is_main:
         check_output_file(run_dir / "config.json")  # before the model is built, not after
-    model = model_from_config(config).to(group.device)
+    model = model_from_config(config, load_backbone_weights=config.init_from is None).to(group.device)
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda iteration: learning_rate_factor(iteration, config))
@@ -131,6 +142,8 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
         if label_state and label_state.get("label_file"):  # train on the last round written before the checkpoint
             labels = label_file_of(label_state, run_dir, config.data)
             dataset.replace_annotations(read_instance_file(labels, "label round"))
+    elif config.init_from is not None:  # fine-tuning: the trained weights, a fresh optimizer and schedule
+        load_trained_weights(model, config.init_from)
     if group.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.json")
