@@ -22,6 +22,7 @@ from cgc.errors import InputError, RunStopped
 from cgc.fileio import check_output_file
 from cgc.refine.crf import HARD_MASK_CONFIDENCE, CRFParams
 from cgc.sample import DEFAULT_STYLE, SCENE_STYLES
+from cgc.serve.retraining import DEFAULT_ITERATIONS as DEFAULT_ROUND_ITERATIONS
 from cgc.training.config import DEVICES
 from cgc.weaklabels.priors import RULES, PriorSettings
 
@@ -739,15 +740,29 @@ def crf_tune_command(predictions_dir: Path, gt_path: Path, images_dir: Path, out
 @click.option("--score-thr", "score_threshold", type=click.FloatRange(0.0, 1.0), default=None, help=SCORE_THRESHOLD_HELP)
 @click.option("--model-version", default=None,
               help="The name Label Studio shows for these predictions [cgc-<run folder>-<checkpoint>].")
+@click.option("--train-images", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Turn on training from Label Studio: the project's pictures (the folder given to `cgc annotate "
+                   "setup`). A round imports the boxes, builds weak labels and fine-tunes the served model.")
+@click.option("--train-masks", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Salient-region masks for the rounds' weak labels [none: from the boxes alone].")
+@click.option("--train-out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where round N writes its boxes, weak labels, run and log: OUT/round-NNN/ (needed with "
+                   "--train-images).")
+@click.option("--train-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Start a round after this many new annotations; 0: only when Label Studio asks (Start Training).")
+@click.option("--train-iterations", type=click.IntRange(min=1), default=DEFAULT_ROUND_ITERATIONS, show_default=True,
+              help="Fine-tuning iterations per round.")
 @labelstudio_server_options
 @reports_input_errors
 def serve_command(checkpoint: Path, host: str, port: int, device: str, score_threshold: float | None,
-                  model_version: str | None, server: LabelStudioServer) -> None:
+                  model_version: str | None, train_images: Path | None, train_masks: Path | None,
+                  train_out: Path | None, train_every: int, train_iterations: int, server: LabelStudioServer) -> None:
     """Serve a trained model as a Label Studio ML backend (Settings > Model > Connect Model: http://HOST:PORT).
 
     Label Studio then asks it for boxes and masks of salient instances whenever an annotator opens a task.
     --url / --api-key (or LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY) are only needed when the server does not
-    send its own, for fetching the tasks' pictures."""
+    send its own, for fetching the tasks' pictures. With --train-images it also learns from the project's
+    annotations, in the background, and serves each fine-tuned model as soon as it is ready."""
     import logging
 
     import uvicorn
@@ -755,15 +770,28 @@ def serve_command(checkpoint: Path, host: str, port: int, device: str, score_thr
     from cgc.api import load_model
     from cgc.serve.app import create_app
     from cgc.serve.backend import SalientInstanceBackend
+    from cgc.serve.retraining import Retrainer, RetrainingSettings
     from cgc.serve.task_images import TaskImages
 
+    if train_images is None and (train_masks or train_out or train_every):
+        raise click.UsageError("--train-masks, --train-out and --train-every need --train-images")
+    if train_images is not None and train_out is None:
+        raise click.UsageError("--train-images needs --train-out, the folder for the training rounds")
     predictor = load_model(checkpoint, device, score_threshold)
     source = predictor.loaded.checkpoint
     version = model_version or f"cgc-{source.parent.parent.name}-{source.stem}"
     backend = SalientInstanceBackend(predictor, version, TaskImages(server.url, server.api_key, timeout=server.timeout))
+    retrainer = None
+    if train_images is not None:
+        settings = RetrainingSettings(train_images, train_masks, train_out, train_every, train_iterations, device)
+        retrainer = Retrainer(backend, settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     click.echo(f"Serving {source} as {version!r} at http://{host}:{port} (score >= {predictor.score_threshold:.2f})")
-    uvicorn.run(create_app(backend), host=host, port=port, log_level="warning")
+    if retrainer is not None:
+        when = f"every {train_every} new annotations and " if train_every else ""
+        click.echo(f"Training from Label Studio: {when}when asked, {train_iterations} iterations a round, "
+                   f"into {train_out}/round-NNN/")
+    uvicorn.run(create_app(backend, retrainer), host=host, port=port, log_level="warning")
 
 
 def main() -> None:

@@ -494,10 +494,13 @@ def test_serve_is_the_projects_ml_backend(label_studio, admin, sample_dir, tiny_
 
     run = tmp_path / "run"
     train(tiny_config(tiny_labels, run, iterations=1, checkpoint_every=1), progress=False)
-    images = tmp_path / "served"
+    images, masks = tmp_path / "served", tmp_path / "masks"
     images.mkdir()
+    masks.mkdir()
     for picture in sorted((sample_dir / "imgs").iterdir())[:2]:
         (images / picture.name).write_bytes(picture.read_bytes())
+        mask = sample_dir / "masks" / f"{picture.stem}.png"
+        (masks / mask.name).write_bytes(mask.read_bytes())
     setup = run_cgc(*server_args(label_studio, "annotate", "setup", "--images", str(images), "--title", "Served",
                                  "--mask-tool", "brush"))
     assert setup.returncode == 0, setup.stderr
@@ -506,7 +509,9 @@ def test_serve_is_the_projects_ml_backend(label_studio, admin, sample_dir, tiny_
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
     serving = subprocess.Popen([sys.executable, "-m", "cgc.cli", "serve", "--checkpoint", str(run), "--port", str(port),
-                                "--device", "cpu", "--score-thr", "0", "--model-version", "cgc-live"],
+                                "--device", "cpu", "--score-thr", "0", "--model-version", "cgc-live",
+                                "--train-images", str(images), "--train-masks", str(masks), "--train-out",
+                                str(tmp_path / "rounds"), "--train-every", "2", "--train-iterations", "1"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean)
     try:
         for _ in range(120):
@@ -544,10 +549,35 @@ def test_serve_is_the_projects_ml_backend(label_studio, admin, sample_dir, tiny_
                 height, width = region["original_height"], region["original_width"]
                 decoded = decode_rle(region["value"]["rle"]).reshape(height, width, 4)[:, :, 3] > 0
                 assert np.array_equal(decoded, mask)
+
+        # Training from Label Studio: two annotations reach the model's webhook, which starts a round
+        # (import, weak labels, fine-tuning); its model is then served under a new version.
+        boxes = {Path(t["data"]["image"]).name.split("-", 1)[1]: t["annotations"][0]["result"]
+                 for t in json.loads((sample_dir / "labelstudio_export.json").read_text())}
+        for task in tasks:
+            admin.client.annotations.create(id=task["id"], result=boxes[labelstudio_image_file_name(task["data"]["image"])])
+        for _ in range(240):
+            health = httpx.get(f"http://127.0.0.1:{port}/health").json()
+            if health["training"].get("round") == 1 and health["training"]["state"] != "training":
+                break
+            time.sleep(0.5)
+        assert health["training"] == {"state": "idle", "round": 1, "model_version": "cgc-live-ft1",
+                                      "new_annotations": 0}, health
+        assert health["model_version"] == "cgc-live-ft1"
+        round_folder = tmp_path / "rounds" / "round-001"
+        consensus = json.loads((round_folder / "boxes.json").read_text())
+        assert len(consensus["images"]) == 2 and consensus["annotations"]
+        assert (round_folder / "weaklabels" / "annotations.json").is_file()
+        assert load_model(round_folder / "run", "cpu").loaded.config.init_from == str(load_model(run).loaded.checkpoint)
+        admin.client.actions.create(id="retrieve_tasks_predictions", project=project_id,
+                                    selected_items={"all": True, "excluded": []})
+        tasks = [as_plain(t) for t in admin.client.tasks.list(project=project_id, fields="all")]
+        assert all(any(p["model_version"] == "cgc-live-ft1" for p in t["predictions"]) for t in tasks), tasks
     finally:
         serving.terminate()
         _, log = serving.communicate(timeout=30)
     assert "POST /setup -> 200" in log and "POST /predict -> 200" in log, log
+    assert "POST /webhook -> 200" in log and "round 1 done" in log, log
 
 
 @server_test

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Body, FastAPI, Request
@@ -16,13 +18,25 @@ from fastapi.responses import JSONResponse
 
 from cgc.errors import InputError
 from cgc.serve.backend import SalientInstanceBackend
+from cgc.serve.retraining import START_TRAINING, Retrainer, project_id
 
 log = logging.getLogger("cgc.serve")
 
 
-def create_app(backend: SalientInstanceBackend) -> FastAPI:
-    """The routes Label Studio 1.23 calls: GET /health, POST /setup, POST /predict (and GET /versions)."""
-    app = FastAPI(title="cgc: salient instance segmentation for Label Studio", version=backend.model_version)
+def create_app(backend: SalientInstanceBackend, retrainer: Retrainer | None = None) -> FastAPI:
+    """The routes Label Studio 1.23 calls: GET /health, POST /setup, POST /predict, POST /webhook and /train
+    (and GET /versions). Without a `retrainer`, training from Label Studio is off: /train answers 501 and
+    webhook events are acknowledged and ignored."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if retrainer is not None:  # a round's command must not outlive the server
+            retrainer.close()
+
+    app = FastAPI(title="cgc: salient instance segmentation for Label Studio", version=backend.model_version,
+                  lifespan=lifespan)
+    app.state.backend = backend
 
     @app.middleware("http")
     async def one_line_per_request(request: Request, call_next: Any) -> Any:
@@ -34,11 +48,12 @@ def create_app(backend: SalientInstanceBackend) -> FastAPI:
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "UP", "model_class": "CGCNet", "model_version": backend.model_version}
+        training = retrainer.status() if retrainer is not None else {"state": "off"}
+        return {"status": "UP", "model_class": "CGCNet", "model_version": backend.model_version, "training": training}
 
     @app.get("/versions")
     def versions() -> dict[str, Any]:
-        return {"versions": [backend.model_version]}
+        return {"versions": list(backend.versions)}
 
     # Plain (not async) handlers: FastAPI runs them in worker threads, so a prediction never blocks /health.
     @app.post("/setup")
@@ -52,12 +67,29 @@ def create_app(backend: SalientInstanceBackend) -> FastAPI:
         return answer(request, backend.predict, body)
 
     @app.post("/webhook")
+    def webhook(request: Request, body: dict[str, Any] = Body(...)) -> Any:
+        action = body.get("action")
+        request.state.note = f", {action}" if isinstance(action, str) else ""
+        if retrainer is not None:
+            return answer(request, retrainer.on_webhook, body)
+        if action == START_TRAINING:
+            return training_is_off()
+        return {"status": "ignored", "action": action}
+
     @app.post("/train")
-    def train() -> JSONResponse:
-        return JSONResponse({"error": "training from Label Studio is not available in this cgc serve; train with "
-                                      "`cgc train` and restart `cgc serve` with the new checkpoint"}, status_code=501)
+    def train(request: Request, body: dict[str, Any] = Body(...)) -> Any:
+        if retrainer is None:
+            return training_is_off()
+        return answer(request, lambda request_body: retrainer.start(project_id(request_body.get("project")),
+                                                                    "Label Studio asked"), body)
 
     return app
+
+
+def training_is_off() -> JSONResponse:
+    return JSONResponse({"error": "training from Label Studio is off: start cgc serve with --train-images (and "
+                                  "--train-out), or train with `cgc train --init-from` and restart cgc serve"},
+                        status_code=501)
 
 
 def answer(request: Request, handler: Any, body: dict[str, Any]) -> Any:

@@ -66,8 +66,15 @@ class SalientInstanceBackend:
     def __init__(self, predictor: Predictor, model_version: str, images: TaskImages) -> None:
         self.predictor = predictor
         self.model_version = model_version
+        self.versions = [model_version]  # every model served since the start, oldest first
         self.images = images
         self.lock = threading.Lock()  # one request at a time uses the model and the picture cache
+
+    def switch_model(self, predictor: Predictor, model_version: str) -> None:
+        """Serve another model (loaded beforehand): the request running now finishes with the old one."""
+        with self.lock:
+            self.predictor, self.model_version = predictor, model_version
+            self.versions.append(model_version)
 
     def setup(self, request: dict[str, Any]) -> dict[str, Any]:
         """Take the server's URL and key for fetching pictures; check the labelling config can take predictions."""
