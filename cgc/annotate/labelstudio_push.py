@@ -171,29 +171,46 @@ def mask_results(region_id: str, tag: ControlTag, mask_format: str, label: str, 
     return results
 
 
+@dataclass(frozen=True)
+class RegionSource:
+    """One instance to show in Label Studio: its region id, box (COCO xywh), score and mask, each if known."""
+
+    region: str
+    box: tuple[float, float, float, float] | None
+    score: float | None
+    mask: np.ndarray | None
+
+
 def prediction_for_image(image: dict[str, Any], instances: list[dict[str, Any]], tags: dict[str, ControlTag],
                          mask_format: str, label: str) -> tuple[list[dict[str, Any]], float | None]:
-    """Result regions for one image, plus the prediction's score (mean instance score/agreement)."""
+    """Result regions for one image of a COCO file, plus the prediction's score (mean instance score/agreement)."""
     from cgc.coco import decode_mask
 
     width, height = int(image["width"]), int(image["height"])
-    results: list[dict[str, Any]] = []
-    scores = []
+    sources = []
     for number, annotation in enumerate(instances, start=1):
-        region = f"cgc{annotation.get('id', number)}"
-        box = _bbox(annotation, width, height)
         score = annotation.get("score", annotation.get("agreement"))
-        if isinstance(score, (int, float)):
-            scores.append(float(score))
-        if box is not None and "rectangle" in tags:
-            item = rectangle_result(f"{region}-box", tags["rectangle"], label, box, width, height)
-            if isinstance(score, (int, float)):
-                item["score"] = float(score)
+        wants_mask = mask_format != "none" and annotation.get("segmentation")
+        sources.append(RegionSource(f"cgc{annotation.get('id', number)}", _bbox(annotation, width, height),
+                                    float(score) if isinstance(score, (int, float)) else None,
+                                    decode_mask(annotation["segmentation"], height, width) if wants_mask else None))
+    return regions_for_image(width, height, sources, tags, mask_format, label)
+
+
+def regions_for_image(width: int, height: int, sources: list[RegionSource], tags: dict[str, ControlTag],
+                      mask_format: str, label: str) -> tuple[list[dict[str, Any]], float | None]:
+    """Each instance as a box (where the config has RectangleLabels) and its mask in `mask_format`, plus the
+    prediction's score, the mean of the instances' scores."""
+    results: list[dict[str, Any]] = []
+    scores = [source.score for source in sources if source.score is not None]
+    for source in sources:
+        if source.box is not None and "rectangle" in tags:
+            item = rectangle_result(f"{source.region}-box", tags["rectangle"], label, source.box, width, height)
+            if source.score is not None:
+                item["score"] = source.score
             results.append(item)
-        if mask_format != "none" and annotation.get("segmentation"):
-            mask = decode_mask(annotation["segmentation"], height, width)
-            if mask.any():
-                results += mask_results(f"{region}-mask", tags[mask_format], mask_format, label, mask)
+        if mask_format != "none" and source.mask is not None and source.mask.any():
+            results += mask_results(f"{source.region}-mask", tags[mask_format], mask_format, label, source.mask)
     return results, (sum(scores) / len(scores) if scores else None)
 
 

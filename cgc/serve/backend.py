@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cgc.annotate.labelstudio_client import task_image_ref
-from cgc.annotate.labelstudio_push import ControlTag, control_tags, prediction_for_image
+from cgc.annotate.labelstudio_push import ControlTag, RegionSource, control_tags, regions_for_image
 from cgc.errors import InputError
 from cgc.serve.task_images import TaskImages
 
@@ -120,10 +120,10 @@ class SalientInstanceBackend:
         """Label Studio's prediction for one task: its regions, or an empty one that names what went wrong."""
         if prediction is None:
             return {"result": [], "score": 0.0, "model_version": self.model_version, "error": error}
-        from cgc.inference import coco_results
+        from cgc.coco import mask_bbox_xywh
 
         height, width = picture.shape[:2]
-        instances = coco_results(1, prediction)
-        regions, score = prediction_for_image({"width": width, "height": height}, instances, target.tags,
-                                              target.mask_format, target.label)
+        sources = [RegionSource(f"cgc{number}", tuple(mask_bbox_xywh(mask)), round(float(score), 5), mask)
+                   for number, (mask, score) in enumerate(zip(prediction.masks, prediction.scores), start=1)]
+        regions, score = regions_for_image(width, height, sources, target.tags, target.mask_format, target.label)
         return {"result": regions, "score": score if score is not None else 0.0, "model_version": self.model_version}
