@@ -8,6 +8,7 @@ checkpoint, so the curve can be built over several sittings.
 
     .venv/bin/python benchmarks/head_curves.py --reuse
     .venv/bin/python benchmarks/head_curves.py --reuse --milestones 300 1000   # the shorter curve first
+    .venv/bin/python benchmarks/head_curves.py --reuse --milestones 300 --heads gfr-stride1
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ from experiments import (
 
 from cgc.fileio import atomic_write_json
 
-HEADS = ("roialign", "gfr")
+HEADS = {  # curve -> its `cgc train` options (the plain heads' commands as before, so --reuse keeps their runs)
+    "roialign": ("--mask-head", "roialign"),
+    "gfr": ("--mask-head", "gfr"),
+    "gfr-stride1": ("--mask-head", "gfr", "--mask-output-stride", 1),  # finer logits for small instances
+}
 MILESTONES = (300, 1000, 2000)
 
 
@@ -42,7 +47,7 @@ def train_to(split: SampleSplit, run: Path, head: str, iterations: int, schedule
              reuse: bool) -> dict:
     """The run trained to `iterations` (continued from its newest checkpoint if it has one) and scored there."""
     command = ["train", "--preset", "cpu", "--data", split.weak_labels, "--images", split.train_images, "--out", run,
-               "--mask-head", head, "--seed", seed, "--update-every", 0, "--lr-steps", schedule["lr_step"],
+               *HEADS[head], "--seed", seed, "--update-every", 0, "--lr-steps", schedule["lr_step"],
                "--checkpoint-every", 100]
     command = [str(arg) for arg in command]
     record = milestone_record(run, iterations)
@@ -63,7 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_run_arguments(parser, "head_curves", iterations=max(MILESTONES))
     parser.add_argument("--milestones", type=int, nargs="+", default=list(MILESTONES))
-    parser.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS))
+    parser.add_argument("--heads", nargs="+", choices=list(HEADS), default=["roialign", "gfr"])
     args = parser.parse_args()
     milestones = sorted(args.milestones)
     schedule = {"lr_step": int(0.75 * args.iterations)}  # one schedule for the whole curve, the longest milestone's

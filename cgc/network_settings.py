@@ -11,6 +11,7 @@ MASK_HEADS = ("gfr", "lfr", "roialign", "roimasking")
 MASK_SUPPRESSION_METHODS = ("greedy", "matrix", "overlap", "none")
 
 MASK_OTHERS = ("proposals", "labelled")
+MASK_OUTPUT_STRIDES = (2, 1)  # 1: a second learned 2x upsampling, for small instances
 """What GFR suppresses as "other proposals" in training: the sampled mask proposals only (as in
 the paper), or also every labelled instance's box. With proposals only, an instance none of whose
 proposals was sampled keeps its features while its pixels are targets 0: the same salient look is
@@ -36,6 +37,7 @@ class NetworkDefaults:
     backbone: str = "resnet101"
     mask_head: str = "gfr"
     mask_head_channels: int = 256
+    mask_output_stride: int = 2  # whole-image heads: image pixels per logit (the paper's one stride-2 deconvolution)
     mask_proposals_per_image: int = 16  # positive proposals per image trained by the mask head
     mask_others: str = "proposals"
     box_batch_size_per_image: int = 512

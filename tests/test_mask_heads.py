@@ -200,18 +200,26 @@ def test_tiny_images_keep_logits_and_targets_aligned() -> None:
     assert head.to_image_masks(logits[0], boxes[0], (6, 8), (6, 8)).shape == (1, 1, 6, 8)
 
 
+@pytest.mark.parametrize("output_stride", [2, 1])
 @pytest.mark.parametrize("head_class", [GFRHead, LFRHead, RoIMaskingHead])
-def test_local_recompute_equals_running_the_fcn_on_every_whole_map(head_class) -> None:
-    """The fast forward (shared base map + per-box crops) must give the dense answer exactly."""
+def test_local_recompute_equals_running_the_fcn_on_every_whole_map(head_class, output_stride: int) -> None:
+    """The fast forward (shared base map + per-box crops) must give the dense answer exactly, at either output
+    stride (1: one more learned 2x upsampling, so four logits per feature cell and side)."""
     torch.manual_seed(0)
-    head = head_class(32, 16).eval()
+    head = head_class(32, 16, output_stride=output_stride).eval()
     feature = torch.randn(1, 32, 30, 40)
     boxes = torch.tensor([[10.0, 12.0, 70.0, 90.0], [50.0, 20.0, 150.0, 110.0], [0.0, 0.0, 30.0, 25.0], [140.0, 100.0, 160.0, 120.0]])
     fast = head({"0": feature}, [boxes], [(120, 160)])[0]
-    dense = head.predictor(head.fcn(head.refine(feature[0], boxes, 4.0, torch.arange(4))))
-    dense = torch.where(head.output_windows(boxes, 2.0, 60, 80)[:, None], dense, torch.tensor(OUTSIDE_WINDOW_LOGIT))
-    assert fast.shape == dense.shape == (4, 1, 60, 80)
+    height, width = 120 // output_stride, 160 // output_stride
+    dense = head.logits(head.refine(feature[0], boxes, 4.0, torch.arange(4)))
+    windows = head.output_windows(boxes, float(output_stride), height, width)
+    dense = torch.where(windows[:, None], dense, torch.tensor(OUTSIDE_WINDOW_LOGIT))
+    assert fast.shape == dense.shape == (4, 1, height, width)
     torch.testing.assert_close(fast, dense, atol=1e-4, rtol=1e-4)
+    masks = head.to_image_masks(fast, boxes, (120, 160), (120, 160))
+    assert masks.shape == (4, 1, 120, 160)
+    targets = torch.zeros(4, 120, 160, dtype=torch.uint8)
+    assert torch.isfinite(head.loss([fast], [boxes], [targets]))
 
 
 @pytest.mark.parametrize("head_class", [GFRHead, LFRHead])

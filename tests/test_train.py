@@ -266,6 +266,8 @@ def test_init_from_fine_tunes_the_trained_weights_with_its_settings(tiny_labels:
     ({"mask_others": "labelled", "mask_head": "roialign"}, "changes GFR and LFR only"),
     ({"mask_others": "all"}, "--mask-others must be one of"),
     ({"update_every": 5, "mask_head": "roialign"}, "needs a whole-image mask head"),
+    ({"mask_output_stride": 1, "mask_head": "roialign"}, "not roialign"),
+    ({"mask_output_stride": 4}, "--mask-output-stride must be one of"),
 ])
 def test_settings_that_cannot_work_together_are_refused(changes: dict, message: str) -> None:
     from cgc.errors import InputError
@@ -279,12 +281,14 @@ def test_the_config_reaches_the_network() -> None:
     from cgc.training.config import resolve_config
     from cgc.training.model_factory import model_from_config
 
-    config = resolve_config("cpu", fpn_channels=32, rpn_test_proposals=50, mask_others="labelled", mask_window=0.5)
+    config = resolve_config("cpu", fpn_channels=32, rpn_test_proposals=50, mask_others="labelled", mask_window=0.5,
+                            mask_output_stride=1)
     model = model_from_config(config, load_backbone_weights=False).eval()
     assert model.backbone.out_channels == 32
     assert model.rpn.post_nms_top_n() == 50
     assert model.roi_heads.mask_others == "labelled"
     assert model.roi_heads.mask_head.output_window_per_side == 0.5
+    assert model.roi_heads.mask_head.scale == 4  # logit cells per stride-4 feature cell: stride 1
 
 
 def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[Path, Path], tmp_path: Path,

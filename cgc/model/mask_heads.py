@@ -28,7 +28,7 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image, project
 from torchvision.ops import MultiScaleRoIAlign
 
 from cgc.errors import InputError
-from cgc.network_settings import FPN_CHANNELS, MASK_HEADS, NETWORK, OUTPUT_WINDOW_PER_SIDE
+from cgc.network_settings import FPN_CHANNELS, MASK_HEADS, MASK_OUTPUT_STRIDES, NETWORK, OUTPUT_WINDOW_PER_SIDE
 
 
 # --------------------------------------------------------------------------- box geometry
@@ -182,13 +182,25 @@ class WholeImageMaskHead(MaskHead):
         featmap_name: str = "0",
         chunk_size: int = 8,
         output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
+        output_stride: int = NETWORK.mask_output_stride,
     ) -> None:
         super().__init__()
+        if output_stride not in MASK_OUTPUT_STRIDES:
+            raise InputError(f"mask output stride {output_stride}: choose one of {MASK_OUTPUT_STRIDES}")
         self.featmap_name = featmap_name
         self.chunk_size = chunk_size
         self.output_window_per_side = output_window_per_side
         self.fcn = MaskRCNNHeads(in_channels, (channels,) * 4, dilation=1)
+        # the predictor's deconvolution doubles the stride-4 level's resolution; each extra stage doubles it again
+        stages = MASK_OUTPUT_STRIDES.index(output_stride)
+        self.upsample = nn.Sequential(*(layer for _ in range(stages)
+                                        for layer in (nn.ConvTranspose2d(channels, channels, 2, 2), nn.ReLU(inplace=True))))
         self.predictor = class_agnostic_mask_predictor(channels)
+        self.scale = 2 ** (stages + 1)  # logit cells per feature cell
+
+    def logits(self, refined: Tensor) -> Tensor:
+        """The FCN, the extra upsampling stages and the predictor: (k, 1, scale * h, scale * w)."""
+        return self.predictor(self.upsample(self.fcn(refined)))
 
     def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
         """(k, C, H, W) input of the FCN for proposals ``index`` of this image's ``boxes``."""
@@ -215,7 +227,7 @@ class WholeImageMaskHead(MaskHead):
         image_sizes: list[tuple[int, int]],
         other_boxes: list[Tensor] | None = None,
     ) -> list[Tensor]:
-        """Per image, (n, 1, 2*ceil(h/s), 2*ceil(w/s)) logits over the image's valid region.
+        """Per image, (n, 1, f*ceil(h/s), f*ceil(w/s)) logits over the image's valid region (f = ``scale``).
 
         Outside each proposal's output window the logit is ``OUTSIDE_WINDOW_LOGIT`` (no gradient).
 
@@ -233,12 +245,13 @@ class WholeImageMaskHead(MaskHead):
             # Crop the batch padding: the global average must be over the image, not the padding.
             feature = feature_map[i, :, : math.ceil(h / stride), : math.ceil(w / stride)]
             height, width = feature.shape[-2:]
+            f = self.scale
             if image_boxes.shape[0] == 0:
-                logits.append(feature.new_zeros((0, 1, 2 * height, 2 * width)))
+                logits.append(feature.new_zeros((0, 1, f * height, f * width)))
                 continue
             # proposals come first, so proposal `index` is row `index` of context_boxes
             context_boxes = image_boxes if other_boxes is None else torch.cat([image_boxes, other_boxes[i]])
-            base = self.predictor(self.fcn(self.base_map(feature, context_boxes, stride)[None]))[0]
+            base = self.logits(self.base_map(feature, context_boxes, stride)[None])[0]
             cells = cell_ranges(self.changed_boxes(image_boxes), stride, height, width).tolist()
             per_proposal = []
             for index, (x0, y0, x1, y1) in enumerate(cells):
@@ -246,12 +259,12 @@ class WholeImageMaskHead(MaskHead):
                 cx0, cy0 = max(0, x0 - 2 * radius), max(0, y0 - 2 * radius)
                 cx1, cy1 = min(width, x1 + 2 * radius), min(height, y1 + 2 * radius)
                 refined = self.refine(feature, context_boxes, stride, torch.tensor([index], device=feature.device))
-                crop = self.predictor(self.fcn(refined[:, :, cy0:cy1, cx0:cx1]))[0]
+                crop = self.logits(refined[:, :, cy0:cy1, cx0:cx1])[0]
                 out = base.clone()
-                out[:, 2 * vy0 : 2 * vy1, 2 * vx0 : 2 * vx1] = crop[:, 2 * (vy0 - cy0) : 2 * (vy1 - cy0), 2 * (vx0 - cx0) : 2 * (vx1 - cx0)]
+                out[:, f * vy0 : f * vy1, f * vx0 : f * vx1] = crop[:, f * (vy0 - cy0) : f * (vy1 - cy0), f * (vx0 - cx0) : f * (vx1 - cx0)]
                 per_proposal.append(out)
             image_logits = torch.stack(per_proposal)
-            windows = self.output_windows(image_boxes, stride / 2, 2 * height, 2 * width)
+            windows = self.output_windows(image_boxes, stride / f, f * height, f * width)
             if windows is not None:
                 image_logits = torch.where(windows[:, None], image_logits, image_logits.new_tensor(OUTSIDE_WINDOW_LOGIT))
             logits.append(image_logits)
@@ -332,8 +345,9 @@ class GFRHead(WholeImageMaskHead):
         chunk_size: int = 8,
         window_per_side: float | None = None,
         output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
+        output_stride: int = NETWORK.mask_output_stride,
     ) -> None:
-        super().__init__(in_channels, channels, featmap_name, chunk_size, output_window_per_side)
+        super().__init__(in_channels, channels, featmap_name, chunk_size, output_window_per_side, output_stride)
         self.window_per_side = window_per_side
 
     def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
@@ -365,8 +379,10 @@ class LFRHead(GFRHead):
         chunk_size: int = 8,
         window_per_side: float = 0.1,
         output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
+        output_stride: int = NETWORK.mask_output_stride,
     ) -> None:
-        super().__init__(in_channels, channels, featmap_name, chunk_size, window_per_side, output_window_per_side)
+        super().__init__(in_channels, channels, featmap_name, chunk_size, window_per_side, output_window_per_side,
+                         output_stride)
 
 
 class RoIMaskingHead(WholeImageMaskHead):
@@ -386,8 +402,9 @@ class RoIMaskingHead(WholeImageMaskHead):
         chunk_size: int = 8,
         ring_per_side: float = 1 / 3,
         output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
+        output_stride: int = NETWORK.mask_output_stride,
     ) -> None:
-        super().__init__(in_channels, channels, featmap_name, chunk_size, output_window_per_side)
+        super().__init__(in_channels, channels, featmap_name, chunk_size, output_window_per_side, output_stride)
         self.ring_per_side = ring_per_side
 
     def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
@@ -458,16 +475,21 @@ def build_mask_head(
     lfr_window_per_side: float = 0.1,
     roi_masking_ring_per_side: float = 1 / 3,
     output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
+    output_stride: int = NETWORK.mask_output_stride,
 ) -> MaskHead:
     """One of the four heads of Table II by name (for command lines); defaults as in the paper,
-    except ``output_window_per_side`` of the whole-image heads (None: the paper's whole-image loss)."""
-    window = output_window_per_side
+    except ``output_window_per_side`` of the whole-image heads (None: the paper's whole-image loss).
+    ``output_stride`` (image pixels per logit) applies to the whole-image heads; RoIAlign's 28x28
+    logits per box have no stride."""
+    window, stride = output_window_per_side, output_stride
     if name == "gfr":
-        return GFRHead(in_channels, channels, featmap_name, chunk_size, output_window_per_side=window)
+        return GFRHead(in_channels, channels, featmap_name, chunk_size, output_window_per_side=window,
+                       output_stride=stride)
     if name == "lfr":
-        return LFRHead(in_channels, channels, featmap_name, chunk_size, lfr_window_per_side, window)
+        return LFRHead(in_channels, channels, featmap_name, chunk_size, lfr_window_per_side, window, stride)
     if name == "roimasking":
-        return RoIMaskingHead(in_channels, channels, featmap_name, chunk_size, roi_masking_ring_per_side, window)
+        return RoIMaskingHead(in_channels, channels, featmap_name, chunk_size, roi_masking_ring_per_side, window,
+                              stride)
     if name == "roialign":
         return RoIAlignHead(in_channels, channels)
     raise InputError(f"unknown mask head {name!r}; choose one of {', '.join(MASK_HEADS)}")

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from cgc.errors import InputError
-from cgc.network_settings import (BACKBONES, FPN_CHANNELS, MASK_HEADS, MASK_OTHERS, MASK_SUPPRESSION_METHODS,
-                                  NETWORK, OUTPUT_WINDOW_PER_SIDE)
+from cgc.network_settings import (BACKBONES, FPN_CHANNELS, MASK_HEADS, MASK_OTHERS, MASK_OUTPUT_STRIDES,
+                                  MASK_SUPPRESSION_METHODS, NETWORK, OUTPUT_WINDOW_PER_SIDE)
 from cgc.refine.update_guards import UpdateGuards
 from cgc.refine.update_rule import DEFAULT_PHI, DEFAULT_SIGMA
 from cgc.settings import option
@@ -42,6 +42,10 @@ class TrainConfig:
     mask_window: float | None = option(
         OUTPUT_WINDOW_PER_SIDE, "Whole-image mask heads predict, and are trained, only inside each proposal's box "
         "grown by this fraction per side; none for the whole image as in the paper.", minimum=0)
+    mask_output_stride: int = option(
+        NETWORK.mask_output_stride, "Whole-image mask heads: image pixels per mask logit; 2 as in the paper (one "
+        "learned 2x upsampling of the stride-4 level), 1 adds a second for finer masks of small instances.",
+        choices=MASK_OUTPUT_STRIDES)
     mask_others: str = option(
         NETWORK.mask_others, "What GFR suppresses as other proposals in training: the sampled mask proposals (the "
         "paper), or also every labelled instance's box.", choices=MASK_OTHERS)
@@ -191,6 +195,10 @@ def check_config(config: TrainConfig) -> TrainConfig:
         raise InputError(f"--mask-others must be one of {', '.join(MASK_OTHERS)}")
     if config.mask_others != "proposals" and config.mask_head not in ("gfr", "lfr"):
         raise InputError(f"--mask-others {config.mask_others} changes GFR and LFR only, not {config.mask_head}")
+    if config.mask_output_stride not in MASK_OUTPUT_STRIDES:
+        raise InputError(f"--mask-output-stride must be one of {', '.join(map(str, MASK_OUTPUT_STRIDES))}")
+    if config.mask_output_stride != NETWORK.mask_output_stride and config.mask_head == "roialign":
+        raise InputError("--mask-output-stride changes the whole-image heads, not roialign (28x28 logits per box)")
     if config.mask_suppression not in MASK_SUPPRESSION_METHODS:
         raise InputError(f"--mask-suppression must be one of {', '.join(MASK_SUPPRESSION_METHODS)}")
     if config.mask_window is not None and config.mask_window < 0:
