@@ -34,7 +34,8 @@ from cgc.fileio import atomic_write_json
 HEADS = {  # curve -> its `cgc train` options (the plain heads' commands as before, so --reuse keeps their runs)
     "roialign": ("--mask-head", "roialign"),
     "gfr": ("--mask-head", "gfr"),
-    "gfr-stride1": ("--mask-head", "gfr", "--mask-output-stride", 1),  # finer logits for small instances
+    # finer logits for small instances; the backbone frozen as it was in the cpu preset when the curves started
+    "gfr-stride1": ("--mask-head", "gfr", "--mask-output-stride", 1, "--trainable-backbone-layers", 0),
 }
 MILESTONES = (300, 1000, 2000)
 
