@@ -337,8 +337,8 @@ def test_pool_is_shut_down_when_training_stops_early(tiny_labels: tuple[Path, Pa
         real_init(self, *args, **kwargs)
         pools.append(self)
 
-    def poisoned(config):
-        model = real_factory(config)
+    def poisoned(config, **options):
+        model = real_factory(config, **options)
         forward, calls = model.forward, {"n": 0}
 
         def forward_then_fail(*args, **kwargs):

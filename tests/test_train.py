@@ -87,8 +87,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_labels: tuple[Pa
 
     real_factory = engine.model_from_config
 
-    def poisoned(config: TrainConfig):
-        model = real_factory(config)
+    def poisoned(config: TrainConfig, **options):
+        model = real_factory(config, **options)
         forward, calls = model.forward, {"n": 0}
 
         def forward_with_nan(*args, **kwargs):
