@@ -11,7 +11,7 @@ MASK_HEADS = ("gfr", "lfr", "roialign", "roimasking")
 MASK_SUPPRESSION_METHODS = ("greedy", "matrix", "overlap", "none")
 
 MASK_OTHERS = ("proposals", "labelled")
-MASK_OUTPUT_STRIDES = (2, 1)  # 1: a second learned 2x upsampling, for small instances
+MASK_OUTPUT_STRIDES = (2, 1)  # 1: a second learned 2x upsampling (measured worse; README, "Learning curves")
 """What GFR suppresses as "other proposals" in training: the sampled mask proposals only (as in
 the paper), or also every labelled instance's box. With proposals only, an instance none of whose
 proposals was sampled keeps its features while its pixels are targets 0: the same salient look is

@@ -44,7 +44,7 @@ class TrainConfig:
         "grown by this fraction per side; none for the whole image as in the paper.", minimum=0)
     mask_output_stride: int = option(
         NETWORK.mask_output_stride, "Whole-image mask heads: image pixels per mask logit; 2 as in the paper (one "
-        "learned 2x upsampling of the stride-4 level), 1 adds a second for finer masks of small instances.",
+        "learned 2x upsampling of the stride-4 level), 1 adds a second (measured worse: README, \"Learning curves\").",
         choices=MASK_OUTPUT_STRIDES)
     mask_others: str = option(
         NETWORK.mask_others, "What GFR suppresses as other proposals in training: the sampled mask proposals (the "
