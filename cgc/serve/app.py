@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 
 from cgc.errors import InputError
 from cgc.serve.backend import SalientInstanceBackend
-from cgc.serve.retraining import START_TRAINING, Retrainer, project_id
+from cgc.serve.retraining import START_TRAINING, Retrainer
 
 log = logging.getLogger("cgc.serve")
 
@@ -80,8 +80,7 @@ def create_app(backend: SalientInstanceBackend, retrainer: Retrainer | None = No
     def train(request: Request, body: dict[str, Any] = Body(...)) -> Any:
         if retrainer is None:
             return training_is_off()
-        return answer(request, lambda request_body: retrainer.start(project_id(request_body.get("project")),
-                                                                    "Label Studio asked"), body)
+        return answer(request, retrainer.on_train_request, body)
 
     return app
 

@@ -83,16 +83,24 @@ class Retrainer:
         """A Label Studio webhook event: annotations are counted, START_TRAINING starts a round, others are ignored."""
         action = event.get("action")
         if action == START_TRAINING:
-            return self.start(project_id(event.get("project")), "Label Studio asked")
+            return self.on_train_request(event)
         if action not in ANNOTATION_EVENTS:
             return {"status": "ignored", "action": action}
         annotation = event.get("annotation")
         with self.lock:
             self.new_annotations += len(annotation) if isinstance(annotation, list) else 1
-            due = self.settings.every > 0 and self.new_annotations >= self.settings.every
+            counted, due = self.new_annotations, self._round_due()
         if due:
             return self.start(project_id(event.get("project")), f"{self.settings.every} new annotations")
-        return {"status": "counted", "new_annotations": self.new_annotations}
+        return {"status": "counted", "new_annotations": counted}
+
+    def on_train_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Label Studio's "Start Training": /train (project "ID.CREATED") or the START_TRAINING webhook (project object)."""
+        return self.start(project_id(request.get("project")), "Label Studio asked")
+
+    def _round_due(self) -> bool:
+        """Enough annotations reported for the next round (called under the lock)."""
+        return self.settings.every > 0 and self.new_annotations >= self.settings.every
 
     def start(self, project: int | None, reason: str) -> dict[str, Any]:
         """Start a round now, unless one is running (the annotations reported meanwhile start the next one)."""
@@ -130,7 +138,7 @@ class Retrainer:
             log.warning("round %d failed, still serving %s: %s", number, self.backend.model_version, message)
         with self.lock:
             self.state = outcome
-            again = self.settings.every > 0 and self.new_annotations >= self.settings.every
+            again = self._round_due()
         if again:
             self.start(None, f"{self.settings.every} new annotations during round {number}")
 
