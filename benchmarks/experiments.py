@@ -82,27 +82,66 @@ def prepare_sample_split(work: Path, train_images: int, test_images: int, seed: 
 SCORES_FILE = "scores.json"  # a finished run's scores and the exact command that trained it
 
 
+def cpu_preset_command(split: SampleSplit, labels: Path, run: Path, iterations: int, seed: int) -> list[object]:
+    """`cgc train` with the cpu preset and the benchmarks' schedule: lr / 10 at 75 % of `iterations`."""
+    return ["train", "--preset", "cpu", "--data", labels, "--images", split.train_images, "--out", run,
+            "--iterations", iterations, "--lr-steps", int(iterations * 0.75), "--seed", seed]
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """A run stopped early (`train_prefix`), and the command that trained it."""
+
+    run: Path
+    command: list[str]
+
+
 def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int, seed: int, *train_options: object,
-                    reuse: bool = False) -> dict:
+                    reuse: bool = False, start_from: Prefix | None = None) -> dict:
     """Train with the cpu preset, score on the held-out scenes; AP figures in percent.
 
-    With `reuse`, a run folder that already holds the scores of this exact command is not retrained: an interrupted
-    benchmark then resumes where it stopped (a run cut short never wrote its scores, so it is redone).
+    With `start_from` (a `train_prefix` folder) the run is a copy of that run continued to `iterations` with the
+    options given, so rows that differ only after the prefix do not train it again. With `reuse`, a run folder that
+    already holds the scores of this exact command is not retrained: an interrupted benchmark then resumes where it
+    stopped (a run cut short never wrote its scores, so it is redone).
     """
-    command = ["train", "--preset", "cpu", "--data", labels, "--images", split.train_images, "--out", run,
-               "--iterations", iterations, "--lr-steps", int(iterations * 0.75), "--seed", seed, *train_options]
+    if start_from is None:
+        command = [*cpu_preset_command(split, labels, run, iterations, seed), *train_options]
+    else:
+        command = ["train", "--resume", "--out", run, "--iterations", iterations, *train_options]
     command = [str(arg) for arg in command]
+    origin = {"start_from": start_from.command} if start_from is not None else {}
     record = run / SCORES_FILE
     if reuse and record.is_file():
         stored = json.loads(record.read_text())
-        if stored.get("command") == command:
+        if stored.get("command") == command and stored.get("start_from") == origin.get("start_from"):
             return stored["scores"]
     shutil.rmtree(run, ignore_errors=True)  # a fresh run: `cgc train` will not overwrite one
+    if start_from is not None:
+        shutil.copytree(start_from.run, run)
     start = time.perf_counter()
     cgc(*command)
     scores = {**eval_scores(split, run), "train_seconds": round(time.perf_counter() - start, 1)}
-    atomic_write_json(record, {"command": command, "scores": scores}, indent=1)
+    atomic_write_json(record, {"command": command, **origin, "scores": scores}, indent=1)
     return scores
+
+
+def train_prefix(split: SampleSplit, labels: Path, run: Path, until: int, iterations: int, seed: int,
+                 *train_options: object, reuse: bool = False) -> Prefix:
+    """The first `until` iterations of a cpu-preset run of `iterations` (its schedule), stopped at a checkpoint:
+    the part that runs differing only later share (see `train_and_score`'s start_from). Kept with `reuse`."""
+    command = [*cpu_preset_command(split, labels, run, iterations, seed), *train_options]
+    command = [str(arg) for arg in command]
+    command[command.index("--iterations") + 1] = str(until)
+    command += ["--checkpoint-every", str(until)]
+    record = run.with_name(run.name + ".json")  # outside the folder, which the continued runs copy
+    if reuse and record.is_file() and json.loads(record.read_text()).get("command") == command:
+        return Prefix(run, command)
+    shutil.rmtree(run, ignore_errors=True)
+    start = time.perf_counter()
+    cgc(*command)
+    atomic_write_json(record, {"command": command, "train_seconds": round(time.perf_counter() - start, 1)}, indent=1)
+    return Prefix(run, command)
 
 
 def eval_scores(split: SampleSplit, run: Path, metrics_file: str = "metrics.json") -> dict:

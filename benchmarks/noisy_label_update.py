@@ -9,8 +9,10 @@ lambda = 0 (label rounds only; lambda = 1 stops the mask head, see the README). 
 AP figures and the labels' mean IoU to the truth after every round; writes JSON.
 
 Beside Algorithm 1 as written, one run per guard (cgc/refine/update_guards.py), each guard alone.
+Every row continues one shared run of the first --update-start iterations (the rows are the same up
+to there), so a row costs only the iterations after it.
 
-    .venv/bin/python benchmarks/noisy_label_update.py --reuse    # about 20 minutes per run on 2 cores
+    .venv/bin/python benchmarks/noisy_label_update.py --reuse    # about 15 minutes per row on 2 cores
     .venv/bin/python benchmarks/noisy_label_update.py --reuse --runs "no update" "label rounds" "region guard"
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import argparse
 
 from experiments import (add_run_arguments, label_change_by_quality, label_rounds_quality, prepare_sample_split,
-                         print_label_rounds, print_table, save_results, train_and_score)
+                         print_label_rounds, print_table, save_results, train_and_score, train_prefix)
 
 from cgc.refine.update_rule import DEFAULT_PHI
 from cgc.training.label_rounds import round_paths
@@ -50,13 +52,15 @@ def main() -> None:
     rounds = ("--update-every", args.update_every, "--update-start", args.update_start, "--update-phi", args.phi,
               "--update-weight", 0)
     first_round_change = {}
+    prefix = train_prefix(split, labels, args.work / f"prefix-{args.update_start}", args.update_start, args.iterations,
+                          args.seed, "--mask-head", "gfr", "--update-every", 0, reuse=args.reuse)
     for name, guard in GUARDED_RUNS:
         if name not in args.runs:
             continue
         options = ("--update-every", 0) if guard is None else (*rounds, *guard)
         folders[name] = args.work / f"run-{name.replace(' ', '-')}"
-        scores = train_and_score(split, labels, folders[name], args.iterations, args.seed, "--mask-head", "gfr", *options,
-                                 reuse=args.reuse)
+        scores = train_and_score(split, labels, folders[name], args.iterations, args.seed, *options,
+                                 reuse=args.reuse, start_from=prefix)
         # the labels trained on: the naive weak labels, then each round the run wrote (none without the scheme)
         rows.append({"run": name, **scores, **label_rounds_quality(split, folders[name], labels)})
         if guard is not None:
