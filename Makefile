@@ -69,7 +69,7 @@ demo: $(STAMP)
 		--json $(DEMO)/quality.json
 	$(CGC) weaklabels compare --labels $(DEMO)/weaklabels-naive/annotations.json --truth $(DEMO)/truth.json \
 		--json $(DEMO)/quality-naive.json
-	@echo "== Train CGCNet on the weak labels (CPU preset: ImageNet MobileNetV2, its 3 deepest stages trained; GFR head) =="
+	@echo "== Train CGCNet on the weak labels (CPU preset: ImageNet MobileNetV2, its 3 deepest stages trained; RoIAlign mask head) =="
 	rm -rf $(DEMO)/run  # a fresh run each time: cgc train will not overwrite one
 	$(CGC) train --preset cpu --data $(DEMO)/weaklabels/annotations.json --images $(DEMO)/sample/imgs \
 		--out $(DEMO)/run --iterations $(DEMO_ITERATIONS) --lr-steps $(DEMO_LR_STEP)

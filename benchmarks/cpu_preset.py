@@ -2,7 +2,7 @@
 
 The FPN's 256-channel levels, the RPN's 3x3 convolution over them and the box head's first layer
 (256 x 7 x 7 inputs) make up most of a CPU-preset step; the MobileNetV2 body is small beside
-them, so training its deepest stages costs little time. Rows (GFR head, same seed, iterations
+them, so training its deepest stages costs little time. Rows (the preset's head, same seed, iterations
 and data): the CPU preset as it is; FPN levels of 128 channels; the three deepest backbone
 stages trained instead of frozen; twice the learning rate. The number of test proposals, which
 changes inference only, is measured on one model by benchmarks/test_proposals.py.

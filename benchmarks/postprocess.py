@@ -1,6 +1,6 @@
 """Duplicate suppression measured on one trained model: final box NMS x mask-level suppression.
 
-One run is trained (the cpu preset, GFR, the demo's 200 sample scenes and 250 iterations, or
+One run is trained (the cpu preset and its head, the demo's 200 sample scenes and 250 iterations, or
 --checkpoint), then every post-processing variant scores the same network on the held-out
 scenes: COCO mask AP, the paper's AP^r0.7, precision and recall at the score threshold (IoU 0.5),
 predictions per true instance, and COCO mask AP of the same detections as filled boxes. Only the

@@ -2,7 +2,7 @@
 
 The box head scores every proposal the RPN keeps, so at 1000 (torchvision's and the paper's value) it
 is the largest cost of inference on CPU after the mask head (FLOP counts in the README's training section). One run is
-trained (the cpu preset, GFR, 250 iterations, or --checkpoint), then rebuilt with each number of test
+trained (the cpu preset and its head, 250 iterations, or --checkpoint), then rebuilt with each number of test
 proposals from its own weights: only inference differs between rows, so the differences are not
 training noise. Seconds are the wall time of predicting the held-out scenes.
 

@@ -65,7 +65,7 @@ def test_last_slots_are_the_last_sightings_in_the_window() -> None:
 
 
 def test_loader_is_cut_at_round_boundaries() -> None:
-    config = resolve_config("cpu", iterations=7, update_every=3)
+    config = resolve_config("cpu", iterations=7, update_every=3, mask_head="gfr")
     assert loader_segments(config, 0) == [(0, 3), (3, 6), (6, 7)]
     assert loader_segments(config, 4) == [(4, 6), (6, 7)]
     assert loader_segments(replace(config, update_every=0), 4) == [(4, 7)]
@@ -448,10 +448,10 @@ def test_tuned_crf_settings_reach_the_label_update(tiny_labels, tmp_path: Path, 
     monkeypatch.setattr("cgc.training.engine.train", lambda config, resume, progress: seen.append(config) or SimpleNamespace(
         iterations=0, last_checkpoint=None, last_losses={}, main_process=True))
     base = ["train", "--preset", "cpu", "--data", str(tiny_labels[0]), "--images", str(tiny_labels[1]),
-            "--out", str(tmp_path / "run"), "--crf-params", str(tuned)]
+            "--out", str(tmp_path / "run"), "--crf-params", str(tuned), "--mask-head", "gfr"]
     result = CliRunner().invoke(cgc, base + ["--update-every", "5"])
     assert result.exit_code == 0, result.output
     assert crf_params_of(seen[0]) == CRFParams(w1=7.0, theta_alpha=55.0, theta_beta=9.0, w2=3.0, theta_gamma=3.0, iterations=5)
-    assert crf_params_of(resolve_config("cpu", update_every=5)) == CRFParams()
+    assert crf_params_of(resolve_config("cpu", update_every=5, mask_head="gfr")) == CRFParams()
     result = CliRunner().invoke(cgc, base)
     assert result.exit_code == 1 and "needs --update-every" in result.output

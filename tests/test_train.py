@@ -281,8 +281,8 @@ def test_the_config_reaches_the_network() -> None:
     from cgc.training.config import resolve_config
     from cgc.training.model_factory import model_from_config
 
-    config = resolve_config("cpu", fpn_channels=32, rpn_test_proposals=50, mask_others="labelled", mask_window=0.5,
-                            mask_output_stride=1)
+    config = resolve_config("cpu", mask_head="gfr", fpn_channels=32, rpn_test_proposals=50, mask_others="labelled",
+                            mask_window=0.5, mask_output_stride=1)
     model = model_from_config(config, load_backbone_weights=False).eval()
     assert model.backbone.out_channels == 32
     assert model.rpn.post_nms_top_n() == 50
