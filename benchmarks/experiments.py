@@ -82,10 +82,23 @@ def prepare_sample_split(work: Path, train_images: int, test_images: int, seed: 
 SCORES_FILE = "scores.json"  # a finished run's scores and the exact command that trained it
 
 
-def cpu_preset_command(split: SampleSplit, labels: Path, run: Path, iterations: int, seed: int) -> list[object]:
-    """`cgc train` with the cpu preset and the benchmarks' schedule: lr / 10 at 75 % of `iterations`."""
-    return ["train", "--preset", "cpu", "--data", labels, "--images", split.train_images, "--out", run,
-            "--iterations", iterations, "--lr-steps", int(iterations * 0.75), "--seed", seed]
+def cpu_preset_command(split: SampleSplit, labels: Path, run: Path, iterations: int, seed: int,
+                       stop_at: int | None = None) -> list[str]:
+    """`cgc train` with the cpu preset and the benchmarks' schedule, lr / 10 at 75 % of `iterations`; with
+    `stop_at`, the same run stopped there."""
+    command = ["train", "--preset", "cpu", "--data", labels, "--images", split.train_images, "--out", run,
+               "--iterations", iterations if stop_at is None else stop_at, "--lr-steps", int(iterations * 0.75),
+               "--seed", seed]
+    return [str(arg) for arg in command]
+
+
+def stored_record(record: Path, identity: dict, reuse: bool) -> dict | None:
+    """What a finished run recorded at `record`, if `reuse` is on and it was made by the same `identity` (its
+    command...): --reuse then keeps it instead of training again."""
+    if not (reuse and record.is_file()):
+        return None
+    stored = json.loads(record.read_text())
+    return stored if all(stored.get(key) == value for key, value in identity.items()) else None
 
 
 @dataclass(frozen=True)
@@ -106,23 +119,21 @@ def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int
     stopped (a run cut short never wrote its scores, so it is redone).
     """
     if start_from is None:
-        command = [*cpu_preset_command(split, labels, run, iterations, seed), *train_options]
+        command = cpu_preset_command(split, labels, run, iterations, seed)
     else:
-        command = ["train", "--resume", "--out", run, "--iterations", iterations, *train_options]
-    command = [str(arg) for arg in command]
-    origin = {"start_from": start_from.command} if start_from is not None else {}
-    record = run / SCORES_FILE
-    if reuse and record.is_file():
-        stored = json.loads(record.read_text())
-        if stored.get("command") == command and stored.get("start_from") == origin.get("start_from"):
-            return stored["scores"]
+        command = ["train", "--resume", "--out", str(run), "--iterations", str(iterations)]
+    command += [str(arg) for arg in train_options]
+    identity = {"command": command, **({"start_from": start_from.command} if start_from is not None else {})}
+    stored = stored_record(run / SCORES_FILE, identity, reuse)
+    if stored is not None:
+        return stored["scores"]
     shutil.rmtree(run, ignore_errors=True)  # a fresh run: `cgc train` will not overwrite one
     if start_from is not None:
         shutil.copytree(start_from.run, run)
     start = time.perf_counter()
     cgc(*command)
     scores = {**eval_scores(split, run), "train_seconds": round(time.perf_counter() - start, 1)}
-    atomic_write_json(record, {"command": command, **origin, "scores": scores}, indent=1)
+    atomic_write_json(run / SCORES_FILE, {**identity, "scores": scores}, indent=1)
     return scores
 
 
@@ -130,17 +141,15 @@ def train_prefix(split: SampleSplit, labels: Path, run: Path, until: int, iterat
                  *train_options: object, reuse: bool = False) -> Prefix:
     """The first `until` iterations of a cpu-preset run of `iterations` (its schedule), stopped at a checkpoint:
     the part that runs differing only later share (see `train_and_score`'s start_from). Kept with `reuse`."""
-    command = [*cpu_preset_command(split, labels, run, iterations, seed), *train_options]
-    command = [str(arg) for arg in command]
-    command[command.index("--iterations") + 1] = str(until)
-    command += ["--checkpoint-every", str(until)]
+    command = [*cpu_preset_command(split, labels, run, iterations, seed, stop_at=until),
+               *(str(arg) for arg in train_options), "--checkpoint-every", str(until)]
     record = run.with_name(run.name + ".json")  # outside the folder, which the continued runs copy
-    if reuse and record.is_file() and json.loads(record.read_text()).get("command") == command:
-        return Prefix(run, command)
-    shutil.rmtree(run, ignore_errors=True)
-    start = time.perf_counter()
-    cgc(*command)
-    atomic_write_json(record, {"command": command, "train_seconds": round(time.perf_counter() - start, 1)}, indent=1)
+    if stored_record(record, {"command": command}, reuse) is None:
+        shutil.rmtree(run, ignore_errors=True)
+        start = time.perf_counter()
+        cgc(*command)
+        atomic_write_json(record, {"command": command, "train_seconds": round(time.perf_counter() - start, 1)},
+                          indent=1)
     return Prefix(run, command)
 
 

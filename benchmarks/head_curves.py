@@ -14,7 +14,6 @@ checkpoint, so the curve can be built over several sittings.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from experiments import (
     prepare_sample_split,
     print_table,
     save_results,
+    stored_record,
 )
 
 from cgc.fileio import atomic_write_json
@@ -52,10 +52,9 @@ def train_to(split: SampleSplit, run: Path, head: str, iterations: int, schedule
                "--checkpoint-every", 100]
     command = [str(arg) for arg in command]
     record = milestone_record(run, iterations)
-    if reuse and record.is_file():
-        stored = json.loads(record.read_text())
-        if stored.get("command") == command:
-            return stored["scores"]
+    stored = stored_record(record, {"command": command}, reuse)
+    if stored is not None:
+        return stored["scores"]
     has_checkpoint = (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("*.pt"))
     start = time.perf_counter()
     cgc(*command, "--iterations", iterations, *(["--resume"] if has_checkpoint else []))

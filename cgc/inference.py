@@ -162,11 +162,16 @@ def detect_images(model: CGCNet, device: torch.device, paths: Sequence[Path], pr
         yield path, rgb, detect(model, rgb, device)
 
 
+def reported_score(score: float) -> float:
+    """A detection's score as cgc writes it (results.json, Label Studio predictions): 5 decimals."""
+    return round(float(score), 5)
+
+
 def coco_results(image_id: int, prediction: Prediction) -> list[dict]:
     """COCO results entries (what COCO.loadRes and `cgc eval --predictions` take)."""
     return [
         {"image_id": image_id, "category_id": SALIENT_CATEGORY_ID, "segmentation": encode_mask(mask),
-         "bbox": mask_bbox_xywh(mask), "score": round(float(score), 5)}
+         "bbox": mask_bbox_xywh(mask), "score": reported_score(score)}
         for mask, score in zip(prediction.masks, prediction.scores)
     ]
 

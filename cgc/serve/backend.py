@@ -121,9 +121,10 @@ class SalientInstanceBackend:
         if prediction is None:
             return {"result": [], "score": 0.0, "model_version": self.model_version, "error": error}
         from cgc.coco import mask_bbox_xywh
+        from cgc.inference import reported_score
 
         height, width = picture.shape[:2]
-        sources = [RegionSource(f"cgc{number}", tuple(mask_bbox_xywh(mask)), round(float(score), 5), mask)
+        sources = [RegionSource(f"cgc{number}", tuple(mask_bbox_xywh(mask)), reported_score(score), mask)
                    for number, (mask, score) in enumerate(zip(prediction.masks, prediction.scores), start=1)]
         regions, score = regions_for_image(width, height, sources, target.tags, target.mask_format, target.label)
         return {"result": regions, "score": score if score is not None else 0.0, "model_version": self.model_version}
