@@ -14,6 +14,7 @@ to there), so a row costs only the iterations after it.
 
     .venv/bin/python benchmarks/noisy_label_update.py --reuse    # about 15 minutes per row on 2 cores
     .venv/bin/python benchmarks/noisy_label_update.py --reuse --runs "no update" "label rounds" "region guard"
+    .venv/bin/python benchmarks/noisy_label_update.py --reuse --labels weak --work ... --out ...   # the default labels
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ def main() -> None:
     parser.add_argument("--update-every", type=int, default=100, help="iterations per label round (100: one epoch)")
     parser.add_argument("--phi", type=float, default=DEFAULT_PHI)
     parser.add_argument("--runs", nargs="+", default=[name for name, _ in GUARDED_RUNS], help="which rows to run")
+    parser.add_argument("--labels", choices=["naive", "weak"], default="naive",
+                        help="train on the naive labels (all-in-box) or on the priors' weak labels, cgc's default")
     args = parser.parse_args()
 
     split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed, args.style)
-    labels = split.naive_labels
+    labels = split.naive_labels if args.labels == "naive" else split.weak_labels
     rows, folders = [], {}
     rounds = ("--update-every", args.update_every, "--update-start", args.update_start, "--update-phi", args.phi,
               "--update-weight", 0)
@@ -67,7 +70,7 @@ def main() -> None:
             first_round, _ = round_paths(folders[name], 1)
             first_round_change[name] = label_change_by_quality(split, labels, first_round)
         save_results(args, rows=rows, first_round_change=first_round_change)
-    print_table(f"GFR on naive weak labels, {args.iterations} iterations, rounds every {args.update_every} from "
+    print_table(f"GFR on the {args.labels} labels, {args.iterations} iterations, rounds every {args.update_every} from "
                 f"{args.update_start}, phi {args.phi}, lambda 0, seed {args.seed}", rows, "run")
     print_label_rounds([(row["run"], row) for row in rows])
     print("The first round's effect on the labels, by their IoU to the truth before it")
