@@ -166,6 +166,25 @@ def test_labelling_config_round_trips_through_the_sdk() -> None:
         control_tags("<View><Image")
 
 
+def test_a_prediction_without_a_box_takes_its_mask_s_box() -> None:
+    from cgc.annotate.labelstudio_push import ControlTag, prediction_for_image
+    from cgc.coco import encode_mask
+
+    mask = np.zeros((30, 40), np.uint8)
+    mask[5:15, 10:30] = 1
+    image = {"id": 1, "width": 40, "height": 30}
+    instance = {"id": 7, "segmentation": encode_mask(mask), "score": 0.9}
+    tags = {"rectangle": ControlTag("label", "image", "salient"), "brush": ControlTag("mask", "image", "salient")}
+    regions, score = prediction_for_image(image, [instance], tags, "brush", "salient")
+    box, brush = regions
+    assert score == 0.9 and brush["type"] == "brushlabels"
+    assert (box["value"]["x"], box["value"]["y"]) == (25.0, 5 / 30 * 100)
+    assert (box["value"]["width"], box["value"]["height"]) == (50.0, 10 / 30 * 100)
+    boxes_only, _ = prediction_for_image(image, [instance], tags, "none", "salient")
+    assert [region["type"] for region in boxes_only] == ["rectanglelabels"]
+    assert boxes_only[0]["value"] == box["value"]
+
+
 def test_failure_messages_are_one_line_and_name_the_problem() -> None:
     request = httpx.Request("GET", "http://127.0.0.1:9/api")
     refused = explain_failure(httpx.ConnectError("[Errno 111] Connection refused", request=request), "http://h", "x")

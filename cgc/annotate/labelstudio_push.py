@@ -120,14 +120,15 @@ def control_tags(label_config: str) -> dict[str, ControlTag]:
     return found
 
 
-def _bbox(annotation: dict[str, Any], width: int, height: int) -> tuple[float, float, float, float] | None:
+def _bbox(annotation: dict[str, Any], mask: np.ndarray | None) -> tuple[float, float, float, float] | None:
+    """The instance's COCO box, else its mask's (the decoded segmentation, None without one)."""
     bbox = annotation.get("bbox")
     if isinstance(bbox, list) and len(bbox) == 4 and bbox[2] > 0 and bbox[3] > 0:
         return tuple(float(v) for v in bbox)  # type: ignore[return-value]
-    if annotation.get("segmentation"):
-        from cgc.coco import decode_mask, mask_bbox_xywh
+    if mask is not None:
+        from cgc.coco import mask_bbox_xywh
 
-        box = mask_bbox_xywh(decode_mask(annotation["segmentation"], height, width))
+        box = mask_bbox_xywh(mask)
         return tuple(box) if box[2] > 0 else None  # type: ignore[return-value]
     return None
 
@@ -190,10 +191,12 @@ def prediction_for_image(image: dict[str, Any], instances: list[dict[str, Any]],
     sources = []
     for number, annotation in enumerate(instances, start=1):
         score = annotation.get("score", annotation.get("agreement"))
-        wants_mask = mask_format != "none" and annotation.get("segmentation")
-        sources.append(RegionSource(f"cgc{annotation.get('id', number)}", _bbox(annotation, width, height),
+        # decoded once, for the mask region and for a box the annotation lacks
+        needs_mask = mask_format != "none" or _bbox(annotation, None) is None
+        mask = decode_mask(annotation["segmentation"], height, width) if needs_mask and annotation.get("segmentation") else None
+        sources.append(RegionSource(f"cgc{annotation.get('id', number)}", _bbox(annotation, mask),
                                     float(score) if isinstance(score, (int, float)) else None,
-                                    decode_mask(annotation["segmentation"], height, width) if wants_mask else None))
+                                    mask if mask_format != "none" else None))
     return regions_for_image(width, height, sources, tags, mask_format, label)
 
 
