@@ -153,8 +153,7 @@ def test_image_upload_exchanges_a_personal_access_token_for_a_bearer_token() -> 
 
 
 def test_labelling_config_round_trips_through_the_sdk() -> None:
-    from cgc.annotate.labelstudio_push import ControlTag, control_tags
-    from cgc.annotate.labelstudio_setup import salient_label_config
+    from cgc.annotate.labelstudio_config import ControlTag, control_tags, salient_label_config
 
     assert control_tags(salient_label_config("none")) == {"rectangle": ControlTag("label", "image", "salient")}
     assert control_tags(salient_label_config("brush"))["brush"] == ControlTag("mask", "image", "salient")
@@ -167,7 +166,8 @@ def test_labelling_config_round_trips_through_the_sdk() -> None:
 
 
 def test_a_prediction_without_a_box_takes_its_mask_s_box() -> None:
-    from cgc.annotate.labelstudio_push import ControlTag, prediction_for_image
+    from cgc.annotate.labelstudio_config import ControlTag
+    from cgc.annotate.labelstudio_push import prediction_for_image
     from cgc.coco import encode_mask
 
     mask = np.zeros((30, 40), np.uint8)
@@ -602,7 +602,7 @@ def test_serve_is_the_projects_ml_backend(label_studio, admin, sample_dir, tiny_
 @server_test
 def test_mask_tool_reaches_a_reused_project(label_studio, admin, sample_dir, tmp_path) -> None:
     """`setup --mask-tool` on a project that exists adds the tool to a config cgc made, and says how otherwise."""
-    from cgc.annotate.labelstudio_push import control_tags
+    from cgc.annotate.labelstudio_config import control_tags
 
     images = tmp_path / "one"
     images.mkdir()

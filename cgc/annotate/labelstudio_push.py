@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from cgc.annotate.import_parser import labelstudio_image_file_name
+from cgc.annotate.labelstudio_config import ControlTag, control_tags
 from cgc.annotate.labelstudio_client import (
     LabelStudioConnection,
     LabelStudioError,
@@ -42,9 +43,6 @@ from cgc.fileio import read_json
 
 MASK_FORMATS = ("auto", "brush", "polygon", "none")
 PUSH_BATCH = 200
-_CONTROL_TYPES = {"rectanglelabels": "rectangle", "brushlabels": "brush", "polygonlabels": "polygon"}
-
-
 @dataclass
 class Instances:
     """A COCO file read for pushing: its kind and, per image, the image record and its instances."""
@@ -94,30 +92,6 @@ def read_instances(path: str | Path) -> Instances:
     scored = any("score" in item for item in coco.annotations)
     kind = "predictions" if scored else "weaklabels" if has_masks else "boxes"
     return Instances(kind, coco.images, coco.annotations_by_image())
-
-
-@dataclass(frozen=True)
-class ControlTag:
-    name: str
-    to_name: str
-    label: str | None
-
-
-def control_tags(label_config: str) -> dict[str, ControlTag]:
-    """The project's first RectangleLabels / BrushLabels / PolygonLabels tag, by kind (SDK's LabelInterface)."""
-    from label_studio_sdk.label_interface import LabelInterface
-
-    try:
-        interface = LabelInterface(label_config)
-    except Exception as exc:  # noqa: BLE001 - the SDK raises its own XML and validation errors
-        raise LabelStudioError(f"cannot read the project's labelling config: {' '.join(str(exc).split())}") from None
-    found: dict[str, ControlTag] = {}
-    for control in interface.controls:
-        kind = _CONTROL_TYPES.get(control.tag.lower())
-        if kind and kind not in found and control.name and control.to_name:
-            labels = list(control.labels or [])
-            found[kind] = ControlTag(control.name, control.to_name[0], labels[0] if labels else None)
-    return found
 
 
 def _bbox(annotation: dict[str, Any], mask: np.ndarray | None) -> tuple[float, float, float, float] | None:

@@ -27,6 +27,7 @@ from cgc.annotate.labelstudio_client import (
     task_image_ref,
 )
 from cgc.annotate.import_parser import labelstudio_image_file_name
+from cgc.annotate.labelstudio_config import MASK_TOOLS, control_tags, salient_label_config
 from cgc.datasets.pictures import check_picture
 from cgc.errors import InputError
 
@@ -39,28 +40,6 @@ INSTRUCTIONS = (
 # Label Studio accepts up to 100 files per request by default; stay well below, and below its size cap.
 UPLOAD_BATCH_FILES = 50
 UPLOAD_BATCH_BYTES = 64 * 1024 * 1024
-
-
-MASK_TOOLS = {"none": None, "brush": "BrushLabels", "polygon": "PolygonLabels"}
-
-
-def salient_label_config(mask_tool: str = "none") -> str:
-    """Label Studio labelling config: one RectangleLabels "salient" (+ a mask tool to review masks).
-
-    Built with the SDK's LabelInterface, so the XML is well-formed and every control names its image.
-    """
-    from label_studio_sdk.label_interface import LabelInterface
-
-    def salient(colour: str) -> tuple:
-        return (("Label", {"value": "salient", "background": colour}, ()),)
-
-    tags: dict[str, tuple] = {
-        "image": ("Image", {"zoom": "true", "zoomControl": "true"}, ()),
-        "label": ("RectangleLabels", {"strokeWidth": "2"}, salient("#ff3030")),
-    }
-    if MASK_TOOLS[mask_tool]:
-        tags["mask"] = (MASK_TOOLS[mask_tool], {"strokeWidth": "2"}, salient("#00a0ff"))
-    return LabelInterface.create(tags, title={"image": "Draw one box per salient instance"})
 
 
 def list_images(image_dir: str | Path) -> list[Path]:
@@ -219,7 +198,6 @@ def add_mask_tool(connection: LabelStudioConnection, project: dict[str, Any], ma
     A labelling config cgc made gets cgc's config with the tool (existing boxes stay valid: only a
     tag is added). Another config is left alone, with an error that says how to add the tool by hand.
     """
-    from cgc.annotate.labelstudio_push import control_tags
 
     if mask_tool == "none":
         return None

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cgc.annotate.labelstudio_client import task_image_ref
-from cgc.annotate.labelstudio_push import ControlTag, RegionSource, control_tags, regions_for_image
+from cgc.annotate.labelstudio_config import ControlTag, control_tags
+from cgc.annotate.labelstudio_push import RegionSource, regions_for_image
 from cgc.errors import InputError
 from cgc.serve.task_images import TaskImages
 
