@@ -36,6 +36,7 @@ GUARDED_RUNS = (  # (row, the guard's options; None: no label rounds at all)
     ("box guard", ("--update-box-margin", 0.1)),
     ("quality floor", ("--update-min-iou", 0.7, "--update-min-confidence", 0.3)),
     ("blending", ("--update-blend", 0.3)),
+    ("shared pixels", ("--update-shared-only",)),
     ("all guards", ("--update-region-margin", 3, "--update-box-margin", 0.1, "--update-min-iou", 0.7,
                     "--update-min-confidence", 0.3, "--update-blend", 0.3)),
 )

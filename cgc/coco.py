@@ -6,7 +6,7 @@ read it too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,12 @@ def binary_mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def mask_bbox_xyxy(mask: np.ndarray) -> tuple[float, float, float, float]:
     """Tight pixel box of a mask as (x0, y0, x1, y1), exclusive ends, as CRF windows and detectors take it; zeros if empty."""
-    x, y, w, h = mask_bbox_xywh(mask)
+    return bbox_xyxy(mask_bbox_xywh(mask))
+
+
+def bbox_xyxy(bbox: Sequence[float]) -> tuple[float, float, float, float]:
+    """A COCO x, y, w, h box as x0, y0, x1, y1."""
+    x, y, w, h = bbox
     return x, y, x + w, y + h
 
 

@@ -455,3 +455,23 @@ def test_tuned_crf_settings_reach_the_label_update(tiny_labels, tmp_path: Path, 
     assert crf_params_of(resolve_config("cpu", update_every=5, mask_head="gfr")) == CRFParams()
     result = CliRunner().invoke(cgc, base)
     assert result.exit_code == 1 and "needs --update-every" in result.output
+
+
+def test_guards_get_the_instance_s_box_and_the_other_instances_labels_and_boxes() -> None:
+    from types import SimpleNamespace
+
+    from cgc.coco_files import CocoFile
+    from cgc.training.label_rounds import LabelStore
+    from cgc.training.label_update import LabelUpdater
+
+    masks = {7: rectangle((20, 30), 2, 2, 10, 12), 8: rectangle((20, 30), 8, 4, 25, 18), 9: rectangle((20, 30), 1, 1, 5, 5)}
+    annotations = [{"id": 7, "image_id": 1, "bbox": [2, 2, 8, 10], "segmentation": encode_mask(masks[7])},
+                   {"id": 8, "image_id": 1, "bbox": [8, 4, 17, 14], "segmentation": encode_mask(masks[8])},
+                   {"id": 9, "image_id": 2, "bbox": [1, 1, 4, 4], "segmentation": encode_mask(masks[9])}]
+    store = LabelStore(CocoFile("labels.json", {"images": [], "annotations": annotations}))
+    updater = SimpleNamespace(config=resolve_config("cpu", mask_head="gfr", update_shared_only=True), store=store)
+    inputs = LabelUpdater.guard_inputs(updater, SimpleNamespace(annotation_id=7))
+    assert inputs["guards"].shared_only and inputs["box"] == (2, 2, 10, 12)
+    assert inputs["others"] == [annotations[1]["segmentation"]] and inputs["other_boxes"] == [(8, 4, 25, 18)]
+    plain = SimpleNamespace(config=resolve_config("cpu", mask_head="gfr"), store=store)
+    assert LabelUpdater.guard_inputs(plain, SimpleNamespace(annotation_id=7)) == {}

@@ -82,3 +82,20 @@ def test_blending_changes_only_pixels_where_the_map_is_confident() -> None:
     bad = square(10, 10, 25, 20)  # confident map of the full instance: the missing half is filled in
     label, _ = guarded_label(bad, soft(TRUTH), soft(TRUTH), NOTHING, BOX, guards)
     assert np.array_equal(label, TRUTH)
+
+
+def test_shared_pixels_guard_changes_only_what_lies_in_two_boxes() -> None:
+    """Naive labels take every salient pixel in the box, the neighbour's too where the boxes overlap: the guard
+    lets the map decide those pixels, and keeps the label where the priors are sure (one box alone)."""
+    guards = UpdateGuards(shared_only=True)
+    box, neighbour_box = (10.0, 10.0, 30.0, 30.0), (22.0, 10.0, 45.0, 30.0)  # they overlap in columns 22-30
+    naive = TRUTH | square(25, 10, 30, 30)  # every salient pixel in the box: a strip of the neighbour's too
+    label, _ = guarded_label(naive, soft(TRUTH), soft(TRUTH), NEIGHBOUR, box, guards, [neighbour_box])
+    assert np.array_equal(label, TRUTH)  # repaired where it was wrong
+    worse = TRUTH & ~square(10, 10, 16, 30) | square(0, 0, 60, 5)  # the map drops the left part, takes background
+    plain, _ = guarded_label(TRUTH, soft(worse), soft(worse), NEIGHBOUR, box, PLAIN, [neighbour_box])
+    assert np.array_equal(plain, worse)  # Algorithm 1 takes the worse map
+    label, _ = guarded_label(TRUTH, soft(worse), soft(worse), NEIGHBOUR, box, guards, [neighbour_box])
+    assert np.array_equal(label, TRUTH)  # none of those pixels lies in two boxes: the good label stays
+    alone, _ = guarded_label(naive, soft(TRUTH), soft(TRUTH), NOTHING, box, guards, [])
+    assert np.array_equal(alone, naive)  # one box in the picture: nothing for the map to decide

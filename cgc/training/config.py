@@ -108,6 +108,9 @@ class TrainConfig:
     update_blend: float | None = option(
         None, "Guard: change only the pixels where the refined map disagrees with the label and |R_f - 0.5| is at "
         "least this, instead of replacing the label.", minimum=0, maximum=0.5, default_text="off")
+    update_shared_only: bool = option(
+        False, "Guard: change only the labelled salient pixels that lie in another instance's box too, where the "
+        "priors had to guess; a pixel in one box alone keeps its label.")
     update_crf: dict[str, float] | None = None  # the label update's CRF settings (`cgc train --crf-params`); None: CRFParams()
     update_weight: float = option(
         1.0, "lambda in L = L_bb + L_seg + lambda * L_upd; 0 keeps the label rounds without L_upd.", minimum=0)
@@ -116,7 +119,7 @@ class TrainConfig:
     @property
     def update_guards(self) -> UpdateGuards:
         return UpdateGuards(self.update_region_margin, self.update_box_margin, self.update_min_iou,
-                            self.update_min_confidence, self.update_blend)
+                            self.update_min_confidence, self.update_blend, self.update_shared_only)
 
     @property
     def update_start_iteration(self) -> int:

@@ -29,10 +29,10 @@ class LabelStore:
     def annotation(self, annotation_id: int) -> dict[str, Any]:
         return self.by_id[annotation_id]
 
-    def others(self, annotation_id: int) -> list[Any]:
-        """The segmentations of the other instances of the same image (the update's region guard needs them)."""
+    def others(self, annotation_id: int) -> list[dict[str, Any]]:
+        """The other instances of the same image (the update's guards need their labels and boxes)."""
         image_id = self.by_id[annotation_id]["image_id"]
-        return [a["segmentation"] for a in self.labels.annotations if a["image_id"] == image_id and a["id"] != annotation_id]
+        return [a for a in self.labels.annotations if a["image_id"] == image_id and a["id"] != annotation_id]
 
     def with_decisions(self, decisions: list[UpdateDecision], source: Path) -> CocoFile:
         """The next round (to be written at `source`): these labels with every replaced instance's segmentation and

@@ -47,6 +47,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cgc.coco import bbox_xyxy
 from cgc.coco_files import write_coco_file
 from cgc.fileio import atomic_write_json
 from cgc.refine.crf import CRFParams
@@ -142,12 +143,14 @@ class LabelUpdater:
         self.pool.poll()
 
     def guard_inputs(self, instance_map: Any) -> dict[str, Any]:
-        """The guards of the run, and what they need of this instance: the image's other labels and its box."""
+        """The guards of the run, and what they need of this instance: its box, the image's other labels and boxes."""
         guards = self.config.update_guards
         if not guards.any:
             return {}
-        x, y, w, h = self.store.annotation(instance_map.annotation_id)["bbox"]
-        return {"guards": guards, "others": self.store.others(instance_map.annotation_id), "box": (x, y, x + w, y + h)}
+        others = self.store.others(instance_map.annotation_id)
+        return {"guards": guards, "others": [other["segmentation"] for other in others],
+                "box": bbox_xyxy(self.store.annotation(instance_map.annotation_id)["bbox"]),
+                "other_boxes": [bbox_xyxy(other["bbox"]) for other in others]}
 
     def is_boundary(self, done: int) -> bool:
         return done % self.every == 0 and done > self.start
