@@ -31,7 +31,7 @@ from cgc.training.engine import loader_segments, train
 from cgc.training.crf_pool import WORKER_NICENESS, CRFPool, LabelUpdateError
 from helpers import rectangle, tiny_config
 
-SCHEME = dict(iterations=4, update_every=2, update_start=1, checkpoint_every=3, crf_workers=1)
+SCHEME = dict(iterations=4, update_every=2, update_start=1, checkpoint_every=3, crf_workers=1, update_weight=1.0)
 
 
 def metrics(run: Path) -> dict[int, dict[str, str]]:

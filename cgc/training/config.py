@@ -112,8 +112,11 @@ class TrainConfig:
         False, "Guard: change only the labelled salient pixels that lie in another instance's box too, where the "
         "priors had to guess; a pixel in one box alone keeps its label.")
     update_crf: dict[str, float] | None = None  # the label update's CRF settings (`cgc train --crf-params`); None: CRFParams()
+    # 0, not the paper's 1: at lambda = 1 the mask head stops predicting once L_upd starts (README, "Dense CRF and
+    # label updates"), since its gradient cancels the BCE's on every labelled pixel
     update_weight: float = option(
-        1.0, "lambda in L = L_bb + L_seg + lambda * L_upd; 0 keeps the label rounds without L_upd.", minimum=0)
+        0.0, "lambda in L = L_bb + L_seg + lambda * L_upd (the paper: 1, which stops the mask head: see the README); "
+        "0: the label rounds without L_upd.", minimum=0)
     crf_workers: int = option(1, "CRF worker processes for the label update (0: in the training process).", minimum=0)
 
     @property
