@@ -2,9 +2,11 @@
 
 Trains the same network twice on the same sample weak labels with the same seed, once without
 and once with the scheme (CRF worker pool, rounds every --update-every iterations from the start),
-and reports seconds per iteration of each and the relative cost. Prints a table and writes JSON.
+and reports seconds per iteration of each and the relative cost. Both use the GFR head: the update
+refines its whole-image maps (the cpu preset's RoIAlign head has none). Prints a table and writes JSON.
 
     .venv/bin/python benchmarks/update_overhead.py --iterations 60 --update-every 20
+    .venv/bin/python benchmarks/update_overhead.py --shared-only    # with the shared-pixels guard
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 from cgc.annotate.boxes_dataset import import_labelstudio_boxes
+from cgc.fileio import atomic_write_json
 from cgc.sample import write_sample_dataset
 from cgc.training.config import resolve_config
 from cgc.training.engine import train
@@ -29,6 +32,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--update-every", type=int, default=20)
     parser.add_argument("--crf-workers", type=int, default=1)
+    parser.add_argument("--shared-only", action="store_true", help="the rounds with the shared-pixels guard")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/update_overhead.json"))
     args = parser.parse_args()
 
@@ -42,7 +46,8 @@ def main() -> None:
         for name, update_every in (("without", 0), ("with", args.update_every)):
             config = resolve_config("cpu", data=str(work / "weak" / "annotations.json"), images=str(sample / "imgs"),
                                     out=str(work / f"run-{name}"), iterations=args.iterations, update_every=update_every,
-                                    update_start=0, crf_workers=args.crf_workers, checkpoint_every=args.iterations)
+                                    update_start=0, crf_workers=args.crf_workers, checkpoint_every=args.iterations,
+                                    mask_head="gfr", update_shared_only=args.shared_only)
             start = time.perf_counter()
             train(config, progress=False)
             seconds = time.perf_counter() - start
@@ -57,8 +62,8 @@ def main() -> None:
     for row in rows:
         print(f"{row['scheme']:<10}{row['seconds']:>9.1f}{row['seconds_per_iteration']:>8.3f}{row['rounds']:>8}{row['labels_replaced']:>10}")
     print(f"throughput cost of the scheme: {cost:.1%}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows, "cost": round(cost, 4)}, indent=1))
+    atomic_write_json(args.out, {"settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+                                 "cost": round(cost, 4)}, indent=1)
     print(f"wrote {args.out}")
 
 
