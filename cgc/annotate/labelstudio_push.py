@@ -43,6 +43,8 @@ from cgc.fileio import read_json
 
 MASK_FORMATS = ("auto", "brush", "polygon", "none")
 PUSH_BATCH = 200
+
+
 @dataclass
 class Instances:
     """A COCO file read for pushing: its kind and, per image, the image record and its instances."""

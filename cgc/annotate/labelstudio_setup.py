@@ -198,7 +198,6 @@ def add_mask_tool(connection: LabelStudioConnection, project: dict[str, Any], ma
     A labelling config cgc made gets cgc's config with the tool (existing boxes stay valid: only a
     tag is added). Another config is left alone, with an error that says how to add the tool by hand.
     """
-
     if mask_tool == "none":
         return None
     config = project.get("label_config") or "<View/>"
