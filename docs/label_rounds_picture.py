@@ -1,0 +1,61 @@
+"""The README's picture of label rounds: naive labels, Algorithm 1's third round, the shared-pixels guard's.
+
+Reads the folders `benchmarks/noisy_label_update.py --style photo` leaves (its --work), and draws the
+first overlapping training scenes, one row each: the picture, then each label set, one colour per
+instance (overlapping labels mix their colours).
+
+    .venv/bin/python docs/label_rounds_picture.py --work benchmarks/results/noisy-label-update-photo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from cgc.coco import decode_mask
+from cgc.coco_files import read_instance_file
+from cgc.datasets.pictures import read_bgr, write_picture
+
+COLOURS = ((0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255))  # BGR
+
+
+def labels_by_file(path: Path) -> dict[str, list[dict]]:
+    return read_instance_file(path, "label file").masks_by_file_name()
+
+
+def painted(picture: np.ndarray, masks: list[dict]) -> np.ndarray:
+    height, width = picture.shape[:2]
+    out = picture.copy()
+    for number, rle in enumerate(masks):
+        mask = decode_mask(rle, height, width)
+        out[mask] = (0.5 * out[mask] + 0.5 * np.array(COLOURS[number % len(COLOURS)])).astype(np.uint8)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("benchmarks/results/noisy-label-update-photo"))
+    parser.add_argument("--scenes", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("docs/images/label-rounds.jpg"))
+    args = parser.parse_args()
+
+    sets = [labels_by_file(args.work / "naive" / "annotations.json"),
+            labels_by_file(args.work / "run-label-rounds" / "labels" / "round_003.json"),
+            labels_by_file(args.work / "run-shared-pixels" / "labels" / "round_003.json")]
+    scenes = json.loads((args.work / "train" / "scenes.json").read_text())
+    names = [scene["file_name"] for scene in scenes if scene["kind"] == "overlapping"][:args.scenes]
+    rows = []
+    for name in names:
+        picture = read_bgr(args.work / "train" / "imgs" / name)
+        rows.append(np.hstack([picture] + [painted(picture, labels.get(name, [])) for labels in sets]))
+    grid = np.vstack(rows)
+    write_picture(args.out, cv2.resize(grid, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA), jpeg_quality=85)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
