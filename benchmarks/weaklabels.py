@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from cgc.coco import decode_mask, encode_mask
+from cgc.coco import bbox_xyxy, binary_mask_iou, decode_mask, encode_mask
 from cgc.datasets import instances_to_coco, read_ilso
 from cgc.datasets.label_maps import read_binary_mask
 from cgc.fileio import atomic_write_json
+from cgc.refine.update_guards import box_region
 from cgc.sample import DEFAULT_STYLE, SCENE_STYLES, write_sample_dataset
 from cgc.weaklabels.priors import RULES, PriorSettings
 from cgc.coco_files import read_coco_boxes, read_instance_file
@@ -44,6 +45,15 @@ def run(command: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
+
+
+def scored(labels: dict[str, list[dict]], truth_rles: dict[str, list[dict]], kinds: dict[str, list[str]],
+           labels_path: str | Path, truth: Path) -> dict:
+    """Mean IoU of labels to the truth, over every scene and over each kind of scene."""
+    quality = label_quality(labels, truth_rles, labels_path, truth)
+    by_kind = {kind: label_quality(labels, {name: truth_rles[name] for name in names}, labels_path, truth).mean_iou
+               for kind, names in sorted(kinds.items())}
+    return {"mean_iou": quality.mean_iou, "instances": quality.true_instances, "mean_iou_by_kind": by_kind}
 
 
 def ceiling_labels(masks: Path, boxes: Path, truth: dict[str, list[dict]]) -> dict[str, list[dict]]:
@@ -59,16 +69,12 @@ def ceiling_labels(masks: Path, boxes: Path, truth: dict[str, list[dict]]) -> di
             continue
         height, width = rles[0]["size"]
         salient = read_binary_mask(masks / f"{Path(name).stem}.png")
-        instances = [decode_mask(rle, height, width).astype(bool) for rle in rles]
-        regions = []
-        for x, y, w, h in boxes_by_name.get(name, []):
-            region = np.zeros((height, width), bool)
-            region[int(round(y)):int(round(y + h)), int(round(x)):int(round(x + w))] = True
-            regions.append(region)
+        instances = [decode_mask(rle, height, width) for rle in rles]
+        regions = [box_region(bbox_xyxy(bbox), 0.0, (height, width)) for bbox in boxes_by_name.get(name, [])]
         if not regions:
             ceiling[name] = []
             continue
-        overlap = np.array([[(box & mask).sum() / max((box | mask).sum(), 1) for box in regions] for mask in instances])
+        overlap = np.array([[binary_mask_iou(box, mask) for box in regions] for mask in instances])
         pairs = zip(*linear_sum_assignment(-overlap))
         ceiling[name] = [encode_mask(salient & instances[i] & regions[j]) for i, j in pairs]
     return ceiling
@@ -106,18 +112,12 @@ def main() -> None:
                              "--out", str(out), "--rule", rule, "--workers", str(args.workers), "--overwrite"])
         labels = out / "annotations.json"
         weak = read_instance_file(labels, "weak-label file").masks_by_file_name()
-        quality = label_quality(weak, truth_rles, labels, truth)
-        by_kind = {kind: label_quality(weak, {name: truth_rles[name] for name in names}, labels, truth).mean_iou
-                   for kind, names in sorted(kinds.items())}
         rows.append({"rule": run_name, "seconds": round(seconds, 2), "images_per_second": round(args.images / seconds, 1),
-                     "mean_iou": quality.mean_iou, "instances": quality.true_instances, "mean_iou_by_kind": by_kind})
+                     **scored(weak, truth_rles, kinds, labels, truth)})
 
     ceiling = ceiling_labels(sample / "masks", boxes, truth_rles)
-    quality = label_quality(ceiling, truth_rles, "ceiling", truth)
     rows.append({"rule": "ceiling (truth in mask, box)", "seconds": None, "images_per_second": None,
-                 "mean_iou": quality.mean_iou, "instances": quality.true_instances, "mean_iou_by_kind":
-                 {kind: label_quality(ceiling, {name: truth_rles[name] for name in names}, "ceiling", truth).mean_iou
-                  for kind, names in sorted(kinds.items())}})
+                 **scored(ceiling, truth_rles, kinds, "ceiling", truth)})
 
     print(f"{args.images} {args.style} images of 400x300, {args.workers} workers, wall time of the whole "
           f"`cgc weaklabels build` command; mean IoU per kind of scene ({', '.join(f'{k} {len(v)}' for k, v in sorted(kinds.items()))})")
