@@ -96,17 +96,20 @@ def read_instances(path: str | Path) -> Instances:
     return Instances(kind, coco.images, coco.annotations_by_image())
 
 
-def _bbox(annotation: dict[str, Any], mask: np.ndarray | None) -> tuple[float, float, float, float] | None:
-    """The instance's COCO box, else its mask's (the decoded segmentation, None without one)."""
+def _bbox(annotation: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    """The instance's COCO box, if it has one with area."""
     bbox = annotation.get("bbox")
     if isinstance(bbox, list) and len(bbox) == 4 and bbox[2] > 0 and bbox[3] > 0:
         return tuple(float(v) for v in bbox)  # type: ignore[return-value]
-    if mask is not None:
-        from cgc.coco import mask_bbox_xywh
-
-        box = mask_bbox_xywh(mask)
-        return tuple(box) if box[2] > 0 else None  # type: ignore[return-value]
     return None
+
+
+def _mask_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
+    """A mask's tight box in COCO x, y, w, h; None if the mask is empty."""
+    from cgc.coco import mask_bbox_xywh
+
+    box = mask_bbox_xywh(mask)
+    return tuple(box) if box[2] > 0 else None  # type: ignore[return-value]
 
 
 def _pct(value: float, size: int) -> float:
@@ -167,10 +170,13 @@ def prediction_for_image(image: dict[str, Any], instances: list[dict[str, Any]],
     sources = []
     for number, annotation in enumerate(instances, start=1):
         score = annotation.get("score", annotation.get("agreement"))
+        box = _bbox(annotation)
         # decoded once, for the mask region and for a box the annotation lacks
-        needs_mask = mask_format != "none" or _bbox(annotation, None) is None
-        mask = decode_mask(annotation["segmentation"], height, width) if needs_mask and annotation.get("segmentation") else None
-        sources.append(RegionSource(f"cgc{annotation.get('id', number)}", _bbox(annotation, mask),
+        wanted = mask_format != "none" or box is None
+        mask = decode_mask(annotation["segmentation"], height, width) if wanted and annotation.get("segmentation") else None
+        if box is None and mask is not None:
+            box = _mask_box(mask)
+        sources.append(RegionSource(f"cgc{annotation.get('id', number)}", box,
                                     float(score) if isinstance(score, (int, float)) else None,
                                     mask if mask_format != "none" else None))
     return regions_for_image(width, height, sources, tags, mask_format, label)
