@@ -24,7 +24,7 @@ from typing import Any
 
 from pycocotools import mask as mask_utils
 
-from cgc.coco import SALIENT_CATEGORY_ID, checked_rle
+from cgc.coco import SALIENT_CATEGORY_ID, bbox_xyxy, checked_rle
 from cgc.errors import InputError
 from cgc.fileio import atomic_write_json, read_json
 
@@ -178,9 +178,8 @@ def read_box_file(path: str | Path) -> list[ImageBoxes]:
     records = {image["id"]: ImageBoxes(image["id"], image["file_name"], image.get("width") or None,
                                        image.get("height") or None) for image in boxes.images}
     for annotation in boxes.annotations:
-        x, y, w, h = (float(v) for v in annotation["bbox"])
         records[annotation["image_id"]].box_ids.append(annotation["id"])
-        records[annotation["image_id"]].boxes.append((x, y, x + w, y + h))
+        records[annotation["image_id"]].boxes.append(bbox_xyxy([float(v) for v in annotation["bbox"]]))
     return sorted(records.values(), key=lambda record: record.image_id)
 
 

@@ -2,7 +2,7 @@
 
 Reads the folders `benchmarks/noisy_label_update.py --style photo` leaves (its --work), and draws the
 first overlapping training scenes, one row each: the picture, then each label set, one colour per
-instance (overlapping labels mix their colours).
+instance, outlined (overlapping labels mix their colours).
 
     .venv/bin/python docs/label_rounds_picture.py --work benchmarks/results/noisy-label-update-photo
 """
@@ -19,9 +19,7 @@ import numpy as np
 from cgc.coco import decode_mask
 from cgc.coco_files import read_instance_file
 from cgc.datasets.pictures import read_bgr, write_picture
-
-COLOURS = ((0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255))  # BGR
-
+from cgc.visualize import overlay_instances
 
 def labels_by_file(path: Path) -> dict[str, list[dict]]:
     return read_instance_file(path, "label file").masks_by_file_name()
@@ -29,11 +27,7 @@ def labels_by_file(path: Path) -> dict[str, list[dict]]:
 
 def painted(picture: np.ndarray, masks: list[dict]) -> np.ndarray:
     height, width = picture.shape[:2]
-    out = picture.copy()
-    for number, rle in enumerate(masks):
-        mask = decode_mask(rle, height, width)
-        out[mask] = (0.5 * out[mask] + 0.5 * np.array(COLOURS[number % len(COLOURS)])).astype(np.uint8)
-    return out
+    return overlay_instances(picture, [decode_mask(rle, height, width) for rle in masks], alpha=0.5)
 
 
 def main() -> None:

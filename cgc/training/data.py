@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from cgc.coco import decode_mask
+from cgc.coco import bbox_xyxy, decode_mask
 from cgc.coco_files import CocoFile, read_instance_file
 from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem, require_dir
 from cgc.datasets.pictures import check_picture, read_rgb
@@ -104,7 +104,7 @@ class WeakLabelDataset(Dataset):
         picture = read_rgb(path)
         height, width = picture.shape[:2]
         masks = np.stack([decode_mask(item["segmentation"], height, width) for item in instances])
-        boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (item["bbox"] for item in instances)], np.float32)
+        boxes = np.array([bbox_xyxy(item["bbox"]) for item in instances], np.float32)
         if request.flip:
             picture, masks = picture[:, ::-1], masks[:, :, ::-1]
             boxes = np.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], axis=1)
