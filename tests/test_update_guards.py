@@ -84,18 +84,18 @@ def test_blending_changes_only_pixels_where_the_map_is_confident() -> None:
     assert np.array_equal(label, TRUTH)
 
 
-def test_shared_pixels_guard_changes_only_what_lies_in_two_boxes() -> None:
+def test_shared_pixels_guard_changes_only_what_two_labels_claim() -> None:
     """Naive labels take every salient pixel in the box, the neighbour's too where the boxes overlap: the guard
-    lets the map decide those pixels, and keeps the label where the priors are sure (one box alone)."""
+    lets the map decide the pixels both labels claim, and keeps every pixel that one label holds alone."""
     guards = UpdateGuards(shared_only=True)
-    box, neighbour_box = (10.0, 10.0, 30.0, 30.0), (22.0, 10.0, 45.0, 30.0)  # they overlap in columns 22-30
-    naive = TRUTH | square(25, 10, 30, 30)  # every salient pixel in the box: a strip of the neighbour's too
-    label, _ = guarded_label(naive, soft(TRUTH), soft(TRUTH), NEIGHBOUR, box, guards, [neighbour_box])
-    assert np.array_equal(label, TRUTH)  # repaired where it was wrong
-    worse = TRUTH & ~square(10, 10, 16, 30) | square(0, 0, 60, 5)  # the map drops the left part, takes background
-    plain, _ = guarded_label(TRUTH, soft(worse), soft(worse), NEIGHBOUR, box, PLAIN, [neighbour_box])
+    box = (10.0, 10.0, 30.0, 30.0)  # overlaps the neighbour's box (22, 10, 45, 30) in columns 22-30
+    naive, naive_neighbour = square(10, 10, 30, 30), square(22, 10, 45, 30)  # both claim columns 22-30
+    label, _ = guarded_label(naive, soft(TRUTH), soft(TRUTH), naive_neighbour, box, guards)
+    assert np.array_equal(label, TRUTH)  # the shared strip is decided: columns 22-25 kept, 25-30 given up
+    worse = TRUTH & ~square(10, 10, 16, 30) | NEIGHBOUR | square(0, 0, 60, 5)  # drops the left, takes the rest
+    plain, _ = guarded_label(TRUTH, soft(worse), soft(worse), NEIGHBOUR, BOX, PLAIN)
     assert np.array_equal(plain, worse)  # Algorithm 1 takes the worse map
-    label, _ = guarded_label(TRUTH, soft(worse), soft(worse), NEIGHBOUR, box, guards, [neighbour_box])
-    assert np.array_equal(label, TRUTH)  # none of those pixels lies in two boxes: the good label stays
-    alone, _ = guarded_label(naive, soft(TRUTH), soft(TRUTH), NOTHING, box, guards, [])
-    assert np.array_equal(alone, naive)  # one box in the picture: nothing for the map to decide
+    label, _ = guarded_label(TRUTH, soft(worse), soft(worse), NEIGHBOUR, BOX, guards)
+    assert np.array_equal(label, TRUTH)  # labels that do not overlap (the priors'): nothing to decide
+    alone, _ = guarded_label(naive, soft(TRUTH), soft(TRUTH), NOTHING, box, guards)
+    assert np.array_equal(alone, naive)  # no other label claims a pixel: the label stays

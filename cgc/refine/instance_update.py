@@ -41,7 +41,6 @@ class UpdateJob:
     guards: UpdateGuards = field(default_factory=UpdateGuards)
     others: list[Any] = field(default_factory=list)  # the image's other labels (COCO segmentations), for the guards
     box: tuple[float, float, float, float] | None = None  # the instance's consensus box x1, y1, x2, y2
-    other_boxes: list[tuple[float, float, float, float]] = field(default_factory=list)  # the others', in the same order
 
 
 @dataclass(frozen=True)
@@ -117,7 +116,7 @@ def decide_instance(job: UpdateJob) -> UpdateDecision:
         for segmentation in job.others:
             others |= decode_mask(segmentation, height, width)
         box = job.box if job.box is not None else mask_bbox_xyxy(c)
-        guarded, refused_by = guarded_label(c, r, r_f, others, box, job.guards, job.other_boxes)
+        guarded, refused_by = guarded_label(c, r, r_f, others, box, job.guards)
         replaced = guarded is not None
         refined = guarded if guarded is not None else refined
     return UpdateDecision(

@@ -15,17 +15,18 @@ what says the map is not ready, and each can be turned on alone to measure it:
   below ``min_confidence`` (early maps hover near 0.5).
 - **blending** (``blend_confidence``): instead of replacing C wholesale, only the pixels where
   R_f and C disagree and R_f is confident (|R_f - 0.5| >= the value) change.
-- **shared pixels only** (``shared_only``): the priors are sure of a pixel inside one box alone
-  (salient: it is that box's instance; not salient: it is nobody's), and guess only where boxes
-  overlap. So only the labelled salient pixels inside this box and another instance's box may
-  change; the rest of C stays as it is.
+- **shared pixels only** (``shared_only``): only the pixels that C and another instance's label
+  both claim may change; the rest of C stays as it is. Those are the pixels the weak labels left
+  undecided (the naive rule gives every salient pixel in two boxes to both). Pixels the labels
+  already gave to one instance stay with it: the priors' builder decides shared pixels with colour
+  models and a graph cut, and the maps of a short training decide them worse (README, "Dense CRF
+  and label updates"), so its labels, which never overlap, are left as they are.
 
 Pure numpy, for the CRF workers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -70,23 +71,17 @@ def salient_region(label: np.ndarray, others: np.ndarray, margin: int) -> np.nda
     return salient.astype(bool) & ~(others & ~label)
 
 
-def shared_pixels(label: np.ndarray, others: np.ndarray, box: tuple[float, float, float, float],
-                  other_boxes: Sequence[tuple[float, float, float, float]]) -> np.ndarray:
-    """(H, W) bool: the labelled salient pixels (this label's and the others') inside this box and another's."""
-    in_another = np.zeros(label.shape, bool)
-    for other in other_boxes:
-        in_another |= box_region(other, 0.0, label.shape)
-    return (label | others) & box_region(box, 0.0, label.shape) & in_another
+def shared_pixels(label: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels this label and another instance's label both claim."""
+    return label & others
 
 
 def guarded_label(label: np.ndarray, r: np.ndarray, r_f: np.ndarray, others: np.ndarray,
-                  box: tuple[float, float, float, float], guards: UpdateGuards,
-                  other_boxes: Sequence[tuple[float, float, float, float]] = ()) -> tuple[np.ndarray | None, str]:
+                  box: tuple[float, float, float, float], guards: UpdateGuards) -> tuple[np.ndarray | None, str]:
     """The label Algorithm 1's replacement gives under ``guards``: (C_next, "") or (None, why it was refused).
 
     ``label`` C and ``others`` (the union of the image's other labels) are bool (H, W); ``r`` and ``r_f`` the
-    network's and the CRF's maps; ``box`` the instance's consensus box and ``other_boxes`` the image's other
-    instances' boxes, x1, y1, x2, y2.
+    network's and the CRF's maps; ``box`` the instance's consensus box, x1, y1, x2, y2.
     """
     if guards.min_confidence > 0:
         x0, y0, x1, y1 = (int(v) for v in mask_bbox_xyxy(label)) if label.any() else (0, 0, *label.shape[::-1])
@@ -102,7 +97,7 @@ def guarded_label(label: np.ndarray, r: np.ndarray, r_f: np.ndarray, others: np.
         confident = np.abs(r_f - 0.5) >= guards.blend_confidence
         proposal = np.where(confident, proposal, label)
     if guards.shared_only:
-        proposal = np.where(shared_pixels(label, others, box, other_boxes), proposal, label)
+        proposal = np.where(shared_pixels(label, others), proposal, label)
     if not proposal.any():
         return None, "empty after the guards"
     if guards.min_iou > 0 and binary_mask_iou(proposal, label) < guards.min_iou:

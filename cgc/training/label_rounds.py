@@ -30,7 +30,7 @@ class LabelStore:
         return self.by_id[annotation_id]
 
     def others(self, annotation_id: int) -> list[dict[str, Any]]:
-        """The other instances of the same image (the update's guards need their labels and boxes)."""
+        """The other instances of the same image (the update's guards need their labels)."""
         image_id = self.by_id[annotation_id]["image_id"]
         return [a for a in self.labels.annotations if a["image_id"] == image_id and a["id"] != annotation_id]
 

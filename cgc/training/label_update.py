@@ -143,14 +143,12 @@ class LabelUpdater:
         self.pool.poll()
 
     def guard_inputs(self, instance_map: Any) -> dict[str, Any]:
-        """The guards of the run, and what they need of this instance: its box, the image's other labels and boxes."""
+        """The guards of the run, and what they need of this instance: its box and the image's other labels."""
         guards = self.config.update_guards
         if not guards.any:
             return {}
-        others = self.store.others(instance_map.annotation_id)
-        return {"guards": guards, "others": [other["segmentation"] for other in others],
-                "box": bbox_xyxy(self.store.annotation(instance_map.annotation_id)["bbox"]),
-                "other_boxes": [bbox_xyxy(other["bbox"]) for other in others]}
+        return {"guards": guards, "others": [other["segmentation"] for other in self.store.others(instance_map.annotation_id)],
+                "box": bbox_xyxy(self.store.annotation(instance_map.annotation_id)["bbox"])}
 
     def is_boundary(self, done: int) -> bool:
         return done % self.every == 0 and done > self.start
