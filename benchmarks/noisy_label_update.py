@@ -15,7 +15,7 @@ to there), so a row costs only the iterations after it.
 
     .venv/bin/python benchmarks/noisy_label_update.py --reuse    # about 15 minutes per row on 2 cores
     .venv/bin/python benchmarks/noisy_label_update.py --reuse --runs "no update" "label rounds" "region guard"
-    .venv/bin/python benchmarks/noisy_label_update.py --reuse --labels weak --work ... --out ...   # the default labels
+    .venv/bin/python benchmarks/noisy_label_update.py --reuse --labels weak --work ... --out ...   # the priors' labels
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=[name for name, _ in GUARDED_RUNS[:-1]],
                         help=f"which rows to run (default: all but {GUARDED_RUNS[-1][0]!r}, two guards together)")
     parser.add_argument("--labels", choices=["naive", "weak"], default="naive",
-                        help="train on the naive labels (all-in-box) or on the priors' weak labels, cgc's default")
+                        help="train on the naive labels (all-in-box) or on the priors' weak labels (resolve-shared, as every "
+                             "training benchmark)")
     args = parser.parse_args()
 
     split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed, args.style)

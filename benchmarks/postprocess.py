@@ -22,7 +22,9 @@ VARIANTS = (  # (final box NMS, mask suppression, its IoU)
     (0.7, "none", None),  # the paper's NMS value, nothing else
     (0.5, "none", None),
     (0.3, "none", None),
+    (0.5, "greedy", 0.7),
     (0.5, "greedy", 0.5),
+    (0.5, "greedy", 0.4),
     (0.5, "greedy", 0.3),
     (0.5, "matrix", None),
     (0.5, "overlap", 0.5),

@@ -78,7 +78,7 @@ def shared_pixels(label: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 def guarded_label(label: np.ndarray, r: np.ndarray, r_f: np.ndarray, others: np.ndarray,
                   box: tuple[float, float, float, float], guards: UpdateGuards) -> tuple[np.ndarray | None, str]:
-    """The label Algorithm 1's replacement gives under ``guards``: (C_next, "") or (None, why it was refused).
+    """The label Algorithm 1's replacement gives under ``guards``: (C_next, "") or (None, why C stays).
 
     ``label`` C and ``others`` (the union of the image's other labels) are bool (H, W); ``r`` and ``r_f`` the
     network's and the CRF's maps; ``box`` the instance's consensus box, x1, y1, x2, y2.
@@ -100,6 +100,8 @@ def guarded_label(label: np.ndarray, r: np.ndarray, r_f: np.ndarray, others: np.
         proposal = np.where(shared_pixels(label, others), proposal, label)
     if not proposal.any():
         return None, "empty after the guards"
+    if np.array_equal(proposal, label):
+        return None, "unchanged under the guards"
     if guards.min_iou > 0 and binary_mask_iou(proposal, label) < guards.min_iou:
         return None, "too far from the label"
     return proposal, ""
