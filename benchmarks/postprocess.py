@@ -1,4 +1,4 @@
-"""Duplicate suppression measured on one trained model: final box NMS x mask-level suppression.
+"""Duplicate suppression measured on one trained model: final box NMS x mask-level suppression (and rescoring).
 
 One run is trained (the cpu preset and its head, the demo's 200 sample scenes and 250 iterations, or
 --checkpoint), then every post-processing variant scores the same network on the held-out
@@ -18,20 +18,23 @@ from experiments import add_one_model_arguments, one_trained_model, print_score_
 from cgc.inference import predict_for_ground_truth
 from cgc.model.mask_suppression import MaskSuppression
 
-VARIANTS = (  # (final box NMS, mask suppression, its IoU)
-    (0.7, "none", None),  # the paper's NMS value, nothing else
-    (0.5, "none", None),
-    (0.3, "none", None),
-    (0.5, "greedy", 0.7),
-    (0.5, "greedy", 0.5),
-    (0.5, "greedy", 0.4),
-    (0.5, "greedy", 0.3),
-    (0.5, "matrix", None),
-    (0.5, "overlap", 0.5),
-    (0.5, "overlap", 0.2),
-    (0.7, "greedy", 0.5),
-    (0.7, "matrix", None),
-    (0.7, "overlap", 0.5),
+VARIANTS = (  # (final box NMS, mask suppression, its IoU, rescoring before it)
+    (0.7, "none", None, "none"),  # the paper's NMS value, nothing else
+    (0.5, "none", None, "none"),
+    (0.3, "none", None, "none"),
+    (0.5, "greedy", 0.7, "none"),
+    (0.5, "greedy", 0.5, "none"),
+    (0.5, "greedy", 0.4, "none"),
+    (0.5, "greedy", 0.3, "none"),
+    (0.5, "matrix", None, "none"),
+    (0.5, "overlap", 0.5, "none"),
+    (0.5, "overlap", 0.2, "none"),
+    (0.7, "greedy", 0.5, "none"),
+    (0.7, "matrix", None, "none"),
+    (0.7, "overlap", 0.5, "none"),
+    (0.5, "greedy", 0.5, "maskness"),
+    (0.5, "greedy", 0.3, "maskness"),
+    (0.5, "matrix", None, "maskness"),
 )
 
 
@@ -42,17 +45,18 @@ def main() -> None:
     split, run, loaded = one_trained_model(args)
     model = loaded.model
     rows = []
-    for box_nms, method, iou in VARIANTS:
+    for box_nms, method, iou, rescore in VARIANTS:
         model.roi_heads.nms_thresh = box_nms
-        model.mask_suppression = MaskSuppression(method, iou if iou is not None else 0.5)
+        model.mask_suppression = MaskSuppression(method, iou if iou is not None else 0.5, rescore=rescore)
         predictions = predict_for_ground_truth(loaded, split.test_truth, split.test_images, args.score_thr,
                                                progress=False)
-        rows.append({"box_nms": box_nms, "mask_suppression": method if iou is None else f"{method} {iou}",
+        name = method if iou is None else f"{method} {iou}"
+        rows.append({"box_nms": box_nms, "mask_suppression": name if rescore == "none" else f"{rescore}, {name}",
                      **score_predictions(split, predictions, args.score_thr)})
         save_results(args, run=str(run), rows=rows)
     print_score_rows(f"Post-processing of one model ({run}); score threshold {args.score_thr:g}, "
                      f"{args.test_images} held-out sample scenes", rows,
-                     [("box_nms", "box NMS", 8, ".1f"), ("mask_suppression", "mask suppression", -19, "")],
+                     [("box_nms", "box NMS", 8, ".1f"), ("mask_suppression", "mask suppression", -29, "")],
                      [("boxes_AP_r70", "boxes r0.7", 11, ".2f")])
     print(f"wrote {args.out}")
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 BACKBONES = ("resnet50", "resnet101", "resnext101_32x8d", "vgg16", "mobilenet_v2")
 MASK_HEADS = ("gfr", "lfr", "roialign", "roimasking")
 MASK_SUPPRESSION_METHODS = ("greedy", "matrix", "overlap", "none")
+MASK_RESCORE_METHODS = ("none", "maskness")
 
 MASK_OTHERS = ("proposals", "labelled")
 MASK_OUTPUT_STRIDES = (2, 1)  # 1: a second learned 2x upsampling (measured worse; README, "Learning curves")
@@ -44,6 +45,7 @@ class NetworkDefaults:
     box_nms_thresh: float = 0.5  # the final detection NMS (torchvision's; the paper's 0.7 is the RPN's)
     mask_suppression: str = "greedy"
     mask_suppression_iou: float = 0.3  # best of greedy mask NMS's thresholds (README, "Predictions")
+    mask_rescore: str = "none"  # "maskness": each score times its mask's mean probability, before suppression
     rpn_batch_size_per_image: int = 256
     rpn_test_proposals: int = 1000
     min_size: int = 800

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cgc.errors import InputError
-from cgc.model.mask_suppression import MaskSuppression, greedy_mask_nms, mask_iou_matrix, matrix_nms_scores
+from cgc.model.mask_suppression import MaskSuppression, greedy_mask_nms, mask_iou_matrix, maskness, matrix_nms_scores
 
 
 def box_mask(x0: int, y0: int, x1: int, y1: int, probability: float = 0.9) -> torch.Tensor:
@@ -79,9 +79,27 @@ def test_none_and_single_detections_pass_through() -> None:
     assert keep.tolist() == []
 
 
+def test_maskness_lets_a_sure_mask_outrank_a_loose_box_s() -> None:
+    """A loose box around two objects, scored highest, with an unsure mask over both, and the tight box of one
+    object with a sure mask: by box score the loose one suppresses the object; by score x maskness it is the
+    other way round, and the second object's own detection is kept too."""
+    loose = box_mask(0, 0, 20, 10, probability=0.6)
+    masks = torch.stack([loose, box_mask(0, 0, 10, 10, probability=0.95), box_mask(12, 0, 20, 10, probability=0.9)])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    assert maskness(masks).tolist() == pytest.approx([0.6, 0.95, 0.9])
+    assert maskness(torch.zeros(1, 1, 4, 4)).tolist() == [0.0]  # an empty mask: nothing to be sure of
+    assert MaskSuppression("greedy", iou_threshold=0.3)(masks, scores)[0].tolist() == [0]
+    keep, rescored = MaskSuppression("greedy", iou_threshold=0.3, rescore="maskness")(masks, scores)
+    assert keep.tolist() == [1, 2] and rescored.tolist() == pytest.approx([0.8 * 0.95, 0.7 * 0.9])
+    keep, rescored = MaskSuppression("none", rescore="maskness")(masks, scores)
+    assert keep.tolist() == [1, 2, 0] and torch.all(rescored[:-1] >= rescored[1:])  # best first, as promised
+
+
 def test_unknown_method_is_an_input_error() -> None:
     with pytest.raises(InputError, match="greedy, matrix, overlap, none"):
         MaskSuppression("soft")
+    with pytest.raises(InputError, match="none, maskness"):
+        MaskSuppression("greedy", rescore="solo")
 
 
 def test_network_output_has_no_duplicate_masks() -> None:

@@ -139,6 +139,7 @@ def build_cgcnet(
     # duplicate suppression
     mask_suppression: str = NETWORK.mask_suppression,
     mask_suppression_iou: float = NETWORK.mask_suppression_iou,
+    mask_rescore: str = NETWORK.mask_rescore,
 ) -> CGCNet:
     """CGCNet with the paper's settings: ResNet-101 FPN, RPN IoU 0.7/0.3 and NMS 0.7, two 1024-d FC,
     top 80 detections to the GFR mask head.
@@ -202,5 +203,5 @@ def build_cgcnet(
         mask_others=mask_others,
     )
     transform = GeneralizedRCNNTransform(min_size, max_size, list(image_mean), list(image_std))
-    suppression = MaskSuppression(mask_suppression, mask_suppression_iou)
+    suppression = MaskSuppression(mask_suppression, mask_suppression_iou, rescore=mask_rescore)
     return CGCNet(body, rpn, roi_heads, transform, suppression)

@@ -12,7 +12,8 @@ from typing import Any
 
 from cgc.errors import InputError
 from cgc.network_settings import (BACKBONES, FPN_CHANNELS, MASK_HEADS, MASK_OTHERS, MASK_OUTPUT_STRIDES,
-                                  MASK_SUPPRESSION_METHODS, NETWORK, OUTPUT_WINDOW_PER_SIDE)
+                                  MASK_RESCORE_METHODS, MASK_SUPPRESSION_METHODS, NETWORK,
+                                  OUTPUT_WINDOW_PER_SIDE)
 from cgc.refine.update_guards import UpdateGuards
 from cgc.refine.update_rule import DEFAULT_PHI, DEFAULT_SIGMA
 from cgc.settings import option
@@ -59,6 +60,9 @@ class TrainConfig:
     mask_suppression_iou: float = option(
         NETWORK.mask_suppression_iou, "Greedy: the mask IoU, overlap: the covered fraction, above which the "
         "lower-scored detection goes (README, \"Predictions\").", minimum=0, maximum=1)
+    mask_rescore: str = option(
+        NETWORK.mask_rescore, "Before the suppression, multiply each score by its mask's mean probability over the "
+        "pixels it claims (maskness, SOLOv2), so that a sure mask outranks a loose box's.", choices=MASK_RESCORE_METHODS)
     rpn_batch_size_per_image: int = option(NETWORK.rpn_batch_size_per_image, "Sampled anchors per image.", minimum=8)
     rpn_test_proposals: int = option(
         NETWORK.rpn_test_proposals, "Proposals per image the RPN keeps at inference; the box head scores each.",

@@ -27,4 +27,5 @@ def model_from_config(config: TrainConfig, load_backbone_weights: bool = True) -
         box_nms_thresh=config.box_nms_thresh,
         mask_suppression=config.mask_suppression,
         mask_suppression_iou=config.mask_suppression_iou,
+        mask_rescore=config.mask_rescore,
     )
