@@ -45,7 +45,7 @@ class NetworkDefaults:
     box_nms_thresh: float = 0.5  # the final detection NMS (torchvision's; the paper's 0.7 is the RPN's)
     mask_suppression: str = "greedy"
     mask_suppression_iou: float = 0.3  # best of greedy mask NMS's thresholds (README, "Predictions")
-    mask_rescore: str = "none"  # "maskness": each score times its mask's mean probability, before suppression
+    mask_rescore: str = "maskness"  # each score times its mask's mean probability, before suppression (README, "Predictions")
     rpn_batch_size_per_image: int = 256
     rpn_test_proposals: int = 1000
     min_size: int = 800

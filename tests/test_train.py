@@ -289,6 +289,19 @@ def test_the_config_reaches_the_network() -> None:
     assert model.roi_heads.mask_others == "labelled"
     assert model.roi_heads.mask_head.output_window_per_side == 0.5
     assert model.roi_heads.mask_head.scale == 4  # logit cells per stride-4 feature cell: stride 1
+    assert model.mask_suppression.rescore == "maskness"
+    assert model_from_config(replace(config, mask_rescore="none"), load_backbone_weights=False).mask_suppression.rescore == "none"
+
+
+def test_a_config_saved_before_a_setting_existed_keeps_its_earlier_behaviour() -> None:
+    """A run saved before maskness rescoring was calibrated on plain box scores: loading it must not rescore."""
+    from cgc.training.config import config_from_values, resolve_config
+
+    saved = resolve_config("cpu").to_json()
+    assert saved["mask_rescore"] == "maskness"
+    older = {key: value for key, value in saved.items() if key != "mask_rescore"}
+    assert config_from_values(older, "config.json").mask_rescore == "none"
+    assert config_from_values(saved, "config.json").mask_rescore == "maskness"
 
 
 def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[Path, Path], tmp_path: Path,

@@ -237,11 +237,16 @@ def load_config(path: str | Path) -> TrainConfig:
     return config_from_values(read_json(path, "run configuration"), path)
 
 
+# What runs saved before a setting existed did instead: their scores (and the threshold calibrated on them) stay theirs.
+BEFORE_RECORDED = {"mask_rescore": "none"}
+
+
 def config_from_values(values: dict[str, Any], source: str | Path) -> TrainConfig:
-    """A saved configuration (config.json, or the copy inside a checkpoint); keys of other versions are ignored."""
+    """A saved configuration (config.json, or the copy inside a checkpoint); keys of other versions are ignored, and
+    settings it predates take their earlier behaviour (``BEFORE_RECORDED``)."""
     known = {item.name for item in fields(TrainConfig)}
     try:
-        config = TrainConfig(**{key: value for key, value in values.items() if key in known})
+        config = TrainConfig(**{key: value for key, value in (BEFORE_RECORDED | values).items() if key in known})
     except TypeError as exc:
         raise InputError(f"not a cgc run configuration ({exc})", source) from None
     return replace(config, lr_steps=tuple(config.lr_steps))
