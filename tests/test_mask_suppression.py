@@ -31,7 +31,7 @@ def test_mask_iou_matrix_by_hand() -> None:
 
 
 def test_greedy_keeps_one_detection_per_object() -> None:
-    suppress = MaskSuppression("greedy", iou_threshold=0.5)
+    suppress = MaskSuppression("greedy", iou_threshold=0.5, rescore="none")
     keep, scores = suppress(MASKS, SCORES)
     assert keep.tolist() == [0, 2] and scores.tolist() == pytest.approx([0.95, 0.8])
     # A looser threshold keeps the duplicates it does not reach.
@@ -71,7 +71,7 @@ def test_overlap_counts_the_union_of_kept_masks_and_drops_empty_ones() -> None:
 
 
 def test_none_and_single_detections_pass_through() -> None:
-    keep, scores = MaskSuppression("none")(MASKS, SCORES)
+    keep, scores = MaskSuppression("none", rescore="none")(MASKS, SCORES)
     assert keep.tolist() == [0, 1, 2, 3] and torch.equal(scores, SCORES)
     keep, _ = MaskSuppression("greedy")(MASKS[:1], SCORES[:1])
     assert keep.tolist() == [0]
@@ -88,8 +88,8 @@ def test_maskness_lets_a_sure_mask_outrank_a_loose_box_s() -> None:
     scores = torch.tensor([0.9, 0.8, 0.7])
     assert maskness(masks).tolist() == pytest.approx([0.6, 0.95, 0.9])
     assert maskness(torch.zeros(1, 1, 4, 4)).tolist() == [0.0]  # an empty mask: nothing to be sure of
-    assert MaskSuppression("greedy", iou_threshold=0.3)(masks, scores)[0].tolist() == [0]
-    keep, rescored = MaskSuppression("greedy", iou_threshold=0.3, rescore="maskness")(masks, scores)
+    assert MaskSuppression("greedy", iou_threshold=0.3, rescore="none")(masks, scores)[0].tolist() == [0]
+    keep, rescored = MaskSuppression("greedy", iou_threshold=0.3)(masks, scores)  # the default
     assert keep.tolist() == [1, 2] and rescored.tolist() == pytest.approx([0.8 * 0.95, 0.7 * 0.9])
     keep, rescored = MaskSuppression("none", rescore="maskness")(masks, scores)
     assert keep.tolist() == [1, 2, 0] and torch.all(rescored[:-1] >= rescored[1:])  # best first, as promised
