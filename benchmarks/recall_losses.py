@@ -61,6 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     split, run, loaded = one_trained_model(args)
     suppression, loaded.model.mask_suppression = loaded.model.mask_suppression, None  # applied below, by hand
+    suppress = suppression or MaskSuppression("none", rescore="none")  # a network built without any: keep all
     truth = load_ground_truth(split.test_truth)
     kinds = {scene["file_name"]: scene.get("kind", "-")
              for scene in json.loads((split.test_images.parent / "scenes.json").read_text())}
@@ -69,7 +70,6 @@ def main() -> None:
     ids = {path: image_id for image_id, path in entries}
     counts: dict[str, Counter] = {"all": Counter()}
     for path, _rgb, raw in detect_images(loaded.model, loaded.device, [path for _, path in entries], progress=False):
-        suppress = suppression or MaskSuppression("none")
         keep, scores = suppress(torch.from_numpy(raw.probabilities)[:, None], torch.from_numpy(raw.scores))
         kept = Detections(raw.boxes[keep.numpy()], scores.numpy(), raw.probabilities[keep.numpy()])
         image = images[ids[path]]

@@ -18,6 +18,7 @@ from cgc.datasets.label_maps import write_instance_label_map
 from cgc.datasets.pictures import check_picture, read_rgb, write_picture
 from cgc.errors import InputError
 from cgc.model.cgcnet import CGCNet
+from cgc.network_settings import MASK_THRESHOLD
 from cgc.coco_files import write_prediction_folder
 from cgc.training.checkpoint import latest_checkpoint, load_checkpoint
 from cgc.training.config import TrainConfig, config_from_values
@@ -25,7 +26,6 @@ from cgc.training.distributed import pick_device
 from cgc.training.model_factory import model_from_config
 from cgc.visualize import overlay_instances
 
-MASK_THRESHOLD = 0.5
 
 
 @dataclass

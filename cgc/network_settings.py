@@ -10,6 +10,7 @@ BACKBONES = ("resnet50", "resnet101", "resnext101_32x8d", "vgg16", "mobilenet_v2
 MASK_HEADS = ("gfr", "lfr", "roialign", "roimasking")
 MASK_SUPPRESSION_METHODS = ("greedy", "matrix", "overlap", "none")
 MASK_RESCORE_METHODS = ("none", "maskness")
+MASK_THRESHOLD = 0.5  # the mask probability at which a mask claims a pixel (suppression, rescoring, predictions)
 
 MASK_OTHERS = ("proposals", "labelled")
 MASK_OUTPUT_STRIDES = (2, 1)  # 1: a second learned 2x upsampling (measured worse; README, "Learning curves")

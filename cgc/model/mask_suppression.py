@@ -32,10 +32,10 @@ import torch
 from torch import Tensor
 
 from cgc.errors import InputError
-from cgc.network_settings import MASK_RESCORE_METHODS, MASK_SUPPRESSION_METHODS, NETWORK
+from cgc.network_settings import MASK_RESCORE_METHODS, MASK_SUPPRESSION_METHODS, MASK_THRESHOLD, NETWORK
 
 
-def mask_iou_matrix(masks: Tensor, threshold: float = 0.5) -> Tensor:
+def mask_iou_matrix(masks: Tensor, threshold: float = MASK_THRESHOLD) -> Tensor:
     """(n, n) IoU of the binary masks ``masks >= threshold``; ``masks`` is (n, ...) probabilities."""
     binary = (masks >= threshold).flatten(1).float()
     intersection = binary @ binary.T
@@ -44,7 +44,7 @@ def mask_iou_matrix(masks: Tensor, threshold: float = 0.5) -> Tensor:
     return torch.where(union > 0, intersection / union.clamp(min=1), torch.zeros_like(union))
 
 
-def maskness(masks: Tensor, threshold: float = 0.5) -> Tensor:
+def maskness(masks: Tensor, threshold: float = MASK_THRESHOLD) -> Tensor:
     """(n,) the mean probability over the pixels each mask claims (``masks >= threshold``); 0 for an empty mask."""
     probabilities = masks.flatten(1)
     claimed = probabilities >= threshold
@@ -77,7 +77,7 @@ def matrix_nms_scores(ious: Tensor, scores: Tensor, sigma: float = 2.0) -> Tenso
     return decayed
 
 
-def covered_mask_nms(masks: Tensor, scores: Tensor, max_covered: float, threshold: float = 0.5) -> Tensor:
+def covered_mask_nms(masks: Tensor, scores: Tensor, max_covered: float, threshold: float = MASK_THRESHOLD) -> Tensor:
     """Indices kept, by decreasing score, when a mask more than ``max_covered`` under kept masks is dropped.
 
     An empty mask is dropped too: it is no instance.
