@@ -14,6 +14,8 @@ Counts per kind of sample scene too. One model: --checkpoint, or the cpu-preset 
 `benchmarks/postprocess.py` trains in the same --work folder (reused with --reuse).
 
     .venv/bin/python benchmarks/recall_losses.py --reuse --style photo --work benchmarks/results/postprocess-photo
+    .venv/bin/python benchmarks/recall_losses.py --reuse --style photo --work benchmarks/results/postprocess-photo \
+        --mask-rescore maskness --out benchmarks/results/recall_losses_photo_maskness.json
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -32,6 +35,7 @@ from cgc.coco import bbox_xyxy, binary_mask_iou, decode_mask
 from cgc.evaluation import load_ground_truth
 from cgc.inference import Detections, detect_images, gt_image_paths
 from cgc.model.mask_suppression import MaskSuppression
+from cgc.network_settings import MASK_RESCORE_METHODS
 
 OUTCOMES = ("found", "mask too poor", "scored below the threshold", "removed by mask suppression", "never detected")
 
@@ -58,10 +62,14 @@ def outcome(truth_mask: np.ndarray, truth_box: tuple[float, ...], raw: Detection
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_one_model_arguments(parser, "recall_losses")
+    parser.add_argument("--mask-rescore", choices=MASK_RESCORE_METHODS, default=None,
+                        help="score the model with this rescoring instead of the one its config records")
     args = parser.parse_args()
     split, run, loaded = one_trained_model(args)
     suppression, loaded.model.mask_suppression = loaded.model.mask_suppression, None  # applied below, by hand
     suppress = suppression or MaskSuppression("none", rescore="none")  # a network built without any: keep all
+    if args.mask_rescore is not None:
+        suppress = replace(suppress, rescore=args.mask_rescore)
     truth = load_ground_truth(split.test_truth)
     kinds = {scene["file_name"]: scene.get("kind", "-")
              for scene in json.loads((split.test_images.parent / "scenes.json").read_text())}
@@ -83,7 +91,7 @@ def main() -> None:
             for name, counter in sorted(counts.items(), key=lambda item: item[0] != "all")]
     save_results(args, run=str(run), rows=rows)
     print(f"Where recall is lost ({run}); score threshold {args.score_thr:g}, {args.test_images} held-out scenes, "
-          f"{suppression}")
+          f"{suppress}")
     print(f"{'scenes':14s}{'instances':>10s}" + "".join(f"{key:>{max(len(key), 6) + 2}s}" for key in OUTCOMES))
     for row in rows:
         print(f"{row['scenes']:14s}{row['instances']:>10d}"

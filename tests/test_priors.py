@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cgc.weaklabels import appearance
 from cgc.weaklabels.priors import RULES, PriorSettings, instance_masks_from_boxes, largest_component
 from helpers import iou, rectangle
 
@@ -128,6 +129,27 @@ def test_appearance_settles_shared_pixels_by_colour_where_edges_and_geometry_do_
     assert iou(geometry[0], red) < 0.9
     assert iou(colour[0], red) > 0.97 and iou(colour[1], blue) > 0.9
     assert not (colour[0] & colour[1]).any()
+
+
+def crosses_every_line(mask: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    inside = mask[box[1]: box[3], box[0]: box[2]]
+    return bool(inside.any(axis=0).all() and inside.any(axis=1).all())
+
+
+def test_appearance_keeps_an_instance_crossing_every_row_and_column_of_its_box(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two instances of one texture, the front one reaching 20 px into the back one's box: colour cannot
+    tell them apart, and the cheapest cut gives the back box the whole shared area. The tight-box prior
+    (pinpointing) makes the front instance reach its box's far side again."""
+    front_box, back_box = (20, 30, 80, 60), (60, 10, 140, 90)
+    front = rectangle(SHAPE, *front_box)
+    back = rectangle(SHAPE, *back_box) & ~front
+    image = textured([(front | back, (150, 120, 90))], seed=2)
+    masks = instance_masks_from_boxes(front | back, [front_box, back_box], image, PriorSettings(rule="appearance"))
+    assert crosses_every_line(masks[0], front_box) and crosses_every_line(masks[1], back_box)
+    assert iou(masks[0], front) > 0.85 and iou(masks[1], back) > 0.95
+    monkeypatch.setattr(appearance, "PINPOINT_ROUNDS", 0)  # the cut alone
+    plain = instance_masks_from_boxes(front | back, [front_box, back_box], image, PriorSettings(rule="appearance"))
+    assert not crosses_every_line(plain[0], front_box) and iou(plain[0], front) < 0.75
 
 
 def test_appearance_keeps_a_small_enclosed_instance_and_the_geometry_without_a_picture() -> None:
