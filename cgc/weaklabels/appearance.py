@@ -189,7 +189,7 @@ def pinpointed_cut(costs: np.ndarray, colour: np.ndarray, labels: np.ndarray, p:
     docstring). `owner` holds the fixed pixels; `nodes` marks the shared ones, numbered in raster order."""
     index = np.full(nodes.shape, -1, np.int64)
     index[nodes] = np.arange(int(nodes.sum()))
-    owner = owner.copy()
+    owner, costs = owner.copy(), costs.copy()  # pins change the costs; the caller's stay as they were
     for _round in range(PINPOINT_ROUNDS):
         owner[nodes] = labels
         pinned, box = missing_crossings(owner, index, costs, colour, labels, boxes)
