@@ -27,7 +27,6 @@ from cgc.training.model_factory import model_from_config
 from cgc.visualize import overlay_instances
 
 
-
 @dataclass
 class Detections:
     """Everything the network found in one image, best score first: boxes x1, y1, x2, y2 pixels,

@@ -25,7 +25,8 @@ instance crosses every row and every column of its box (the tight-box prior of L
 "Image segmentation with a bounding box prior", ICCV 2009; BoxInst's projection term is the
 same prior). That is enforced as they do, by pinpointing: after the cut, every row or column of
 a box that its label misses, but whose shared pixels it could take, gets one pixel pinned to the
-box (the one that costs the box least), and the cut is redone, until no line is missing.
+box (the one that costs the box least), and the cut is redone, until no line is missing or
+PINPOINT_ROUNDS cuts have been redone.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def pinpointed_cut(costs: np.ndarray, colour: np.ndarray, labels: np.ndarray, p:
     docstring). `owner` holds the fixed pixels; `nodes` marks the shared ones, numbered in raster order."""
     index = np.full(nodes.shape, -1, np.int64)
     index[nodes] = np.arange(int(nodes.sum()))
-    owner, costs = owner.copy(), costs.copy()  # pins change the costs; the caller's stay as they were
+    owner, costs, labels = owner.copy(), costs.copy(), labels.copy()  # pins change them; the caller's stay as they were
     for _round in range(PINPOINT_ROUNDS):
         owner[nodes] = labels
         pinned, box = missing_crossings(owner, index, costs, colour, labels, boxes)
@@ -198,7 +199,6 @@ def pinpointed_cut(costs: np.ndarray, colour: np.ndarray, labels: np.ndarray, p:
         kept = costs[box, pinned]
         costs[:, pinned] = FORBIDDEN
         costs[box, pinned] = kept
-        labels = labels.copy()
         labels[pinned] = box
         labels = expand(costs, labels, p, q, w)
     return labels
