@@ -6,10 +6,12 @@ L_upd at 1 (the paper's) and once at 0 (label rounds only). Table III: the updat
 in 0.01 .. 0.2, at lambda = 0 (at 1 the mask head stops learning and no label is replaced; see
 the README). Every run: the cpu preset (its lr unless --lr), the same seed and iterations, a label
 round per epoch where the scheme is on and explicitly off elsewhere, scored on held-out scenes
-(AP / AP^r0.5 / AP^r0.7, percent). Prints the tables and writes JSON.
+(AP / AP^r0.5 / AP^r0.7, percent). With --guard, every run of the scheme uses that guard
+(cgc/refine/update_guards.py) instead of Algorithm 1 as written. Prints the tables and writes JSON.
 
     .venv/bin/python benchmarks/ablation.py            # about an hour on 2 cores
     .venv/bin/python benchmarks/ablation.py --reuse    # resume: finished runs are kept
+    .venv/bin/python benchmarks/ablation.py --reuse --guard "shared pixels" --update-weights 0 --phis   # Table IV only
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments import (add_run_arguments, label_rounds_quality, prepare_sample_split, print_label_rounds, print_table,
-                         save_results, train_and_score)
+from experiments import (UPDATE_GUARDS, add_run_arguments, label_rounds_quality, prepare_sample_split, print_label_rounds,
+                         print_table, save_results, train_and_score)
 
 from cgc.refine.update_rule import DEFAULT_PHI
 from cgc.training.label_rounds import LABELS_DIR
@@ -33,17 +35,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_run_arguments(parser, "ablation", iterations=300)
     parser.add_argument("--update-every", type=int, default=100, help="iterations per label round (100: one epoch of 200 images)")
-    parser.add_argument("--phis", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.15, 0.2])
+    parser.add_argument("--phis", type=float, nargs="*", default=[0.01, 0.05, 0.1, 0.15, 0.2],
+                        help="Table III's phi values (none: Table IV only)")
+    parser.add_argument("--update-weights", type=float, nargs="+", default=[1.0, 0.0],
+                        help="lambda of the +US rows (1: the paper's; 0: label rounds only)")
+    parser.add_argument("--guard", choices=list(UPDATE_GUARDS), default="label rounds",
+                        help="the guard of every run with label rounds (default: Algorithm 1 as written)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate for every run [the cpu preset's]")
     args = parser.parse_args()
 
     split = prepare_sample_split(args.work, args.train_images, args.test_images, args.seed, args.style)
-    update = ("--update-every", args.update_every)
+    update = ("--update-every", args.update_every, *UPDATE_GUARDS[args.guard])
+    guarded = "" if args.guard == "label rounds" else f" ({args.guard})"  # in the names of the runs with label rounds
     no_update = ("--update-every", 0)  # whatever the preset says
     lr = ("--lr", args.lr) if args.lr is not None else ()
 
     def run(name: str, labels: Path, *options: object) -> dict:
-        folder = args.work / f"run-{name}"
+        folder = args.work / ("run-" + "-".join(name.replace("(", "").replace(")", "").split()))
         scores = train_and_score(split, labels, folder, args.iterations, args.seed, *lr, *options,
                                  reuse=args.reuse)
         if (folder / LABELS_DIR).is_dir():  # the run wrote label rounds
@@ -51,30 +59,33 @@ def main() -> None:
         return scores
 
     table_iv = []
-    for name, labels, options in (
+    without_update = (
         ("basic", split.naive_labels, ("--mask-head", "roialign", *no_update)),
         ("+PC", split.weak_labels, ("--mask-head", "roialign", *no_update)),
         ("+PC+GFR", split.weak_labels, ("--mask-head", "gfr", *no_update)),
-        ("+PC+GFR+US", split.weak_labels, ("--mask-head", "gfr", *update, "--update-weight", 1)),
-        ("+PC+GFR+US lambda=0", split.weak_labels, ("--mask-head", "gfr", *update, "--update-weight", 0)),
-    ):
-        scores = run(name.replace(" ", "-"), labels, *options)
+    )
+    with_update = tuple(("+PC+GFR+US" + ("" if weight == 1 else f" lambda={weight:g}"), split.weak_labels,
+                         ("--mask-head", "gfr", *update, "--update-weight", weight)) for weight in args.update_weights)
+    for name, labels, options in without_update + with_update:
+        setting = name + (guarded if "US" in name else "")
+        scores = run(setting, labels, *options)
         paper = dict(zip(("paper_AP", "paper_AP_r50", "paper_AP_r70"), PAPER_TABLE_IV.get(name, (None, None, None))))
-        table_iv.append({"setting": name, **scores, **paper})
+        table_iv.append({"setting": setting, **scores, **paper})
         save(args, table_iv)
-    without_loss = measured(table_iv[-1])
+    without_loss = next((measured(row) for row in table_iv if row["setting"] == f"+PC+GFR+US lambda=0{guarded}"), None)
     table_iii = []
     for phi in args.phis:
-        if phi == DEFAULT_PHI:  # the lambda = 0 run: same settings, same seed, same result
+        if phi == DEFAULT_PHI and without_loss is not None:  # the lambda = 0 run: same settings, same seed, same result
             scores = without_loss
         else:
-            scores = run(f"phi-{phi}", split.weak_labels, "--mask-head", "gfr", *update, "--update-weight", 0,
+            scores = run(f"phi-{phi}{guarded}", split.weak_labels, "--mask-head", "gfr", *update, "--update-weight", 0,
                          "--update-phi", phi)
         paper = dict(zip(("paper_AP_r50", "paper_AP_r70"), PAPER_TABLE_III.get(phi, (None, None))))
         table_iii.append({"phi": str(phi), **scores, **paper})
         save(args, table_iv, table_iii)
     print_table("Table IV (sample data; paper: DUT-OMRON validation)", table_iv, "setting")
-    print_table("Table III: update threshold phi, lambda = 0", table_iii, "phi")
+    if table_iii:
+        print_table(f"Table III: update threshold phi, lambda = 0{guarded}", table_iii, "phi")
     print_label_rounds([(row["setting"], row) for row in table_iv] + [(f"phi {row['phi']}", row) for row in table_iii])
     print(f"wrote {args.out}")
 

@@ -31,6 +31,18 @@ def cgc(*args: object) -> None:
 
 RESULTS = Path("benchmarks/results")
 
+# The label-update guards the benchmarks compare (cgc/refine/update_guards.py): row name -> `cgc train` options,
+# each guard alone, and the two that measured best together.
+UPDATE_GUARDS = {
+    "label rounds": (),  # Algorithm 1 as written
+    "region guard": ("--update-region-margin", 3),
+    "box guard": ("--update-box-margin", 0.1),
+    "quality floor": ("--update-min-iou", 0.7, "--update-min-confidence", 0.3),
+    "blending": ("--update-blend", 0.3),
+    "shared pixels": ("--update-shared-only",),
+    "shared + blending": ("--update-shared-only", "--update-blend", 0.3),
+}
+
 
 def add_run_arguments(parser: argparse.ArgumentParser, name: str, iterations: int) -> None:
     """The options every training benchmark shares. Its runs go to benchmarks/results/NAME (with hyphens), its
