@@ -311,10 +311,11 @@ def print_label_rounds(named_rows: list[tuple[str, dict]]) -> None:
     """Per run with label rounds, the labels' mean IoU to the truth (the labels it started from, then each round)
     and how many labels each round replaced."""
     print("Label mean IoU to the true training masks: the labels trained on first, then each round")
+    width = max([22] + [len(name) + 2 for name, _ in named_rows])
     for name, row in named_rows:
         if row.get("replaced"):
             replaced = " / ".join(map(str, row["replaced"]))
-            print(f"{name:<22}" + " ".join(f"{value:.3f}" for value in row["label_miou"])
+            print(f"{name:<{width}}" + " ".join(f"{value:.3f}" for value in row["label_miou"])
                   + f"   replaced per round: {replaced}")
 
 

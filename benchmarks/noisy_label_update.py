@@ -76,10 +76,11 @@ def main() -> None:
                 f"{args.update_start}, phi {' / '.join(map(str, args.phis))}, lambda 0, seed {args.seed}", rows, "run")
     print_label_rounds([(row["run"], row) for row in rows])
     print("The first round's effect on the labels, by their IoU to the truth before it")
-    print(f"{'run':<16}{'IoU before':<12}{'instances':>10}{'mean change':>13}{'improved':>10}{'worsened':>10}")
+    width = max([16] + [len(name) + 2 for name in first_round_change])
+    print(f"{'run':<{width}}{'IoU before':<12}{'instances':>10}{'mean change':>13}{'improved':>10}{'worsened':>10}")
     for name, bands in first_round_change.items():
         for band in bands:
-            print(f"{name:<16}{band['iou_before']:<12}{band['instances']:>10}{band['mean_change']:>+13.3f}"
+            print(f"{name:<{width}}{band['iou_before']:<12}{band['instances']:>10}{band['mean_change']:>+13.3f}"
                   f"{band['improved']:>10}{band['worsened']:>10}")
     print(f"wrote {args.out}")
 

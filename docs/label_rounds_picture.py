@@ -1,10 +1,11 @@
-"""The README's picture of label rounds: naive labels, Algorithm 1's third round, the shared-pixels guard's.
+"""The README's pictures of label rounds: the naive labels, then the third round of each run named.
 
 Reads the folders `benchmarks/noisy_label_update.py --style photo` leaves (its --work), and draws the
 first overlapping training scenes, one row each: the picture, then each label set, one colour per
 instance, outlined (overlapping labels mix their colours).
 
     .venv/bin/python docs/label_rounds_picture.py --work benchmarks/results/noisy-label-update-photo
+    .venv/bin/python docs/label_rounds_picture.py --runs shared-pixels shared-pixels-phi-0.15 --out ...
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("benchmarks/results/noisy-label-update-photo"))
     parser.add_argument("--scenes", type=int, default=5)
+    parser.add_argument("--runs", nargs="+", default=["label-rounds", "shared-pixels"],
+                        help="run folders (without run-) whose third round is drawn")
     parser.add_argument("--out", type=Path, default=Path("docs/images/label-rounds.jpg"))
     args = parser.parse_args()
 
-    sets = [labels_by_file(args.work / "naive" / "annotations.json"),
-            labels_by_file(args.work / "run-label-rounds" / "labels" / "round_003.json"),
-            labels_by_file(args.work / "run-shared-pixels" / "labels" / "round_003.json")]
+    sets = [labels_by_file(args.work / "naive" / "annotations.json")]
+    sets += [labels_by_file(args.work / f"run-{run}" / "labels" / "round_003.json") for run in args.runs]
     scenes = json.loads((args.work / "train" / "scenes.json").read_text())
     names = [scene["file_name"] for scene in scenes if scene["kind"] == "overlapping"][:args.scenes]
     rows = []

@@ -114,7 +114,7 @@ class TrainConfig:
         "least this, instead of replacing the label.", minimum=0, maximum=0.5, default_text="off")
     update_shared_only: bool = option(
         False, "Guard: change only the pixels that another instance's label claims too, which the weak labels left "
-        "undecided; every other pixel keeps its label.")
+        "undecided; every other pixel keeps its label. Measured best with --update-phi 0.15 (README).")
     update_crf: dict[str, float] | None = None  # the label update's CRF settings (`cgc train --crf-params`); None: CRFParams()
     # 0, not the paper's 1: at lambda = 1 the mask head stops predicting once L_upd starts (README, "Dense CRF and
     # label updates"), since its gradient cancels the BCE's on every labelled pixel
