@@ -44,6 +44,8 @@ def main() -> None:
     sets += [labels_by_file(args.work / f"run-{run}" / "labels" / "round_003.json") for run in args.runs]
     scenes = json.loads((args.work / "train" / "scenes.json").read_text())
     names = [scene["file_name"] for scene in scenes if scene["kind"] == "overlapping"][:args.scenes]
+    if not names:
+        raise SystemExit(f"{args.work / 'train' / 'scenes.json'}: no overlapping scene (photo-style scenes have them)")
     rows = []
     for name in names:
         picture = read_bgr(args.work / "train" / "imgs" / name)
