@@ -20,7 +20,7 @@ import argparse
 from pathlib import Path
 
 from experiments import (UPDATE_GUARDS, add_run_arguments, label_rounds_quality, prepare_sample_split, print_label_rounds,
-                         print_table, save_results, train_and_score)
+                         print_table, run_folder, save_results, train_and_score)
 
 from cgc.refine.update_rule import DEFAULT_PHI
 from cgc.training.label_rounds import LABELS_DIR
@@ -51,7 +51,7 @@ def main() -> None:
     lr = ("--lr", args.lr) if args.lr is not None else ()
 
     def run(name: str, labels: Path, *options: object) -> dict:
-        folder = args.work / ("run-" + "-".join(name.replace("(", "").replace(")", "").split()))
+        folder = run_folder(args.work, name)
         scores = train_and_score(split, labels, folder, args.iterations, args.seed, *lr, *options,
                                  reuse=args.reuse)
         if (folder / LABELS_DIR).is_dir():  # the run wrote label rounds
@@ -60,14 +60,14 @@ def main() -> None:
 
     table_iv = []
     without_update = (
-        ("basic", split.naive_labels, ("--mask-head", "roialign", *no_update)),
-        ("+PC", split.weak_labels, ("--mask-head", "roialign", *no_update)),
-        ("+PC+GFR", split.weak_labels, ("--mask-head", "gfr", *no_update)),
+        ("basic", "", split.naive_labels, ("--mask-head", "roialign", *no_update)),
+        ("+PC", "", split.weak_labels, ("--mask-head", "roialign", *no_update)),
+        ("+PC+GFR", "", split.weak_labels, ("--mask-head", "gfr", *no_update)),
     )
-    with_update = tuple(("+PC+GFR+US" + ("" if weight == 1 else f" lambda={weight:g}"), split.weak_labels,
+    with_update = tuple(("+PC+GFR+US" + ("" if weight == 1 else f" lambda={weight:g}"), guarded, split.weak_labels,
                          ("--mask-head", "gfr", *update, "--update-weight", weight)) for weight in args.update_weights)
-    for name, labels, options in without_update + with_update:
-        setting = name + (guarded if "US" in name else "")
+    for name, guard_suffix, labels, options in without_update + with_update:
+        setting = name + guard_suffix
         scores = run(setting, labels, *options)
         paper = dict(zip(("paper_AP", "paper_AP_r50", "paper_AP_r70"), PAPER_TABLE_IV.get(name, (None, None, None))))
         table_iv.append({"setting": setting, **scores, **paper})

@@ -44,6 +44,11 @@ UPDATE_GUARDS = {
 }
 
 
+def run_folder(work: Path, name: str) -> Path:
+    """Where a benchmark row named `name` trains: WORK/run-NAME, words joined by hyphens, without ( ) or commas."""
+    return work / ("run-" + "-".join(name.translate(str.maketrans("", "", "(),")).split()))
+
+
 def add_run_arguments(parser: argparse.ArgumentParser, name: str, iterations: int) -> None:
     """The options every training benchmark shares. Its runs go to benchmarks/results/NAME (with hyphens), its
     results to benchmarks/results/NAME.json."""
@@ -245,8 +250,7 @@ def train_variants(args: argparse.Namespace, runs: Sequence[tuple[str, tuple]], 
     for name, options in runs:
         if name not in args.runs:
             continue
-        run = args.work / ("run-" + "-".join(name.replace(",", "").split()))
-        scores = train_and_score(split, split.weak_labels, run, args.iterations, args.seed, "--update-every", 0,
+        scores = train_and_score(split, split.weak_labels, run_folder(args.work, name), args.iterations, args.seed, "--update-every", 0,
                                  *options, reuse=args.reuse)
         rows.append({name_key: name, **scores})
         save_results(args, rows=rows)

@@ -25,8 +25,8 @@ from __future__ import annotations
 import argparse
 
 from experiments import (UPDATE_GUARDS, add_run_arguments, label_change_by_quality, label_rounds_quality,
-                         prepare_sample_split, print_label_rounds, print_table, save_results, train_and_score,
-                         train_prefix)
+                         prepare_sample_split, print_label_rounds, print_table, run_folder, save_results,
+                         train_and_score, train_prefix)
 
 from cgc.refine.update_rule import DEFAULT_PHI
 from cgc.training.label_rounds import round_paths
@@ -63,7 +63,7 @@ def main() -> None:
             rounds = ("--update-every", args.update_every, "--update-start", args.update_start, "--update-phi", phi,
                       "--update-weight", 0)
             options = ("--update-every", 0) if guard is None else (*rounds, *guard)
-            folders[name] = args.work / f"run-{name.replace(', ', '-').replace(' ', '-')}"
+            folders[name] = run_folder(args.work, name)
             scores = train_and_score(split, labels, folders[name], args.iterations, args.seed, *options,
                                      reuse=args.reuse, start_from=prefix)
             # the labels trained on: the naive weak labels, then each round the run wrote (none without the scheme)
