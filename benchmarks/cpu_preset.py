@@ -4,10 +4,14 @@ The FPN's 256-channel levels, the RPN's 3x3 convolution over them and the box he
 (256 x 7 x 7 inputs) make up most of a CPU-preset step; the MobileNetV2 body is small beside
 them, so training its deepest stages costs little time. Rows (the preset's head, same seed, iterations
 and data): the CPU preset as it is; FPN levels of 128 channels; the three deepest backbone
-stages trained instead of frozen; twice the learning rate. The number of test proposals, which
+stages trained instead of frozen; twice the learning rate; the RPN's anchors scaled to the preset's
+240-pixel inputs (the paper's 32-512 are for 800 pixels), or one octave smaller; all five backbone
+stages trained. The number of test proposals, which
 changes inference only, is measured on one model by benchmarks/test_proposals.py.
 
     .venv/bin/python benchmarks/cpu_preset.py --reuse --style photo
+    .venv/bin/python benchmarks/cpu_preset.py --reuse --style photo --work benchmarks/results/cpu-preset-photo \
+        --out benchmarks/results/cpu_preset_photo.json --runs preset "anchors scaled" "anchors 16-256" "backbone 5 stages"
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ RUNS = (
     ("fpn 128", ("--fpn-channels", 128)),
     ("backbone 3 stages", ("--trainable-backbone-layers", 3)),
     ("lr 0.01", ("--lr", 0.01)),
+    ("anchors scaled", ("--anchor-sizes", "10,19,38,77,154")),
+    ("anchors 16-256", ("--anchor-sizes", "16,32,64,128,256")),
+    ("backbone 5 stages", ("--trainable-backbone-layers", 5)),
 )
 
 

@@ -47,6 +47,7 @@ class NetworkDefaults:
     mask_suppression: str = "greedy"
     mask_suppression_iou: float = 0.3  # best of greedy mask NMS's thresholds (README, "Predictions")
     mask_rescore: str = "maskness"  # each score times its mask's mean probability, before suppression (README, "Predictions")
+    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)  # one per FPN level (strides 4-64), for inputs of min_size
     rpn_batch_size_per_image: int = 256
     rpn_test_proposals: int = 1000
     min_size: int = 800

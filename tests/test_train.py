@@ -268,6 +268,8 @@ def test_init_from_fine_tunes_the_trained_weights_with_its_settings(tiny_labels:
     ({"update_every": 5, "mask_head": "roialign"}, "needs a whole-image mask head"),
     ({"mask_output_stride": 1, "mask_head": "roialign"}, "not roialign"),
     ({"mask_output_stride": 4}, "--mask-output-stride must be one of"),
+    ({"anchor_sizes": (16, 32)}, "--anchor-sizes needs 5 positive sizes, one per FPN level; got 16,32"),
+    ({"anchor_sizes": (0, 32, 64, 128, 256)}, "--anchor-sizes needs 5"),
 ])
 def test_settings_that_cannot_work_together_are_refused(changes: dict, message: str) -> None:
     from cgc.errors import InputError
@@ -282,9 +284,10 @@ def test_the_config_reaches_the_network() -> None:
     from cgc.training.model_factory import model_from_config
 
     config = resolve_config("cpu", mask_head="gfr", fpn_channels=32, rpn_test_proposals=50, mask_others="labelled",
-                            mask_window=0.5, mask_output_stride=1)
+                            mask_window=0.5, mask_output_stride=1, anchor_sizes=(16, 32, 64, 128, 256))
     model = model_from_config(config, load_backbone_weights=False).eval()
     assert model.backbone.out_channels == 32
+    assert model.rpn.anchor_generator.sizes == ((16,), (32,), (64,), (128,), (256,))
     assert model.rpn.post_nms_top_n() == 50
     assert model.roi_heads.mask_others == "labelled"
     assert model.roi_heads.mask_head.output_window_per_side == 0.5
@@ -302,6 +305,11 @@ def test_a_config_saved_before_a_setting_existed_keeps_its_earlier_behaviour() -
     older = {key: value for key, value in saved.items() if key != "mask_rescore"}
     assert config_from_values(older, "config.json").mask_rescore == "none"
     assert config_from_values(saved, "config.json").mask_rescore == "maskness"
+    # anchors: a run saved before they were a setting used the paper's, whatever its input size
+    saved = json.loads(json.dumps(resolve_config("cpu", anchor_sizes=(8, 16, 32, 64, 128)).to_json()))
+    assert config_from_values(saved, "config.json").anchor_sizes == (8, 16, 32, 64, 128)
+    older = {key: value for key, value in saved.items() if key != "anchor_sizes"}
+    assert config_from_values(older, "config.json").anchor_sizes == (32, 64, 128, 256, 512)
 
 
 def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[Path, Path], tmp_path: Path,
@@ -322,11 +330,13 @@ def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[P
         iterations=0, last_checkpoint=None, last_losses={}, main_process=True))
     base = ["train", "--preset", "cpu", "--data", str(tiny_labels[0]), "--images", str(tiny_labels[1]), "--out", str(tmp_path / "r")]
     result = CliRunner().invoke(cgc, base + ["--mask-window", "none", "--backbone-weights", "none", "--lr-steps", "3,5",
-                                             "--no-amp", "--box-nms", "0.4", "--update-start", "7", "--mask-suppression", "none"])
+                                             "--no-amp", "--box-nms", "0.4", "--update-start", "7", "--mask-suppression", "none",
+                                             "--anchor-sizes", "8,16,32,64,128"])
     assert result.exit_code == 0, result.output
     config = seen[0]
     assert (config.mask_window, config.backbone_weights, config.lr_steps, config.amp) == (None, None, (3, 5), False)
     assert (config.box_nms_thresh, config.update_start, config.mask_suppression) == (0.4, 7, "none")
+    assert config.anchor_sizes == (8, 16, 32, 64, 128)
     assert config.mask_head_channels == 64 and config.lr == 0.005  # from the preset
     result = CliRunner().invoke(cgc, base + ["--lr-steps", "3,x"])
     assert result.exit_code == 2 and "not a comma-separated list of integers" in result.output

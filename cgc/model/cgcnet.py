@@ -106,7 +106,7 @@ def build_cgcnet(
     image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406),
     image_std: tuple[float, float, float] = (0.229, 0.224, 0.225),
     # RPN
-    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512),
+    anchor_sizes: tuple[int, ...] = NETWORK.anchor_sizes,
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0),
     rpn_fg_iou_thresh: float = 0.7,
     rpn_bg_iou_thresh: float = 0.3,

@@ -67,6 +67,10 @@ class TrainConfig:
     rpn_test_proposals: int = option(
         NETWORK.rpn_test_proposals, "Proposals per image the RPN keeps at inference; the box head scores each.",
         minimum=1)
+    anchor_sizes: tuple[int, ...] = option(
+        NETWORK.anchor_sizes, "RPN anchor sizes in pixels of the resized image, one per FPN level (strides 4-64), "
+        "comma-separated; the paper's are for an 800-pixel shorter side, and smaller ones did not help the cpu "
+        "preset's 240 pixels (README).")
     min_size: int = option(NETWORK.min_size, "Resize: shorter side.", minimum=32)
     max_size: int = option(NETWORK.max_size, "Resize: longer side at most.", minimum=32)
     # optimisation (paper: SGD lr 0.0025, momentum 0.9, wd 1e-4, batch 4, 16k iterations, /10 at 8k)
@@ -192,7 +196,8 @@ def known_settings(values: dict[str, Any]) -> dict[str, Any]:
 def settled(config: TrainConfig) -> TrainConfig:
     """The configuration as it is saved: lr steps as ints, update_start fixed (so that --resume with more
     --iterations keeps it), and checked."""
-    config = replace(config, lr_steps=tuple(int(step) for step in config.lr_steps))
+    config = replace(config, lr_steps=tuple(int(step) for step in config.lr_steps),
+                     anchor_sizes=tuple(int(size) for size in config.anchor_sizes))
     if config.update_start is None:
         config = replace(config, update_start=config.update_start_iteration)
     return check_config(config)
@@ -204,6 +209,9 @@ def check_config(config: TrainConfig) -> TrainConfig:
         raise InputError("--update-every and --update-start must be >= 0")
     if config.update_weight < 0 or config.crf_workers < 0:
         raise InputError("--update-weight and --crf-workers must be >= 0")
+    if len(config.anchor_sizes) != len(NETWORK.anchor_sizes) or min(config.anchor_sizes) < 1:
+        raise InputError(f"--anchor-sizes needs {len(NETWORK.anchor_sizes)} positive sizes, one per FPN level; "
+                         f"got {','.join(map(str, config.anchor_sizes))}")
     if config.mask_others not in MASK_OTHERS:
         raise InputError(f"--mask-others must be one of {', '.join(MASK_OTHERS)}")
     if config.mask_others != "proposals" and config.mask_head not in ("gfr", "lfr"):
@@ -249,4 +257,4 @@ def config_from_values(values: dict[str, Any], source: str | Path) -> TrainConfi
         config = TrainConfig(**{key: value for key, value in (BEFORE_RECORDED | values).items() if key in known})
     except TypeError as exc:
         raise InputError(f"not a cgc run configuration ({exc})", source) from None
-    return replace(config, lr_steps=tuple(config.lr_steps))
+    return replace(config, lr_steps=tuple(config.lr_steps), anchor_sizes=tuple(config.anchor_sizes))

@@ -16,6 +16,7 @@ def model_from_config(config: TrainConfig, load_backbone_weights: bool = True) -
         fpn_channels=config.fpn_channels,
         min_size=config.min_size,
         max_size=config.max_size,
+        anchor_sizes=config.anchor_sizes,
         rpn_batch_size_per_image=config.rpn_batch_size_per_image,
         rpn_post_nms_top_n_test=config.rpn_test_proposals,
         box_batch_size_per_image=config.box_batch_size_per_image,
