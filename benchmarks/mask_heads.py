@@ -7,11 +7,16 @@ Rows (cpu preset, weak labels of the sample scenes, scored on held-out scenes):
   mask limited to that window (cgc's default);
 - gfr, window 0.25, labelled others: the same, and in training every labelled instance's box is
   suppressed as an "other proposal", not only the sampled ones (cgc.network_settings.MASK_OTHERS);
-- gfr, window 0.25, 128 channels: the same with a wider head (the cpu preset's is 64).
+- gfr, window 0.25, 128 channels: the same with a wider head (the cpu preset's is 64);
+- lfr and roimasking, window 0.25: the paper's other heads of Table II, with the same output window
+  (with roialign and gfr, the paper's heads comparison).
 Each row also gives precision and recall at score 0.5, predictions per true instance and the COCO
 mask AP of the same detections as filled boxes.
 
     .venv/bin/python benchmarks/mask_heads.py --reuse
+    .venv/bin/python benchmarks/mask_heads.py --reuse --style photo --work benchmarks/results/mask-heads-photo \
+        --out benchmarks/results/mask_heads_photo.json --runs roialign "gfr window 0.25" "lfr window 0.25" \
+        "roimasking window 0.25"
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ RUNS = (
     ("gfr window 0.25", ("--mask-head", "gfr", "--mask-window", 0.25)),
     ("gfr window labelled others", ("--mask-head", "gfr", "--mask-window", 0.25, "--mask-others", "labelled")),
     ("gfr window 128 ch", ("--mask-head", "gfr", "--mask-window", 0.25, "--mask-head-channels", 128)),
+    ("lfr window 0.25", ("--mask-head", "lfr", "--mask-window", 0.25)),
+    ("roimasking window 0.25", ("--mask-head", "roimasking", "--mask-window", 0.25)),
 )
 
 

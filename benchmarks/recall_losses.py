@@ -10,7 +10,8 @@ what `cgc predict` writes, and names the first step that lost it:
 - removed by mask suppression: only detections that the mask-level suppression dropped match its box;
 - never detected: no detection matches its box at any score.
 
-Counts per kind of sample scene too. One model: --checkpoint, or the cpu-preset run that
+Counts per kind of sample scene too, and for the camouflaged instances (low-contrast scenes: the one textured
+from the background's own photograph, often all but invisible). One model: --checkpoint, or the cpu-preset run that
 `benchmarks/postprocess.py` trains in the same --work folder (reused with --reuse).
 
     .venv/bin/python benchmarks/recall_losses.py --reuse --style photo --work benchmarks/results/postprocess-photo
@@ -71,8 +72,7 @@ def main() -> None:
     if args.mask_rescore is not None:
         suppress = replace(suppress, rescore=args.mask_rescore)
     truth = load_ground_truth(split.test_truth)
-    kinds = {scene["file_name"]: scene.get("kind", "-")
-             for scene in json.loads((split.test_images.parent / "scenes.json").read_text())}
+    scenes = {scene["file_name"]: scene for scene in json.loads((split.test_images.parent / "scenes.json").read_text())}
     entries = gt_image_paths(split.test_truth, truth["images"], split.test_images)
     images = {image["id"]: image for image in truth["images"]}
     ids = {path: image_id for image_id, path in entries}
@@ -81,14 +81,16 @@ def main() -> None:
         keep, scores = suppress(torch.from_numpy(raw.probabilities)[:, None], torch.from_numpy(raw.scores))
         kept = Detections(raw.boxes[keep.numpy()], scores.numpy(), raw.probabilities[keep.numpy()])
         image = images[ids[path]]
-        kind = kinds.get(image["file_name"], "-")
-        for annotation in (a for a in truth["annotations"] if a["image_id"] == image["id"]):
+        scene = scenes.get(image["file_name"], {})
+        camouflaged = set(scene.get("camouflaged", []))  # instance numbers: the image's annotations in gt/ order
+        annotations = [a for a in truth["annotations"] if a["image_id"] == image["id"]]
+        for number, annotation in enumerate(annotations, start=1):
             found = outcome(decode_mask(annotation["segmentation"], image["height"], image["width"]),
                             bbox_xyxy(annotation["bbox"]), raw, kept, args.score_thr)
-            counts["all"][found] += 1
-            counts.setdefault(kind, Counter())[found] += 1
+            for group in ("all", scene.get("kind", "-"), *(["camouflaged"] if number in camouflaged else [])):
+                counts.setdefault(group, Counter())[found] += 1
     rows = [{"scenes": name, "instances": sum(counter.values()), **{key: counter[key] for key in OUTCOMES}}
-            for name, counter in sorted(counts.items(), key=lambda item: item[0] != "all")]
+            for name, counter in sorted(counts.items(), key=lambda item: (item[0] != "all", item[0] == "camouflaged"))]
     save_results(args, run=str(run), rows=rows)
     print(f"Where recall is lost ({run}); score threshold {args.score_thr:g}, {args.test_images} held-out scenes, "
           f"{suppress}")

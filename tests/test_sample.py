@@ -83,6 +83,30 @@ def test_photo_scenes_same_seed_same_files_whatever_the_worker_count(tmp_path: P
     scenes = json.loads((one / "scenes.json").read_text())
     assert [scene["file_name"] for scene in scenes] == [f"sample_{i:05d}.jpg" for i in range(1, 5)]
     assert {scene["style"] for scene in scenes} == {"photo"}
+    for scene in scenes:  # instance numbers of gt/, only in low-contrast scenes
+        assert scene["camouflaged"] == ([1] if scene["kind"] == "low-contrast" else [])
+
+
+def test_the_camouflaged_instance_looks_like_its_surroundings() -> None:
+    """Low-contrast scenes record which instance wears the background's own texture: the one that differs least
+    in colour from the pixels around it."""
+    import cv2
+
+    from cgc.sample.photo import generate_photo_scene
+
+    def contrast(scene, mask: np.ndarray) -> float:
+        ring = cv2.dilate(mask.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool) & ~np.logical_or.reduce(
+            scene.instances)
+        return float(np.abs(scene.image[mask].mean(0) - scene.image[ring].mean(0)).sum())
+
+    camouflaged, others = [], []
+    for index in range(60):
+        scene = generate_photo_scene(np.random.SeedSequence([11, index]), height=150, width=200)
+        assert scene.camouflaged == ((0,) if scene.kind == "low-contrast" else ())
+        for number, mask in enumerate(scene.instances if scene.kind == "low-contrast" else []):
+            (camouflaged if number in scene.camouflaged else others).append(contrast(scene, mask))
+    assert len(camouflaged) >= 5 and len(others) >= 5
+    assert np.median(camouflaged) < 0.5 * np.median(others)
 
 
 def test_photo_scenes_cover_every_hard_case_with_exact_instances_and_imperfect_masks() -> None:

@@ -5,7 +5,8 @@ Layout written under OUT (the same names the dataset readers expect):
   masks/<name>.png         binary salient-region masks, 0/255 (DUT-OMRON pixelwiseGT style)
   gt/<name>.png            true instance maps, palette PNG, 0 = background, 1..K (ILSO style)
   labelstudio_export.json  five simulated annotators' boxes per image (Label Studio JSON export)
-  scenes.json              each picture's style and the case it was built to test (photo: SCENE_KINDS)
+  scenes.json              each picture's style, the case it was built to test (photo: SCENE_KINDS), and which
+                           instances of gt/ are camouflaged (textured from the background's own photograph)
 
 Two styles: `flat` (vivid blobs on a muted textured field, `scenes.py`) and `photo` (real photo
 textures and silhouettes, chosen hard cases, SOD-style mask defects, `photo.py`).
@@ -49,7 +50,8 @@ def write_one_sample(index: int, seed: int, directory: Path, height: int, width:
     write_instance_map(directory / "gt" / f"{name}.png", scene.instances)
     rng = np.random.default_rng(np.random.SeedSequence([seed, index, 1]))
     task = label_studio_task(rng, index + 1, f"{name}.jpg", scene.instances, habits, biases)
-    return task, {"file_name": f"{name}.jpg", "style": style, "kind": scene.kind, "instances": len(scene.instances)}
+    return task, {"file_name": f"{name}.jpg", "style": style, "kind": scene.kind, "instances": len(scene.instances),
+                  "camouflaged": [index + 1 for index in scene.camouflaged]}
 
 
 def write_sample_dataset(

@@ -232,8 +232,9 @@ def generate_photo_scene(seed: int | np.random.SeedSequence, height: int = 300, 
     else:
         shapes, instances = shapes[:1], [shapes[0]]
     shared = TEXTURE_PHOTOS[int(rng.integers(0, len(TEXTURE_PHOTOS)))]
+    camouflaged = (0,) if kind == "low-contrast" else ()
     for index, shape in enumerate(shapes):
-        if kind == "low-contrast" and index == 0:
+        if index in camouflaged:
             # the background's own photograph, tint and zoom, from elsewhere in it and a little lighter or darker
             shift = (int(rng.integers(height // 4, height)), int(rng.integers(width // 4, width)))
             texture = np.roll(backdrop, shift, axis=(0, 1))[:, ::-1] * rng.uniform(0.75, 1.25)
@@ -245,4 +246,4 @@ def generate_photo_scene(seed: int | np.random.SeedSequence, height: int = 300, 
         image = image * (1 - alpha) + texture * alpha
     image = np.clip(image + rng.normal(0, 2, image.shape), 0, 255).astype(np.uint8)
     salient = sod_mask(rng, np.logical_or.reduce(instances))
-    return Scene(image=image, instances=instances, kind=kind, salient=salient)
+    return Scene(image=image, instances=instances, kind=kind, salient=salient, camouflaged=camouflaged)

@@ -21,6 +21,7 @@ class Scene:
     instances: list[np.ndarray]  # boolean HxW, one per salient instance, front-most last
     kind: str = "flat"  # the case the scene was built to test (photo scenes: see photo.SCENE_KINDS)
     salient: np.ndarray | None = None  # the binary SOD mask, when it is not exactly the union of the instances
+    camouflaged: tuple[int, ...] = ()  # indices of the instances textured from the background's own photograph
 
     @property
     def salient_mask(self) -> np.ndarray:
