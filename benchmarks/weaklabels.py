@@ -3,8 +3,9 @@
 Generates N sample images (kept under --data for reruns), averages the simulated annotators'
 boxes once, then runs the real command line for every rule on the same data (and the default rule
 without the SOD masks: boxes alone) and scores each result against the true instance masks, on
-all scenes and on each kind of scene (photo style: isolated, overlapping, enclosed, resting-on,
-low-contrast). Prints a table and writes JSON.
+all scenes, on each kind of scene (photo style: isolated, overlapping, enclosed, resting-on,
+low-contrast), and on the true instances whose consensus box overlaps another box against the rest
+(`resolve-shared` and `appearance` differ only where two boxes hold a pixel). Prints a table and writes JSON.
 
 The last row is a ceiling, not a rule: each true instance cut to the SOD mask and to its consensus
 box, what a rule would give that assigned every shared pixel right and knew which salient pixels
@@ -36,9 +37,10 @@ from cgc.refine.update_guards import box_region
 from cgc.sample import DEFAULT_STYLE, SCENE_STYLES, write_sample_dataset
 from cgc.weaklabels.priors import RULES, PriorSettings
 from cgc.coco_files import read_coco_boxes, read_instance_file
-from cgc.weaklabels.quality import label_quality
+from cgc.weaklabels.quality import label_quality, matched_ious
 
 CGC = [sys.executable, "-m", "cgc.cli"]
+BOX_GROUPS = {"box overlaps another": True, "box apart": False}  # the true instances, by their consensus box
 
 
 def run(command: list[str]) -> float:
@@ -48,36 +50,42 @@ def run(command: list[str]) -> float:
 
 
 def scored(labels: dict[str, list[dict]], truth_rles: dict[str, list[dict]], kinds: dict[str, list[str]],
-           labels_path: str | Path, truth: Path) -> dict:
-    """Mean IoU of labels to the truth, over every scene and over each kind of scene."""
+           labels_path: str | Path, truth: Path, crowded: dict[str, np.ndarray]) -> dict:
+    """Mean IoU of labels to the truth, over every scene, over each kind of scene, and over the true instances
+    whose consensus box overlaps another box (`crowded`) and the rest: the rules differ only on the former."""
     quality = label_quality(labels, truth_rles, labels_path, truth)
     by_kind = {kind: label_quality(labels, {name: truth_rles[name] for name in names}, labels_path, truth).mean_iou
                for kind, names in sorted(kinds.items())}
-    return {"mean_iou": quality.mean_iou, "instances": quality.true_instances, "mean_iou_by_kind": by_kind}
+    ious = {name: matched_ious(labels.get(name, []), rles) for name, rles in truth_rles.items()}
+    by_boxes = {}
+    for group, wanted in BOX_GROUPS.items():
+        chosen = np.concatenate([ious[name][crowded[name] == wanted] for name in ious])
+        by_boxes[group] = round(float(chosen.mean()), 4) if chosen.size else None
+    return {"mean_iou": quality.mean_iou, "instances": quality.true_instances, "mean_iou_by_kind": by_kind,
+            "mean_iou_by_boxes": by_boxes}
 
 
-def ceiling_labels(masks: Path, boxes: Path, truth: dict[str, list[dict]]) -> dict[str, list[dict]]:
-    """Per picture, each true instance within the SOD mask and its consensus box (boxes are paired with the true
-    instances by a Hungarian assignment on box-to-instance IoU): the best labels a rule could give from them."""
+def ceiling_and_crowding(masks: Path, boxes: Path, truth: dict[str, list[dict]]) -> tuple[dict, dict]:
+    """Per picture, pair the true instances with the consensus boxes (Hungarian assignment on box-to-instance IoU).
+    Returns the ceiling labels, each true instance within the SOD mask and its box (the best labels a rule could give
+    from them), and per true instance whether its box overlaps another box (an unpaired instance: no)."""
     consensus = read_coco_boxes(boxes)
     grouped = consensus.annotations_by_image()
     boxes_by_name = {image["file_name"]: [item["bbox"] for item in grouped[image["id"]]] for image in consensus.images}
-    ceiling = {}
+    ceiling, crowded = {}, {}
     for name, rles in truth.items():
-        if not rles:
-            ceiling[name] = []
+        ceiling[name], crowded[name] = [], np.zeros(len(rles), bool)
+        if not rles or not boxes_by_name.get(name):
             continue
         height, width = rles[0]["size"]
         salient = read_binary_mask(masks / f"{Path(name).stem}.png")
         instances = [decode_mask(rle, height, width) for rle in rles]
-        regions = [box_region(bbox_xyxy(bbox), 0.0, (height, width)) for bbox in boxes_by_name.get(name, [])]
-        if not regions:
-            ceiling[name] = []
-            continue
+        regions = [box_region(bbox_xyxy(bbox), 0.0, (height, width)) for bbox in boxes_by_name[name]]
         overlap = np.array([[binary_mask_iou(box, mask) for box in regions] for mask in instances])
-        pairs = zip(*linear_sum_assignment(-overlap))
-        ceiling[name] = [encode_mask(salient & instances[i] & regions[j]) for i, j in pairs]
-    return ceiling
+        for i, j in zip(*linear_sum_assignment(-overlap)):
+            ceiling[name].append(encode_mask(salient & instances[i] & regions[j]))
+            crowded[name][i] = any((regions[j] & other).any() for k, other in enumerate(regions) if k != j)
+    return ceiling, crowded
 
 
 def main() -> None:
@@ -103,6 +111,7 @@ def main() -> None:
     atomic_write_json(truth, instances_to_coco(read_ilso(sample), "sample truth"))
     truth_rles = read_instance_file(truth, "ground-truth file").masks_by_file_name()  # read once for every rule and kind
 
+    ceiling, crowded = ceiling_and_crowding(sample / "masks", boxes, truth_rles)
     rows = []
     runs = [(rule, rule, ["--masks", str(sample / "masks")]) for rule in RULES]
     runs.append((f"{PriorSettings.rule}, boxes only", PriorSettings.rule, []))
@@ -113,20 +122,21 @@ def main() -> None:
         labels = out / "annotations.json"
         weak = read_instance_file(labels, "weak-label file").masks_by_file_name()
         rows.append({"rule": run_name, "seconds": round(seconds, 2), "images_per_second": round(args.images / seconds, 1),
-                     **scored(weak, truth_rles, kinds, labels, truth)})
+                     **scored(weak, truth_rles, kinds, labels, truth, crowded)})
 
-    ceiling = ceiling_labels(sample / "masks", boxes, truth_rles)
     rows.append({"rule": "ceiling (truth in mask, box)", "seconds": None, "images_per_second": None,
-                 **scored(ceiling, truth_rles, kinds, "ceiling", truth)})
+                 **scored(ceiling, truth_rles, kinds, "ceiling", truth, crowded)})
 
     print(f"{args.images} {args.style} images of 400x300, {args.workers} workers, wall time of the whole "
           f"`cgc weaklabels build` command; mean IoU per kind of scene ({', '.join(f'{k} {len(v)}' for k, v in sorted(kinds.items()))})")
-    print(f"{'rule':<28}{'seconds':>9}{'images/s':>10}{'mean IoU':>10}" + "".join(f"{kind:>14}" for kind in sorted(kinds)))
+    print(f"{'rule':<28}{'seconds':>9}{'images/s':>10}{'mean IoU':>10}" + "".join(f"{kind:>14}" for kind in sorted(kinds))
+          + "".join(f"{group:>22}" for group in BOX_GROUPS))
     for row in rows:
         timing = (f"{row['seconds']:>9.2f}{row['images_per_second']:>10.1f}" if row["seconds"] is not None
                   else f"{'-':>9}{'-':>10}")
         print(f"{row['rule']:<28}{timing}{row['mean_iou']:>10.4f}"
-              + "".join(f"{row['mean_iou_by_kind'][kind]:>14.4f}" for kind in sorted(kinds)))
+              + "".join(f"{row['mean_iou_by_kind'][kind]:>14.4f}" for kind in sorted(kinds))
+              + "".join(f"{'-' if value is None else f'{value:.4f}':>22}" for value in row["mean_iou_by_boxes"].values()))
     result = {"images": args.images, "seed": args.seed, "style": args.style, "workers": args.workers,
               "machine": platform.processor() or platform.machine(), "cores": os.cpu_count(), "scenes_per_kind":
               {kind: len(names) for kind, names in sorted(kinds.items())}, "rows": rows}
