@@ -51,7 +51,7 @@ def write_one_sample(index: int, seed: int, directory: Path, height: int, width:
     rng = np.random.default_rng(np.random.SeedSequence([seed, index, 1]))
     task = label_studio_task(rng, index + 1, f"{name}.jpg", scene.instances, habits, biases)
     return task, {"file_name": f"{name}.jpg", "style": style, "kind": scene.kind, "instances": len(scene.instances),
-                  "camouflaged": [index + 1 for index in scene.camouflaged]}
+                  "camouflaged": [number + 1 for number in scene.camouflaged]}
 
 
 def write_sample_dataset(
