@@ -250,8 +250,8 @@ def train_variants(args: argparse.Namespace, runs: Sequence[tuple[str, tuple]], 
     for name, options in runs:
         if name not in args.runs:
             continue
-        scores = train_and_score(split, split.weak_labels, run_folder(args.work, name), args.iterations, args.seed, "--update-every", 0,
-                                 *options, reuse=args.reuse)
+        scores = train_and_score(split, split.weak_labels, run_folder(args.work, name), args.iterations, args.seed,
+                                 "--update-every", 0, *options, reuse=args.reuse)
         rows.append({name_key: name, **scores})
         save_results(args, rows=rows)
     return rows

@@ -49,18 +49,26 @@ def run(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def cell(value: float | None, width: int) -> str:
+    """A mean IoU in the table; - where a group has no instance."""
+    return f"{'-' if value is None else f'{value:.4f}':>{width}}"
+
+
 def scored(labels: dict[str, list[dict]], truth_rles: dict[str, list[dict]], kinds: dict[str, list[str]],
            labels_path: str | Path, truth: Path, crowded: dict[str, np.ndarray]) -> dict:
     """Mean IoU of labels to the truth, over every scene, over each kind of scene, and over the true instances
-    whose consensus box overlaps another box (`crowded`) and the rest: the rules differ only on the former."""
+    whose consensus box overlaps another box (`crowded`) and the rest: the rules differ only on the former. As in
+    `label_quality`, only the pictures the labels list are scored; each is paired with its truth once."""
     quality = label_quality(labels, truth_rles, labels_path, truth)
-    by_kind = {kind: label_quality(labels, {name: truth_rles[name] for name in names}, labels_path, truth).mean_iou
-               for kind, names in sorted(kinds.items())}
-    ious = {name: matched_ious(labels.get(name, []), rles) for name, rles in truth_rles.items()}
-    by_boxes = {}
-    for group, wanted in BOX_GROUPS.items():
-        chosen = np.concatenate([ious[name][crowded[name] == wanted] for name in ious])
-        by_boxes[group] = round(float(chosen.mean()), 4) if chosen.size else None
+    ious = {name: matched_ious(labels[name], rles) for name, rles in truth_rles.items() if name in labels}
+
+    def mean_iou(per_picture: list[np.ndarray]) -> float | None:
+        scores = np.concatenate(per_picture) if per_picture else np.zeros(0)
+        return round(float(scores.mean()), 4) if scores.size else None
+
+    by_kind = {kind: mean_iou([ious[name] for name in names if name in ious]) for kind, names in sorted(kinds.items())}
+    by_boxes = {group: mean_iou([scores[crowded[name] == wanted] for name, scores in ious.items()])
+                for group, wanted in BOX_GROUPS.items()}
     return {"mean_iou": quality.mean_iou, "instances": quality.true_instances, "mean_iou_by_kind": by_kind,
             "mean_iou_by_boxes": by_boxes}
 
@@ -135,8 +143,8 @@ def main() -> None:
         timing = (f"{row['seconds']:>9.2f}{row['images_per_second']:>10.1f}" if row["seconds"] is not None
                   else f"{'-':>9}{'-':>10}")
         print(f"{row['rule']:<28}{timing}{row['mean_iou']:>10.4f}"
-              + "".join(f"{row['mean_iou_by_kind'][kind]:>14.4f}" for kind in sorted(kinds))
-              + "".join(f"{'-' if value is None else f'{value:.4f}':>22}" for value in row["mean_iou_by_boxes"].values()))
+              + "".join(cell(row["mean_iou_by_kind"][kind], 14) for kind in sorted(kinds))
+              + "".join(cell(value, 22) for value in row["mean_iou_by_boxes"].values()))
     result = {"images": args.images, "seed": args.seed, "style": args.style, "workers": args.workers,
               "machine": platform.processor() or platform.machine(), "cores": os.cpu_count(), "scenes_per_kind":
               {kind: len(names) for kind, names in sorted(kinds.items())}, "rows": rows}

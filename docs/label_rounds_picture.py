@@ -20,6 +20,7 @@ import numpy as np
 from cgc.coco import decode_mask
 from cgc.coco_files import read_instance_file
 from cgc.datasets.pictures import read_bgr, write_picture
+from cgc.training.label_rounds import round_paths
 from cgc.visualize import overlay_instances
 
 def labels_by_file(path: Path) -> dict[str, list[dict]]:
@@ -41,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
 
     sets = [labels_by_file(args.work / "naive" / "annotations.json")]
-    sets += [labels_by_file(args.work / f"run-{run}" / "labels" / "round_003.json") for run in args.runs]
+    sets += [labels_by_file(round_paths(args.work / f"run-{run}", 3)[0]) for run in args.runs]
     scenes = json.loads((args.work / "train" / "scenes.json").read_text())
     names = [scene["file_name"] for scene in scenes if scene["kind"] == "overlapping"][:args.scenes]
     if not names:
