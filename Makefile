@@ -9,6 +9,8 @@ DEMO_HELDOUT ?= 40
 DEMO_VALIDATION ?= 20
 DEMO_ITERATIONS ?= 250
 DEMO_LR_STEP ?= 180
+# the demo's sample scenes: photo (the default of cgc sample) or flat
+DEMO_STYLE ?= photo
 CGC    := $(VENV)/bin/cgc
 # The Label Studio server for the tests lives in its own venv: its pinned dependencies clash with
 # ours. A fresh install takes about 7 minutes; the stamp makes later runs (and cached CI) reuse it.
@@ -57,7 +59,7 @@ test: $(STAMP) $(LS_STAMP)
 
 # The whole pipeline on generated sample data, on the CPU; everything lands in $(DEMO)/.
 demo: $(STAMP)
-	$(CGC) sample --out $(DEMO)/sample --images $(DEMO_IMAGES) --seed 0
+	$(CGC) sample --out $(DEMO)/sample --images $(DEMO_IMAGES) --seed 0 --style $(DEMO_STYLE)
 	$(CGC) annotate import --from-export $(DEMO)/sample/labelstudio_export.json --out $(DEMO)/boxes.json
 	$(CGC) weaklabels build --images $(DEMO)/sample/imgs --masks $(DEMO)/sample/masks \
 		--boxes $(DEMO)/boxes.json --out $(DEMO)/weaklabels --overlays $(DEMO)/overlays
@@ -74,10 +76,10 @@ demo: $(STAMP)
 	$(CGC) train --preset cpu --data $(DEMO)/weaklabels/annotations.json --images $(DEMO)/sample/imgs \
 		--out $(DEMO)/run --iterations $(DEMO_ITERATIONS) --lr-steps $(DEMO_LR_STEP)
 	@echo "== Score threshold: the best F1 on validation scenes, recorded in the checkpoint =="
-	$(CGC) sample --out $(DEMO)/validation --images $(DEMO_VALIDATION) --seed 2000
+	$(CGC) sample --out $(DEMO)/validation --images $(DEMO_VALIDATION) --seed 2000 --style $(DEMO_STYLE)
 	$(CGC) export coco --format ilso --root $(DEMO)/validation --out $(DEMO)/validation-truth.json
 	$(CGC) calibrate --checkpoint $(DEMO)/run --images $(DEMO)/validation/imgs --data $(DEMO)/validation-truth.json
-	$(CGC) sample --out $(DEMO)/heldout --images $(DEMO_HELDOUT) --seed 1000
+	$(CGC) sample --out $(DEMO)/heldout --images $(DEMO_HELDOUT) --seed 1000 --style $(DEMO_STYLE)
 	$(CGC) export coco --format ilso --root $(DEMO)/heldout --out $(DEMO)/heldout-truth.json
 	@echo "== Held-out images, true instance masks: the model, and its boxes filled as masks (baseline) =="
 	$(CGC) eval --checkpoint $(DEMO)/run --images $(DEMO)/heldout/imgs --data $(DEMO)/heldout-truth.json \

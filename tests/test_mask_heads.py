@@ -15,6 +15,7 @@ from cgc.model.mask_heads import (
     RoIAlignHead,
     RoIMaskingHead,
     box_cells,
+    box_coordinates,
     build_mask_head,
     global_feature_refine,
     ternary_roi_mask,
@@ -74,6 +75,31 @@ def test_gfr_maps_image_boxes_to_feature_cells_they_overlap() -> None:
     assert cells[0].nonzero()[:, 0].unique().tolist() == [1, 2]  # y 4..9 -> rows 1 and 2
     assert cells[0].nonzero()[:, 1].unique().tolist() == [1, 2]  # x 4..12 -> cols 1, 2
     assert cells[1].sum() == 1  # a degenerate box still owns the cell it sits in
+
+
+def test_box_coordinates_run_across_the_box_cells_and_are_zero_outside() -> None:
+    # a box over pixels 8-40 x 8-24 covers cells 2-9 x 2-5 at stride 4; cell centres 10, 14, ..., 38 and 10, ..., 22
+    coords = box_coordinates(torch.tensor([[8.0, 8.0, 40.0, 24.0]]), 4.0, 10, 12)[0]
+    inside = torch.zeros(10, 12)
+    inside[2:6, 2:10] = 1
+    torch.testing.assert_close(coords[0], inside)
+    torch.testing.assert_close(coords[1, 3, 2:10], torch.arange(-0.875, 1.0, 0.25))
+    torch.testing.assert_close(coords[2, 2:6, 4], torch.tensor([-0.75, -0.25, 0.25, 0.75]))
+    assert not coords[1:, inside == 0].any()
+
+
+def test_box_coordinates_are_three_more_fcn_inputs_inside_the_own_box_only() -> None:
+    torch.manual_seed(0)
+    head = GFRHead(CHANNELS, 16, box_coords=True)
+    assert head.fcn[0][0].in_channels == CHANNELS + 3
+    feature, boxes = torch.randn(CHANNELS, 16, 24), BOXES[0]
+    refined = head.fcn_input(feature, boxes, 4.0, torch.tensor([1]))
+    assert refined.shape == (1, CHANNELS + 3, 16, 24)
+    torch.testing.assert_close(refined[0, :CHANNELS], head.refine(feature, boxes, 4.0, torch.tensor([1]))[0])
+    torch.testing.assert_close(refined[0, CHANNELS:], box_coordinates(boxes[1:], 4.0, 16, 24)[0])
+    base = head.base_input(feature, boxes, 4.0)
+    assert base.shape == (CHANNELS + 3, 16, 24) and not base[CHANNELS:].any()
+    assert GFRHead(CHANNELS, 16).fcn[0][0].in_channels == CHANNELS
 
 
 def test_lfr_keeps_gfr_inside_the_enlarged_box_and_fills_outside() -> None:
@@ -200,18 +226,20 @@ def test_tiny_images_keep_logits_and_targets_aligned() -> None:
     assert head.to_image_masks(logits[0], boxes[0], (6, 8), (6, 8)).shape == (1, 1, 6, 8)
 
 
-@pytest.mark.parametrize("output_stride", [2, 1])
+@pytest.mark.parametrize("output_stride, box_coords", [(2, False), (1, False), (2, True)])
 @pytest.mark.parametrize("head_class", [GFRHead, LFRHead, RoIMaskingHead])
-def test_local_recompute_equals_running_the_fcn_on_every_whole_map(head_class, output_stride: int) -> None:
+def test_local_recompute_equals_running_the_fcn_on_every_whole_map(head_class, output_stride: int,
+                                                                   box_coords: bool) -> None:
     """The fast forward (shared base map + per-box crops) must give the dense answer exactly, at either output
-    stride (1: one more learned 2x upsampling, so four logits per feature cell and side)."""
+    stride (1: one more learned 2x upsampling, so four logits per feature cell and side), and with the box
+    coordinates as three more inputs."""
     torch.manual_seed(0)
-    head = head_class(32, 16, output_stride=output_stride).eval()
+    head = head_class(32, 16, output_stride=output_stride, box_coords=box_coords).eval()
     feature = torch.randn(1, 32, 30, 40)
     boxes = torch.tensor([[10.0, 12.0, 70.0, 90.0], [50.0, 20.0, 150.0, 110.0], [0.0, 0.0, 30.0, 25.0], [140.0, 100.0, 160.0, 120.0]])
     fast = head({"0": feature}, [boxes], [(120, 160)])[0]
     height, width = 120 // output_stride, 160 // output_stride
-    dense = head.logits(head.refine(feature[0], boxes, 4.0, torch.arange(4)))
+    dense = head.logits(head.fcn_input(feature[0], boxes, 4.0, torch.arange(4)))
     windows = head.output_windows(boxes, float(output_stride), height, width)
     dense = torch.where(windows[:, None], dense, torch.tensor(OUTSIDE_WINDOW_LOGIT))
     assert fast.shape == dense.shape == (4, 1, height, width)

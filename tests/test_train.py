@@ -268,6 +268,7 @@ def test_init_from_fine_tunes_the_trained_weights_with_its_settings(tiny_labels:
     ({"update_every": 5, "mask_head": "roialign"}, "needs a whole-image mask head"),
     ({"mask_output_stride": 1, "mask_head": "roialign"}, "not roialign"),
     ({"mask_output_stride": 4}, "--mask-output-stride must be one of"),
+    ({"mask_box_coords": True, "mask_head": "roialign"}, "--mask-box-coords changes the whole-image heads"),
     ({"anchor_sizes": (16, 32)}, "--anchor-sizes needs 5 positive sizes, one per FPN level; got 16,32"),
     ({"anchor_sizes": (0, 32, 64, 128, 256)}, "--anchor-sizes needs 5"),
 ])
@@ -284,7 +285,8 @@ def test_the_config_reaches_the_network() -> None:
     from cgc.training.model_factory import model_from_config
 
     config = resolve_config("cpu", mask_head="gfr", fpn_channels=32, rpn_test_proposals=50, mask_others="labelled",
-                            mask_window=0.5, mask_output_stride=1, anchor_sizes=(16, 32, 64, 128, 256))
+                            mask_window=0.5, mask_output_stride=1, anchor_sizes=(16, 32, 64, 128, 256),
+                            mask_box_coords=True)
     model = model_from_config(config, load_backbone_weights=False).eval()
     assert model.backbone.out_channels == 32
     assert model.rpn.anchor_generator.sizes == ((16,), (32,), (64,), (128,), (256,))
@@ -292,6 +294,7 @@ def test_the_config_reaches_the_network() -> None:
     assert model.roi_heads.mask_others == "labelled"
     assert model.roi_heads.mask_head.output_window_per_side == 0.5
     assert model.roi_heads.mask_head.scale == 4  # logit cells per stride-4 feature cell: stride 1
+    assert model.roi_heads.mask_head.box_coords
     assert model.mask_suppression.rescore == "maskness"
     assert model_from_config(replace(config, mask_rescore="none"), load_backbone_weights=False).mask_suppression.rescore == "none"
 

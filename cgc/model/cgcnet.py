@@ -135,6 +135,7 @@ def build_cgcnet(
     roi_masking_ring_per_side: float = 1 / 3,
     mask_output_window_per_side: Optional[float] = OUTPUT_WINDOW_PER_SIDE,
     mask_output_stride: int = NETWORK.mask_output_stride,
+    mask_box_coords: bool = NETWORK.mask_box_coords,
     mask_others: str = NETWORK.mask_others,
     # duplicate suppression
     mask_suppression: str = NETWORK.mask_suppression,
@@ -191,6 +192,7 @@ def build_cgcnet(
             roi_masking_ring_per_side=roi_masking_ring_per_side,
             output_window_per_side=mask_output_window_per_side,
             output_stride=mask_output_stride,
+            box_coords=mask_box_coords,
         ),
         fg_iou_thresh=box_fg_iou_thresh,
         bg_iou_thresh=box_bg_iou_thresh,

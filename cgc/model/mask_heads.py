@@ -94,6 +94,23 @@ def global_feature_refine(
     return torch.where(keep[:, None], feature[None], fill[None, :, None, None])
 
 
+def box_coordinates(boxes: Tensor, stride: float, height: int, width: int) -> Tensor:
+    """(n, 3, height, width): inside each box's cells, 1 and the cell centre's x and y across the box from -1 to 1;
+    0 elsewhere.
+
+    CondInst's relative coordinates, limited to the box: a whole-image FCN sees RECEPTIVE_RADIUS cells, so far from
+    the box edges nothing else tells it where in the proposal a cell lies, nor, where two instances share the box,
+    which of them it is asked about. Limited to the box, they change G_i only where R_i does.
+    """
+    centres_x = (torch.arange(width, device=boxes.device, dtype=boxes.dtype) + 0.5) * stride
+    centres_y = (torch.arange(height, device=boxes.device, dtype=boxes.dtype) + 0.5) * stride
+    x1, y1, x2, y2 = boxes[:, :, None].unbind(dim=1)
+    across_x = (2 * (centres_x[None] - x1) / (x2 - x1).clamp(min=1e-3) - 1).clamp(-1, 1)  # (n, width)
+    across_y = (2 * (centres_y[None] - y1) / (y2 - y1).clamp(min=1e-3) - 1).clamp(-1, 1)  # (n, height)
+    inside = box_cells(boxes, stride, height, width).to(boxes.dtype)
+    return torch.stack([inside, inside * across_x[:, None, :], inside * across_y[:, :, None]], dim=1)
+
+
 def ternary_roi_mask(boxes: Tensor, stride: float, height: int, width: int, ring_per_side: float) -> Tensor:
     """S4Net's ternary RoIMasking mask (n, H, W): +1 inside a box, -1 on a ring around it, 0 elsewhere.
 
@@ -173,6 +190,8 @@ class WholeImageMaskHead(MaskHead):
     once in ``to_image_masks``.
     ``output_window_per_side`` (None: the whole image) limits each proposal's mask, and its loss,
     to the proposal's box grown by that fraction per side (see ``OUTPUT_WINDOW_PER_SIDE``).
+    ``box_coords`` gives the FCN three more input channels, ``box_coordinates`` of proposal i (zero in the
+    base map).
     """
 
     def __init__(
@@ -183,6 +202,7 @@ class WholeImageMaskHead(MaskHead):
         chunk_size: int = 8,
         output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
         output_stride: int = NETWORK.mask_output_stride,
+        box_coords: bool = NETWORK.mask_box_coords,
     ) -> None:
         super().__init__()
         if output_stride not in MASK_OUTPUT_STRIDES:
@@ -190,7 +210,8 @@ class WholeImageMaskHead(MaskHead):
         self.featmap_name = featmap_name
         self.chunk_size = chunk_size
         self.output_window_per_side = output_window_per_side
-        self.fcn = MaskRCNNHeads(in_channels, (channels,) * 4, dilation=1)
+        self.box_coords = box_coords
+        self.fcn = MaskRCNNHeads(in_channels + (3 if box_coords else 0), (channels,) * 4, dilation=1)
         # the predictor's deconvolution doubles the stride-4 level's resolution; each extra stage doubles it again
         stages = MASK_OUTPUT_STRIDES.index(output_stride)
         self.upsample = nn.Sequential(*(layer for _ in range(stages)
@@ -213,6 +234,19 @@ class WholeImageMaskHead(MaskHead):
     def changed_boxes(self, boxes: Tensor) -> Tensor:
         """Pixel boxes outside which proposal i's refined map equals ``base_map``."""
         raise NotImplementedError
+
+    def fcn_input(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
+        """``refine``, with the box coordinates of proposals ``index`` when ``box_coords`` is on."""
+        refined = self.refine(feature, boxes, stride, index)
+        if not self.box_coords:
+            return refined
+        coords = box_coordinates(boxes[index], stride, *feature.shape[-2:]).to(refined.dtype)
+        return torch.cat([refined, coords], dim=1)
+
+    def base_input(self, feature: Tensor, boxes: Tensor, stride: float) -> Tensor:
+        """``base_map``, with zero coordinates when ``box_coords`` is on."""
+        base = self.base_map(feature, boxes, stride)
+        return torch.cat([base, base.new_zeros((3, *base.shape[-2:]))]) if self.box_coords else base
 
     def output_windows(self, boxes: Tensor, stride: float, height: int, width: int) -> Tensor | None:
         """(n, height, width) bool: the logit cells (``stride`` pixels) each proposal predicts; None: all."""
@@ -251,14 +285,14 @@ class WholeImageMaskHead(MaskHead):
                 continue
             # proposals come first, so proposal `index` is row `index` of context_boxes
             context_boxes = image_boxes if other_boxes is None else torch.cat([image_boxes, other_boxes[i]])
-            base = self.logits(self.base_map(feature, context_boxes, stride)[None])[0]
+            base = self.logits(self.base_input(feature, context_boxes, stride)[None])[0]
             cells = cell_ranges(self.changed_boxes(image_boxes), stride, height, width).tolist()
             per_proposal = []
             for index, (x0, y0, x1, y1) in enumerate(cells):
                 vx0, vy0, vx1, vy1 = max(0, x0 - radius), max(0, y0 - radius), min(width, x1 + radius), min(height, y1 + radius)
                 cx0, cy0 = max(0, x0 - 2 * radius), max(0, y0 - 2 * radius)
                 cx1, cy1 = min(width, x1 + 2 * radius), min(height, y1 + 2 * radius)
-                refined = self.refine(feature, context_boxes, stride, torch.tensor([index], device=feature.device))
+                refined = self.fcn_input(feature, context_boxes, stride, torch.tensor([index], device=feature.device))
                 crop = self.logits(refined[:, :, cy0:cy1, cx0:cx1])[0]
                 out = base.clone()
                 out[:, f * vy0 : f * vy1, f * vx0 : f * vx1] = crop[:, f * (vy0 - cy0) : f * (vy1 - cy0), f * (vx0 - cx0) : f * (vx1 - cx0)]
@@ -346,8 +380,10 @@ class GFRHead(WholeImageMaskHead):
         window_per_side: float | None = None,
         output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
         output_stride: int = NETWORK.mask_output_stride,
+        box_coords: bool = NETWORK.mask_box_coords,
     ) -> None:
-        super().__init__(in_channels, channels, featmap_name, chunk_size, output_window_per_side, output_stride)
+        super().__init__(in_channels, channels, featmap_name, chunk_size, output_window_per_side, output_stride,
+                         box_coords)
         self.window_per_side = window_per_side
 
     def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
@@ -380,9 +416,10 @@ class LFRHead(GFRHead):
         window_per_side: float = 0.1,
         output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
         output_stride: int = NETWORK.mask_output_stride,
+        box_coords: bool = NETWORK.mask_box_coords,
     ) -> None:
         super().__init__(in_channels, channels, featmap_name, chunk_size, window_per_side, output_window_per_side,
-                         output_stride)
+                         output_stride, box_coords)
 
 
 class RoIMaskingHead(WholeImageMaskHead):
@@ -403,8 +440,10 @@ class RoIMaskingHead(WholeImageMaskHead):
         ring_per_side: float = 1 / 3,
         output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
         output_stride: int = NETWORK.mask_output_stride,
+        box_coords: bool = NETWORK.mask_box_coords,
     ) -> None:
-        super().__init__(in_channels, channels, featmap_name, chunk_size, output_window_per_side, output_stride)
+        super().__init__(in_channels, channels, featmap_name, chunk_size, output_window_per_side, output_stride,
+                         box_coords)
         self.ring_per_side = ring_per_side
 
     def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
@@ -476,20 +515,20 @@ def build_mask_head(
     roi_masking_ring_per_side: float = 1 / 3,
     output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
     output_stride: int = NETWORK.mask_output_stride,
+    box_coords: bool = NETWORK.mask_box_coords,
 ) -> MaskHead:
     """One of the four heads of Table II by name (for command lines); defaults as in the paper,
     except ``output_window_per_side`` of the whole-image heads (None: the paper's whole-image loss).
     ``output_stride`` (image pixels per logit) applies to the whole-image heads; RoIAlign's 28x28
-    logits per box have no stride."""
-    window, stride = output_window_per_side, output_stride
+    logits per box have no stride, nor coordinates (``box_coords``)."""
+    whole_image = {"output_window_per_side": output_window_per_side, "output_stride": output_stride,
+                   "box_coords": box_coords}
     if name == "gfr":
-        return GFRHead(in_channels, channels, featmap_name, chunk_size, output_window_per_side=window,
-                       output_stride=stride)
+        return GFRHead(in_channels, channels, featmap_name, chunk_size, **whole_image)
     if name == "lfr":
-        return LFRHead(in_channels, channels, featmap_name, chunk_size, lfr_window_per_side, window, stride)
+        return LFRHead(in_channels, channels, featmap_name, chunk_size, lfr_window_per_side, **whole_image)
     if name == "roimasking":
-        return RoIMaskingHead(in_channels, channels, featmap_name, chunk_size, roi_masking_ring_per_side, window,
-                              stride)
+        return RoIMaskingHead(in_channels, channels, featmap_name, chunk_size, roi_masking_ring_per_side, **whole_image)
     if name == "roialign":
         return RoIAlignHead(in_channels, channels)
     raise InputError(f"unknown mask head {name!r}; choose one of {', '.join(MASK_HEADS)}")

@@ -47,6 +47,9 @@ class TrainConfig:
         NETWORK.mask_output_stride, "Whole-image mask heads: image pixels per mask logit; 2 as in the paper (one "
         "learned 2x upsampling of the stride-4 level), 1 adds a second (measured worse: README, \"Learning curves\").",
         choices=MASK_OUTPUT_STRIDES)
+    mask_box_coords: bool = option(
+        NETWORK.mask_box_coords, "Whole-image mask heads: give the FCN, inside the proposal's own box, its coordinates "
+        "across the box (CondInst's relative coordinates), so that it knows where in the proposal each cell lies.")
     mask_others: str = option(
         NETWORK.mask_others, "What GFR suppresses as other proposals in training: the sampled mask proposals (the "
         "paper), or also every labelled instance's box.", choices=MASK_OTHERS)
@@ -221,6 +224,8 @@ def check_config(config: TrainConfig) -> TrainConfig:
         raise InputError(f"--mask-output-stride must be one of {', '.join(map(str, MASK_OUTPUT_STRIDES))}")
     if config.mask_output_stride != NETWORK.mask_output_stride and config.mask_head == "roialign":
         raise InputError("--mask-output-stride changes the whole-image heads, not roialign (28x28 logits per box)")
+    if config.mask_box_coords and config.mask_head == "roialign":
+        raise InputError("--mask-box-coords changes the whole-image heads, not roialign (its crops are the box)")
     if config.mask_suppression not in MASK_SUPPRESSION_METHODS:
         raise InputError(f"--mask-suppression must be one of {', '.join(MASK_SUPPRESSION_METHODS)}")
     if config.mask_window is not None and config.mask_window < 0:
