@@ -41,6 +41,7 @@ class NetworkDefaults:
     mask_head_channels: int = 256
     mask_output_stride: int = 2  # whole-image heads: image pixels per logit (the paper's one stride-2 deconvolution)
     mask_box_coords: bool = False  # whole-image heads: the proposal's box coordinates as three more FCN inputs
+    mask_dilation: int = 1  # whole-image heads: dilation of the FCN's four 3x3 convolutions
     mask_proposals_per_image: int = 16  # positive proposals per image trained by the mask head
     mask_others: str = "proposals"
     box_batch_size_per_image: int = 512

@@ -226,15 +226,15 @@ def test_tiny_images_keep_logits_and_targets_aligned() -> None:
     assert head.to_image_masks(logits[0], boxes[0], (6, 8), (6, 8)).shape == (1, 1, 6, 8)
 
 
-@pytest.mark.parametrize("output_stride, box_coords", [(2, False), (1, False), (2, True)])
+@pytest.mark.parametrize("output_stride, box_coords, dilation", [(2, False, 1), (1, False, 1), (2, True, 1), (2, False, 2)])
 @pytest.mark.parametrize("head_class", [GFRHead, LFRHead, RoIMaskingHead])
 def test_local_recompute_equals_running_the_fcn_on_every_whole_map(head_class, output_stride: int,
-                                                                   box_coords: bool) -> None:
+                                                                   box_coords: bool, dilation: int) -> None:
     """The fast forward (shared base map + per-box crops) must give the dense answer exactly, at either output
-    stride (1: one more learned 2x upsampling, so four logits per feature cell and side), and with the box
-    coordinates as three more inputs."""
+    stride (1: one more learned 2x upsampling, so four logits per feature cell and side), with the box
+    coordinates as three more inputs, and with dilated convolutions (which see twice as far)."""
     torch.manual_seed(0)
-    head = head_class(32, 16, output_stride=output_stride, box_coords=box_coords).eval()
+    head = head_class(32, 16, output_stride=output_stride, box_coords=box_coords, dilation=dilation).eval()
     feature = torch.randn(1, 32, 30, 40)
     boxes = torch.tensor([[10.0, 12.0, 70.0, 90.0], [50.0, 20.0, 150.0, 110.0], [0.0, 0.0, 30.0, 25.0], [140.0, 100.0, 160.0, 120.0]])
     fast = head({"0": feature}, [boxes], [(120, 160)])[0]

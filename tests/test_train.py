@@ -269,6 +269,7 @@ def test_init_from_fine_tunes_the_trained_weights_with_its_settings(tiny_labels:
     ({"mask_output_stride": 1, "mask_head": "roialign"}, "not roialign"),
     ({"mask_output_stride": 4}, "--mask-output-stride must be one of"),
     ({"mask_box_coords": True, "mask_head": "roialign"}, "--mask-box-coords changes the whole-image heads"),
+    ({"mask_dilation": 2, "mask_head": "roialign"}, "--mask-dilation changes the whole-image heads"),
     ({"anchor_sizes": (16, 32)}, "--anchor-sizes needs 5 positive sizes, one per FPN level; got 16,32"),
     ({"anchor_sizes": (0, 32, 64, 128, 256)}, "--anchor-sizes needs 5"),
 ])
@@ -286,7 +287,7 @@ def test_the_config_reaches_the_network() -> None:
 
     config = resolve_config("cpu", mask_head="gfr", fpn_channels=32, rpn_test_proposals=50, mask_others="labelled",
                             mask_window=0.5, mask_output_stride=1, anchor_sizes=(16, 32, 64, 128, 256),
-                            mask_box_coords=True)
+                            mask_box_coords=True, mask_dilation=2)
     model = model_from_config(config, load_backbone_weights=False).eval()
     assert model.backbone.out_channels == 32
     assert model.rpn.anchor_generator.sizes == ((16,), (32,), (64,), (128,), (256,))
@@ -295,6 +296,7 @@ def test_the_config_reaches_the_network() -> None:
     assert model.roi_heads.mask_head.output_window_per_side == 0.5
     assert model.roi_heads.mask_head.scale == 4  # logit cells per stride-4 feature cell: stride 1
     assert model.roi_heads.mask_head.box_coords
+    assert model.roi_heads.mask_head.fcn[0][0].dilation == (2, 2) and model.roi_heads.mask_head.receptive_radius == 8
     assert model.mask_suppression.rescore == "maskness"
     assert model_from_config(replace(config, mask_rescore="none"), load_backbone_weights=False).mask_suppression.rescore == "none"
 

@@ -136,6 +136,7 @@ def build_cgcnet(
     mask_output_window_per_side: Optional[float] = OUTPUT_WINDOW_PER_SIDE,
     mask_output_stride: int = NETWORK.mask_output_stride,
     mask_box_coords: bool = NETWORK.mask_box_coords,
+    mask_dilation: int = NETWORK.mask_dilation,
     mask_others: str = NETWORK.mask_others,
     # duplicate suppression
     mask_suppression: str = NETWORK.mask_suppression,
@@ -193,6 +194,7 @@ def build_cgcnet(
             output_window_per_side=mask_output_window_per_side,
             output_stride=mask_output_stride,
             box_coords=mask_box_coords,
+            dilation=mask_dilation,
         ),
         fg_iou_thresh=box_fg_iou_thresh,
         bg_iou_thresh=box_bg_iou_thresh,

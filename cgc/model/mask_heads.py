@@ -132,7 +132,7 @@ OUTSIDE_WINDOW_LOGIT = -30.0
 
 RECEPTIVE_RADIUS = 4
 """Cells of context the SIS FCN sees on each side: one per 3x3 convolution (the deconvolution
-and the 1x1 predictor add none)."""
+and the 1x1 predictor add none), times the convolutions' dilation."""
 
 
 # --------------------------------------------------------------------------- interface
@@ -191,7 +191,8 @@ class WholeImageMaskHead(MaskHead):
     ``output_window_per_side`` (None: the whole image) limits each proposal's mask, and its loss,
     to the proposal's box grown by that fraction per side (see ``OUTPUT_WINDOW_PER_SIDE``).
     ``box_coords`` gives the FCN three more input channels, ``box_coordinates`` of proposal i (zero in the
-    base map).
+    base map). ``dilation`` dilates the four 3x3 convolutions, so that the FCN sees RECEPTIVE_RADIUS * dilation
+    cells on each side.
     """
 
     def __init__(
@@ -203,6 +204,7 @@ class WholeImageMaskHead(MaskHead):
         output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
         output_stride: int = NETWORK.mask_output_stride,
         box_coords: bool = NETWORK.mask_box_coords,
+        dilation: int = NETWORK.mask_dilation,
     ) -> None:
         super().__init__()
         if output_stride not in MASK_OUTPUT_STRIDES:
@@ -211,7 +213,10 @@ class WholeImageMaskHead(MaskHead):
         self.chunk_size = chunk_size
         self.output_window_per_side = output_window_per_side
         self.box_coords = box_coords
-        self.fcn = MaskRCNNHeads(in_channels + (3 if box_coords else 0), (channels,) * 4, dilation=1)
+        if dilation < 1:
+            raise InputError(f"mask head dilation {dilation}: it must be at least 1")
+        self.receptive_radius = RECEPTIVE_RADIUS * dilation
+        self.fcn = MaskRCNNHeads(in_channels + (3 if box_coords else 0), (channels,) * 4, dilation=dilation)
         # the predictor's deconvolution doubles the stride-4 level's resolution; each extra stage doubles it again
         stages = MASK_OUTPUT_STRIDES.index(output_stride)
         self.upsample = nn.Sequential(*(layer for _ in range(stages)
@@ -267,13 +272,13 @@ class WholeImageMaskHead(MaskHead):
 
         Exact, but cheaper than running the FCN on n whole maps: G_i differs from one shared base
         map only inside a box, and the FCN (four 3x3 convolutions, then a 2x2 stride-2 deconvolution
-        and a 1x1 predictor) sees RECEPTIVE_RADIUS cells around each cell. So the base map goes
+        and a 1x1 predictor) sees ``receptive_radius`` cells around each cell. So the base map goes
         through the FCN once, and per proposal only a crop around its box (the box grown by twice
         the radius, so that the inner part grown by one radius is exact) is recomputed and pasted.
         """
         feature_map = features[self.featmap_name]
         stride = _power_of_two_ratio(max(h for h, _ in image_sizes), feature_map.shape[-2])
-        radius = RECEPTIVE_RADIUS
+        radius = self.receptive_radius
         logits = []
         for i, (image_boxes, (h, w)) in enumerate(zip(boxes, image_sizes)):
             # Crop the batch padding: the global average must be over the image, not the padding.
@@ -381,9 +386,10 @@ class GFRHead(WholeImageMaskHead):
         output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
         output_stride: int = NETWORK.mask_output_stride,
         box_coords: bool = NETWORK.mask_box_coords,
+        dilation: int = NETWORK.mask_dilation,
     ) -> None:
         super().__init__(in_channels, channels, featmap_name, chunk_size, output_window_per_side, output_stride,
-                         box_coords)
+                         box_coords, dilation)
         self.window_per_side = window_per_side
 
     def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
@@ -417,9 +423,10 @@ class LFRHead(GFRHead):
         output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
         output_stride: int = NETWORK.mask_output_stride,
         box_coords: bool = NETWORK.mask_box_coords,
+        dilation: int = NETWORK.mask_dilation,
     ) -> None:
         super().__init__(in_channels, channels, featmap_name, chunk_size, window_per_side, output_window_per_side,
-                         output_stride, box_coords)
+                         output_stride, box_coords, dilation)
 
 
 class RoIMaskingHead(WholeImageMaskHead):
@@ -441,9 +448,10 @@ class RoIMaskingHead(WholeImageMaskHead):
         output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
         output_stride: int = NETWORK.mask_output_stride,
         box_coords: bool = NETWORK.mask_box_coords,
+        dilation: int = NETWORK.mask_dilation,
     ) -> None:
         super().__init__(in_channels, channels, featmap_name, chunk_size, output_window_per_side, output_stride,
-                         box_coords)
+                         box_coords, dilation)
         self.ring_per_side = ring_per_side
 
     def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
@@ -516,13 +524,14 @@ def build_mask_head(
     output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
     output_stride: int = NETWORK.mask_output_stride,
     box_coords: bool = NETWORK.mask_box_coords,
+    dilation: int = NETWORK.mask_dilation,
 ) -> MaskHead:
     """One of the four heads of Table II by name (for command lines); defaults as in the paper,
     except ``output_window_per_side`` of the whole-image heads (None: the paper's whole-image loss).
     ``output_stride`` (image pixels per logit) applies to the whole-image heads; RoIAlign's 28x28
-    logits per box have no stride, nor coordinates (``box_coords``)."""
+    logits per box have no stride, nor coordinates (``box_coords``), nor ``dilation``."""
     whole_image = {"output_window_per_side": output_window_per_side, "output_stride": output_stride,
-                   "box_coords": box_coords}
+                   "box_coords": box_coords, "dilation": dilation}
     if name == "gfr":
         return GFRHead(in_channels, channels, featmap_name, chunk_size, **whole_image)
     if name == "lfr":

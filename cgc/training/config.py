@@ -50,6 +50,9 @@ class TrainConfig:
     mask_box_coords: bool = option(
         NETWORK.mask_box_coords, "Whole-image mask heads: give the FCN, inside the proposal's own box, its coordinates "
         "across the box (CondInst's relative coordinates), so that it knows where in the proposal each cell lies.")
+    mask_dilation: int = option(
+        NETWORK.mask_dilation, "Whole-image mask heads: dilation of the FCN's four 3x3 convolutions; the FCN sees "
+        "4 x this many feature cells on each side.", minimum=1)
     mask_others: str = option(
         NETWORK.mask_others, "What GFR suppresses as other proposals in training: the sampled mask proposals (the "
         "paper), or also every labelled instance's box.", choices=MASK_OTHERS)
@@ -226,6 +229,8 @@ def check_config(config: TrainConfig) -> TrainConfig:
         raise InputError("--mask-output-stride changes the whole-image heads, not roialign (28x28 logits per box)")
     if config.mask_box_coords and config.mask_head == "roialign":
         raise InputError("--mask-box-coords changes the whole-image heads, not roialign (its crops are the box)")
+    if config.mask_dilation != NETWORK.mask_dilation and config.mask_head == "roialign":
+        raise InputError("--mask-dilation changes the whole-image heads, not roialign")
     if config.mask_suppression not in MASK_SUPPRESSION_METHODS:
         raise InputError(f"--mask-suppression must be one of {', '.join(MASK_SUPPRESSION_METHODS)}")
     if config.mask_window is not None and config.mask_window < 0:

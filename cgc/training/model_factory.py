@@ -25,6 +25,7 @@ def model_from_config(config: TrainConfig, load_backbone_weights: bool = True) -
         mask_output_window_per_side=config.mask_window,
         mask_output_stride=config.mask_output_stride,
         mask_box_coords=config.mask_box_coords,
+        mask_dilation=config.mask_dilation,
         mask_others=config.mask_others,
         box_nms_thresh=config.box_nms_thresh,
         mask_suppression=config.mask_suppression,
