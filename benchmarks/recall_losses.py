@@ -33,6 +33,7 @@ from torchvision.ops import box_iou
 from experiments import add_one_model_arguments, one_trained_model, save_results
 
 from cgc.coco import bbox_xyxy, binary_mask_iou, decode_mask
+from cgc.coco_files import CocoFile
 from cgc.evaluation import load_ground_truth
 from cgc.inference import Detections, detect_images, gt_image_paths
 from cgc.model.mask_suppression import MaskSuppression
@@ -76,9 +77,7 @@ def main() -> None:
     entries = gt_image_paths(split.test_truth, truth["images"], split.test_images)
     images = {image["id"]: image for image in truth["images"]}
     ids = {path: image_id for image_id, path in entries}
-    by_image: dict[int, list[dict]] = {}  # each image's annotations, in file order (the gt/ instance numbers)
-    for annotation in truth["annotations"]:
-        by_image.setdefault(annotation["image_id"], []).append(annotation)
+    by_image = CocoFile("ground truth", truth).annotations_by_image()  # in file order: the gt/ instance numbers
     counts: dict[str, Counter] = {"all": Counter()}
     for path, _rgb, raw in detect_images(loaded.model, loaded.device, [path for _, path in entries], progress=False):
         keep, scores = suppress(torch.from_numpy(raw.probabilities)[:, None], torch.from_numpy(raw.scores))
@@ -86,7 +85,7 @@ def main() -> None:
         image = images[ids[path]]
         scene = scenes.get(image["file_name"], {})
         camouflaged = set(scene.get("camouflaged", []))  # instance numbers: the image's annotations in gt/ order
-        for number, annotation in enumerate(by_image.get(image["id"], []), start=1):
+        for number, annotation in enumerate(by_image[image["id"]], start=1):
             found = outcome(decode_mask(annotation["segmentation"], image["height"], image["width"]),
                             bbox_xyxy(annotation["bbox"]), raw, kept, args.score_thr)
             for group in ("all", scene.get("kind", "-"), *(["camouflaged"] if number in camouflaged else [])):

@@ -37,7 +37,7 @@ from cgc.refine.update_guards import box_region
 from cgc.sample import DEFAULT_STYLE, SCENE_STYLES, write_sample_dataset
 from cgc.weaklabels.priors import RULES, PriorSettings
 from cgc.coco_files import read_coco_boxes, read_instance_file
-from cgc.weaklabels.quality import label_quality, matched_ious
+from cgc.weaklabels.quality import paired_ious
 
 CGC = [sys.executable, "-m", "cgc.cli"]
 BOX_GROUPS = {"box overlaps another": True, "box apart": False}  # the true instances, by their consensus box
@@ -59,8 +59,7 @@ def scored(labels: dict[str, list[dict]], truth_rles: dict[str, list[dict]], kin
     """Mean IoU of labels to the truth, over every scene, over each kind of scene, and over the true instances
     whose consensus box overlaps another box (`crowded`) and the rest: the rules differ only on the former. As in
     `label_quality`, only the pictures the labels list are scored; each is paired with its truth once."""
-    quality = label_quality(labels, truth_rles, labels_path, truth)
-    ious = {name: matched_ious(labels[name], rles) for name, rles in truth_rles.items() if name in labels}
+    ious = paired_ious(labels, truth_rles, labels_path, truth)
 
     def mean_iou(per_picture: list[np.ndarray]) -> float | None:
         scores = np.concatenate(per_picture) if per_picture else np.zeros(0)
@@ -69,8 +68,8 @@ def scored(labels: dict[str, list[dict]], truth_rles: dict[str, list[dict]], kin
     by_kind = {kind: mean_iou([ious[name] for name in names if name in ious]) for kind, names in sorted(kinds.items())}
     by_boxes = {group: mean_iou([scores[crowded[name] == wanted] for name, scores in ious.items()])
                 for group, wanted in BOX_GROUPS.items()}
-    return {"mean_iou": quality.mean_iou, "instances": quality.true_instances, "mean_iou_by_kind": by_kind,
-            "mean_iou_by_boxes": by_boxes}
+    return {"mean_iou": mean_iou(list(ious.values())), "instances": sum(len(scores) for scores in ious.values()),
+            "mean_iou_by_kind": by_kind, "mean_iou_by_boxes": by_boxes}
 
 
 def ceiling_and_crowding(masks: Path, boxes: Path, truth: dict[str, list[dict]]) -> tuple[dict, dict]:

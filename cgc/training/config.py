@@ -225,12 +225,12 @@ def check_config(config: TrainConfig) -> TrainConfig:
         raise InputError(f"--mask-others {config.mask_others} changes GFR and LFR only, not {config.mask_head}")
     if config.mask_output_stride not in MASK_OUTPUT_STRIDES:
         raise InputError(f"--mask-output-stride must be one of {', '.join(map(str, MASK_OUTPUT_STRIDES))}")
-    if config.mask_output_stride != NETWORK.mask_output_stride and config.mask_head == "roialign":
-        raise InputError("--mask-output-stride changes the whole-image heads, not roialign (28x28 logits per box)")
-    if config.mask_box_coords and config.mask_head == "roialign":
-        raise InputError("--mask-box-coords changes the whole-image heads, not roialign (its crops are the box)")
-    if config.mask_dilation != NETWORK.mask_dilation and config.mask_head == "roialign":
-        raise InputError("--mask-dilation changes the whole-image heads, not roialign")
+    whole_image_only = {"--mask-output-stride": config.mask_output_stride != NETWORK.mask_output_stride,
+                        "--mask-box-coords": config.mask_box_coords != NETWORK.mask_box_coords,
+                        "--mask-dilation": config.mask_dilation != NETWORK.mask_dilation}
+    changed = [flag for flag, differs in whole_image_only.items() if differs]
+    if changed and config.mask_head == "roialign":
+        raise InputError(f"{changed[0]} changes the whole-image heads, not roialign (28x28 logits per box)")
     if config.mask_suppression not in MASK_SUPPRESSION_METHODS:
         raise InputError(f"--mask-suppression must be one of {', '.join(MASK_SUPPRESSION_METHODS)}")
     if config.mask_window is not None and config.mask_window < 0:

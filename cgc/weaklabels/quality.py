@@ -46,14 +46,23 @@ def compare_to_truth(labels_path: str | Path, truth_path: str | Path) -> LabelQu
     return label_quality(weak, truth, labels_path, truth_path)
 
 
+def paired_ious(weak: dict[str, list[dict[str, Any]]], truth: dict[str, list[dict[str, Any]]],
+                labels_path: str | Path, truth_path: str | Path) -> dict[str, np.ndarray]:
+    """Per picture both hold (in name order), `matched_ious` of its true instances; the paths name the files in
+    the error raised when they share no picture."""
+    shared = sorted(set(weak) & set(truth))
+    if not shared:
+        raise InputError(f"no image of {labels_path} appears in the ground truth (file names differ?)", truth_path)
+    return {name: matched_ious(weak[name], truth[name]) for name in shared}
+
+
 def label_quality(weak: dict[str, list[dict[str, Any]]], truth: dict[str, list[dict[str, Any]]],
                   labels_path: str | Path, truth_path: str | Path) -> LabelQuality:
     """`compare_to_truth` on files already read (`CocoFile.masks_by_file_name`); `truth` may be a subset of the
     pictures, such as one kind of scene. The paths only name the files in an error."""
-    shared = sorted(set(weak) & set(truth))
-    if not shared:
-        raise InputError(f"no image of {labels_path} appears in the ground truth (file names differ?)", truth_path)
-    scores = np.concatenate([matched_ious(weak[name], truth[name]) for name in shared])
+    ious = paired_ious(weak, truth, labels_path, truth_path)
+    shared = list(ious)
+    scores = np.concatenate(list(ious.values()))
     return LabelQuality(
         images_compared=len(shared),
         truth_images_without_labels=len(set(truth) - set(weak)),
