@@ -102,6 +102,19 @@ def test_box_coordinates_are_three_more_fcn_inputs_inside_the_own_box_only() -> 
     assert GFRHead(CHANNELS, 16).fcn[0][0].in_channels == CHANNELS
 
 
+@pytest.mark.parametrize("head_class", [GFRHead, LFRHead, RoIMaskingHead])
+def test_fcn_input_over_a_window_is_that_window_of_the_whole_input(head_class) -> None:
+    """The fast forward builds each proposal's input over its crop alone: the same cells as over the whole map,
+    with GFR's fill still the whole map's average and the box coordinates still relative to the box."""
+    torch.manual_seed(0)
+    head = head_class(CHANNELS, 16, box_coords=True)
+    feature, boxes = torch.randn(CHANNELS, 16, 24), BOXES[0]
+    whole = head.fcn_input(feature, boxes, 4.0, torch.tensor([1]))
+    part = head.fcn_input(feature, boxes, 4.0, torch.tensor([1]), window=(3, 2, 17, 11))
+    assert part.shape == (1, CHANNELS + 3, 9, 14)
+    torch.testing.assert_close(part, whole[:, :, 2:11, 3:17])
+
+
 def test_lfr_keeps_gfr_inside_the_enlarged_box_and_fills_outside() -> None:
     torch.manual_seed(0)
     feature = torch.randn(2, 40, 40)

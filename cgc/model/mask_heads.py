@@ -74,13 +74,15 @@ def global_feature_refine(
     stride: float = 1.0,
     index: Tensor | None = None,
     window_per_side: float | None = None,
+    fill: Tensor | None = None,
 ) -> Tensor:
     """Eq. 2, G_i = F - sum_j R_j + R_i, for the proposals ``index`` of ``boxes``: (k, C, H, W).
 
     ``feature`` is one image's (C, H, W) map; every proposal region is cut out and filled with the
     global average pooled feature of F, then proposal i's own region is pasted back, vectorised
     with box masks. With ``window_per_side`` (the LFR ablation) only the box enlarged by that
-    fraction per side is kept and everything outside it is the fill value too.
+    fraction per side is kept and everything outside it is the fill value too. ``fill`` (C,) is
+    given when ``feature`` is a crop of F (``crop_to_window``), whose own average is not F's.
     """
     channels, height, width = feature.shape
     if index is None:
@@ -90,8 +92,24 @@ def global_feature_refine(
     keep = cells[index] | ~others[None]
     if window_per_side is not None:
         keep = keep & box_cells(enlarge_boxes(boxes[index], window_per_side), stride, height, width)
-    fill = feature.mean(dim=(1, 2))
+    if fill is None:
+        fill = feature.mean(dim=(1, 2))
     return torch.where(keep[:, None], feature[None], fill[None, :, None, None])
+
+
+def crop_to_window(feature: Tensor, boxes: Tensor, stride: float,
+                   window: tuple[int, int, int, int] | None) -> tuple[Tensor, Tensor]:
+    """The (C, H, W) map cut to the cells ``window`` (x0, y0, x1, y1, exclusive), and ``boxes`` in the pixel
+    coordinates of that crop; both unchanged for no window.
+
+    Box cells and box coordinates of the shifted boxes on the crop are those of the boxes on the whole map, so
+    a proposal's FCN input can be built for its crop alone instead of for the whole map (and kept whole for the
+    backward pass).
+    """
+    if window is None:
+        return feature, boxes
+    x0, y0, x1, y1 = window
+    return feature[:, y0:y1, x0:x1], boxes - boxes.new_tensor([x0, y0, x0, y0]) * stride
 
 
 def box_coordinates(boxes: Tensor, stride: float, height: int, width: int) -> Tensor:
@@ -228,8 +246,10 @@ class WholeImageMaskHead(MaskHead):
         """The FCN, the extra upsampling stages and the predictor: (k, 1, scale * h, scale * w)."""
         return self.predictor(self.upsample(self.fcn(refined)))
 
-    def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
-        """(k, C, H, W) input of the FCN for proposals ``index`` of this image's ``boxes``."""
+    def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor,
+               window: tuple[int, int, int, int] | None = None) -> Tensor:
+        """(k, C, H, W) input of the FCN for proposals ``index`` of this image's ``boxes``; with ``window`` (cells
+        x0, y0, x1, y1) only that part of it."""
         raise NotImplementedError
 
     def base_map(self, feature: Tensor, boxes: Tensor, stride: float) -> Tensor:
@@ -240,12 +260,14 @@ class WholeImageMaskHead(MaskHead):
         """Pixel boxes outside which proposal i's refined map equals ``base_map``."""
         raise NotImplementedError
 
-    def fcn_input(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
+    def fcn_input(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor,
+                  window: tuple[int, int, int, int] | None = None) -> Tensor:
         """``refine``, with the box coordinates of proposals ``index`` when ``box_coords`` is on."""
-        refined = self.refine(feature, boxes, stride, index)
+        refined = self.refine(feature, boxes, stride, index, window)
         if not self.box_coords:
             return refined
-        coords = box_coordinates(boxes[index], stride, *feature.shape[-2:]).to(refined.dtype)
+        _, shifted = crop_to_window(feature, boxes, stride, window)
+        coords = box_coordinates(shifted[index], stride, *refined.shape[-2:]).to(refined.dtype)
         return torch.cat([refined, coords], dim=1)
 
     def base_input(self, feature: Tensor, boxes: Tensor, stride: float) -> Tensor:
@@ -297,8 +319,9 @@ class WholeImageMaskHead(MaskHead):
                 vx0, vy0, vx1, vy1 = max(0, x0 - radius), max(0, y0 - radius), min(width, x1 + radius), min(height, y1 + radius)
                 cx0, cy0 = max(0, x0 - 2 * radius), max(0, y0 - 2 * radius)
                 cx1, cy1 = min(width, x1 + 2 * radius), min(height, y1 + 2 * radius)
-                refined = self.fcn_input(feature, context_boxes, stride, torch.tensor([index], device=feature.device))
-                crop = self.logits(refined[:, :, cy0:cy1, cx0:cx1])[0]
+                refined = self.fcn_input(feature, context_boxes, stride, torch.tensor([index], device=feature.device),
+                                         window=(cx0, cy0, cx1, cy1))
+                crop = self.logits(refined)[0]
                 out = base.clone()
                 out[:, f * vy0 : f * vy1, f * vx0 : f * vx1] = crop[:, f * (vy0 - cy0) : f * (vy1 - cy0), f * (vx0 - cx0) : f * (vx1 - cx0)]
                 per_proposal.append(out)
@@ -392,8 +415,10 @@ class GFRHead(WholeImageMaskHead):
                          box_coords, dilation)
         self.window_per_side = window_per_side
 
-    def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
-        return global_feature_refine(feature, boxes, stride, index, self.window_per_side)
+    def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor,
+               window: tuple[int, int, int, int] | None = None) -> Tensor:
+        part, shifted = crop_to_window(feature, boxes, stride, window)
+        return global_feature_refine(part, shifted, stride, index, self.window_per_side, fill=feature.mean(dim=(1, 2)))
 
     def base_map(self, feature: Tensor, boxes: Tensor, stride: float) -> Tensor:
         fill = feature.mean(dim=(1, 2))[:, None, None]
@@ -454,10 +479,11 @@ class RoIMaskingHead(WholeImageMaskHead):
                          box_coords, dilation)
         self.ring_per_side = ring_per_side
 
-    def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor) -> Tensor:
-        _, height, width = feature.shape
-        mask = ternary_roi_mask(boxes[index], stride, height, width, self.ring_per_side)
-        return feature[None] * mask[:, None].to(feature.dtype)
+    def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor,
+               window: tuple[int, int, int, int] | None = None) -> Tensor:
+        part, shifted = crop_to_window(feature, boxes, stride, window)
+        mask = ternary_roi_mask(shifted[index], stride, *part.shape[-2:], self.ring_per_side)
+        return part[None] * mask[:, None].to(part.dtype)
 
     def base_map(self, feature: Tensor, boxes: Tensor, stride: float) -> Tensor:
         return torch.zeros_like(feature)  # the ternary mask is 0 away from the box and its ring
