@@ -113,11 +113,15 @@ class Predictor:
         return [detections.instances(self.score_threshold) for detections in found]
 
     def overlay(self, image: str | Path | np.ndarray, prediction: Prediction | None = None) -> np.ndarray:
-        """The picture (RGB) with each instance filled in its own colour, outlined, with its box."""
+        """The picture with each instance filled in its own colour, outlined, with its box; RGB, as the API's
+        pictures are (`cgc predict` writes the same drawing)."""
+        import cv2
+
         from cgc.inference import overlay_prediction
 
         rgb = as_rgb(image)
-        return overlay_prediction(rgb, self.predict(rgb) if prediction is None else prediction)
+        drawn = overlay_prediction(rgb, self.predict(rgb) if prediction is None else prediction)
+        return cv2.cvtColor(drawn, cv2.COLOR_BGR2RGB)
 
 
 def as_rgb(image: str | Path | np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 import cgc
 from cgc.cli import cgc as cgc_command
+from cgc.inference import Prediction
 from helpers import TINY_TRAINING
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -54,6 +55,9 @@ def test_a_loaded_model_predicts_what_predict_writes(api_run: dict[str, Path]) -
     assert prediction.masks.sum(axis=0).max() <= 1  # one instance per pixel, as `cgc predict` writes
     assert np.all(np.diff(prediction.scores) <= 0)
     assert model.overlay(picture, prediction).shape == (96, 128, 3)
+    nothing = Prediction(boxes=np.zeros((0, 4)), scores=np.zeros(0), masks=np.zeros((0, 96, 128), bool))
+    rgb = cgc.api.as_rgb(picture)
+    assert np.array_equal(model.overlay(picture, nothing), rgb)  # RGB in, RGB out: nothing drawn, nothing changed
 
 
 def test_evaluate_gives_what_cgc_eval_prints(api_run: dict[str, Path], tmp_path: Path) -> None:
