@@ -103,8 +103,8 @@ def crop_to_window(feature: Tensor, boxes: Tensor, stride: float,
     coordinates of that crop; both unchanged for no window.
 
     Box cells and box coordinates of the shifted boxes on the crop are those of the boxes on the whole map, so
-    a proposal's FCN input can be built for its crop alone instead of for the whole map (and kept whole for the
-    backward pass).
+    a proposal's FCN input can be built over its crop alone, and the backward pass keeps that crop rather than
+    a whole map per proposal.
     """
     if window is None:
         return feature, boxes
