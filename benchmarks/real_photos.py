@@ -13,15 +13,14 @@ Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 import cgc
 from cgc.datasets.pictures import write_picture
 from cgc.fileio import atomic_write_json
+from cgc.inference import detect_batch, overlay_prediction
 from cgc.sample.photo import TEXTURE_BACKGROUNDS, TEXTURE_PHOTOS, ZOOMED_BACKGROUNDS
 
 PHOTOS = {"stereo_motorcycle": 1, "coins": 24, "clock": 1}  # skimage.data loader -> objects a viewer counts
@@ -47,18 +46,17 @@ def main() -> None:
     args = parser.parse_args()
 
     model = cgc.load_model(args.checkpoint, device=args.device)
-    low, everything = replace(model, score_threshold=LOW_THRESHOLD), replace(model, score_threshold=0.0)
     args.pictures.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, objects in PHOTOS.items():
         rgb = real_photo(name)
-        found, loose, best = model.predict(rgb), low.predict(rgb), everything.predict(rgb).scores[:1]
+        detections = detect_batch(model.loaded.model, [rgb], model.loaded.device)[0]  # one pass, every threshold
+        found, loose = detections.instances(model.score_threshold), detections.instances(LOW_THRESHOLD)
         for suffix, prediction in (("", found), (f"-{LOW_THRESHOLD}", loose)):
-            write_picture(args.pictures / f"{name}{suffix}.jpg",
-                          cv2.cvtColor(model.overlay(rgb, prediction), cv2.COLOR_RGB2BGR), jpeg_quality=90)
+            write_picture(args.pictures / f"{name}{suffix}.jpg", overlay_prediction(rgb, prediction), jpeg_quality=90)
         rows.append({"photo": name, "size": f"{rgb.shape[1]}x{rgb.shape[0]}", "objects": objects,
                      "instances": len(found.scores), f"instances_at_{LOW_THRESHOLD}": len(loose.scores),
-                     "best_score": round(float(best[0]), 3) if len(best) else None})
+                     "best_score": round(float(detections.scores.max()), 3) if len(detections.scores) else None})
     print(f"{args.checkpoint}, score threshold {model.score_threshold:.2f} (calibrated) and {LOW_THRESHOLD}")
     print(f"{'photo':<18}{'size':>9}{'objects':>9}{'found':>7}{'at ' + str(LOW_THRESHOLD):>8}{'best score':>12}")
     for row in rows:
