@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import functools
+import math
 import os
 import typing
 from collections.abc import Callable
@@ -17,9 +18,10 @@ from typing import Any
 
 import click
 
+from cgc.annotate.labelstudio_defaults import SERVE_AUTH_ENV, URL_ENV, basic_credentials
 from cgc.datasets.pictures import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV
 from cgc.errors import InputError, RunStopped
-from cgc.fileio import check_output_file
+from cgc.fileio import check_output_file, refuse_outputs_over_inputs
 from cgc.refine.crf import HARD_MASK_CONFIDENCE, CRFParams
 from cgc.sample import DEFAULT_STYLE, SCENE_STYLES
 from cgc.serve.retraining import DEFAULT_ITERATIONS as DEFAULT_ROUND_ITERATIONS
@@ -33,7 +35,21 @@ FILE_SYSTEM_PROBLEMS = {  # errno -> what the user can fix; any other OSError is
     errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
     errno.EEXIST: "a file is in the way of a folder", errno.ENOTDIR: "a file is in the way of a folder",
     errno.EISDIR: "is a folder, not a file", errno.ENAMETOOLONG: "file name too long",
+    errno.ELOOP: "too many levels of symbolic links", errno.EINVAL: "a name this file system does not allow",
+    errno.ENOENT: "a folder on the way is missing", errno.EMLINK: "too many links or entries in the folder",
+    errno.EFBIG: "file too large for this file system", errno.EBUSY: "in use by the system",
+    errno.EXDEV: "cannot move across file systems",
 }
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange that also refuses nan and inf: NaN compares false with every bound, so it passed them."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def reports_input_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -106,7 +122,7 @@ def labelstudio_server_options(command: Callable[..., Any]) -> Callable[..., Any
                      help="Label Studio server, e.g. http://localhost:8080 [env LABEL_STUDIO_URL]."),
         click.option("--api-key", default=None, metavar="KEY",
                      help="Personal access token or legacy token; never printed [env LABEL_STUDIO_API_KEY]."),
-        click.option("--timeout", type=click.FloatRange(min=1), default=DEFAULT_TIMEOUT, show_default=True,
+        click.option("--timeout", type=FiniteFloatRange(min=1), default=DEFAULT_TIMEOUT, show_default=True,
                      metavar="SECONDS", help="How long to wait for each answer of the server (transient failures "
                      "are retried 3 times on top)."),
     ]
@@ -128,15 +144,18 @@ def labelstudio_server_options(command: Callable[..., Any]) -> Callable[..., Any
 @click.option("--connect-model", metavar="URL", default=None,
               help="Register the model server at URL (e.g. `cgc serve` at http://localhost:9090) as the project's ML "
                    "backend, so it proposes boxes and masks while people annotate.")
+@click.option("--model-auth", "model_credentials", default=None, metavar="USER:PASSWORD", envvar=SERVE_AUTH_ENV,
+              show_envvar=True, help="With --connect-model: the credentials `cgc serve --auth` requires, which "
+              "Label Studio then sends to it.")
 @reports_input_errors
 def annotate_setup(server: LabelStudioServer, image_dir: Path, title: str, annotators_per_image: int,
-                   mask_tool: str, connect_model: str | None) -> None:
+                   mask_tool: str, connect_model: str | None, model_credentials: str | None) -> None:
     """Create (or reuse) a Label Studio project for salient boxes and upload the images it lacks."""
     from cgc.annotate.labelstudio_setup import setup_labelstudio_project
-
+    credentials = basic_credentials(model_credentials, "--model-auth") if model_credentials and connect_model else None
     connection = server.connect()
     summary = setup_labelstudio_project(connection, image_dir, title, annotators_per_image, mask_tool,
-                                        connect_model=connect_model)
+                                        connect_model=connect_model, model_credentials=credentials)
     click.echo(f"{'Created' if summary.created else 'Reusing'} project {summary.project_id} ({title!r}), "
                f"{summary.annotators_per_image} annotators per image: {summary.project_url}")
     click.echo(f"Uploaded {len(summary.uploaded)} images; {len(summary.already_there)} were already there; "
@@ -198,7 +217,7 @@ def annotate_push(server: LabelStudioServer, project_id: int, source: Path, mode
               help="Task data field holding the image; if absent, the first string field is used.")
 @click.option("--label", "labels", multiple=True, default=("salient",), show_default=True,
               help="Rectangle label to accept (repeatable, case-insensitive); other labels are reported and ignored.")
-@click.option("--match-iou", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5, show_default=True,
+@click.option("--match-iou", type=FiniteFloatRange(0.0, 1.0, min_open=True), default=0.5, show_default=True,
               help="Minimum IoU for two annotators' boxes to count as the same instance.")
 @click.option("--reduce", type=click.Choice(["mean", "median"]), default="mean", show_default=True,
               help="How a cluster of boxes becomes one box: coordinate-wise mean (the paper) or median.")
@@ -270,6 +289,7 @@ def export_coco(dataset_format: str, root: Path, out: Path, images_subdir: str |
     from cgc.coco_files import write_coco_file
     from cgc.datasets import instances_to_coco, open_instance_dataset
 
+    refuse_outputs_over_inputs({"--out": out}, {"--root": root})
     check_output_file(out)
     dataset = open_instance_dataset(dataset_format, root, images_subdir, gt_subdir, split)
     if len(dataset) == 0:
@@ -301,7 +321,7 @@ def export_coco(dataset_format: str, root: Path, out: Path, images_subdir: str |
               help="resolve-shared: the paper's priors plus one owner per shared pixel (by geodesic distance); "
                    "appearance: the same seeds, shared pixels by colour models and a graph cut; largest-region: the "
                    "priors read literally; all-in-box: every salient pixel in the box (naive baseline).")
-@click.option("--edge-weight", type=click.FloatRange(min=0), default=PriorSettings.edge_weight, show_default=True,
+@click.option("--edge-weight", type=FiniteFloatRange(min=0), default=PriorSettings.edge_weight, show_default=True,
               help="resolve-shared and appearance: extra path cost for crossing a full-contrast colour edge (0 ignores the picture).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: every core].")
 @overwrite_option
@@ -337,6 +357,7 @@ def weaklabels_compare(labels_path: Path, truth_path: Path, json_path: Path | No
     from cgc.fileio import atomic_write_json
     from cgc.weaklabels.quality import compare_to_truth
 
+    refuse_outputs_over_inputs({"--json": json_path}, {"--labels": labels_path, "--truth": truth_path})
     if json_path is not None:
         check_output_file(json_path, "--json")
     quality = compare_to_truth(labels_path, truth_path)
@@ -385,6 +406,8 @@ class OptionalFloat(click.ParamType):
             number = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is neither a number nor 'none'", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
         if self.min_value is not None and number < self.min_value:
             self.fail(f"{number:g} is below {self.min_value:g}", param, ctx)
         return number
@@ -439,7 +462,7 @@ def setting_option(setting: dataclasses.Field, kind: Any, preset_values: dict[st
     elif base is float and optional:
         param_type = OptionalFloat(min_value=low)
     elif base is float:
-        param_type = click.FloatRange(low, high, min_open=meta["above_minimum"])
+        param_type = FiniteFloatRange(low, high, min_open=meta["above_minimum"])
     elif base is int:
         param_type = click.IntRange(low, high) if low is not None or high is not None else click.INT
     else:
@@ -533,15 +556,15 @@ SCORE_THRESHOLD_HELP = ("Keep instances with at least this score [the threshold 
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder to write (replaced as a whole): masks/ (indexed PNG per image), overlays/, results.json "
                    "(COCO results) and images.json (their image ids).")
-@click.option("--score-thr", "score_threshold", type=click.FloatRange(0, 1), default=None, help=SCORE_THRESHOLD_HELP)
+@click.option("--score-thr", "score_threshold", type=FiniteFloatRange(0, 1), default=None, help=SCORE_THRESHOLD_HELP)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @overwrite_option
 @reports_input_errors
 def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: float | None, device: str,
                     overwrite: bool) -> None:
     """Salient instance masks for new pictures: indexed PNGs, COCO results JSON and overlays (one instance per pixel)."""
-    from cgc.fileio import atomic_directory, refuse_output_over_inputs
-    from cgc.inference import list_images, load_model, usable_images, write_predictions
+    from cgc.fileio import atomic_directory
+    from cgc.inference import list_images, load_model, resolve_checkpoint, usable_images, write_predictions
     from cgc.coco_files import PREDICTIONS_KIND
     from cgc.score_threshold import score_threshold_of
 
@@ -551,10 +574,10 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
         click.echo(f"Skipped {reason}", err=True)
         skipped.append(reason)
 
+    refuse_outputs_over_inputs({"--out": out}, {"--images": images, "--checkpoint": resolve_checkpoint(checkpoint)})
     paths, unreadable = usable_images(list_images(images))  # from headers, before the model loads
     for reason in unreadable:
         skip(reason)
-    refuse_output_over_inputs(out, images)
     with atomic_directory(out, PREDICTIONS_KIND, overwrite) as folder:  # checked and writable before the model loads
         loaded = load_model(checkpoint, device)
         score_threshold = score_threshold_of(loaded, score_threshold)
@@ -577,7 +600,7 @@ def predict_command(checkpoint: Path, images: Path, out: Path, score_threshold: 
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Ground truth: COCO instance JSON (RLE or polygons), e.g. from `cgc export coco`.")
-@click.option("--score-thr", "score_threshold", type=click.FloatRange(0.0, 1.0), default=None,
+@click.option("--score-thr", "score_threshold", type=FiniteFloatRange(0.0, 1.0), default=None,
               help="AP^r, precision and recall count only predictions with at least this score (COCO AP uses all of "
                    "them) [with --checkpoint: the threshold `cgc calibrate` recorded, else 0.5; otherwise 0.5].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -596,6 +619,11 @@ def eval_command(predictions_path: Path | None, match_by_id: bool, checkpoint: P
         raise click.UsageError("give either --predictions FOLDER or --checkpoint CKPT --images DIR")
     if checkpoint is not None and images_dir is None:
         raise click.UsageError("--checkpoint needs --images (the ground truth's pictures)")
+    from cgc.coco_files import prediction_files
+    from cgc.inference import resolve_checkpoint
+
+    refuse_outputs_over_inputs({"--out": out}, {"--data": data_path, "--images": images_dir, **prediction_files(
+        predictions_path), "--checkpoint": checkpoint and resolve_checkpoint(checkpoint)})
     if out is not None:
         check_output_file(out)
     metrics = evaluate(data_path, predictions_path, checkpoint, images_dir, score_threshold, device, match_by_id,
@@ -644,7 +672,7 @@ def crf() -> None:
 
 
 CONFIDENCE_OPTION = click.option(
-    "--confidence", type=click.FloatRange(0.5, 1.0, min_open=True, max_open=True), default=HARD_MASK_CONFIDENCE,
+    "--confidence", type=FiniteFloatRange(0.5, 1.0, min_open=True, max_open=True), default=HARD_MASK_CONFIDENCE,
     show_default=True, help="Probability given to a hard predicted mask's inside (1 - it outside) before the CRF; "
                             "higher moves edges less.")
 
@@ -675,6 +703,10 @@ def crf_refine(predictions_dir: Path, images_dir: Path, out_dir: Path, confidenc
     """Refine every predicted instance mask with the dense CRF against its picture."""
     from cgc.refine.tune import read_tuned_params, refine_prediction_folder
 
+    from cgc.coco_files import prediction_files
+
+    refuse_outputs_over_inputs({"--out": out_dir}, {"--images": images_dir, "--params": params_path,
+                                                    **prediction_files(predictions_dir)})
     params = read_tuned_params(params_path, CRFParams()) if params_path is not None else CRFParams()
     params = dataclasses.replace(params, **given_settings(CRFParams, options))
     summary = refine_prediction_folder(predictions_dir, images_dir, out_dir, params, confidence, not whole_image,
@@ -707,8 +739,11 @@ def crf_tune_command(predictions_dir: Path, gt_path: Path, images_dir: Path, out
                      theta_alpha_range: str, theta_beta_range: str, coarse_stride: int, confidence: float,
                      workers: int | None, **fixed: Any) -> None:
     """The paper's coarse-to-fine grid search of the CRF parameters on validation predictions (the others fixed)."""
+    from cgc.coco_files import prediction_files
     from cgc.refine.tune import parse_range, tune_crf, write_tune_result
 
+    refuse_outputs_over_inputs({"--out": out}, {"--gt": gt_path, "--images": images_dir,
+                                                **prediction_files(predictions_dir)})
     check_output_file(out)
     ranges = {}
     for name, text in (("--w1-range", w1_range), ("--theta-alpha-range", theta_alpha_range),
@@ -737,7 +772,7 @@ def crf_tune_command(predictions_dir: Path, gt_path: Path, images_dir: Path, out
               help="Address to listen on (0.0.0.0: every interface, for a Label Studio on another machine).")
 @click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--score-thr", "score_threshold", type=click.FloatRange(0.0, 1.0), default=None, help=SCORE_THRESHOLD_HELP)
+@click.option("--score-thr", "score_threshold", type=FiniteFloatRange(0.0, 1.0), default=None, help=SCORE_THRESHOLD_HELP)
 @click.option("--model-version", default=None,
               help="The name Label Studio shows for these predictions [cgc-<run folder>-<checkpoint>].")
 @click.option("--train-images", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
@@ -752,17 +787,26 @@ def crf_tune_command(predictions_dir: Path, gt_path: Path, images_dir: Path, out
               help="Start a round after this many new annotations; 0: only when Label Studio asks (Start Training).")
 @click.option("--train-iterations", type=click.IntRange(min=1), default=DEFAULT_ROUND_ITERATIONS, show_default=True,
               help="Fine-tuning iterations per round.")
+@click.option("--allow-image-host", "image_hosts", multiple=True, metavar="HOST[:PORT]",
+              help="Also fetch task pictures from this host (repeatable; e.g. a bucket the tasks link to). Pictures "
+                   "come from the Label Studio server at --url only otherwise.")
+@click.option("--auth", "credentials", default=None, metavar="USER:PASSWORD", envvar=SERVE_AUTH_ENV,
+              show_envvar=True, help="Require these credentials (HTTP basic auth) of every request: enter them "
+              "in Label Studio's model settings (Authentication: Basic Auth). Use the environment variable to "
+              "keep the password out of the process list.")
 @labelstudio_server_options
 @reports_input_errors
 def serve_command(checkpoint: Path, host: str, port: int, device: str, score_threshold: float | None,
                   model_version: str | None, train_images: Path | None, train_masks: Path | None,
-                  train_out: Path | None, train_every: int, train_iterations: int, server: LabelStudioServer) -> None:
+                  train_out: Path | None, train_every: int, train_iterations: int, image_hosts: tuple[str, ...],
+                  credentials: str | None, server: LabelStudioServer) -> None:
     """Serve a trained model as a Label Studio ML backend (Settings > Model > Connect Model: http://HOST:PORT).
 
     Label Studio then asks it for boxes and masks of salient instances whenever an annotator opens a task.
-    --url / --api-key (or LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY) are only needed when the server does not
-    send its own, for fetching the tasks' pictures. With --train-images it also learns from the project's
-    annotations, in the background, and serves each fine-tuned model as soon as it is ready."""
+    The tasks' pictures are fetched from the Label Studio server at --url (or LABEL_STUDIO_URL) only, with
+    --api-key (or LABEL_STUDIO_API_KEY, else the key Label Studio sends when it connects the model). With
+    --train-images it also learns from the project's annotations, in the background, and serves each
+    fine-tuned model as soon as it is ready."""
     import logging
 
     import uvicorn
@@ -777,10 +821,12 @@ def serve_command(checkpoint: Path, host: str, port: int, device: str, score_thr
         raise click.UsageError("--train-masks, --train-out and --train-every need --train-images")
     if train_images is not None and train_out is None:
         raise click.UsageError("--train-images needs --train-out, the folder for the training rounds")
+    user_password = basic_credentials(credentials, "--auth") if credentials is not None else None
+    images = TaskImages(server.url, server.api_key, image_hosts, timeout=server.timeout)
     predictor = load_model(checkpoint, device, score_threshold)
     source = predictor.loaded.checkpoint
     version = model_version or f"cgc-{source.parent.parent.name}-{source.stem}"
-    backend = SalientInstanceBackend(predictor, version, TaskImages(server.url, server.api_key, timeout=server.timeout))
+    backend = SalientInstanceBackend(predictor, version, images)
     retrainer = None
     if train_images is not None:
         settings = RetrainingSettings(train_images, train_masks, train_out, train_every, train_iterations, device)
@@ -791,7 +837,12 @@ def serve_command(checkpoint: Path, host: str, port: int, device: str, score_thr
         when = f"every {train_every} new annotations and " if train_every else ""
         click.echo(f"Training from Label Studio: {when}when asked, {train_iterations} iterations a round, "
                    f"into {train_out}/round-NNN/")
-    uvicorn.run(create_app(backend, retrainer), host=host, port=port, log_level="warning")
+    if images.server is None:
+        click.echo(f"Warning: no --url (or {URL_ENV}): tasks' pictures cannot be fetched", err=True)
+    if user_password is None and host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"Warning: anyone who can reach {host}:{port} can use this model server: give it --auth "
+                   f"(or {SERVE_AUTH_ENV})", err=True)
+    uvicorn.run(create_app(backend, retrainer, user_password), host=host, port=port, log_level="warning")
 
 
 def main() -> None:

@@ -253,6 +253,16 @@ def read_results_file(path: str | Path) -> Any:
                      else "predictions file")
 
 
+def prediction_files(source: str | Path | None) -> dict[str, Path]:
+    """The files a prediction input (a folder, or its results file) is read from, named for the output guard."""
+    if source is None:
+        return {}
+    source = Path(source)
+    results = source / RESULTS_FILE if source.is_dir() else source
+    return {"--predictions": source, f"--predictions' {RESULTS_FILE}": results,
+            f"--predictions' {IMAGES_FILE}": results.with_name(IMAGES_FILE)}
+
+
 def read_prediction_folder(directory: str | Path) -> tuple[list[dict[str, Any]], dict[Any, list[dict[str, Any]]]]:
     """images.json entries and results.json grouped by image id (see `results_with_images`)."""
     directory = Path(directory)

@@ -24,7 +24,9 @@ details open; the choices made here, so that numbers are reproducible:
 * Clipping at 1: with one-to-one matching the count can never exceed the number of true
   instances, so the per-image value is at most 1 by construction (asserted, not clipped).
 * IoU >= alpha as in eq. (10) (the prose says "IoU > 0.5"), with a 1e-9 tolerance for float
-  noise. Crowd regions (`iscrowd: 1`) are not instances to find and are ignored by AP^r.
+  noise. Crowd regions (`iscrowd: 1`) are not instances to find and are ignored by AP^r; a
+  prediction lying on one (half of it or more inside) that matches no instance is ignored too, in
+  AP^r and in precision and recall, as COCOeval ignores it.
 
 COCO mask AP (AP, AP50, AP75, AP_S/M/L) comes from pycocotools' COCOeval, class-agnostic
 (every instance is category 1), on *all* predictions: COCO AP integrates over the score
@@ -84,6 +86,9 @@ def load_ground_truth(gt: Mapping[str, Any] | str | Path) -> dict[str, Any]:
     annotations = []
     for index, annotation in enumerate(checked.annotations, start=1):
         rle, area = annotation["segmentation"], annotation.get("area")
+        if mask_utils.area(rle) == 0:
+            raise InputError(f"annotation {annotation['id']} (image {annotation['image_id']}) has an empty mask: an "
+                             f"instance without a pixel could never be found; remove it", checked.source)
         annotations.append({
             "id": index,
             "image_id": annotation["image_id"],
@@ -243,16 +248,29 @@ def image_precisions(ious: np.ndarray, alphas: tuple[float, ...] = ALPHAS) -> di
 
 def masks_by_image(gt: Mapping[str, Any], predictions: list[Mapping[str, Any]], score_threshold: float,
                    image_ids: Iterable[Any]) -> tuple[dict[Any, list[dict]], dict[Any, list[dict]]]:
-    """Per image of ``image_ids``: its non-crowd true RLEs, and the predicted RLEs scored >= ``score_threshold``."""
+    """Per image of ``image_ids``: its non-crowd true RLEs, and the predicted RLEs scored >= ``score_threshold``
+    that do not lie on a crowd region (see `off_crowd_regions`)."""
     truth: dict[Any, list[dict]] = {image_id: [] for image_id in image_ids}
+    crowds: dict[Any, list[dict]] = {image_id: [] for image_id in truth}
     for annotation in gt["annotations"]:
-        if annotation["image_id"] in truth and not annotation["iscrowd"]:
-            truth[annotation["image_id"]].append(annotation["segmentation"])
+        if annotation["image_id"] in truth:
+            (crowds if annotation["iscrowd"] else truth)[annotation["image_id"]].append(annotation["segmentation"])
     predicted: dict[Any, list[dict]] = {image_id: [] for image_id in truth}
     for prediction in predictions:
         if prediction["image_id"] in predicted and prediction["score"] >= score_threshold:
             predicted[prediction["image_id"]].append(prediction["segmentation"])
+    for image_id, regions in crowds.items():
+        if regions and predicted[image_id]:
+            predicted[image_id] = off_crowd_regions(predicted[image_id], truth[image_id], regions)
     return truth, predicted
+
+
+def off_crowd_regions(predicted: list[dict], truth: list[dict], crowds: list[dict], alpha: float = 0.5) -> list[dict]:
+    """The predictions that count: one that lies on a crowd region (at least `alpha` of its area inside it) and
+    matches no true instance at IoU >= `alpha` is neither a hit nor a false positive, as COCOeval ignores it."""
+    on_crowd = np.asarray(mask_utils.iou(predicted, crowds, [1] * len(crowds))).max(axis=1) >= alpha - _IOU_TOLERANCE
+    hits = mask_iou_matrix(predicted, truth).max(axis=1, initial=0.0) >= alpha - _IOU_TOLERANCE
+    return [mask for mask, crowd, hit in zip(predicted, on_crowd, hits) if hit or not crowd]
 
 
 def paper_ap_r(gt: Mapping[str, Any], predictions: list[Mapping[str, Any]], score_threshold: float,

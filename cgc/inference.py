@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from cgc.coco import SALIENT_CATEGORY_ID, encode_mask, mask_bbox_xywh
-from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem
+from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem, picture_in_folder
 from cgc.datasets.label_maps import write_instance_label_map
 from cgc.datasets.pictures import check_picture, read_rgb, write_picture
 from cgc.errors import InputError
@@ -193,7 +193,7 @@ def gt_image_paths(ground_truth: str | Path, images: list[dict], images_dir: str
     """(image id, picture) for every image a ground-truth file lists, found by file name in ``images_dir``."""
     images_dir = Path(images_dir)
     try:
-        entries = [(image["id"], images_dir / image["file_name"]) for image in images]
+        entries = [(image["id"], picture_in_folder(images_dir, image["file_name"], ground_truth)) for image in images]
     except (KeyError, TypeError) as exc:
         raise InputError(f"not a COCO file (missing {exc})", ground_truth) from None
     missing = [path for _, path in entries if not path.is_file()]

@@ -71,7 +71,7 @@ def main() -> None:
         port = free_port()
         environment = {key: value for key, value in os.environ.items() if not key.startswith("LABEL_STUDIO_")}
         serving = subprocess.Popen([sys.executable, "-m", "cgc.cli", "serve", "--checkpoint", str(args.checkpoint),
-                                    "--port", str(port), "--device", "cpu"], env=environment,
+                                    "--port", str(port), "--device", "cpu", "--url", studio.url], env=environment,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for(f"http://127.0.0.1:{port}/health")

@@ -58,6 +58,19 @@ def user_files(folder: Path) -> None:
     (folder / "notes.txt").write_text("mine")
 
 
+def rebuilt_with_note(inputs: Inputs) -> None:
+    """An earlier `weaklabels build` output into which the user put notes.txt."""
+    assert CliRunner().invoke(cgc, build(inputs)).exit_code == 0
+    (inputs.work / "weak" / "notes.txt").write_text("mine")
+
+
+def trained_copy(inputs: Inputs) -> None:
+    """A one-iteration run folder at work/run."""
+    from cgc.training.engine import train as train_run
+
+    train_run(tiny_config(inputs.labels, inputs.work / "run", iterations=1, checkpoint_every=1), progress=False)
+
+
 def evil_checkpoint(path: Path, marker: Path) -> None:
     """A checkpoint whose unpickling would create `marker`: loading it must not run that."""
 
@@ -76,15 +89,25 @@ def evil_run(inputs: Inputs) -> None:
     save_config(tiny_config(inputs.labels, run), run / "config.json")
 
 
-def one_picture_results(folder: Path, images_json: bool, file_name: str = "a.jpg") -> None:
-    """truth.json with picture a.jpg (id 1), and a prediction for `file_name` numbered 7 in results.json."""
+def one_picture_results(folder: Path, images_json: bool, file_name: str = "a.jpg", truth_mask: object = None,
+                        predicted_mask: object = None, truth_name: str = "a.jpg") -> None:
+    """truth.json with picture `truth_name` (id 1), and a prediction for `file_name` numbered 7 in results.json."""
     mask = {"size": [10, 10], "counts": "0T3"}  # the whole 10x10 picture
     (folder / "truth.json").write_text(json.dumps({
-        "images": [{"id": 1, "file_name": "a.jpg", "height": 10, "width": 10}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": mask}]}))
-    (folder / "results.json").write_text(json.dumps([{"image_id": 7, "segmentation": mask, "score": 0.9}]))
+        "images": [{"id": 1, "file_name": truth_name, "height": 10, "width": 10}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": truth_mask or mask}]}))
+    (folder / "results.json").write_text(json.dumps([{"image_id": 7, "segmentation": predicted_mask or mask,
+                                                      "score": 0.9}]))
     if images_json:
         (folder / "images.json").write_text(json.dumps([{"id": 7, "file_name": file_name, "height": 10, "width": 10}]))
+
+
+def masks_rescaled(inputs: Inputs, value: int) -> None:
+    """A copy of the sample whose masks are saved as 0/`value` instead of 0/255."""
+    shutil.copytree(inputs.sample, inputs.work / "sample")
+    for path in (inputs.work / "sample" / "masks").glob("*.png"):
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(path), np.where(mask > 127, value, 0).astype(np.uint8))
 
 
 def train(inputs: Inputs, data: Path | None = None, images: Path | None = None) -> list[str]:
@@ -175,15 +198,70 @@ def predict(inputs: Inputs, checkpoint: str, out: Path) -> list[str]:
 CASES = [
     # 1. Never delete a folder cgc did not write
     Case("build --overlays into the input pictures",
-         lambda i: build(i, "--overlays", str(i.sample / "imgs")), error="holds the input"),
+         lambda i: build(i, "--overlays", str(i.sample / "imgs")), error="is also the input --images"),
     Case("build --overlays into a folder of other files",
          lambda i: build(i, "--overlays", str(i.work / "mine")), lambda i: user_files(i.work / "mine"),
          error="is not empty and was not written by cgc", intact=("mine/holiday.jpg", "mine/notes.txt")),
     Case("build --overlays into another kind of cgc output",
          lambda i: build(i, "--overlays", str(i.work / "out")), lambda i: shutil.copytree(i.sample, i.work / "out"),
          error="holds a cgc sample output", intact=("out/labelstudio_export.json",)),
-    Case("build --overlays over a folder of other files with --overwrite",
-         lambda i: build(i, "--overlays", str(i.work / "mine"), "--overwrite"), lambda i: user_files(i.work / "mine")),
+    Case("build --overlays over a folder of other files with --overwrite: they stay",
+         lambda i: build(i, "--overlays", str(i.work / "mine"), "--overwrite"), lambda i: user_files(i.work / "mine"),
+         intact=("mine/holiday.jpg", "mine/notes.txt")),
+    Case("build --out again keeps a note the user put in the previous output",
+         lambda i: build(i), lambda i: rebuilt_with_note(i), intact=("weak/notes.txt",)),
+    Case("build --out beside a user folder named .weak.old",
+         lambda i: build(i), lambda i: user_files(i.work / ".weak.old"), intact=(".weak.old/holiday.jpg",)),
+    Case("build --out over a user folder named .weak.old beside an earlier output",
+         lambda i: build(i), lambda i: (CliRunner().invoke(cgc, build(i)), user_files(i.work / ".weak.old")),
+         intact=(".weak.old/notes.txt",)),
+    # 1b. An output is never one of the command's inputs (files or folders, links resolved)
+    Case("annotate import --out the export itself",
+         lambda i: ["annotate", "import", "--from-export", str(i.work / "export.json"), "--out", str(i.work / "export.json")],
+         lambda i: shutil.copy(i.sample / "labelstudio_export.json", i.work / "export.json"),
+         error="is also the input --from-export", intact=("export.json",)),
+    Case("annotate import --report the export itself",
+         lambda i: ["annotate", "import", "--from-export", str(i.work / "export.json"), "--out", str(i.work / "b.json"),
+                    "--report", str(i.work / "export.json")],
+         lambda i: shutil.copy(i.sample / "labelstudio_export.json", i.work / "export.json"),
+         error="is also the input --from-export", intact=("export.json",)),
+    Case("annotate import --out a link to the export",
+         lambda i: ["annotate", "import", "--from-export", str(i.work / "export.json"), "--out", str(i.work / "link.json")],
+         lambda i: (shutil.copy(i.sample / "labelstudio_export.json", i.work / "export.json"),
+                    (i.work / "link.json").symlink_to(i.work / "export.json")),
+         error="is also the input --from-export", intact=("export.json",)),
+    Case("annotate import --out a hard link to the export",
+         lambda i: ["annotate", "import", "--from-export", str(i.work / "export.json"), "--out", str(i.work / "hard.json")],
+         lambda i: (shutil.copy(i.sample / "labelstudio_export.json", i.work / "export.json"),
+                    os.link(i.work / "export.json", i.work / "hard.json")),
+         error="is also the input --from-export", intact=("export.json",)),
+    Case("eval --out the ground truth",
+         lambda i: ["eval", "--predictions", str(i.work), "--data", str(i.work / "truth.json"), "--out", str(i.work / "truth.json")],
+         lambda i: one_picture_results(i.work, images_json=True), error="is also the input --data", intact=("truth.json",)),
+    Case("eval --out the predictions' results.json",
+         lambda i: ["eval", "--predictions", str(i.work), "--data", str(i.work / "truth.json"), "--out", str(i.work / "results.json")],
+         lambda i: one_picture_results(i.work, images_json=True), error="is also the input --predictions' results.json",
+         intact=("results.json",)),
+    Case("crf tune --out the ground truth",
+         lambda i: ["crf", "tune", "--predictions", str(i.work), "--gt", str(i.work / "truth.json"), "--images",
+                    str(i.sample / "imgs"), "--out", str(i.work / "truth.json")],
+         lambda i: one_picture_results(i.work, images_json=True), error="is also the input --gt", intact=("truth.json",)),
+    Case("crf refine --overwrite --out the folder that holds --params",
+         lambda i: ["crf", "refine", "--predictions", str(i.work / "pred"), "--images", str(i.sample / "imgs"), "--out",
+                    str(i.work / "tuning"), "--params", str(i.work / "tuning" / "tune.json"), "--overwrite"],
+         lambda i: user_files(i.work / "tuning") or (i.work / "tuning" / "tune.json").write_text("{}"),
+         error="holds the input --params", intact=("tuning/tune.json",)),
+    Case("predict --overwrite --out the run folder it reads the model from",
+         lambda i: predict(i, "run", i.work / "run") + ["--overwrite"], lambda i: trained_copy(i),
+         error="holds the input --checkpoint", intact=("run/config.json",)),
+    Case("train --out the folder of its pictures", lambda i: train(i) + ["--out", str(i.labels[1])],
+         error="is also the input --images"),
+    Case("weaklabels compare --json the truth",
+         lambda i: ["weaklabels", "compare", "--labels", str(i.labels[0]), "--truth", str(i.work / "t.json"),
+                    "--json", str(i.work / "t.json")], lambda i: shutil.copy(i.labels[0], i.work / "t.json"),
+         error="is also the input --truth", intact=("t.json",)),
+    Case("build --out and --overlays one folder", lambda i: build(i, "--overlays", str(i.work / "weak")),
+         error="is given as both --out and --overlays"),
     Case("build --overlays over its own previous overlays",
          lambda i: build(i, "--overlays", str(i.work / "ov")),
          lambda i: (i.work / "ov").mkdir() or (i.work / "ov" / OUTPUT_MARK).write_text('{"kind": "weak-label overlays"}')),
@@ -201,7 +279,8 @@ CASES = [
     Case("predict --out a folder of other files",
          lambda i: predict(i, "run", i.work / "mine"), lambda i: user_files(i.work / "mine"),
          error="is not empty and was not written by cgc", intact=("mine/notes.txt",)),
-    Case("predict --out the picture folder", lambda i: predict(i, "run", i.sample / "imgs"), error="holds the input"),
+    Case("predict --out the picture folder", lambda i: predict(i, "run", i.sample / "imgs"),
+         error="is also the input --images"),
     Case("crf refine --out a folder of other files",
          lambda i: ["crf", "refine", "--predictions", str(i.work / "pred"), "--images", str(i.sample / "imgs"),
                     "--out", str(i.work / "mine")],
@@ -323,6 +402,59 @@ CASES = [
     Case("annotate import of an export that is not a list of tasks",
          lambda i: ["annotate", "import", "--from-export", str(i.work / "e.json"), "--out", str(i.work / "b.json")],
          lambda i: (i.work / "e.json").write_text('{"tasks": 3}'), error="e.json"),
+    # Round two: every reader validates at the boundary (no hang inside pycocotools, no silent miscount)
+    Case("eval a ground truth whose RLE runs do not add up to the picture",
+         lambda i: ["eval", "--predictions", str(i.work), "--data", str(i.work / "truth.json")],
+         lambda i: one_picture_results(i.work, images_json=True, truth_mask={"size": [10, 10], "counts": "0T3T3"}),
+         error="RLE runs add up to 200 pixels, not the picture's 100"),
+    Case("eval predictions whose RLE string is cut off",
+         lambda i: ["eval", "--predictions", str(i.work), "--data", str(i.work / "truth.json")],
+         lambda i: one_picture_results(i.work, images_json=True, predicted_mask={"size": [10, 10], "counts": "0To"}),
+         error="prediction 1: unreadable segmentation (RLE counts that are not pycocotools' compressed string)"),
+    Case("eval a ground truth with a polygon of an odd number of coordinates",
+         lambda i: ["eval", "--predictions", str(i.work), "--data", str(i.work / "truth.json")],
+         lambda i: one_picture_results(i.work, images_json=True, truth_mask=[[0, 0, 5, 0, 5, 5, 0]]),
+         error="a polygon of 7 numbers"),
+    Case("eval a ground truth with an empty mask",
+         lambda i: ["eval", "--predictions", str(i.work), "--data", str(i.work / "truth.json")],
+         lambda i: one_picture_results(i.work, images_json=True, truth_mask={"size": [10, 10], "counts": "T3"}),
+         error="annotation 1 (image 1) has an empty mask"),
+    Case("train on a label whose RLE runs go past the picture", lambda i: train(i, data=i.work / "bad.json"),
+         lambda i: first_label_changed(i.labels[0], i.work / "bad.json",
+                                       segmentation={"size": [96, 128], "counts": [12288, 5000]}),
+         error="RLE runs add up to 17288 pixels, not the picture's 12288"),
+    Case("eval with a ground truth picture named outside --images",
+         lambda i: ["eval", "--checkpoint", str(i.work / "run"), "--images", str(i.sample / "imgs"),
+                    "--data", str(i.work / "truth.json"), "--device", "cpu"],
+         lambda i: (trained_copy(i), one_picture_results(i.work, images_json=True, truth_name="../../../etc/hostname")),
+         error="points outside the image folder"),
+    Case("crf refine with images.json naming a picture outside --images",
+         lambda i: ["crf", "refine", "--predictions", str(i.work), "--images", str(i.sample / "imgs"),
+                    "--out", str(i.work / "refined")],
+         lambda i: one_picture_results(i.work, images_json=True, file_name="/etc/hostname"),
+         error="points outside the image folder"),
+    Case("crf tune with a NaN range",
+         lambda i: ["crf", "tune", "--predictions", str(i.work), "--gt", str(i.work / "truth.json"), "--images",
+                    str(i.sample / "imgs"), "--w1-range", "nan:1:3", "--out", str(i.work / "t.json")],
+         lambda i: one_picture_results(i.work, images_json=True), error="need three finite numbers", status=2),
+    Case("crf tune with an infinite range",
+         lambda i: ["crf", "tune", "--predictions", str(i.work), "--gt", str(i.work / "truth.json"), "--images",
+                    str(i.sample / "imgs"), "--theta-beta-range", "1:1:inf", "--out", str(i.work / "t.json")],
+         lambda i: one_picture_results(i.work, images_json=True), error="need three finite numbers", status=2),
+    Case("crf tune with a grid of ten million settings",
+         lambda i: ["crf", "tune", "--predictions", str(i.work), "--gt", str(i.work / "truth.json"), "--images",
+                    str(i.sample / "imgs"), "--w1-range", "1:0.001:100", "--out", str(i.work / "t.json")],
+         lambda i: one_picture_results(i.work, images_json=True), error="settings for the coarse pass, more than 2000"),
+    *[Case(f"{option} nan", args, error="'nan' is not a finite number", status=2) for option, args in (
+        ("--match-iou", lambda i: ["annotate", "import", "--from-export", str(i.sample / "labelstudio_export.json"),
+                                   "--out", str(i.work / "b.json"), "--match-iou", "nan"]),
+        ("--score-thr", lambda i: predict(i, "run", i.work / "p") + ["--score-thr", "nan"]),
+        ("--hflip", lambda i: train(i) + ["--hflip", "nan"]),
+        ("--mask-window", lambda i: train(i) + ["--mask-window", "nan"]),
+        ("--edge-weight", lambda i: build(i, "--edge-weight", "nan")),
+    )],
+    Case("build with masks saved as 0/100", lambda i: build_on_copy(i), lambda i: masks_rescaled(i, 100)),
+    Case("build with masks saved as 0/2", lambda i: build_on_copy(i), lambda i: masks_rescaled(i, 2)),
     # 3. Predictions are paired with the ground truth by file name
     Case("eval a results file whose ids cannot be paired",
          lambda i: ["eval", "--predictions", str(i.work / "results.json"), "--data", str(i.work / "truth.json")],
@@ -367,6 +499,18 @@ def test_bad_input(case: Case, shared_inputs: tuple[Path, Path, tuple[Path, Path
     assert snapshot(tmp_path, case.intact) == before
     assert sorted(path.name for path in (sample_dir / "imgs").iterdir()) == pictures_before
     assert not (tmp_path / "ran-code").exists()
+
+
+def test_a_second_writer_of_a_run_folder_fails_at_once(shared_inputs, tmp_path: Path) -> None:
+    """While one `cgc train` holds the run folder, another into the same --out fails in one line and writes nothing."""
+    from cgc.fileio import exclusive_lock
+
+    _, _, labels = shared_inputs
+    inputs = Inputs(shared_inputs[0], shared_inputs[1], labels, tmp_path)
+    with exclusive_lock(tmp_path / "run", "`cgc train`"):
+        result = CliRunner().invoke(cgc, train(inputs) + ["--iterations", "1"])
+    assert result.exit_code == 1 and "another `cgc train` is writing this folder now" in result.output, result.output
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == [".cgc-lock"]
 
 
 def test_checkpoints_hold_only_tensors_and_plain_types() -> None:

@@ -97,6 +97,62 @@ def test_read_binary_mask_thresholds_at_half_range(tmp_path: Path) -> None:
     assert not read_binary_mask(tmp_path / "zero.png").any()
 
 
+@pytest.mark.parametrize("dtype, value", [(np.uint8, 100), (np.uint8, 2), (np.uint16, 1000), (np.uint8, 128),
+                                          (np.float32, 0.3), (np.float32, 7.0)])
+def test_read_binary_mask_reads_any_two_values(tmp_path: Path, region: np.ndarray, dtype, value) -> None:
+    """A mask saved as 0/100 or 0/2 is the region, not an empty mask."""
+    path = tmp_path / ("mask.tiff" if dtype is np.float32 else "mask.png")
+    assert cv2.imwrite(str(path), region.astype(dtype) * dtype(value))
+    np.testing.assert_array_equal(read_binary_mask(path), region)
+
+
+def exif_jpeg(path: Path, picture: np.ndarray, orientation_entry: bytes) -> None:
+    """A JPEG of `picture` (BGR) whose EXIF holds one orientation entry, as given (possibly malformed)."""
+    import struct
+
+    jpeg = cv2.imencode(".jpg", picture)[1].tobytes()
+    tiff = b"II*\x00" + struct.pack("<IH", 8, 1) + orientation_entry + struct.pack("<I", 0)
+    payload = b"Exif\x00\x00" + tiff
+    path.write_bytes(jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:])
+
+
+@pytest.mark.parametrize("count", [0, 1000])
+def test_a_malformed_orientation_is_read_one_way_for_size_and_pixels(tmp_path: Path, count: int) -> None:
+    """Pillow ignores an orientation entry with a bogus count, OpenCV applied it: the size and the pixels disagreed."""
+    import struct
+
+    from cgc.datasets.pictures import image_size, read_rgb
+
+    exif_jpeg(tmp_path / "a.jpg", np.zeros((20, 40, 3), np.uint8), struct.pack("<HHIHH", 0x0112, 3, count, 6, 0))
+    width, height = image_size(tmp_path / "a.jpg")
+    assert read_rgb(tmp_path / "a.jpg").shape == (height, width, 3)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_turns_pixels_as_pillow_does(tmp_path: Path, orientation: int) -> None:
+    from PIL import ImageOps
+
+    from cgc.datasets.pictures import image_size, read_rgb
+
+    rgb = np.random.default_rng(orientation).integers(0, 255, (6, 10, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(rgb).save(tmp_path / "a.webp", exif=exif, lossless=True)
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "a.webp")).convert("RGB"))
+    assert image_size(tmp_path / "a.webp") == (shown.shape[1], shown.shape[0])
+    np.testing.assert_array_equal(read_rgb(tmp_path / "a.webp"), shown)
+
+
+def test_a_picture_whose_header_pillow_cannot_read_is_refused_before_decoding(tmp_path: Path) -> None:
+    """OpenCV decodes Radiance HDR, Pillow cannot read its header: its size could not be checked, so it is refused."""
+    from cgc.datasets.pictures import read_rgb
+
+    assert cv2.imwrite(str(tmp_path / "a.hdr"), np.ones((8, 8, 3), np.float32))
+    assert cv2.imread(str(tmp_path / "a.hdr")) is not None
+    with pytest.raises(InputError, match="a.hdr: cannot read the picture's header"):
+        read_rgb(tmp_path / "a.hdr")
+
+
 def test_read_binary_mask_palette_png(tmp_path: Path, region: np.ndarray) -> None:
     save_palette_map(tmp_path / "p.png", region.astype(np.uint8))
     np.testing.assert_array_equal(read_binary_mask(tmp_path / "p.png"), region)

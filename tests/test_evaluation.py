@@ -293,3 +293,18 @@ def test_operating_point_without_predictions_or_truth() -> None:
     assert point["precision"] is None and point["recall"] == 0.0 and point["predictions_per_instance"] == 0.0
     point = evaluate_predictions(ground_truth({1: []}), [result(1, A)])["at_score_threshold"]
     assert point["precision"] == 0.0 and point["recall"] is None and point["predictions_per_instance"] is None
+
+
+def test_a_prediction_on_a_crowd_region_is_neither_hit_nor_false_positive() -> None:
+    """A crowd region is not an instance to find: a prediction lying on it does not count against precision (as
+    COCOeval ignores it), while one on a true instance next to the crowd still counts."""
+    crowd = rectangle(SHAPE, 0, 0, 20, 20)
+    gt = ground_truth({1: [B, crowd]})
+    gt["annotations"][1]["iscrowd"] = 1
+    on_crowd = rectangle(SHAPE, 2, 2, 12, 12)  # wholly inside the crowd region
+    point = evaluate_predictions(gt, [result(1, B), result(1, on_crowd, 0.8)])["at_score_threshold"]
+    assert point["matched"] == 1 and point["precision"] == pytest.approx(100.0)
+    assert point["predictions_per_instance"] == pytest.approx(1.0)
+    astray = rectangle(SHAPE, 30, 0, 40, 10)  # on neither: a false positive as before
+    point = evaluate_predictions(gt, [result(1, B), result(1, astray, 0.8)])["at_score_threshold"]
+    assert point["precision"] == pytest.approx(50.0)

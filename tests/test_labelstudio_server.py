@@ -207,6 +207,24 @@ def test_credentials_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     assert result.exit_code == 1 and "LABEL_STUDIO_API_KEY" in result.output
 
 
+@pytest.mark.parametrize("key", ["abc\ndef0123456789", "abc def0123456789", 'abc"def0123456789', "abcé0123456789"])
+def test_a_key_with_characters_no_key_has_is_refused_without_showing_it(key: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cgc, ["annotate", "import", "--url", "http://127.0.0.1:9", "--api-key", key,
+                                      "--project", "1", "--out", str(tmp_path / "boxes.json")])
+    assert result.exit_code == 1 and "holds characters no key has" in result.output
+    assert "0123456789" not in result.output and "abc" not in result.output
+
+
+def test_a_password_in_the_url_is_never_repeated(tmp_path: Path) -> None:
+    port = free_port()
+    for url in (f"http://admin:hunter2@127.0.0.1:{port}", "ftp://admin:hunter2@ls.test"):
+        result = CliRunner().invoke(cgc, ["annotate", "import", "--url", url, "--api-key", SECRET, "--project", "1",
+                                          "--out", str(tmp_path / "boxes.json")])
+        assert result.exit_code == 1 and "hunter2" not in result.output and "admin:***@" in result.output, result.output
+    assert explain_failure(ValueError(), "http://u:pw@h", "x") == ("http://u:***@h did not answer like a Label Studio "
+                                                                    "API while x: is this the server's base URL?")
+
+
 def test_dead_server_gives_a_one_line_error() -> None:
     port = free_port()  # nothing listens there once the probe socket is closed
     result = run_cgc("annotate", "import", "--url", f"http://127.0.0.1:{port}", "--api-key", SECRET,
@@ -451,7 +469,7 @@ def test_setup_leaves_out_pictures_it_cannot_use(label_studio, sample_dir, tmp_p
     left_out = sorted(line for line in result.stderr.splitlines() if line.startswith("Warning: left out"))
     assert len(left_out) == 3, result.stderr
     for line, name, reason in zip(left_out, ("cut.jpg", "huge.png", "notes.png"),
-                                  ("truncated JPEG", "more than the limit", "cannot read image")):
+                                  ("truncated JPEG", "more than the limit", "cannot read the picture's header")):
         assert name in line and reason in line, line
 
     (images / good.name).unlink()
@@ -525,25 +543,30 @@ def test_serve_is_the_projects_ml_backend(label_studio, admin, sample_dir, tiny_
     assert setup.returncode == 0, setup.stderr
     project_id = int(setup.stdout.split("project ", 1)[1].split()[0])
 
-    port = free_port()
+    # The operator names the server (the key comes from Label Studio's /setup) and guards the model server with a
+    # password, which `annotate setup --connect-model` hands to Label Studio from the same environment variable.
+    port, auth = free_port(), ("studio", "s3cret")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
+    guarded = {"CGC_SERVE_AUTH": ":".join(auth)}
     serving = subprocess.Popen([sys.executable, "-m", "cgc.cli", "serve", "--checkpoint", str(run), "--port", str(port),
                                 "--device", "cpu", "--score-thr", "0", "--model-version", "cgc-live",
+                                "--url", label_studio.url,
                                 "--train-images", str(images), "--train-masks", str(masks), "--train-out",
                                 str(tmp_path / "rounds"), "--train-every", "2", "--train-iterations", "1"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean | guarded)
     try:
         for _ in range(120):
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/health", auth=auth).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.5)
+        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 401
         connect = [*server_args(label_studio, "annotate", "setup", "--images", str(images), "--title", "Served"),
                    "--connect-model", f"http://127.0.0.1:{port}"]
-        first, again = run_cgc(*connect), run_cgc(*connect)
+        first, again = run_cgc(*connect, env=guarded), run_cgc(*connect, env=guarded)
         assert "Model at http://127.0.0.1:" in first.stdout and ": connected." in first.stdout, first.stderr
-        assert ": already connected." in again.stdout, again.stderr
+        assert ": already connected; credentials updated." in again.stdout, again.stderr
         admin.client.actions.create(id="retrieve_tasks_predictions", project=project_id,
                                     selected_items={"all": True, "excluded": []})
         tasks = [as_plain(t) for t in admin.client.tasks.list(project=project_id, fields="all")]
@@ -576,7 +599,7 @@ def test_serve_is_the_projects_ml_backend(label_studio, admin, sample_dir, tiny_
         for task in tasks:
             admin.client.annotations.create(id=task["id"], result=boxes[labelstudio_image_file_name(task["data"]["image"])])
         for _ in range(240):
-            health = httpx.get(f"http://127.0.0.1:{port}/health").json()
+            health = httpx.get(f"http://127.0.0.1:{port}/health", auth=auth).json()
             if health["training"].get("round") == 1 and health["training"]["state"] != "training":
                 break
             time.sleep(0.5)

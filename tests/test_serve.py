@@ -34,14 +34,21 @@ def checkpoint(tiny_labels: tuple[Path, Path], tmp_path_factory: pytest.TempPath
 
 @pytest.fixture()
 def server(checkpoint: Path, tiny_labels: tuple[Path, Path]):
-    """The app over the tiny model (score 0: every detection), and a stand-in Label Studio serving the pictures
-    under /data/upload/ only to requests that carry the key."""
+    """The app over the tiny model (score 0: every detection), the operator's Label Studio at http://ls.test, and a
+    stand-in network: ls.test serves the pictures under /data/upload/ only to requests that carry the key; every
+    other host answers 200 to anything, so a request that reaches one shows up in `fetched`."""
     pictures = {path.name: path.read_bytes() for path in sorted(tiny_labels[1].iterdir())}
     fetched: list[httpx.Request] = []
 
-    def label_studio(request: httpx.Request) -> httpx.Response:
+    def network(request: httpx.Request) -> httpx.Response:
         fetched.append(request)
         name = request.url.path.rsplit("/", 1)[-1]
+        if request.url.host != "ls.test":
+            return httpx.Response(200, content=next(iter(pictures.values())))
+        if request.url.path.startswith("/moved/"):
+            return httpx.Response(302, headers={"Location": request.url.path.replace("/moved/", "/data/upload/")})
+        if request.url.path.startswith("/away/"):
+            return httpx.Response(302, headers={"Location": f"http://evil.test/{name}"})
         if request.headers.get("Authorization") != f"Token {KEY}":
             return httpx.Response(401)
         if request.url.path.startswith("/data/upload/") and name in pictures:
@@ -50,7 +57,7 @@ def server(checkpoint: Path, tiny_labels: tuple[Path, Path]):
             return httpx.Response(200, content=b"not a picture")
         return httpx.Response(404)
 
-    images = TaskImages(transport=httpx.MockTransport(label_studio))
+    images = TaskImages("http://ls.test", None, transport=httpx.MockTransport(network))
     backend = SalientInstanceBackend(load_model(checkpoint, "cpu", score_threshold=0.0), "cgc-test", images)
     client = TestClient(create_app(backend))
     assert client.post("/setup", json={"project": "1.1", "schema": BRUSH_CONFIG, "hostname": "http://ls.test",
@@ -131,13 +138,125 @@ def test_pictures_of_the_server_need_its_key(monkeypatch: pytest.MonkeyPatch) ->
         seen.append(request)
         return httpx.Response(404)
 
-    images = TaskImages("http://ls.test", KEY, transport=httpx.MockTransport(elsewhere))
+    images = TaskImages("http://ls.test", KEY, ("pictures.example.org",), transport=httpx.MockTransport(elsewhere))
     for url in ("http://ls.test/data/upload/1/a.jpg", "https://pictures.example.org/a.jpg"):
         with pytest.raises(InputError, match="HTTP 404"):
             images.rgb(url)
     assert seen[0].headers["Authorization"] == f"Token {KEY}" and "Authorization" not in seen[1].headers
     with pytest.raises(InputError, match="relative to the Label Studio server"):
         TaskImages(None, None).rgb("/data/upload/1/a.jpg")
+
+
+# -- what a stranger who can reach the port can make the server do ---------------------------------------
+
+
+def test_setup_cannot_redirect_the_key_to_another_host(server) -> None:
+    """/setup's hostname is ignored: pictures (and the key) still go to the operator's server only."""
+    client, pictures, fetched = server
+    taken = client.post("/setup", json={"hostname": "http://evil.test", "access_token": KEY})
+    assert taken.status_code == 200
+    answer = client.post("/predict", json={"tasks": [task(1, pictures[0])], "label_config": BRUSH_CONFIG})
+    assert answer.status_code == 200 and answer.json()["results"][0]["result"]
+    assert {request.url.host for request in fetched} == {"ls.test"}
+    assert all(request.headers["Authorization"] == f"Token {KEY}" for request in fetched)
+
+
+def test_a_key_the_operator_gave_is_not_replaced_by_setup(checkpoint: Path) -> None:
+    seen: list[httpx.Request] = []
+    images = TaskImages("http://ls.test", KEY, transport=httpx.MockTransport(
+        lambda request: seen.append(request) or httpx.Response(404)))
+    backend = SalientInstanceBackend(load_model(checkpoint, "cpu"), "cgc-test", images)
+    backend.setup({"hostname": "http://ls.test", "access_token": "0" * 40})
+    with pytest.raises(InputError, match="HTTP 404"):
+        images.rgb("/data/upload/1/a.jpg")
+    assert seen[0].headers["Authorization"] == f"Token {KEY}"
+
+
+@pytest.mark.parametrize("url", ["http://evil.test/a.jpg", "http://127.0.0.1:22/a.jpg", "http://127.0.0.1:1/a.jpg",
+                                 "http://ls.test:8080/a.jpg", "https://ls.test/a.jpg", "http://user@ls.test/a.jpg",
+                                 "file:///etc/passwd", "ftp://ls.test/a.jpg", "http://[::1]:9090/health"])
+def test_tasks_cannot_make_the_server_fetch_other_hosts_or_ports(server, url: str) -> None:
+    """Server-side request forgery: a URL off the operator's server is refused before any connection, with the same
+    words whether something listens there or not."""
+    client, _, fetched = server
+    answer = client.post("/predict", json={"tasks": [{"id": 9, "data": {"picture": url}}],
+                                           "label_config": BRUSH_CONFIG})
+    assert answer.status_code == 400 and fetched == []
+    assert answer.json()["error"].endswith("is not on the Label Studio server http://ls.test nor on a host allowed "
+                                           "with --allow-image-host: not fetched")
+
+
+def test_redirects_are_followed_on_the_server_only(server) -> None:
+    client, pictures, fetched = server
+    moved = client.post("/predict", json={"tasks": [{"id": 1, "data": {"picture": f"/moved/1/{pictures[0]}"}}],
+                                          "label_config": BRUSH_CONFIG})
+    assert moved.status_code == 200 and moved.json()["results"][0]["result"]
+    away = client.post("/predict", json={"tasks": [{"id": 2, "data": {"picture": f"/away/1/{pictures[0]}"}}],
+                                         "label_config": BRUSH_CONFIG})
+    assert away.status_code == 400 and "http://evil.test/" in away.json()["error"]
+    assert {request.url.host for request in fetched} == {"ls.test"}
+
+
+def test_a_request_spends_a_bounded_number_of_pixels(server) -> None:
+    client, pictures, _ = server
+    client.app.state.backend.request_pixels = 2 * 128 * 96  # two of the tiny pictures
+    answer = client.post("/predict", json={"tasks": [task(index, name) for index, name in enumerate(pictures[:3])],
+                                           "label_config": BRUSH_CONFIG})
+    assert answer.status_code == 200
+    first, second, third = answer.json()["results"]
+    assert first["result"] and second["result"] and third["result"] == []
+    assert "exceed its budget of 24576 pixels" in third["error"]
+    many = client.post("/predict", json={"tasks": [task(index, pictures[0]) for index in range(101)],
+                                         "label_config": BRUSH_CONFIG})
+    assert many.status_code == 400 and "101 tasks, more than 100" in many.json()["error"]
+
+
+def test_downloads_are_capped_in_bytes(server, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cgc.serve import task_images
+
+    client, pictures, _ = server
+    monkeypatch.setattr(task_images, "PICTURE_BYTES", 100)
+    answer = client.post("/predict", json={"tasks": [task(1, pictures[0])], "label_config": BRUSH_CONFIG})
+    assert answer.status_code == 400 and "more than 100: not fetched" in answer.json()["error"]
+
+
+def test_bodies_over_the_limit_are_refused_while_read(checkpoint: Path) -> None:
+    backend = SalientInstanceBackend(load_model(checkpoint, "cpu"), "cgc-test", TaskImages("http://ls.test"))
+    client = TestClient(create_app(backend, max_body_bytes=1000))
+    body = b'{"tasks": [' + b'{"id": 1}, ' * 200 + b'{"id": 2}]}'
+    declared = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert declared.status_code == 413 and "over 1000 bytes" in declared.json()["error"]
+    streamed = client.post("/predict", content=iter([body[:600], body[600:]]),
+                           headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413
+    assert client.post("/setup", json={"schema": BRUSH_CONFIG}).status_code == 200
+
+
+def test_credentials_guard_every_route(checkpoint: Path) -> None:
+    backend = SalientInstanceBackend(load_model(checkpoint, "cpu"), "cgc-test", TaskImages("http://ls.test"))
+    client = TestClient(create_app(backend, credentials=("studio", "s3cret")))
+    for method, route in (("get", "/health"), ("get", "/versions"), ("post", "/setup"), ("post", "/predict"),
+                          ("post", "/webhook"), ("post", "/train")):
+        for auth in (None, ("studio", "wrong"), ("other", "s3cret")):
+            refused = client.request(method.upper(), route, json={}, auth=auth)
+            assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == 'Basic realm="cgc"'
+    assert client.get("/health", auth=("studio", "s3cret")).status_code == 200
+    assert client.post("/setup", json={"schema": BRUSH_CONFIG}, auth=("studio", "s3cret")).status_code == 200
+
+
+def test_serve_refuses_bad_credentials_and_urls_in_one_line(checkpoint: Path) -> None:
+    from click.testing import CliRunner
+
+    from cgc.cli import cgc
+
+    base = ["serve", "--checkpoint", str(checkpoint), "--port", "1"]
+    for extra, message in ((["--auth", "studio"], "--auth must be USER:PASSWORD"),
+                           (["--url", "http://admin:hunter2@ls.test"], "is not an http(s) URL without a user name"),
+                           (["--url", "http://ls.test", "--api-key", "abc\ndef"], "holds characters no key has"),
+                           (["--url", "http://ls.test", "--allow-image-host", "a@b"], "not a host name")):
+        result = CliRunner().invoke(cgc, [*base, *extra])
+        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+        assert "hunter2" not in result.output and "def" not in result.output.split(message)[-1]
 
 
 def wait_for_round(client: TestClient) -> dict:
@@ -212,10 +331,10 @@ def test_a_round_without_a_reachable_server_fails_and_says_why(server, tiny_labe
     retrainer = Retrainer(backend, RetrainingSettings(tiny_labels[1], None, tmp_path / "rounds", iterations=1,
                                                       device="cpu"))
     client = TestClient(create_app(backend, retrainer))
-    backend.images.connect(None, None)
+    backend.images = TaskImages(None, None)
     assert client.post("/train", json={"project": "3.1"}).json() == {"status": "started", "round": 1}
     assert "needs the Label Studio server and a key" in wait_for_round(client)["error"]
-    backend.images.connect("http://127.0.0.1:9", KEY)  # nothing listens there
+    backend.images = TaskImages("http://127.0.0.1:9", KEY)  # nothing listens there
     (tmp_path / "rounds" / "round-007").mkdir(parents=True)  # an earlier server's round: never written over
     retrainer = Retrainer(backend, RetrainingSettings(tiny_labels[1], None, tmp_path / "rounds", device="cpu"))
     client = TestClient(create_app(backend, retrainer))

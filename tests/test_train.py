@@ -28,14 +28,15 @@ def logged_losses(run: Path, key: str = "loss") -> dict[int, float]:
 
 @pytest.mark.slow
 def test_a_few_iterations_lower_the_loss(tiny_labels: tuple[Path, Path], tmp_path: Path) -> None:
-    config = tiny_config(tiny_labels, tmp_path / "run", iterations=24, hflip=0.0, checkpoint_every=24, warmup_iterations=4)
+    config = tiny_config(tiny_labels, tmp_path / "run", iterations=40, hflip=0.0, checkpoint_every=40, warmup_iterations=4)
     result = train(config, progress=False)
-    assert len(logged_losses(tmp_path / "run")) == 24 and result.last_checkpoint == list_checkpoints(tmp_path / "run")[-1]
+    assert len(logged_losses(tmp_path / "run")) == 40 and result.last_checkpoint == list_checkpoints(tmp_path / "run")[-1]
     # The mask and objectness targets are fixed from the start; the box head's losses first rise as
-    # the RPN starts to propose positives, so the total is no measure this early.
+    # the RPN starts to propose positives, so the total is no measure this early. (At 24 iterations
+    # objectness had fallen to 0.81 of its start with today's packages: too close to the bound.)
     for key in ("loss_mask", "loss_objectness"):
         losses = logged_losses(tmp_path / "run", key)
-        first, last = sum(losses[i] for i in range(1, 5)) / 4, sum(losses[i] for i in range(21, 25)) / 4
+        first, last = sum(losses[i] for i in range(1, 5)) / 4, sum(losses[i] for i in range(37, 41)) / 4
         assert last < 0.8 * first, key
     assert load_config(tmp_path / "run" / "config.json") == config
 

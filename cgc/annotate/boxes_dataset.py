@@ -9,7 +9,7 @@ Images without any consensus box stay listed: the weak-label stage reports them 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from cgc.annotate.import_parser import (
 from cgc.coco import SALIENT_CATEGORY_ID, coco_dataset
 from cgc.coco_files import write_coco_file
 from cgc.errors import InputError
-from cgc.fileio import atomic_write_json
+from cgc.fileio import atomic_write_json, refuse_outputs_over_inputs
 
 DATASET_DESCRIPTION = "Salient instance boxes: consensus of Label Studio annotators"
 
@@ -214,7 +214,8 @@ def import_labelstudio_boxes(
     options: ImportOptions = ImportOptions(),
 ) -> dict[str, Any]:
     """Export file -> consensus COCO boxes + report, both written only once all succeeded."""
-    out_path, report_path = import_output_paths(out_path, report_path)
+    out_path, report_path = import_output_paths(out_path, report_path,
+                                                {"--from-export": export_path, "--images": options.image_dir})
     parsed = read_labelstudio_export(export_path, options.labels, options.image_key, options.image_size())
     built = build_consensus_boxes_dataset(parsed.images, options.match_iou, options.reduce, options.min_annotators,
                                           export_path)
@@ -223,12 +224,12 @@ def import_labelstudio_boxes(
     return report
 
 
-def import_output_paths(out_path: str | Path, report_path: str | Path | None) -> tuple[Path, Path]:
-    """The box file and its report (default: beside it), which must not be the same file."""
+def import_output_paths(out_path: str | Path, report_path: str | Path | None,
+                        inputs: Mapping[str, str | Path | None]) -> tuple[Path, Path]:
+    """The box file and its report (default: beside it): not one file, and neither one of the `inputs`."""
     out_path = Path(out_path)
     report_path = default_report_path(out_path) if report_path is None else Path(report_path)
-    if report_path.resolve() == out_path.resolve():
-        raise InputError("the report would overwrite the output; choose another --report path", report_path)
+    refuse_outputs_over_inputs({"--out": out_path, "--report": report_path}, inputs)
     return out_path, report_path
 
 

@@ -132,15 +132,41 @@ class RetryTransport(httpx.BaseTransport):
 def resolve_credentials(url: str | None, api_key: str | None) -> tuple[str, str]:
     """URL and key from the options, else from LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY."""
     url = (url or os.environ.get(URL_ENV) or "").strip()
-    api_key = (api_key or os.environ.get(API_KEY_ENV) or "").strip()
+    api_key = resolve_api_key(api_key or os.environ.get(API_KEY_ENV))
     if not url:
         raise LabelStudioError(f"no Label Studio URL: pass --url or set {URL_ENV}")
     if not api_key:
         raise LabelStudioError(f"no Label Studio API key: pass --api-key or set {API_KEY_ENV}")
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise LabelStudioError(f"not an http(s) URL: {url!r} (expected e.g. http://localhost:8080)")
+        raise LabelStudioError(f"not an http(s) URL: {redact_url(url)!r} (expected e.g. http://localhost:8080)")
     return url.rstrip("/"), api_key
+
+
+KEY_CHARACTERS = re.compile(r"[A-Za-z0-9._~+/=-]+")  # what legacy tokens (hex) and JWTs (base64url) are made of
+
+
+def resolve_api_key(api_key: str | None) -> str | None:
+    """The key without surrounding white space; one with any other character than a token's is refused without
+    being shown (a pasted key with a line break or a space in it would go into error messages and headers)."""
+    api_key = (api_key or "").strip()
+    if api_key and not KEY_CHARACTERS.fullmatch(api_key):
+        raise LabelStudioError("the Label Studio API key holds characters no key has (a line break, a space or a "
+                               "quote?): copy it again from Account & Settings")
+    return api_key or None
+
+
+def redact_url(url: str) -> str:
+    """The URL as it may be shown: a password in it replaced by ***."""
+    try:
+        parsed = urlparse(url)
+        password = parsed.password
+    except ValueError:
+        return url.split("@", 1)[-1] if "@" in url else url
+    if not password:
+        return url
+    user = parsed.username or ""
+    return parsed._replace(netloc=f"{user}:***@{parsed.netloc.rsplit('@', 1)[1]}").geturl()
 
 
 @dataclass
@@ -154,7 +180,7 @@ class LabelStudioConnection:
     http: httpx.Client
 
     def scrub(self, text: str) -> str:
-        return scrub(text, self._api_key)
+        return scrub(text, self._api_key, url_password(self.url))
 
     @contextmanager
     def errors(self, doing: str, project: int | None = None) -> Iterator[None]:
@@ -205,12 +231,24 @@ def _body(response: httpx.Response) -> Any:
         return response.text[:500]
 
 
-def scrub(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
+def scrub(text: str, *secrets: str | None) -> str:
+    """`text` with every secret replaced by ***."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def url_password(url: str) -> str | None:
+    try:
+        return urlparse(url).password
+    except ValueError:
+        return None
 
 
 def explain_failure(exc: BaseException, url: str, doing: str, project: int | None = None) -> str:
-    """One line saying what went wrong and what to check; never includes request headers."""
+    """One line saying what went wrong and what to check; never includes request headers, nor a password in `url`."""
+    url = redact_url(url)
     status = getattr(exc, "status_code", None)
     body = getattr(exc, "body", None)
     if isinstance(exc, httpx.ConnectError):
@@ -276,7 +314,8 @@ def connect_label_studio(
         except TypeError:  # older SDKs have no max_retries
             client = LabelStudio(**options)
     except Exception as exc:  # noqa: BLE001 - e.g. an expired personal access token
-        raise LabelStudioError(scrub(explain_failure(exc, url, "reading the API key"), api_key)) from None
+        raise LabelStudioError(scrub(explain_failure(exc, url, "reading the API key"), api_key,
+                                     url_password(url))) from None
     connection = LabelStudioConnection(client, url, api_key, retrying, http)
     if check:
         with connection.errors("connecting"):

@@ -29,6 +29,7 @@ from cgc.annotate.labelstudio_client import (
     as_plain,
     get_project,
     iter_project_tasks,
+    redact_url,
 )
 
 SOURCE_FORMAT = "labelstudio-api"
@@ -77,14 +78,14 @@ def import_labelstudio_project(
     page_size: int = 500,
 ) -> dict[str, Any]:
     """Live project -> consensus COCO boxes + report (same layout as the export-file import)."""
-    out_path, report_path = import_output_paths(out_path, report_path)
+    out_path, report_path = import_output_paths(out_path, report_path, {"--images": options.image_dir})
     image_size = options.image_size()
     project = get_project(connection, project_id)
     if expected_annotators is None:
         expected_annotators = int(project.get("maximum_annotations") or 1)
     tasks = fetch_project_tasks(connection, project_id, page_size)
     parsed = parse_labelstudio_tasks(tasks, options.labels, options.image_key, image_size, SOURCE_FORMAT)
-    source = f"{connection.url}/projects/{project_id}"
+    source = f"{redact_url(connection.url)}/projects/{project_id}"
     built = build_consensus_boxes_dataset(parsed.images, options.match_iou, options.reduce, options.min_annotators,
                                           source)
     emails = annotator_emails(connection, {a for image in parsed.images for a in image.annotators})

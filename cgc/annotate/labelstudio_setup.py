@@ -23,6 +23,7 @@ from cgc.annotate.labelstudio_client import (
     LabelStudioError,
     as_plain,
     iter_project_tasks,
+    redact_url,
     stored_file_name,
     task_image_ref,
 )
@@ -128,6 +129,7 @@ def setup_labelstudio_project(
     mask_tool: str = "none",
     description: str = "Salient instance boxes for cgc (CGCNet weak supervision)",
     connect_model: str | None = None,
+    model_credentials: tuple[str, str] | None = None,
 ) -> SetupSummary:
     """Find or create the project, set its overlap, and upload the images it does not have yet.
 
@@ -173,7 +175,7 @@ def setup_labelstudio_project(
     new = [path for path, name in zip(images, stored) if name not in existing]
     summary = SetupSummary(
         project_id=project_id,
-        project_url=f"{connection.url}/projects/{project_id}/data",
+        project_url=f"{redact_url(connection.url)}/projects/{project_id}/data",
         created=created,
         already_there=[path.name for path, name in zip(images, stored) if name in existing],
         renamed=[(path.name, name) for path, name in zip(images, stored) if path.name != name],
@@ -188,7 +190,7 @@ def setup_labelstudio_project(
         summary.uploaded = [path.name for path in new]
     summary.tasks_in_project = len(existing) + len(summary.uploaded)
     if connect_model:
-        summary.model = connect_ml_backend(connection, project_id, connect_model)
+        summary.model = connect_ml_backend(connection, project_id, connect_model, model_credentials)
     return summary
 
 
@@ -216,13 +218,40 @@ def add_mask_tool(connection: LabelStudioConnection, project: dict[str, Any], ma
     return mask_tool
 
 
-def connect_ml_backend(connection: LabelStudioConnection, project_id: int, url: str) -> str:
-    """Register a model server (e.g. `cgc serve`) as the project's ML backend, once."""
+def connect_ml_backend(connection: LabelStudioConnection, project_id: int, url: str,
+                       credentials: tuple[str, str] | None = None) -> str:
+    """Register a model server (e.g. `cgc serve`) as the project's ML backend, once; with `credentials` (user,
+    password), Label Studio sends them to it as HTTP basic auth (a model already registered gets them too), and the
+    webhook Label Studio makes for the model (annotations reported to /webhook) carries them as a header."""
     url = url.rstrip("/")
+    auth: dict[str, Any] = {}
+    if credentials is not None:
+        auth = {"auth_method": "BASIC_AUTH", "basic_auth_user": credentials[0], "basic_auth_pass": credentials[1]}
     with connection.errors(f"listing the models of project {project_id}", project_id):
         known = [as_plain(backend) for backend in connection.client.ml.list(project=project_id)]
-    if any(str(backend.get("url", "")).rstrip("/") == url for backend in known):
+    same = [backend for backend in known if str(backend.get("url", "")).rstrip("/") == url]
+    if same and not auth:
         return "already connected"
     with connection.errors(f"connecting the model at {url} to project {project_id}", project_id):
-        connection.client.ml.create(project=project_id, url=url, title="cgc serve", is_interactive=True)
-    return "connected"
+        if same:
+            connection.client.ml.update(id=int(same[0]["id"]), project=project_id, url=url, **auth)
+        else:
+            connection.client.ml.create(project=project_id, url=url, title="cgc serve", is_interactive=True, **auth)
+    if credentials is not None:
+        give_webhook_credentials(connection, project_id, f"{url}/webhook", credentials)
+    return "already connected; credentials updated" if same else "connected"
+
+
+def give_webhook_credentials(connection: LabelStudioConnection, project_id: int, url: str,
+                             credentials: tuple[str, str]) -> None:
+    """The Authorization header on the project's webhook to `url` (Label Studio sends webhooks without the model's
+    basic auth)."""
+    import base64
+
+    token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
+    with connection.errors(f"giving the webhook {url} the model's credentials", project_id):
+        hooks = [as_plain(hook) for hook in connection.client.webhooks.list(project=str(project_id))]
+        for hook in hooks:
+            if str(hook.get("url", "")).rstrip("/") == url:
+                headers = {**(hook.get("headers") or {}), "Authorization": f"Basic {token}"}
+                connection.client.webhooks.update(id=int(hook["id"]), headers=headers)

@@ -34,3 +34,11 @@ def files_by_stem(directory: Path, suffixes: tuple[str, ...]) -> dict[str, Path]
             raise InputError(f"two files share the name {path.stem!r}: {found[path.stem].name} and {path.name}", directory)
         found[path.stem] = path
     return found
+
+
+def picture_in_folder(images_dir: Path, file_name: str, listed_in: str | Path) -> Path:
+    """The picture a label file names, inside `images_dir`: a name that would read elsewhere (absolute, or with
+    '..') is refused, naming the file that lists it, so no input can make cgc read a file outside the folder."""
+    if not file_name or Path(file_name).is_absolute() or ".." in Path(file_name).parts:
+        raise InputError(f"file_name {file_name!r} points outside the image folder {images_dir}", listed_in)
+    return images_dir / file_name

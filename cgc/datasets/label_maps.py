@@ -1,7 +1,7 @@
 """Reading mask PNGs (binary salient-region masks and instance label maps), and writing label maps.
 
-Binary masks (DUT-OMRON, SOC `gt/`, saliency predictions) come as 0/255, 0/1, 16-bit or even
-RGB(A) files; `read_binary_mask` accepts all of them because the weak-label builder reads
+Binary masks (DUT-OMRON, SOC `gt/`, saliency predictions) come as 0/255, 0/1, 0/100, 16-bit or
+even RGB(A) files; `read_binary_mask` accepts all of them because the weak-label builder reads
 thousands and should not care how each was saved.
 
 Instance label maps come in two flavours:
@@ -26,54 +26,42 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from cgc.datasets.pictures import refuse_above_limit
+from cgc.datasets.pictures import decode_as_shown, oriented, picture_header, read_file_bytes, refuse_above_limit
 from cgc.errors import InputError
 
 IGNORE_INDEX = 255
 """Value in an indexed (palette/grayscale) instance map that marks ignore/boundary pixels."""
 
 
-INTEGER_RANGES = (1, 255, 65535)  # 0/1, 8-bit and 16-bit masks
-
-
 def read_binary_mask(path: str | Path) -> np.ndarray:
-    """Read a saved salient-region mask as a boolean HxW array, whatever its bit depth.
+    """Read a saved salient-region mask as a boolean HxW array, whatever its bit depth and values.
 
-    Values are thresholded at half of the range actually used: the smallest of 0..1, 0..255 and
-    0..65535 that holds the mask's maximum (so 0/255 saved as 16-bit reads like 8-bit), and for
-    float images 0.5, or 127.5 when values go above 1. Colour masks use the maximum over the
-    colour channels (alpha is ignored), so a mask saved as RGB still reads correctly. Palette
-    masks are read by index, whatever colours the palette gives them: index 0 is background.
+    Every pixel above half of the mask's own maximum is salient: a two-valued mask reads exactly
+    whatever its two values are (0/255, 0/1, 0/100, 0/2, 16-bit, float), and a soft saliency map
+    is cut at half its peak. Colour masks use the maximum over the colour channels (alpha is
+    ignored), so a mask saved as RGB still reads correctly. Palette masks are read by index,
+    whatever colours the palette gives them: index 0 is background. The header is read once, by
+    Pillow (size limit, EXIF orientation), as for pictures.
     """
     path = Path(path)
-    try:
-        data = np.fromfile(path, dtype=np.uint8)  # imdecode also copes with non-ASCII paths
-    except FileNotFoundError:
-        raise InputError("mask file not found", path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read mask file: {exc}", path) from None
+    data = read_file_bytes(path, "mask")
+    header = picture_header(path, path)
     indices = palette_indices(path)
     if indices is not None:
-        return indices != 0
-    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if array is None:
-        raise InputError("cannot decode mask image (corrupt or not an image)", path)
+        return oriented(indices, header.orientation) != 0
+    array = decode_as_shown(data, header, path, cv2.IMREAD_UNCHANGED)
     if array.ndim == 3:
         array = array[..., :3].max(axis=2) if array.shape[2] >= 3 else array[..., 0]
+    if np.issubdtype(array.dtype, np.floating):
+        array = np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
     peak = array.max() if array.size else 0
-    if np.issubdtype(array.dtype, np.integer):
-        threshold = next((top for top in INTEGER_RANGES if peak <= top), np.iinfo(array.dtype).max) / 2
-    else:
-        threshold = 0.5 if peak <= 1 else 127.5
-    return array > threshold
+    return array > peak / 2 if peak > 0 else np.zeros(array.shape, bool)
 
 
 def palette_indices(path: Path) -> np.ndarray | None:
-    """The index array of a palette PNG, or None for any other file (read by OpenCV instead). The header, read
-    here once for both, must not declare more pixels than the size limit."""
+    """The index array of a palette PNG, or None for any other file (read by OpenCV instead)."""
     try:
         with Image.open(path) as image:
-            refuse_above_limit(*image.size, path)
             if image.mode != "P":
                 return None
             return np.asarray(image)

@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 
 from cgc.coco import decode_mask, encode_mask, mask_bbox_xywh, mask_bbox_xyxy
+from cgc.datasets.files import picture_in_folder
 from cgc.datasets.pictures import read_rgb
 from cgc.errors import InputError
-from cgc.fileio import atomic_directory, atomic_write_json, read_json, refuse_output_over_inputs
+from cgc.fileio import atomic_directory, atomic_write_json, read_json, refuse_outputs_over_inputs
 from cgc.refine.crf import HARD_MASK_CONFIDENCE, CRFParams, refine_instance, soft_from_binary
 from cgc.parallel import map_in_processes
-from cgc.coco_files import PREDICTIONS_KIND, read_prediction_folder, write_prediction_folder
+from cgc.coco_files import IMAGES_FILE, PREDICTIONS_KIND, prediction_files, read_prediction_folder, write_prediction_folder
 
 PAPER_W1 = (1.0, 1.0, 10.0)  # start, step, stop (inclusive), the paper's [1:1:10]
 PAPER_THETA_ALPHA = (50.0, 5.0, 100.0)
@@ -51,8 +52,8 @@ class ImageJob:
 # Reading inputs
 
 
-def _picture_path(images_dir: Path, file_name: str) -> Path:
-    path = images_dir / file_name
+def _picture_path(images_dir: Path, file_name: str, predictions_dir: str | Path) -> Path:
+    path = picture_in_folder(images_dir, file_name, Path(predictions_dir) / IMAGES_FILE)
     if not path.is_file():
         raise InputError("image named in images.json not found", path)
     return path
@@ -109,11 +110,12 @@ def refine_prediction_folder(predictions_dir: str | Path, images_dir: str | Path
     images_dir, out_dir = Path(images_dir), Path(out_dir)
     if not images_dir.is_dir():
         raise InputError("image folder not found", images_dir)
-    refuse_output_over_inputs(out_dir, predictions_dir, images_dir)
+    refuse_outputs_over_inputs({"--out": out_dir}, {"--images": images_dir, **prediction_files(predictions_dir)})
     with atomic_directory(out_dir, PREDICTIONS_KIND, overwrite) as folder:  # checked and writable before the work
         images, grouped = read_prediction_folder(predictions_dir)
-        jobs = [ImageJob(entry["file_name"], str(_picture_path(images_dir, entry["file_name"])), int(entry["height"]),
-                         int(entry["width"]), grouped[entry["id"]], []) for entry in images if grouped[entry["id"]]]
+        jobs = [ImageJob(entry["file_name"], str(_picture_path(images_dir, entry["file_name"], predictions_dir)),
+                         int(entry["height"]), int(entry["width"]), grouped[entry["id"]], [])
+                for entry in images if grouped[entry["id"]]]
         work = partial(refine_image, params=params, confidence=confidence, windowed=windowed)
         refined = map_in_processes(work, jobs, workers, "crf refine", progress)
         by_name = {job.file_name: results for job, (results, _emptied) in zip(jobs, refined)}
@@ -127,6 +129,9 @@ def refine_prediction_folder(predictions_dir: str | Path, images_dir: str | Path
 # crf tune
 
 
+MAX_COARSE_SETTINGS = 2000  # the paper's grid has 180 in its coarse pass; each costs a CRF per instance and picture
+
+
 def parse_range(text: str) -> tuple[float, float, float]:
     """'start:step:stop' (MATLAB-style, as the paper writes [1:1:10]; stop inclusive) -> a tuple; 'v' alone -> (v, 1, v)."""
     try:
@@ -135,15 +140,26 @@ def parse_range(text: str) -> tuple[float, float, float]:
         raise ValueError(f"not start:step:stop numbers: {text!r}") from None
     if len(parts) == 1:
         parts = [parts[0], 1.0, parts[0]]
-    if len(parts) != 3 or parts[1] <= 0 or parts[2] < parts[0]:
+    if len(parts) != 3 or not all(np.isfinite(parts)):
+        raise ValueError(f"need three finite numbers start:step:stop: {text!r}")
+    if parts[1] <= 0 or parts[2] < parts[0]:
         raise ValueError(f"need start:step:stop with step > 0 and stop >= start: {text!r}")
     return parts[0], parts[1], parts[2]
 
 
-def range_values(spec: tuple[float, float, float]) -> list[float]:
+def range_count(spec: tuple[float, float, float]) -> int:
     start, step, stop = spec
-    count = int(np.floor((stop - start) / step + 1e-9)) + 1
-    return [round(start + index * step, 6) for index in range(count)]
+    return int(np.floor((stop - start) / step + 1e-9)) + 1
+
+
+def range_values(spec: tuple[float, float, float]) -> list[float]:
+    start, step, _stop = spec
+    return [round(start + index * step, 6) for index in range(range_count(spec))]
+
+
+def coarse_settings(ranges: Sequence[tuple[float, float, float]], coarse_stride: int) -> int:
+    """How many settings the coarse pass scores (every `coarse_stride`-th value of each range)."""
+    return int(np.prod([-(-range_count(spec) // coarse_stride) for spec in ranges], dtype=object))
 
 
 @dataclass
@@ -230,7 +246,7 @@ def tuning_jobs(predictions_dir: str | Path, gt_path: str | Path, images_dir: st
         if (int(gt_image["height"]), int(gt_image["width"])) != (int(entry["height"]), int(entry["width"])):
             raise InputError(f"{entry['file_name']} is {gt_image['height']}x{gt_image['width']} in the ground truth "
                              f"but {entry['height']}x{entry['width']} in images.json", gt_path)
-        jobs.append(ImageJob(entry["file_name"], str(_picture_path(images_dir, entry["file_name"])),
+        jobs.append(ImageJob(entry["file_name"], str(_picture_path(images_dir, entry["file_name"], predictions_dir)),
                              int(entry["height"]), int(entry["width"]), grouped[entry["id"]], truth[gt_image["id"]]))
         if len(jobs) == subset:
             break
@@ -250,6 +266,10 @@ def tune_crf(predictions_dir: str | Path, gt_path: str | Path, images_dir: str |
 
     Deterministic: the subset is the first images by file name, ties go to the earlier setting.
     """
+    coarse = coarse_settings((w1, theta_alpha, theta_beta), coarse_stride)
+    if coarse > MAX_COARSE_SETTINGS:
+        raise InputError(f"the ranges make {coarse} settings for the coarse pass, more than {MAX_COARSE_SETTINGS}: "
+                         f"narrow them, take larger steps or raise --coarse-stride")
     jobs = tuning_jobs(predictions_dir, gt_path, images_dir, subset)
     axes = [range_values(w1), range_values(theta_alpha), range_values(theta_beta)]
     scores: dict[CRFParams, tuple[float, str]] = {}

@@ -3,10 +3,17 @@
 FastAPI (on uvicorn) because it is well kept, validates nothing it need not (Label Studio's
 requests are plain JSON), and its test client runs the service in-process. One line per request
 goes to the log: method, route, status, tasks, seconds.
+
+Anyone who can reach the port can send a request (the threat model is in docs/serving.md), so
+every request is bounded before a handler reads it: with `credentials` set, a request without
+them is refused (HTTP basic auth, which Label Studio sends to a model that asks for it), and a
+body above `max_body_bytes` is refused while it is being read, not after.
 """
 
 from __future__ import annotations
 
+import base64
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -22,11 +29,76 @@ from cgc.serve.retraining import START_TRAINING, Retrainer
 
 log = logging.getLogger("cgc.serve")
 
+MAX_BODY_BYTES = 16 * 2**20  # Label Studio's requests hold tasks' data (URLs) and a labelling config: kilobytes
 
-def create_app(backend: SalientInstanceBackend, retrainer: Retrainer | None = None) -> FastAPI:
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BoundedRequests:
+    """ASGI middleware: basic auth (when `credentials` is given) and a cap on the body, both checked before the
+    application reads anything."""
+
+    def __init__(self, app: Any, credentials: tuple[str, str] | None, max_body_bytes: int) -> None:
+        self.app = app
+        self.expected = None if credentials is None else "Basic " + base64.b64encode(
+            f"{credentials[0]}:{credentials[1]}".encode()).decode()
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        if self.expected is not None and not hmac.compare_digest(
+                headers.get("authorization", "").encode(), self.expected.encode()):
+            log.info("%s %s -> 401 (no or wrong credentials)", scope["method"], scope["path"])
+            return await JSONResponse({"error": "this model server needs its user name and password (HTTP basic "
+                                                "auth): enter them in Label Studio's model settings"},
+                                      status_code=401, headers={"WWW-Authenticate": 'Basic realm="cgc"'})(
+                scope, receive, send)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            return await self.too_large(scope, receive, send)
+        received, exceeded, answered = 0, False, False
+
+        async def counted() -> dict[str, Any]:
+            nonlocal received, exceeded
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                exceeded = True
+                raise BodyTooLarge
+            return message
+
+        async def send_unless_exceeded(message: dict[str, Any]) -> None:
+            nonlocal answered
+            if exceeded:  # whatever the application made of the cut body, the answer is 413
+                if not answered:
+                    answered = True
+                    await self.too_large(scope, receive, send)
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, counted, send_unless_exceeded)
+        except BodyTooLarge:
+            pass
+        if exceeded and not answered:
+            await self.too_large(scope, receive, send)
+
+    async def too_large(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        log.info("%s %s -> 413 (body over %d bytes)", scope["method"], scope["path"], self.max_body_bytes)
+        await JSONResponse({"error": f"request body over {self.max_body_bytes} bytes: send fewer tasks per "
+                                     f"request"}, status_code=413)(scope, receive, send)
+
+
+def create_app(backend: SalientInstanceBackend, retrainer: Retrainer | None = None,
+               credentials: tuple[str, str] | None = None, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """The routes Label Studio 1.23 calls: GET /health, POST /setup, POST /predict, POST /webhook and /train
     (and GET /versions). Without a `retrainer`, training from Label Studio is off: /train answers 501 and
-    webhook events are acknowledged and ignored."""
+    webhook events are acknowledged and ignored. `credentials` (user, password) are then required of every
+    request; bodies over `max_body_bytes` are refused."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,6 +154,7 @@ def create_app(backend: SalientInstanceBackend, retrainer: Retrainer | None = No
             return training_is_off()
         return answer(request, retrainer.on_train_request, body)
 
+    app.add_middleware(BoundedRequests, credentials=credentials, max_body_bytes=max_body_bytes)  # outermost
     return app
 
 

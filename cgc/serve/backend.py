@@ -2,7 +2,9 @@
 
 The protocol is the one Label Studio 1.23 speaks (`label_studio/ml/api_connector.py`):
 - `/setup` sends the project's labelling config (`schema`), the server's URL (`hostname`) and a
-  key (`access_token`); the answer names the `model_version`.
+  key (`access_token`); the answer names the `model_version`. The URL is ignored: pictures come
+  from the server the operator named (`TaskImages`), whatever a request says; the key is taken
+  only if the operator gave none.
 - `/predict` sends `tasks` and the `label_config`; the answer holds one prediction per task, in
   order: `{"result": [...regions], "score": s, "model_version": v}`.
 
@@ -23,13 +25,16 @@ from cgc.annotate.labelstudio_client import task_image_ref
 from cgc.annotate.labelstudio_config import ControlTag, control_tags
 from cgc.annotate.labelstudio_push import RegionSource, regions_for_image
 from cgc.errors import InputError
-from cgc.serve.task_images import TaskImages
+from cgc.serve.task_images import REQUEST_PIXELS, PixelBudget, TaskImages
 
 if TYPE_CHECKING:
     import numpy as np
 
     from cgc.api import Predictor
     from cgc.inference import Prediction
+
+
+MAX_TASKS = 100  # Label Studio sends the tasks an annotator opens, or a batch a user selects
 
 
 class PredictionError(InputError):
@@ -69,6 +74,7 @@ class SalientInstanceBackend:
         self.model_version = model_version
         self.versions = [model_version]  # every model served since the start, oldest first
         self.images = images
+        self.request_pixels = REQUEST_PIXELS  # decoded pixels one request may use
         self.lock = threading.Lock()  # one request at a time uses the model and the picture cache
 
     def switch_model(self, predictor: Predictor, model_version: str) -> None:
@@ -83,9 +89,9 @@ class SalientInstanceBackend:
             return self._setup(request)
 
     def _setup(self, request: dict[str, Any]) -> dict[str, Any]:
-        if request.get("hostname") or request.get("access_token"):
-            self.images.connect(request.get("hostname") or self.images.server,
-                                request.get("access_token") or self.images.key)
+        key = request.get("access_token")
+        if isinstance(key, str):
+            self.images.accept_key(key)
         if request.get("schema"):
             labelling_target(request["schema"])
         return {"model_version": self.model_version}
@@ -99,15 +105,18 @@ class SalientInstanceBackend:
         tasks = request.get("tasks")
         if not isinstance(tasks, list) or not tasks:
             raise PredictionError("the request holds no tasks")
+        if len(tasks) > MAX_TASKS:
+            raise PredictionError(f"the request holds {len(tasks)} tasks, more than {MAX_TASKS}: send fewer at a time")
         target = labelling_target(str(request.get("label_config") or "<View/>"))
         pictures, errors = {}, {}
+        budget = PixelBudget(self.request_pixels)
         for index, task in enumerate(tasks):
             name = f"task {task.get('id', index) if isinstance(task, dict) else index}"
             try:
                 reference, _ = task_image_ref(task.get("data") if isinstance(task, dict) else None, target.image_key)
                 if reference is None:
                     raise InputError(f"has no image under data.{target.image_key}")
-                pictures[index] = self.images.rgb(reference)
+                pictures[index] = self.images.rgb(reference, budget)
             except InputError as exc:
                 errors[index] = f"{name}: {exc}"
         if not pictures:

@@ -148,9 +148,9 @@ class Retrainer:
 
         server, key = self.backend.images.server, self.backend.images.key
         if not (server and key):
-            raise InputError("training needs the Label Studio server and a key: connect the model in Label Studio "
-                             f"(it sends them), or start cgc serve with --url and --api-key (or {URL_ENV} and "
-                             f"{API_KEY_ENV})")
+            raise InputError(f"training needs the Label Studio server and a key: start cgc serve with --url (or "
+                             f"{URL_ENV}) and --api-key (or {API_KEY_ENV}), or connect the model in Label Studio "
+                             f"(it sends its key)")
         folder = self.settings.out / f"round-{number:03d}"
         folder.mkdir(parents=True)
         settings, iterations = self.settings, self.settings.iterations

@@ -20,16 +20,9 @@ from torch.utils.data import Dataset, Sampler
 
 from cgc.coco import bbox_xyxy, decode_mask
 from cgc.coco_files import CocoFile, read_instance_file
-from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem, require_dir
+from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem, picture_in_folder, require_dir
 from cgc.datasets.pictures import check_picture, read_rgb
 from cgc.errors import InputError
-
-
-def inside_folder(file_name: str, annotations: str | Path) -> str:
-    """`file_name`, refused if it would read outside the image folder (absolute, or with '..')."""
-    if Path(file_name).is_absolute() or ".." in Path(file_name).parts:
-        raise InputError(f"file_name {file_name!r} points outside the image folder", annotations)
-    return file_name
 
 
 def check_picture_size(image: dict[str, Any], path: Path, annotations: str | Path) -> None:
@@ -69,7 +62,7 @@ class WeakLabelDataset(Dataset):
             instances = by_image[image["id"]]
             if not instances:
                 continue
-            path = images_dir / inside_folder(image["file_name"], annotations)
+            path = picture_in_folder(images_dir, image["file_name"], annotations)
             if not path.is_file():
                 path = files.get(Path(image["file_name"]).stem)
             if path is None:

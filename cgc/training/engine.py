@@ -16,6 +16,7 @@ import math
 import time
 from bisect import bisect_right
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from tqdm import tqdm
 
 from cgc.errors import InputError, RunStopped
 from cgc.coco_files import read_instance_file
-from cgc.fileio import check_output_file
+from cgc.fileio import check_output_file, exclusive_lock, refuse_outputs_over_inputs
 from cgc.training.checkpoint import latest_checkpoint, load_checkpoint, remove_unfinished_checkpoints, save_checkpoint
 from cgc.training.config import TrainConfig, check_config, save_config
 from cgc.training.data import IterationBatchSampler, WeakLabelDataset, collate
@@ -116,7 +117,17 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
     torch.manual_seed(config.seed)
     dataset = WeakLabelDataset(config.data, config.images)
     if group.is_main:
+        refuse_outputs_over_inputs({"--out": run_dir}, {"--data": config.data, "--images": config.images,
+                                                        "--init-from": config.init_from})
         check_output_file(run_dir / "config.json")  # before the model is built, not after
+    with ExitStack() as held:
+        if group.is_main:  # the other ranks write nothing
+            held.enter_context(exclusive_lock(run_dir, "`cgc train`"))
+        return train_in_folder(config, resume, progress, group, run_dir, dataset)
+
+
+def train_in_folder(config: TrainConfig, resume: bool | str | Path, progress: bool, group: ProcessGroup,
+                    run_dir: Path, dataset: WeakLabelDataset) -> TrainResult:
     model = model_from_config(config, load_backbone_weights=config.init_from is None).to(group.device)
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)

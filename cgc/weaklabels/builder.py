@@ -25,7 +25,7 @@ from cgc.datasets.files import IMAGE_SUFFIXES, MASK_SUFFIXES, files_by_stem, req
 from cgc.datasets.label_maps import read_binary_mask
 from cgc.datasets.pictures import image_size, read_bgr, write_picture
 from cgc.errors import InputError
-from cgc.fileio import atomic_directory, atomic_write_json, refuse_output_over_inputs
+from cgc.fileio import atomic_directory, atomic_write_json, refuse_outputs_over_inputs
 from cgc.parallel import map_in_processes
 from cgc.visualize import overlay_instances
 from cgc.weaklabels.box_salience import salient_from_boxes
@@ -176,10 +176,8 @@ def build_weak_labels(
     masks_dir = None if masks_dir is None else require_dir(masks_dir, "mask folder")
     records = read_box_file(boxes_path)
     out_dir = Path(out_dir)
-    inputs = [path for path in (images_dir, masks_dir, boxes_path) if path is not None]
-    for output in (out_dir, overlays_dir):
-        if output is not None:
-            refuse_output_over_inputs(output, *inputs)
+    refuse_outputs_over_inputs({"--out": out_dir, "--overlays": overlays_dir},
+                               {"--images": images_dir, "--masks": masks_dir, "--boxes": boxes_path})
     image_files = files_by_stem(images_dir, IMAGE_SUFFIXES)
     image_names = {path.name: path for path in image_files.values()}
     mask_files = files_by_stem(masks_dir, MASK_SUFFIXES) if masks_dir is not None else {}
