@@ -80,8 +80,8 @@ def main() -> None:
     by_image = CocoFile("ground truth", truth).annotations_by_image()  # in file order: the gt/ instance numbers
     counts: dict[str, Counter] = {"all": Counter()}
     for path, _rgb, raw in detect_images(loaded.model, loaded.device, [path for _, path in entries], progress=False):
-        keep, scores = suppress(torch.from_numpy(raw.probabilities)[:, None], torch.from_numpy(raw.scores))
-        kept = Detections(raw.boxes[keep.numpy()], scores.numpy(), raw.probabilities[keep.numpy()])
+        keep, scores = suppress(raw.masks, torch.from_numpy(raw.scores))
+        kept = Detections(raw.boxes[keep.numpy()], scores.numpy(), raw.masks.select(keep))
         image = images[ids[path]]
         scene = scenes.get(image["file_name"], {})
         camouflaged = set(scene.get("camouflaged", []))  # instance numbers: the image's annotations in gt/ order

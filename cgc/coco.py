@@ -27,6 +27,12 @@ def encode_mask(mask: np.ndarray) -> dict[str, Any]:
     return rle
 
 
+def rle_as_text(rle: dict[str, Any]) -> dict[str, Any]:
+    """pycocotools' RLE (bytes counts) as JSON can hold it (str counts)."""
+    counts = rle["counts"]
+    return {"size": [int(v) for v in rle["size"]], "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+
+
 def decode_mask(segmentation: dict[str, Any] | list, height: int, width: int) -> np.ndarray:
     """COCO segmentation (RLE, uncompressed RLE or polygons) -> boolean HxW mask."""
     return mask_utils.decode(segmentation_to_rle(segmentation, height, width)).astype(bool)

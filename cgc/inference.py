@@ -12,11 +12,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cgc.coco import SALIENT_CATEGORY_ID, encode_mask, mask_bbox_xywh
+from pycocotools import mask as mask_utils
+
+from cgc.coco import SALIENT_CATEGORY_ID, encode_mask, mask_bbox_xywh, rle_as_text
 from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem, picture_in_folder
 from cgc.datasets.label_maps import write_instance_label_map
 from cgc.datasets.pictures import check_picture, read_rgb, write_picture
 from cgc.errors import InputError
+from cgc.model.box_masks import BoxMasks
 from cgc.model.cgcnet import CGCNet
 from cgc.network_settings import MASK_THRESHOLD
 from cgc.coco_files import write_prediction_folder
@@ -30,39 +33,96 @@ from cgc.visualize import overlay_instances
 @dataclass
 class Detections:
     """Everything the network found in one image, best score first: boxes x1, y1, x2, y2 pixels,
-    scores, and each detection's (N, H, W) float32 mask probabilities."""
+    scores, and each detection's mask probabilities (``BoxMasks``: held on the network's grid, never as a
+    picture-sized float map per detection)."""
 
     boxes: np.ndarray
     scores: np.ndarray
-    probabilities: np.ndarray
+    masks: BoxMasks
 
     def instances(self, score_threshold: float) -> "Prediction":
-        """The detections with at least ``score_threshold``, one instance per pixel (see ``exclusive_masks``);
+        """The detections with at least ``score_threshold``, one instance per pixel (see ``exclusive_labels``);
         a detection left without any pixel is dropped."""
-        keep = self.scores >= score_threshold
-        masks = exclusive_masks(self.probabilities[keep])
-        nonempty = masks.any(axis=(1, 2))
-        return Prediction(self.boxes[keep][nonempty], self.scores[keep][nonempty], masks[nonempty])
+        keep = np.flatnonzero(self.scores >= score_threshold)
+        labels = exclusive_labels(self.masks.select(keep.tolist()))
+        nonempty = np.bincount(labels.ravel(), minlength=len(keep) + 1)[1:] > 0
+        renumbered = np.zeros(len(keep) + 1, LABEL_TYPE)
+        renumbered[1:][nonempty] = np.arange(1, int(nonempty.sum()) + 1)
+        return Prediction(self.boxes[keep][nonempty], self.scores[keep][nonempty], renumbered[labels])
+
+    def binary_masks(self, index: Sequence[int]) -> list[dict]:
+        """The binary masks (probability >= 0.5) of the detections ``index``, each on its own, as COCO RLE."""
+        return self.masks.select(list(index)).rles(MASK_THRESHOLD)
+
+
+LABEL_TYPE = np.uint16  # up to 65535 instances in one picture's label map
 
 
 @dataclass
 class Prediction:
-    """One image's instances, best score first: boxes x1, y1, x2, y2 pixels, boolean masks that do
-    not overlap (what `cgc predict` writes)."""
+    """One image's instances, best score first: boxes x1, y1, x2, y2 pixels, and a label map (H x W: 0 background,
+    k for the k-th instance), since the instances do not overlap (what `cgc predict` writes). One picture-sized map
+    for all instances: `mask(i)` or `masks` give boolean masks when asked."""
 
     boxes: np.ndarray
     scores: np.ndarray
-    masks: np.ndarray  # N x H x W bool
+    labels: np.ndarray  # H x W, LABEL_TYPE
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def mask(self, index: int) -> np.ndarray:
+        """Instance ``index``'s boolean H x W mask (0-based, best score first)."""
+        return self.labels == index + 1
+
+    @property
+    def masks(self) -> np.ndarray:
+        """(N, H, W) bool, every instance's mask: N picture-sized arrays, so prefer `mask(i)` on large pictures."""
+        return np.stack([self.mask(i) for i in range(len(self))]) if len(self) else \
+            np.zeros((0, *self.labels.shape), bool)
+
+    @classmethod
+    def from_masks(cls, boxes: np.ndarray, scores: np.ndarray, masks: np.ndarray) -> "Prediction":
+        """A prediction from non-overlapping (N, H, W) boolean masks."""
+        labels = np.zeros(masks.shape[1:], LABEL_TYPE)
+        for number, mask in enumerate(masks, start=1):
+            labels[mask] = number
+        return cls(boxes, scores, labels)
 
 
-def exclusive_masks(probabilities: np.ndarray, threshold: float = MASK_THRESHOLD) -> np.ndarray:
-    """(N, H, W) bool: each pixel goes to the instance with the highest probability there, if that
-    probability reaches ``threshold``; ties go to the earlier (higher-scored) instance."""
-    if len(probabilities) == 0:
-        return np.zeros(probabilities.shape, bool)
-    best = probabilities.argmax(axis=0)
-    salient = np.take_along_axis(probabilities, best[None], axis=0)[0] >= threshold
-    return (np.arange(len(probabilities))[:, None, None] == best[None]) & salient[None]
+class InstanceMasks(Sequence):
+    """A prediction's masks as a sequence made one mask at a time (for drawing), not all at once."""
+
+    def __init__(self, prediction: Prediction) -> None:
+        self.prediction = prediction
+
+    def __len__(self) -> int:
+        return len(self.prediction)
+
+    def __getitem__(self, index: int) -> np.ndarray:  # type: ignore[override]
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self.prediction.mask(index)
+
+
+def exclusive_labels(masks: BoxMasks, threshold: float = MASK_THRESHOLD) -> np.ndarray:
+    """(H, W) label map: each pixel goes to the instance (1-based) with the highest probability there, if that
+    probability reaches ``threshold`` (else 0); ties go to the earlier (higher-scored) instance.
+
+    One picture-sized map of the best probability so far and one of its owner, updated window by window:
+    memory grows with the picture once, not once per detection."""
+    height, width = masks.image_size
+    best = np.zeros((height, width), np.float32)
+    owner = np.zeros((height, width), LABEL_TYPE)
+    for index in range(len(masks)):
+        x0, y0, x1, y1 = masks.window(index)
+        probabilities = masks.probabilities(index).cpu().numpy()
+        region = best[y0:y1, x0:x1]
+        wins = probabilities > region  # strictly: a tie stays with the earlier instance
+        region[wins] = probabilities[wins]
+        owner[y0:y1, x0:x1][wins] = index + 1
+    owner[best < threshold] = 0
+    return owner
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -109,12 +169,8 @@ def detect(model: CGCNet, rgb: np.ndarray, device: torch.device) -> Detections:
 def detect_batch(model: CGCNet, pictures: Sequence[np.ndarray], device: torch.device) -> list[Detections]:
     """`detect` for several pictures in one forward pass (any sizes: the network batches them itself)."""
     tensors = [torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255).to(device) for rgb in pictures]
-    found = []
-    for rgb, output in zip(pictures, model(tensors)):
-        probabilities = output["masks"][:, 0] if len(output["masks"]) else torch.zeros((0,) + rgb.shape[:2])
-        found.append(Detections(output["boxes"].cpu().numpy(), output["scores"].cpu().numpy(),
-                                probabilities.float().cpu().numpy()))
-    return found
+    return [Detections(output["boxes"].cpu().numpy(), output["scores"].cpu().numpy(), output["masks"].to("cpu"))
+            for output in model(tensors)]
 
 
 def list_images(source: str | Path) -> list[Path]:
@@ -168,25 +224,24 @@ def reported_score(score: float) -> float:
 
 def coco_results(image_id: int, prediction: Prediction) -> list[dict]:
     """COCO results entries (what COCO.loadRes and `cgc eval --predictions` take)."""
-    return [
-        {"image_id": image_id, "category_id": SALIENT_CATEGORY_ID, "segmentation": encode_mask(mask),
-         "bbox": mask_bbox_xywh(mask), "score": reported_score(score)}
-        for mask, score in zip(prediction.masks, prediction.scores)
-    ]
+    results = []
+    for index, score in enumerate(prediction.scores):
+        mask = prediction.mask(index)
+        results.append({"image_id": image_id, "category_id": SALIENT_CATEGORY_ID, "segmentation": encode_mask(mask),
+                        "bbox": mask_bbox_xywh(mask), "score": reported_score(score)})
+    return results
 
 
-def instance_map(prediction: Prediction, shape: tuple[int, int]) -> np.ndarray:
-    """ILSO-style label map: 0 background, 1..K by descending score (the masks do not overlap)."""
-    if len(prediction.masks) > 255:
-        raise InputError(f"{len(prediction.masks)} instances do not fit an 8-bit label map; raise --score-thr")
-    labels = np.zeros(shape, np.uint8)
-    for number, mask in enumerate(prediction.masks, start=1):
-        labels[mask] = number
-    return labels
+def instance_map(prediction: Prediction) -> np.ndarray:
+    """ILSO-style 8-bit label map: 0 background, 1..K by descending score (the masks do not overlap)."""
+    if len(prediction) > 255:
+        raise InputError(f"{len(prediction)} instances do not fit an 8-bit label map; raise --score-thr")
+    return prediction.labels.astype(np.uint8)
 
 
 def overlay_prediction(rgb: np.ndarray, prediction: Prediction) -> np.ndarray:
-    return overlay_instances(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), list(prediction.masks), [list(box) for box in prediction.boxes])
+    return overlay_instances(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), InstanceMasks(prediction),
+                             [list(box) for box in prediction.boxes])
 
 
 def gt_image_paths(ground_truth: str | Path, images: list[dict], images_dir: str | Path) -> list[tuple[Any, Path]]:
@@ -216,9 +271,11 @@ def predict_for_ground_truth(loaded: LoadedModel, ground_truth: str | Path, imag
     ids = {path: image_id for image_id, path in entries}
     results: list[dict] = []
     for path, _rgb, detections in detect_images(loaded.model, loaded.device, [path for _, path in entries], progress):
-        below = detections.scores < score_threshold
-        tail = Prediction(detections.boxes[below], detections.scores[below], detections.probabilities[below] >= MASK_THRESHOLD)
-        results += coco_results(ids[path], detections.instances(score_threshold)) + coco_results(ids[path], tail)
+        below = np.flatnonzero(detections.scores < score_threshold)
+        tail = [{"image_id": ids[path], "category_id": SALIENT_CATEGORY_ID, "segmentation": rle_as_text(rle),
+                 "bbox": [float(v) for v in mask_utils.toBbox(rle)], "score": reported_score(score)}
+                for rle, score in zip(detections.binary_masks(below), detections.scores[below])]
+        results += coco_results(ids[path], detections.instances(score_threshold)) + tail
     return results
 
 
@@ -246,7 +303,7 @@ def write_predictions(loaded: LoadedModel, paths: Sequence[Path], folder: Path, 
     for image_id, (path, rgb, detections) in enumerate(
             detect_images(loaded.model, loaded.device, paths, skip_unreadable=skip), start=1):
         kept = detections.instances(score_threshold)
-        write_instance_label_map(folder / "masks" / f"{path.stem}.png", instance_map(kept, rgb.shape[:2]))
+        write_instance_label_map(folder / "masks" / f"{path.stem}.png", instance_map(kept))
         write_picture(folder / "overlays" / f"{path.stem}.jpg", overlay_prediction(rgb, kept))
         results += coco_results(image_id, kept)
         files.append({"id": image_id, "file_name": path.name, "height": rgb.shape[0], "width": rgb.shape[1]})

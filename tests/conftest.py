@@ -31,3 +31,19 @@ def tiny_labels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     build_weak_labels(sample / "imgs", sample / "masks", boxes, root / "weak", workers=1, progress=False)
     return root / "weak" / "annotations.json", sample / "imgs"
 
+
+
+@pytest.fixture(autouse=True)
+def pixel_limit_stays_in_its_test():
+    """`cgc --max-pixels N` sets CGC_MAX_PIXELS for the worker processes it starts; in-process (CliRunner) that
+    would leak into the tests run after it."""
+    import os
+
+    from cgc.datasets.pictures import MAX_PIXELS_ENV
+
+    before = os.environ.get(MAX_PIXELS_ENV)
+    yield
+    if before is None:
+        os.environ.pop(MAX_PIXELS_ENV, None)
+    else:
+        os.environ[MAX_PIXELS_ENV] = before

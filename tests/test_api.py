@@ -55,7 +55,7 @@ def test_a_loaded_model_predicts_what_predict_writes(api_run: dict[str, Path]) -
     assert prediction.masks.sum(axis=0).max() <= 1  # one instance per pixel, as `cgc predict` writes
     assert np.all(np.diff(prediction.scores) <= 0)
     assert model.overlay(picture, prediction).shape == (96, 128, 3)
-    nothing = Prediction(boxes=np.zeros((0, 4)), scores=np.zeros(0), masks=np.zeros((0, 96, 128), bool))
+    nothing = Prediction.from_masks(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 96, 128), bool))
     rgb = cgc.api.as_rgb(picture)
     assert np.array_equal(model.overlay(picture, nothing), rgb)  # RGB in, RGB out: nothing drawn, nothing changed
 

@@ -123,8 +123,9 @@ def test_eval_mode_returns_detections_with_masks_at_the_original_size(mask_head:
         n = detection["boxes"].shape[0]
         assert 0 < n <= 20
         assert detection["scores"].shape == (n,) and (detection["labels"] == 1).all()
-        assert detection["masks"].shape == (n, 1, *image.shape[-2:])
-        assert 0 <= detection["masks"].min() and detection["masks"].max() <= 1
+        dense = detection["masks"].dense()
+        assert len(detection["masks"]) == n and detection["masks"].image_size == tuple(image.shape[-2:])
+        assert dense.shape == (n, 1, *image.shape[-2:]) and 0 <= dense.min() and dense.max() <= 1
         height, width = image.shape[-2:]
         assert (detection["boxes"][:, 2] <= width).all() and (detection["boxes"][:, 3] <= height).all()
 
@@ -202,7 +203,7 @@ def test_fpn_width_and_test_proposals_are_settings() -> None:
     images, _ = batch_of_two()
     with torch.no_grad():
         detections = model(images)
-    assert all(d["masks"].shape[0] <= 20 for d in detections)
+    assert all(len(d["masks"]) <= 20 for d in detections)
 
 
 def test_the_builder_and_train_config_share_every_network_default() -> None:
@@ -237,6 +238,7 @@ def test_mixed_precision_training_step_and_inference(mask_head: str) -> None:
     with torch.no_grad(), torch.autocast(device_type="cpu", dtype=torch.bfloat16):
         detections = model(images)
     for detection, image in zip(detections, images):
-        assert detection["masks"].dtype == torch.float32 and detection["boxes"].dtype == torch.float32
-        assert detection["masks"].shape[-2:] == image.shape[-2:]
-        assert torch.isfinite(detection["masks"]).all()
+        dense = detection["masks"].dense()
+        assert dense.dtype == torch.float32 and detection["boxes"].dtype == torch.float32
+        assert dense.shape[-2:] == image.shape[-2:]
+        assert torch.isfinite(dense).all()

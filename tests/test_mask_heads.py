@@ -172,7 +172,7 @@ def test_whole_image_heads_shapes_gradients_and_image_masks(head_class) -> None:
     assert features["0"].grad is not None and features["0"].grad.abs().sum() > 0
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
 
-    masks = head.to_image_masks(logits[1].detach(), BOXES[1], IMAGE_SIZES[1], (120, 144))
+    masks = head.to_box_masks(logits[1].detach(), BOXES[1], IMAGE_SIZES[1], (120, 144)).dense()
     assert masks.shape == (1, 1, 120, 144)
     assert 0 <= masks.min() and masks.max() <= 1
 
@@ -182,10 +182,38 @@ def test_gfr_image_masks_do_not_depend_on_the_chunk_size() -> None:
     torch.manual_seed(0)
     logits = torch.randn(5, 1, 32, 40)
     boxes = torch.tensor([[4.0, 4.0, 40.0, 30.0]] * 5)
-    whole = GFRHead(in_channels=CHANNELS, channels=8, chunk_size=16).to_image_masks(logits, boxes, (64, 80), (120, 150))
-    chunked = GFRHead(in_channels=CHANNELS, channels=8, chunk_size=2).to_image_masks(logits, boxes, (64, 80), (120, 150))
+    whole = GFRHead(in_channels=CHANNELS, channels=8, chunk_size=16).to_box_masks(logits, boxes, (64, 80), (120, 150)).dense()
+    chunked = GFRHead(in_channels=CHANNELS, channels=8, chunk_size=2).to_box_masks(logits, boxes, (64, 80), (120, 150)).dense()
     assert whole.shape == chunked.shape == (5, 1, 120, 150)
     assert torch.allclose(whole, chunked, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["gfr", "roialign"])
+def test_box_masks_are_the_picture_sized_masks_over_their_windows(name: str) -> None:
+    """Held on the grid and resized window by window, the masks are what pasting every detection as a picture-sized
+    map gave (torchvision's paste for RoIAlign; two bilinear resizes for the whole-image heads), to float rounding,
+    and nothing at or above 0.5 lies outside a window."""
+    import torch.nn.functional as F
+    from torchvision.models.detection.roi_heads import paste_masks_in_image
+
+    torch.manual_seed(0)
+    head = build_mask_head(name, in_channels=CHANNELS, channels=8)
+    boxes = torch.tensor([[4.0, 6.0, 40.0, 30.0], [30.5, 2.2, 79.0, 63.0], [0.0, 0.0, 8.0, 5.0]])
+    if name == "roialign":
+        logits = 4 * torch.randn(3, 1, 28, 28)
+        expected = paste_masks_in_image(logits.sigmoid(), boxes, (131, 163))
+    else:
+        logits = torch.full((3, 1, 32, 40), -8.0)  # salient only around each box, as the output window makes it
+        for logit, (x0, y0, x1, y1) in zip(logits, (boxes / 2).long().tolist()):
+            logit[:, y0:y1, x0:x1] = 4 * torch.randn(1, y1 - y0, x1 - x0)
+        expected = F.interpolate(F.interpolate(logits.sigmoid(), scale_factor=2, mode="bilinear", align_corners=False),
+                                 size=(131, 163), mode="bilinear", align_corners=False)
+    masks = head.to_box_masks(logits, boxes, (64, 80), (131, 163))
+    dense = masks.dense()
+    salient = expected >= 0.5
+    assert torch.equal(dense >= 0.5, salient) and salient.any()
+    torch.testing.assert_close(dense[salient], expected[salient], atol=1e-5, rtol=0)
+    assert sum(masks.masks[i].area for i in range(3)) < 3 * 131 * 163  # windows, not whole pictures
 
 
 def test_whole_image_loss_targets_are_aligned_with_the_logits() -> None:
@@ -213,7 +241,7 @@ def test_roialign_head_shapes_gradients_and_pasted_masks() -> None:
     loss.backward()
     assert sum(features[k].grad.abs().sum() for k in "0123" if features[k].grad is not None) > 0
     assert all(p.grad is not None for p in head.parameters())
-    masks = head.to_image_masks(logits[0].detach(), BOXES[0], IMAGE_SIZES[0], IMAGE_SIZES[0])
+    masks = head.to_box_masks(logits[0].detach(), BOXES[0], IMAGE_SIZES[0], IMAGE_SIZES[0]).dense()
     assert masks.shape == (2, 1, 64, 80)
     assert masks[0, 0, 50:, :].max() == 0  # pasted inside the box only (box 0 ends at y = 30)
 
@@ -226,7 +254,7 @@ def test_heads_accept_images_without_boxes(name: str) -> None:
     assert [l.shape[0] for l in logits] == [0, 0]
     masks = [torch.zeros(0, h, w, dtype=torch.uint8) for h, w in IMAGE_SIZES]
     assert head.loss(logits, empty, masks).item() == 0.0
-    assert head.to_image_masks(logits[0], empty[0], IMAGE_SIZES[0], (10, 20)).shape == (0, 1, 10, 20)
+    assert head.to_box_masks(logits[0], empty[0], IMAGE_SIZES[0], (10, 20)).dense().shape == (0, 1, 10, 20)
 
 
 def test_tiny_images_keep_logits_and_targets_aligned() -> None:
@@ -236,7 +264,7 @@ def test_tiny_images_keep_logits_and_targets_aligned() -> None:
     logits = head(features, boxes, [(6, 8)])
     assert logits[0].shape == (1, 1, 4, 4)
     assert torch.isfinite(head.loss(logits, boxes, [torch.ones(1, 6, 8, dtype=torch.uint8)]))
-    assert head.to_image_masks(logits[0], boxes[0], (6, 8), (6, 8)).shape == (1, 1, 6, 8)
+    assert head.to_box_masks(logits[0], boxes[0], (6, 8), (6, 8)).dense().shape == (1, 1, 6, 8)
 
 
 @pytest.mark.parametrize("output_stride, box_coords, dilation", [(2, False, 1), (1, False, 1), (2, True, 1), (2, False, 2)])
@@ -257,7 +285,7 @@ def test_local_recompute_equals_running_the_fcn_on_every_whole_map(head_class, o
     dense = torch.where(windows[:, None], dense, torch.tensor(OUTSIDE_WINDOW_LOGIT))
     assert fast.shape == dense.shape == (4, 1, height, width)
     torch.testing.assert_close(fast, dense, atol=1e-4, rtol=1e-4)
-    masks = head.to_image_masks(fast, boxes, (120, 160), (120, 160))
+    masks = head.to_box_masks(fast, boxes, (120, 160), (120, 160)).dense()
     assert masks.shape == (4, 1, 120, 160)
     targets = torch.zeros(4, 120, 160, dtype=torch.uint8)
     assert torch.isfinite(head.loss([fast], [boxes], [targets]))
@@ -308,7 +336,7 @@ def test_whole_image_heads_predict_only_inside_the_grown_box(head_class) -> None
     assert torch.all(logits[1][0, 0][~outside] != OUTSIDE_WINDOW_LOGIT)
     head.loss(logits, BOXES, make_masks()).backward()
     assert features["0"].grad.abs().sum() > 0
-    masks = head.to_image_masks(logits[1].detach(), BOXES[1], IMAGE_SIZES[1], IMAGE_SIZES[1])
+    masks = head.to_box_masks(logits[1].detach(), BOXES[1], IMAGE_SIZES[1], IMAGE_SIZES[1]).dense()
     assert masks[0, 0, :, 62:].max() < 1e-6  # nothing right of the window (x 60) once upsampled
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from cgc.errors import InputError
+from cgc.model.box_masks import BoxMasks
 from cgc.model.mask_suppression import MaskSuppression, greedy_mask_nms, mask_iou_matrix, maskness, matrix_nms_scores
 
 
@@ -15,9 +16,13 @@ def box_mask(x0: int, y0: int, x1: int, y1: int, probability: float = 0.9) -> to
     return mask
 
 
+def stacked(masks: list[torch.Tensor]) -> BoxMasks:
+    return BoxMasks.from_dense(torch.stack(masks))
+
+
 # Two detections of one object (IoU 0.81), one of another object, and a third copy of the first
 # object scored lower than the second object.
-MASKS = torch.stack([box_mask(0, 0, 10, 10), box_mask(0, 1, 10, 10), box_mask(20, 20, 30, 30), box_mask(1, 0, 10, 10)])
+MASKS = stacked([box_mask(0, 0, 10, 10), box_mask(0, 1, 10, 10), box_mask(20, 20, 30, 30), box_mask(1, 0, 10, 10)])
 SCORES = torch.tensor([0.95, 0.9, 0.8, 0.7])
 
 
@@ -26,7 +31,7 @@ def test_mask_iou_matrix_by_hand() -> None:
     assert ious[0, 1] == pytest.approx(90 / 100) and ious[0, 2] == 0.0
     assert ious[1, 3] == pytest.approx(81 / 99)
     assert torch.allclose(ious, ious.T) and torch.all(ious.diagonal() == 1)
-    empty = mask_iou_matrix(torch.zeros(2, 1, 4, 4))
+    empty = mask_iou_matrix(BoxMasks.from_dense(torch.zeros(2, 1, 4, 4)))
     assert torch.equal(empty, torch.zeros(2, 2))  # no pixel at all: IoU 0, not NaN
 
 
@@ -55,7 +60,7 @@ def test_matrix_nms_decays_duplicates_below_the_distinct_object() -> None:
 
 def test_overlap_drops_a_part_that_iou_keeps() -> None:
     """A detection of the left half of the first object: IoU 0.5 with it, but wholly under it."""
-    masks = torch.stack([box_mask(0, 0, 10, 10), box_mask(0, 0, 5, 10), box_mask(8, 0, 14, 10)])
+    masks = stacked([box_mask(0, 0, 10, 10), box_mask(0, 0, 5, 10), box_mask(8, 0, 14, 10)])
     scores = torch.tensor([0.9, 0.8, 0.7])
     assert MaskSuppression("greedy", iou_threshold=0.5)(masks, scores)[0].tolist() == [0, 1, 2]
     keep, _ = MaskSuppression("overlap", iou_threshold=0.5)(masks, scores)
@@ -65,7 +70,7 @@ def test_overlap_drops_a_part_that_iou_keeps() -> None:
 
 
 def test_overlap_counts_the_union_of_kept_masks_and_drops_empty_ones() -> None:
-    masks = torch.stack([box_mask(0, 0, 6, 10), box_mask(6, 0, 12, 10), box_mask(3, 0, 9, 10), box_mask(0, 0, 0, 0)])
+    masks = stacked([box_mask(0, 0, 6, 10), box_mask(6, 0, 12, 10), box_mask(3, 0, 9, 10), box_mask(0, 0, 0, 0)])
     keep, _ = MaskSuppression("overlap", iou_threshold=0.6)(masks, torch.tensor([0.9, 0.8, 0.7, 0.95]))
     assert keep.tolist() == [0, 1]  # the third lies half under each kept mask: wholly covered together
 
@@ -73,9 +78,9 @@ def test_overlap_counts_the_union_of_kept_masks_and_drops_empty_ones() -> None:
 def test_none_and_single_detections_pass_through() -> None:
     keep, scores = MaskSuppression("none", rescore="none")(MASKS, SCORES)
     assert keep.tolist() == [0, 1, 2, 3] and torch.equal(scores, SCORES)
-    keep, _ = MaskSuppression("greedy")(MASKS[:1], SCORES[:1])
+    keep, _ = MaskSuppression("greedy")(MASKS.select([0]), SCORES[:1])
     assert keep.tolist() == [0]
-    keep, _ = MaskSuppression("matrix")(MASKS[:0], SCORES[:0])
+    keep, _ = MaskSuppression("matrix")(MASKS.select([]), SCORES[:0])
     assert keep.tolist() == []
 
 
@@ -84,10 +89,10 @@ def test_maskness_lets_a_sure_mask_outrank_a_loose_box_s() -> None:
     object with a sure mask: by box score the loose one suppresses the object; by score x maskness it is the
     other way round, and the second object's own detection is kept too."""
     loose = box_mask(0, 0, 20, 10, probability=0.6)
-    masks = torch.stack([loose, box_mask(0, 0, 10, 10, probability=0.95), box_mask(12, 0, 20, 10, probability=0.9)])
+    masks = stacked([loose, box_mask(0, 0, 10, 10, probability=0.95), box_mask(12, 0, 20, 10, probability=0.9)])
     scores = torch.tensor([0.9, 0.8, 0.7])
     assert maskness(masks).tolist() == pytest.approx([0.6, 0.95, 0.9])
-    assert maskness(torch.zeros(1, 1, 4, 4)).tolist() == [0.0]  # an empty mask: nothing to be sure of
+    assert maskness(BoxMasks.from_dense(torch.zeros(1, 1, 4, 4))).tolist() == [0.0]  # an empty mask: nothing to be sure of
     assert MaskSuppression("greedy", iou_threshold=0.3, rescore="none")(masks, scores)[0].tolist() == [0]
     keep, rescored = MaskSuppression("greedy", iou_threshold=0.3)(masks, scores)  # the default
     assert keep.tolist() == [1, 2] and rescored.tolist() == pytest.approx([0.8 * 0.95, 0.7 * 0.9])
@@ -120,4 +125,4 @@ def test_network_output_has_no_duplicate_masks() -> None:
     ious = mask_iou_matrix(kept["masks"])
     assert torch.all(ious.triu(diagonal=1) <= plain.iou_threshold)
     assert torch.all(kept["scores"][:-1] >= kept["scores"][1:])
-    assert kept["boxes"].shape[0] == kept["masks"].shape[0] == kept["labels"].shape[0]
+    assert kept["boxes"].shape[0] == len(kept["masks"]) == kept["labels"].shape[0]

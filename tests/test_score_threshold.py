@@ -12,6 +12,7 @@ from cgc.coco import encode_mask
 from cgc.inference import Detections, LoadedModel
 from cgc.score_threshold import (ScoreThresholdChoice, ThresholdRow, image_counts, pick_score_threshold,
                                  record_score_threshold, score_threshold_of)
+from cgc.model.box_masks import BoxMasks
 from cgc.training.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -25,7 +26,8 @@ def test_counts_follow_what_predict_would_write() -> None:
     """Two objects; a true detection at 0.9, a duplicate of it at 0.6, the second object at 0.3."""
     probabilities = np.stack([square(0, 0), square(0, 1), square(6, 6)]).astype(np.float32) * 0.9
     probabilities[1] *= 0.99  # the duplicate is less sure everywhere: it loses every shared pixel
-    found = Detections(np.zeros((3, 4), np.float32), np.array([0.9, 0.6, 0.3], np.float32), probabilities)
+    found = Detections(np.zeros((3, 4), np.float32), np.array([0.9, 0.6, 0.3], np.float32),
+                       BoxMasks.from_dense(probabilities))
     truth = [encode_mask(square(0, 0)), encode_mask(square(6, 6))]
     counts = image_counts(found, truth, (0.2, 0.5, 0.7, 0.95))
     # At 0.2 and 0.5 the duplicate keeps one column of its own (4 px): written, unmatched.

@@ -41,8 +41,12 @@ Image.MAX_IMAGE_PIXELS = None  # cgc applies its own limit, before decoding, wit
 
 def max_pixels() -> int:
     """The largest picture (width x height) cgc decodes."""
-    value = os.environ.get(MAX_PIXELS_ENV)
-    return int(value) if value else DEFAULT_MAX_PIXELS
+    value = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not value:
+        return DEFAULT_MAX_PIXELS
+    if not value.isdigit() or int(value) < 1:
+        raise InputError(f"{MAX_PIXELS_ENV}={value!r} is not a positive whole number of pixels")
+    return int(value)
 
 
 @dataclass(frozen=True)

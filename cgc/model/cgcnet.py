@@ -32,8 +32,10 @@ class CGCNet(nn.Module):
     ``boxes`` (float (n, 4) x1y1x2y2 pixels), ``labels`` (int64, all 1) and ``masks`` (uint8
     (n, H, W) whole-image weak masks). Training returns the loss dict (``loss_objectness``,
     ``loss_rpn_box_reg``, ``loss_classifier``, ``loss_box_reg``, ``loss_mask``); eval returns per
-    image ``boxes``, ``scores``, ``labels`` and ``masks`` ((N, 1, H, W) probabilities in the
-    original image), after ``mask_suppression`` removed detections that repeat a better one's mask.
+    image ``boxes``, ``scores``, ``labels`` and ``masks`` (a ``BoxMasks``: each detection's
+    probabilities in the original image, computed over its own window on demand, never as a
+    picture-sized map per detection; ``.dense()`` gives (N, 1, H, W) for a small picture), after
+    ``mask_suppression`` removed detections that repeat a better one's mask.
     """
 
     def __init__(
@@ -78,8 +80,9 @@ class CGCNet(nn.Module):
         image_sizes: list[tuple[int, int]],
         original_sizes: list[tuple[int, int]],
     ) -> list[dict[str, Tensor]]:
-        """Boxes back to original coordinates (torchvision's transform), mask logits to image masks,
-        then mask-level duplicate suppression. Outputs are float32 even under autocast (mixed precision)."""
+        """Boxes back to original coordinates (torchvision's transform), mask logits to the original image's
+        ``BoxMasks``, then mask-level duplicate suppression. Outputs are float32 even under autocast (mixed
+        precision)."""
         detections = self.transform.postprocess(detections, image_sizes, original_sizes)
         mask_head = self.roi_heads.mask_head
         for detection, size, original in zip(detections, image_sizes, original_sizes):
@@ -87,10 +90,12 @@ class CGCNet(nn.Module):
             logits = detection.pop("mask_logits", None)
             if logits is None or mask_head is None:
                 continue
-            detection["masks"] = mask_head.to_image_masks(logits.float(), detection["boxes"], size, original).float()
+            masks = mask_head.to_box_masks(logits.float(), detection["boxes"], size, original)
             if self.mask_suppression is not None:
-                keep, scores = self.mask_suppression(detection["masks"], detection["scores"])
-                detection.update({key: detection[key][keep] for key in ("boxes", "labels", "masks")}, scores=scores)
+                keep, scores = self.mask_suppression(masks, detection["scores"])
+                detection.update({key: detection[key][keep] for key in ("boxes", "labels")}, scores=scores)
+                masks = masks.select(keep)
+            detection["masks"] = masks
         return detections
 
 

@@ -8,8 +8,9 @@ All four share one small interface so ``CGCRoIHeads`` can take any of them:
   GFR suppresses as "other proposals" but that get no mask (see ``CGCRoIHeads``).
 - ``loss(logits, boxes, gt_masks) -> Tensor``: per-pixel binary cross-entropy (eq. 8) against each
   box's matched ground-truth (weak) mask, given as (n, h, w) at the resized image size.
-- ``to_image_masks(logits, boxes, image_size, original_size) -> Tensor``: (n, 1, H, W)
-  probabilities in the original image (``boxes`` already in original coordinates).
+- ``to_box_masks(logits, boxes, image_size, original_size) -> BoxMasks``: the probabilities in
+  the original image, each held on its grid over the window where it can be salient
+  (``boxes`` already in original coordinates; see ``cgc.model.box_masks``).
 
 ``GFRHead`` (the paper's), ``LFRHead`` and ``RoIMaskingHead`` predict a whole-image mask per
 proposal from one whole-image FPN level; they differ only in how that feature map is prepared for
@@ -24,10 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
-from torchvision.models.detection.roi_heads import paste_masks_in_image, project_masks_on_boxes
+from torchvision.models.detection.roi_heads import expand_boxes, expand_masks, project_masks_on_boxes
 from torchvision.ops import MultiScaleRoIAlign
 
 from cgc.errors import InputError
+from cgc.model.box_masks import BoxMasks
 from cgc.network_settings import FPN_CHANNELS, MASK_HEADS, MASK_OUTPUT_STRIDES, NETWORK, OUTPUT_WINDOW_PER_SIDE
 
 
@@ -187,9 +189,9 @@ class MaskHead(nn.Module):
     def loss(self, logits: list[Tensor], boxes: list[Tensor], gt_masks: list[Tensor]) -> Tensor:
         raise NotImplementedError
 
-    def to_image_masks(
+    def to_box_masks(
         self, logits: Tensor, boxes: Tensor, image_size: tuple[int, int], original_size: tuple[int, int]
-    ) -> Tensor:
+    ) -> BoxMasks:
         raise NotImplementedError
 
 
@@ -205,7 +207,7 @@ class WholeImageMaskHead(MaskHead):
 
     The "other proposals" suppressed for proposal i are all boxes of that image, plus its
     ``other_boxes`` when given; ``chunk_size`` bounds how many whole-image masks are upsampled at
-    once in ``to_image_masks``.
+    once in ``to_box_masks``.
     ``output_window_per_side`` (None: the whole image) limits each proposal's mask, and its loss,
     to the proposal's box grown by that fraction per side (see ``OUTPUT_WINDOW_PER_SIDE``).
     ``box_coords`` gives the FCN three more input channels, ``box_coordinates`` of proposal i (zero in the
@@ -369,19 +371,18 @@ class WholeImageMaskHead(MaskHead):
             return sum(l.sum() for l in logits) * 0.0  # no positive proposal in the batch
         return torch.cat(per_proposal).mean()
 
-    def to_image_masks(
+    def to_box_masks(
         self, logits: Tensor, boxes: Tensor, image_size: tuple[int, int], original_size: tuple[int, int]
-    ) -> Tensor:
-        """Probabilities (n, 1, H, W) at the original image size (``boxes`` are not needed)."""
+    ) -> BoxMasks:
+        """The probabilities at the original image size (``boxes`` are not needed): the logits' sigmoid brought to
+        the resized image's size, then resized to the original one, each only over its window."""
         h, w = image_size
-        if logits.shape[0] == 0:
-            return logits.new_zeros((0, 1, *original_size))
         s = self.output_stride(image_size, logits)
         masks = []
         for chunk in logits.split(self.chunk_size):
             probs = F.interpolate(chunk.sigmoid(), scale_factor=s, mode="bilinear", align_corners=False)[..., :h, :w]
-            masks.append(F.interpolate(probs, size=tuple(original_size), mode="bilinear", align_corners=False))
-        return torch.cat(masks)
+            masks += BoxMasks.from_image_grids(probs[:, 0], tuple(original_size)).masks
+        return BoxMasks(masks, tuple(original_size))
 
 
 def labels_at_logit_resolution(logits: Tensor, masks: Tensor) -> Tensor:
@@ -532,11 +533,14 @@ class RoIAlignHead(MaskHead):
         ]
         return F.binary_cross_entropy_with_logits(all_logits[:, 0], torch.cat(targets))
 
-    def to_image_masks(
+    def to_box_masks(
         self, logits: Tensor, boxes: Tensor, image_size: tuple[int, int], original_size: tuple[int, int]
-    ) -> Tensor:
-        """Paste each box's 28x28 probabilities into the original image (torchvision's paste)."""
-        return paste_masks_in_image(logits.sigmoid(), boxes, tuple(original_size))
+    ) -> BoxMasks:
+        """Each box's 28x28 probabilities stretched over it, as torchvision's ``paste_masks_in_image`` pastes them
+        (one cell of zeros around the grid, the box grown to match)."""
+        grids, scale = expand_masks(logits.sigmoid(), padding=1)
+        pixel_boxes = expand_boxes(boxes, scale).to(dtype=torch.int64)
+        return BoxMasks.from_box_grids(grids[:, 0], pixel_boxes, tuple(original_size))
 
 
 def build_mask_head(

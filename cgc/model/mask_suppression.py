@@ -2,8 +2,9 @@
 
 Box NMS keeps two boxes of one object when they differ enough (a box of the whole object and one
 of its larger part), and their masks then cover the same pixels. Suppressing on *mask* IoU
-removes those duplicates whatever their boxes look like. Two ways are offered, both on the
-binary masks (probability >= 0.5) of one image's detections:
+removes those duplicates whatever their boxes look like. Three ways are offered, all on the
+binary masks (probability >= 0.5) of one image's detections, taken as RLE from their windows
+(``cgc.model.box_masks``), so that no picture-sized map per detection is ever made:
 
 - ``"greedy"``: mask NMS. Walk the detections by decreasing score; drop every later one whose
   mask IoU with a kept one exceeds ``iou_threshold``.
@@ -28,27 +29,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from pycocotools import mask as mask_utils
 from torch import Tensor
 
 from cgc.errors import InputError
+from cgc.model.box_masks import BoxMasks
 from cgc.network_settings import MASK_RESCORE_METHODS, MASK_SUPPRESSION_METHODS, MASK_THRESHOLD, NETWORK
 
 
-def mask_iou_matrix(masks: Tensor, threshold: float = MASK_THRESHOLD) -> Tensor:
-    """(n, n) IoU of the binary masks ``masks >= threshold``; ``masks`` is (n, ...) probabilities."""
-    binary = (masks >= threshold).flatten(1).float()
-    intersection = binary @ binary.T
-    area = binary.sum(dim=1)
-    union = area[:, None] + area[None, :] - intersection
-    return torch.where(union > 0, intersection / union.clamp(min=1), torch.zeros_like(union))
+def mask_iou_matrix(masks: BoxMasks, threshold: float = MASK_THRESHOLD) -> Tensor:
+    """(n, n) IoU of the binary masks (probability >= threshold), from their RLEs."""
+    rles = masks.rles(threshold)
+    if not rles:
+        return torch.zeros((0, 0))
+    return torch.as_tensor(np.asarray(mask_utils.iou(rles, rles, [0] * len(rles)), np.float32)).reshape(len(rles), -1)
 
 
-def maskness(masks: Tensor, threshold: float = MASK_THRESHOLD) -> Tensor:
+def maskness(masks: BoxMasks, threshold: float = MASK_THRESHOLD) -> Tensor:
     """(n,) the mean probability over the pixels each mask claims (``masks >= threshold``); 0 for an empty mask."""
-    probabilities = masks.flatten(1)
-    claimed = probabilities >= threshold
-    return (probabilities * claimed).sum(dim=1) / claimed.sum(dim=1).clamp(min=1)
+    return masks.maskness(threshold)
 
 
 def greedy_mask_nms(ious: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
@@ -77,23 +78,23 @@ def matrix_nms_scores(ious: Tensor, scores: Tensor, sigma: float = 2.0) -> Tenso
     return decayed
 
 
-def covered_mask_nms(masks: Tensor, scores: Tensor, max_covered: float, threshold: float = MASK_THRESHOLD) -> Tensor:
+def covered_mask_nms(masks: BoxMasks, scores: Tensor, max_covered: float, threshold: float = MASK_THRESHOLD) -> Tensor:
     """Indices kept, by decreasing score, when a mask more than ``max_covered`` under kept masks is dropped.
 
     An empty mask is dropped too: it is no instance.
     """
-    binary = (masks >= threshold).flatten(1)
-    area = binary.sum(dim=1)
-    claimed = torch.zeros_like(binary[0])
+    rles = masks.rles(threshold)
+    claimed = None
     keep = []
     for index in torch.argsort(scores, descending=True, stable=True).tolist():
-        if area[index] == 0:
+        area = int(mask_utils.area(rles[index]))
+        if area == 0:
             continue
-        covered = (binary[index] & claimed).sum()
-        if covered > max_covered * area[index]:
+        covered = 0 if claimed is None else int(mask_utils.area(mask_utils.merge([rles[index], claimed], intersect=True)))
+        if covered > max_covered * area:
             continue
         keep.append(index)
-        claimed |= binary[index]
+        claimed = rles[index] if claimed is None else mask_utils.merge([claimed, rles[index]])
     return torch.tensor(keep, dtype=torch.long, device=scores.device)
 
 
@@ -114,17 +115,17 @@ class MaskSuppression:
         if self.rescore not in MASK_RESCORE_METHODS:
             raise InputError(f"unknown mask rescoring {self.rescore!r}; choose one of {', '.join(MASK_RESCORE_METHODS)}")
 
-    def __call__(self, masks: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
-        """``masks`` (n, 1, H, W) probabilities, ``scores`` (n,) -> (kept indices by decreasing score, their scores)."""
+    def __call__(self, masks: BoxMasks, scores: Tensor) -> tuple[Tensor, Tensor]:
+        """One image's masks and ``scores`` (n,) -> (kept indices by decreasing score, their scores)."""
         if self.rescore == "maskness" and len(scores):
-            scores = scores * maskness(masks)
+            scores = scores * maskness(masks).to(scores.device)
         if self.method == "none" or len(scores) <= 1:
             keep = torch.argsort(scores, descending=True, stable=True)  # rescored: best first again
             return keep, scores[keep]
         if self.method == "overlap":
             keep = covered_mask_nms(masks, scores, self.iou_threshold)
             return keep, scores[keep]
-        ious = mask_iou_matrix(masks)
+        ious = mask_iou_matrix(masks).to(scores.device)
         if self.method == "greedy":
             keep = greedy_mask_nms(ious, scores, self.iou_threshold)
             return keep, scores[keep]

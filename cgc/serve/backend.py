@@ -134,7 +134,11 @@ class SalientInstanceBackend:
         from cgc.inference import reported_score
 
         height, width = picture.shape[:2]
-        sources = [RegionSource(f"cgc{number}", tuple(mask_bbox_xywh(mask)), reported_score(score), mask)
-                   for number, (mask, score) in enumerate(zip(prediction.masks, prediction.scores), start=1)]
-        regions, score = regions_for_image(width, height, sources, target.tags, target.mask_format, target.label)
-        return {"result": regions, "score": score if score is not None else 0.0, "model_version": self.model_version}
+        regions, scores = [], []
+        for index, score in enumerate(prediction.scores):  # one picture-sized mask at a time
+            mask = prediction.mask(index)
+            source = RegionSource(f"cgc{index + 1}", tuple(mask_bbox_xywh(mask)), reported_score(score), mask)
+            regions += regions_for_image(width, height, [source], target.tags, target.mask_format, target.label)[0]
+            scores.append(source.score)
+        score = sum(scores) / len(scores) if scores else 0.0
+        return {"result": regions, "score": score, "model_version": self.model_version}
