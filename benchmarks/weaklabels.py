@@ -27,17 +27,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-from cgc.coco import bbox_xyxy, binary_mask_iou, decode_mask, encode_mask
 from cgc.datasets import instances_to_coco, read_ilso
-from cgc.datasets.label_maps import read_binary_mask
 from cgc.fileio import atomic_write_json
-from cgc.refine.update_guards import box_region
 from cgc.sample import DEFAULT_STYLE, SCENE_STYLES, write_sample_dataset
 from cgc.weaklabels.priors import RULES, PriorSettings
-from cgc.coco_files import read_coco_boxes, read_instance_file
-from cgc.weaklabels.quality import paired_ious
+from cgc.coco_files import read_instance_file
+from cgc.weaklabels.quality import box_pairs, ceiling_labels, overlapping, paired_ious
 
 CGC = [sys.executable, "-m", "cgc.cli"]
 BOX_GROUPS = {"box overlaps another": True, "box apart": False}  # the true instances, by their consensus box
@@ -72,29 +68,6 @@ def scored(labels: dict[str, list[dict]], truth_rles: dict[str, list[dict]], kin
             "mean_iou_by_kind": by_kind, "mean_iou_by_boxes": by_boxes}
 
 
-def ceiling_and_crowding(masks: Path, boxes: Path, truth: dict[str, list[dict]]) -> tuple[dict, dict]:
-    """Per picture, pair the true instances with the consensus boxes (Hungarian assignment on box-to-instance IoU).
-    Returns the ceiling labels, each true instance within the SOD mask and its box (the best labels a rule could give
-    from them), and per true instance whether its box overlaps another box (an unpaired instance: no)."""
-    consensus = read_coco_boxes(boxes)
-    grouped = consensus.annotations_by_image()
-    boxes_by_name = {image["file_name"]: [item["bbox"] for item in grouped[image["id"]]] for image in consensus.images}
-    ceiling, crowded = {}, {}
-    for name, rles in truth.items():
-        ceiling[name], crowded[name] = [], np.zeros(len(rles), bool)
-        if not rles or not boxes_by_name.get(name):
-            continue
-        height, width = rles[0]["size"]
-        salient = read_binary_mask(masks / f"{Path(name).stem}.png")
-        instances = [decode_mask(rle, height, width) for rle in rles]
-        regions = [box_region(bbox_xyxy(bbox), 0.0, (height, width)) for bbox in boxes_by_name[name]]
-        overlap = np.array([[binary_mask_iou(box, mask) for box in regions] for mask in instances])
-        for i, j in zip(*linear_sum_assignment(-overlap)):
-            ceiling[name].append(encode_mask(salient & instances[i] & regions[j]))
-            crowded[name][i] = any((regions[j] & other).any() for k, other in enumerate(regions) if k != j)
-    return ceiling, crowded
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
@@ -118,7 +91,9 @@ def main() -> None:
     atomic_write_json(truth, instances_to_coco(read_ilso(sample), "sample truth"))
     truth_rles = read_instance_file(truth, "ground-truth file").masks_by_file_name()  # read once for every rule and kind
 
-    ceiling, crowded = ceiling_and_crowding(sample / "masks", boxes, truth_rles)
+    pairs = box_pairs(boxes, truth_rles)
+    crowded = {name: overlapping(pairs[name], len(rles)) for name, rles in truth_rles.items()}
+    ceiling = ceiling_labels(pairs, truth_rles, sample / "masks")
     rows = []
     runs = [(rule, rule, ["--masks", str(sample / "masks")]) for rule in RULES]
     runs.append((f"{PriorSettings.rule}, boxes only", PriorSettings.rule, []))

@@ -152,6 +152,12 @@ def _checked_annotation(annotation: Any, position: int, images: Mapping[int, Map
             clean["bbox"] = [float(v) for v in mask_utils.toBbox(clean["segmentation"])]
     if not _finite_box(clean.get("bbox")):
         raise InputError(f"{where} needs a 'bbox' of 4 finite numbers, not {clean.get('bbox')!r}", name)
+    if clean.get("iscrowd", 0) not in (0, 1) or isinstance(clean.get("iscrowd"), float):
+        raise InputError(f"{where} has 'iscrowd' {clean['iscrowd']!r}: it must be 0 or 1", name)
+    area = clean.get("area")
+    if area is not None and (isinstance(area, bool) or not isinstance(area, (int, float)) or not math.isfinite(area)
+                             or area < 0):
+        raise InputError(f"{where} has 'area' {area!r}: it must be a finite number >= 0", name)
     return clean
 
 
@@ -216,7 +222,10 @@ def check_results(results: Any, images: Sequence[Mapping[str, Any]], name: str,
         item = {"image_id": image["id"], "category_id": SALIENT_CATEGORY_ID,
                 "segmentation": checked_rle(prediction["segmentation"], image, name, f"prediction {index}"),
                 "score": float(score)}
-        if isinstance(prediction.get("bbox"), list) and len(prediction["bbox"]) == 4:
+        if "bbox" in prediction:
+            if not _finite_box(prediction["bbox"]):
+                raise InputError(f"prediction {index} has a 'bbox' that is not 4 finite numbers: "
+                                 f"{prediction['bbox']!r}", name)
             item["bbox"] = [float(v) for v in prediction["bbox"]]
         clean.append(item)
     if unknown:

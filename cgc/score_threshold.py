@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from cgc.coco import mask_iou_matrix
+from cgc.errors import InputError
 from cgc.evaluation import DEFAULT_SCORE_THRESHOLD, load_ground_truth, masks_by_image, matched_instances
 from cgc.inference import Detections, LoadedModel, coco_results, detect_images, gt_image_paths
 from cgc.training.checkpoint import add_to_checkpoint
@@ -91,7 +92,11 @@ def image_counts(detections: Detections, truth: list[dict], candidates: Sequence
 
 
 def pick_score_threshold(rows: Sequence[ThresholdRow], picked_on: str, images: int) -> ScoreThresholdChoice:
-    """The best F1; of equal F1 (to 1e-9), the highest threshold."""
+    """The best F1; of equal F1 (to 1e-9), the highest threshold. Without a true instance there is nothing to
+    choose by: an InputError, not a threshold picked from zeros."""
+    if not rows or rows[0].truth == 0:
+        raise InputError(f"the validation labels hold no instance on the {images} pictures given: a threshold "
+                         f"cannot be chosen from them", picked_on)
     best = max(rows, key=lambda row: (round(row.f1, 9), row.threshold))
     per_instance = best.predictions / best.truth if best.truth else 0.0
     return ScoreThresholdChoice(best.threshold, round(best.f1, 4), round(best.precision, 4), round(best.recall, 4),

@@ -6,8 +6,12 @@
 
 from __future__ import annotations
 
-from dataclasses import field
+import math
+import typing
+from dataclasses import field, fields
 from typing import Any
+
+from cgc.errors import InputError
 
 
 def option(default: Any, help: str, *, minimum: float | None = None, maximum: float | None = None,
@@ -22,3 +26,50 @@ def option(default: Any, help: str, *, minimum: float | None = None, maximum: fl
     return field(default=default, metadata={"help": help, "minimum": minimum, "maximum": maximum,
                                             "above_minimum": above_minimum, "choices": choices,
                                             "default_text": default_text, "flag": flag})
+
+
+def check_settings(settings: Any, source: str | None = None) -> None:
+    """Every field declared with `option` holds a value its option would accept: the right kind, finite, within its
+    range and among its choices. The command line checks what is typed; this checks what arrives otherwise (a
+    saved config.json, a tuned CRF file, the Python API), so that a NaN or a wrong kind is refused in one line."""
+    hints = typing.get_type_hints(type(settings))
+    for setting in fields(settings):
+        meta = setting.metadata
+        if "help" not in meta:
+            continue
+        value, name = getattr(settings, setting.name), f"--{meta['flag'] or setting.name.replace('_', '-')}"
+        problem = value_problem(value, hints[setting.name], meta)
+        if problem:
+            raise InputError(f"{name} {value!r}: {problem}", source)
+
+
+def value_problem(value: Any, kind: Any, meta: dict[str, Any]) -> str | None:
+    """Why `value` does not fit a setting of type `kind` with option metadata `meta`, or None."""
+    arguments = typing.get_args(kind)
+    if value is None:
+        return None if type(None) in arguments else "a value is needed"
+    base = next((argument for argument in arguments if argument is not type(None)), kind) if arguments and \
+        typing.get_origin(kind) is not tuple else kind
+    if typing.get_origin(base) is tuple:
+        if not isinstance(value, (tuple, list)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return "must be whole numbers"
+        return None
+    if base is bool:
+        return None if isinstance(value, bool) else "must be true or false"
+    if base in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (base is int and not isinstance(value, int)):
+            return f"must be a {'whole ' if base is int else ''}number"
+        if not math.isfinite(value):
+            return "must be a finite number"
+        low, high = meta.get("minimum"), meta.get("maximum")
+        if low is not None and (value < low or (meta.get("above_minimum") and value == low)):
+            return f"must be {'above' if meta.get('above_minimum') else 'at least'} {low:g}"
+        if high is not None and value > high:
+            return f"must be at most {high:g}"
+        return None
+    if base is str:
+        if not isinstance(value, str):
+            return "must be text"
+        choices = meta.get("choices")
+        return None if choices is None or value in choices else f"must be one of {', '.join(choices)}"
+    return None

@@ -102,6 +102,17 @@ def one_picture_results(folder: Path, images_json: bool, file_name: str = "a.jpg
         (folder / "images.json").write_text(json.dumps([{"id": 7, "file_name": file_name, "height": 10, "width": 10}]))
 
 
+def truth_changed(path: Path, **changes: object) -> None:
+    """The first annotation of a COCO file with `changes` (json writes NaN and Infinity, as some tools do)."""
+    data = json.loads(path.read_text())
+    data["annotations"][0].update(changes)
+    path.write_text(json.dumps(data))
+
+
+def config_changed(path: Path, **changes: object) -> None:
+    path.write_text(json.dumps(json.loads(path.read_text()) | changes))
+
+
 def masks_rescaled(inputs: Inputs, value: int) -> None:
     """A copy of the sample whose masks are saved as 0/`value` instead of 0/255."""
     shutil.copytree(inputs.sample, inputs.work / "sample")
@@ -453,6 +464,35 @@ CASES = [
         ("--mask-window", lambda i: train(i) + ["--mask-window", "nan"]),
         ("--edge-weight", lambda i: build(i, "--edge-weight", "nan")),
     )],
+    Case("eval a ground truth whose iscrowd is a word",
+         lambda i: ["eval", "--predictions", str(i.work), "--data", str(i.work / "truth.json")],
+         lambda i: (one_picture_results(i.work, images_json=True), truth_changed(i.work / "truth.json", iscrowd="yes")),
+         error="has 'iscrowd' 'yes': it must be 0 or 1"),
+    Case("eval a ground truth with an infinite area",
+         lambda i: ["eval", "--predictions", str(i.work), "--data", str(i.work / "truth.json")],
+         lambda i: (one_picture_results(i.work, images_json=True),
+                    truth_changed(i.work / "truth.json", area=float("inf"))), error="has 'area' inf"),
+    Case("eval predictions with a NaN bbox",
+         lambda i: ["eval", "--predictions", str(i.work), "--data", str(i.work / "truth.json")],
+         lambda i: (one_picture_results(i.work, images_json=True),
+                    (i.work / "results.json").write_text(json.dumps([{"image_id": 7, "score": 0.9, "bbox": [float("nan")] * 4,
+                                                                      "segmentation": {"size": [10, 10], "counts": "0T3"}}]))),
+         error="prediction 1 has a 'bbox' that is not 4 finite numbers"),
+    Case("calibrate on labels without an instance",
+         lambda i: ["calibrate", "--checkpoint", str(i.work / "run"), "--images", str(i.sample / "imgs"), "--data",
+                    str(i.work / "empty.json"), "--device", "cpu"],
+         lambda i: (trained_copy(i), (i.work / "empty.json").write_text('{"images": [], "annotations": []}')),
+         error="the validation labels hold no instance"),
+    Case("train --resume from a config.json with a NaN learning rate",
+         lambda i: ["train", "--resume", "--out", str(i.work / "run"), "--iterations", "2"],
+         lambda i: (trained_copy(i), config_changed(i.work / "run" / "config.json", lr=float("nan"))),
+         error="config.json: --lr nan: must be a finite number"),
+    Case("crf refine --params with a NaN weight",
+         lambda i: ["crf", "refine", "--predictions", str(i.work), "--images", str(i.sample / "imgs"), "--out",
+                    str(i.work / "refined"), "--params", str(i.work / "tune.json")],
+         lambda i: (one_picture_results(i.work, images_json=True),
+                    (i.work / "tune.json").write_text(json.dumps({"best": {"w1": float("nan")}}))),
+         error="its 'best' setting: --w1 nan: must be a finite number"),
     Case("build with masks saved as 0/100", lambda i: build_on_copy(i), lambda i: masks_rescaled(i, 100)),
     Case("build with masks saved as 0/2", lambda i: build_on_copy(i), lambda i: masks_rescaled(i, 2)),
     # 3. Predictions are paired with the ground truth by file name

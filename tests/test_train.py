@@ -265,7 +265,7 @@ def test_init_from_fine_tunes_the_trained_weights_with_its_settings(tiny_labels:
 
 @pytest.mark.parametrize("changes, message", [
     ({"mask_others": "labelled", "mask_head": "roialign"}, "changes GFR and LFR only"),
-    ({"mask_others": "all"}, "--mask-others must be one of"),
+    ({"mask_others": "all"}, "--mask-others 'all': must be one of proposals, labelled"),
     ({"update_every": 5, "mask_head": "roialign"}, "needs a whole-image mask head"),
     ({"mask_output_stride": 1, "mask_head": "roialign"}, "not roialign"),
     ({"mask_output_stride": 4}, "--mask-output-stride must be one of"),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cgc.settings import option
+from cgc.settings import check_settings, option
 
 
 # The soft map a thresholded mask becomes before the CRF (soft_from_binary): the best of 0.6 / 0.7 / 0.8 / 0.9 / 0.95
@@ -43,6 +43,9 @@ class CRFParams:
     theta_gamma: float = option(1.0, "Smoothness kernel: position scale (pixels).", minimum=0, above_minimum=True)
     iterations: int = option(10, "Mean-field iterations.", minimum=1)
     clip: float = 1e-4
+
+    def __post_init__(self) -> None:
+        check_settings(self)  # a tuned JSON and the Python API too, not only the options
 
 
 @dataclass(frozen=True)

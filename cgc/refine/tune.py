@@ -186,9 +186,9 @@ def read_tuned_params(path: str | Path, defaults: CRFParams) -> CRFParams:
     if not isinstance(best, dict):
         raise InputError("no 'best' setting (expected the JSON written by `cgc crf tune`)", path)
     try:
-        return replace(defaults, **{key: type(getattr(defaults, key))(best[key]) for key in TUNED_FIELDS if key in best})
-    except (TypeError, ValueError):
-        raise InputError("unreadable 'best' setting", path) from None
+        return replace(defaults, **{key: best[key] for key in TUNED_FIELDS if key in best})
+    except InputError as exc:
+        raise InputError(f"its 'best' setting: {exc}", path) from None
 
 
 def score_image(job: ImageJob, settings: Sequence[CRFParams], confidence: float) -> tuple[np.ndarray, float, int]:

@@ -16,7 +16,7 @@ from cgc.network_settings import (BACKBONES, FPN_CHANNELS, MASK_HEADS, MASK_OTHE
                                   OUTPUT_WINDOW_PER_SIDE)
 from cgc.refine.update_guards import UpdateGuards
 from cgc.refine.update_rule import DEFAULT_PHI, DEFAULT_SIGMA
-from cgc.settings import option
+from cgc.settings import check_settings, option
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -133,6 +133,9 @@ class TrainConfig:
         "0: the label rounds without L_upd.", minimum=0)
     crf_workers: int = option(1, "CRF worker processes for the label update (0: in the training process).", minimum=0)
 
+    def __post_init__(self) -> None:
+        check_settings(self)  # config.json and the Python API too, not only the options: no NaN, no wrong kind
+
     @property
     def update_guards(self) -> UpdateGuards:
         return UpdateGuards(self.update_region_margin, self.update_box_margin, self.update_min_iou,
@@ -219,8 +222,6 @@ def check_config(config: TrainConfig) -> TrainConfig:
     if len(config.anchor_sizes) != len(NETWORK.anchor_sizes) or min(config.anchor_sizes) < 1:
         raise InputError(f"--anchor-sizes needs {len(NETWORK.anchor_sizes)} positive sizes, one per FPN level; "
                          f"got {','.join(map(str, config.anchor_sizes))}")
-    if config.mask_others not in MASK_OTHERS:
-        raise InputError(f"--mask-others must be one of {', '.join(MASK_OTHERS)}")
     if config.mask_others != "proposals" and config.mask_head not in ("gfr", "lfr"):
         raise InputError(f"--mask-others {config.mask_others} changes GFR and LFR only, not {config.mask_head}")
     if config.mask_output_stride not in MASK_OUTPUT_STRIDES:
@@ -231,8 +232,6 @@ def check_config(config: TrainConfig) -> TrainConfig:
     changed = [flag for flag, differs in whole_image_only.items() if differs]
     if changed and config.mask_head == "roialign":
         raise InputError(f"{changed[0]} changes the whole-image heads, not roialign (28x28 logits per box)")
-    if config.mask_suppression not in MASK_SUPPRESSION_METHODS:
-        raise InputError(f"--mask-suppression must be one of {', '.join(MASK_SUPPRESSION_METHODS)}")
     if config.mask_window is not None and config.mask_window < 0:
         raise InputError("--mask-window must be >= 0 (or none)")
     if config.update_crf and not config.label_update_on:
@@ -268,4 +267,6 @@ def config_from_values(values: dict[str, Any], source: str | Path) -> TrainConfi
         config = TrainConfig(**{key: value for key, value in (BEFORE_RECORDED | values).items() if key in known})
     except TypeError as exc:
         raise InputError(f"not a cgc run configuration ({exc})", source) from None
+    except InputError as exc:
+        raise InputError(str(exc), source) from None
     return replace(config, lr_steps=tuple(config.lr_steps), anchor_sizes=tuple(config.anchor_sizes))

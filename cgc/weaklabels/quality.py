@@ -3,6 +3,11 @@
 Per image, weak and true instances are paired one to one by the Hungarian assignment on mask
 IoU; a true instance left without a partner scores 0. The mean over all true instances of the
 compared images is the figure the README reports.
+
+Given the consensus boxes the labels were built from, the mean is also split between the true
+instances whose box overlaps another box and the rest: rules differ only where two boxes share
+pixels. Given the salient-region masks too, a ceiling is reported: each true instance cut to the
+mask and to its box, the best labels a rule could give that keeps within both.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from cgc.coco import mask_iou_matrix
-from cgc.coco_files import read_instance_file
+from cgc.coco import bbox_xyxy, binary_mask_iou, decode_mask, encode_mask, mask_iou_matrix
+from cgc.coco_files import read_coco_boxes, read_instance_file
+from cgc.datasets.label_maps import read_binary_mask
 from cgc.errors import InputError
+from cgc.refine.update_guards import box_region
 
 
 @dataclass
@@ -27,6 +34,10 @@ class LabelQuality:
     weak_instances: int
     mean_iou: float
     instances_above_half: float  # share of true instances matched with IoU >= 0.5
+    overlapping_instances: int | None = None  # true instances whose consensus box overlaps another box
+    mean_iou_overlapping: float | None = None
+    mean_iou_apart: float | None = None
+    ceiling_mean_iou: float | None = None  # each true instance cut to the mask and its box
 
 
 def matched_ious(weak: list[dict[str, Any]], truth: list[dict[str, Any]]) -> np.ndarray:
@@ -39,11 +50,79 @@ def matched_ious(weak: list[dict[str, Any]], truth: list[dict[str, Any]]) -> np.
     return scores
 
 
-def compare_to_truth(labels_path: str | Path, truth_path: str | Path) -> LabelQuality:
-    """Score the weak labels against true instance masks, on the images both files hold."""
+def compare_to_truth(labels_path: str | Path, truth_path: str | Path, boxes_path: str | Path | None = None,
+                     masks_dir: str | Path | None = None) -> LabelQuality:
+    """Score the weak labels against true instance masks, on the images both files hold; with the consensus boxes
+    (`boxes_path`), split by whether a box overlaps another; with the salient-region masks too, the ceiling."""
     weak = read_instance_file(labels_path, "weak-label file").masks_by_file_name()
     truth = read_instance_file(truth_path, "ground-truth file").masks_by_file_name()
-    return label_quality(weak, truth, labels_path, truth_path)
+    quality = label_quality(weak, truth, labels_path, truth_path)
+    if boxes_path is None:
+        return quality
+    pairs = box_pairs(boxes_path, truth)
+    crowded = {name: overlapping(pairs[name], len(rles)) for name, rles in truth.items()}
+    ious = paired_ious(weak, truth, labels_path, truth_path)
+    split = {wanted: [scores[crowded[name] == wanted] for name, scores in ious.items()] for wanted in (True, False)}
+    quality.overlapping_instances = int(sum(len(scores) for scores in split[True]))
+    quality.mean_iou_overlapping, quality.mean_iou_apart = (mean_of(split[True]), mean_of(split[False]))
+    if masks_dir is not None:
+        ceiling = ceiling_labels(pairs, truth, Path(masks_dir))
+        quality.ceiling_mean_iou = label_quality(ceiling, truth, "the ceiling", truth_path).mean_iou
+    return quality
+
+
+def mean_of(per_picture: list[np.ndarray]) -> float | None:
+    scores = np.concatenate(per_picture) if per_picture else np.zeros(0)
+    return round(float(scores.mean()), 4) if scores.size else None
+
+
+def box_pairs(boxes_path: str | Path, truth: dict[str, list[dict[str, Any]]]) -> dict[str, list[tuple[int, np.ndarray]]]:
+    """Per picture, each true instance paired with a consensus box (Hungarian assignment on the IoU of the box's
+    region with the instance): (instance index, box region) for every pair, and every box's region."""
+    consensus = read_coco_boxes(boxes_path)
+    grouped = consensus.annotations_by_image()
+    by_name = {image["file_name"]: [bbox_xyxy(item["bbox"]) for item in grouped[image["id"]]] for image in consensus.images}
+    pairs: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for name, rles in truth.items():
+        pairs[name] = []
+        if not rles or not by_name.get(name):
+            continue
+        height, width = rles[0]["size"]
+        instances = [decode_mask(rle, height, width) for rle in rles]
+        regions = [box_region(box, 0.0, (height, width)) for box in by_name[name]]
+        overlap = np.array([[binary_mask_iou(region, mask) for region in regions] for mask in instances])
+        paired = dict(zip(*linear_sum_assignment(-overlap)))
+        others = [region for j, region in enumerate(regions) if j not in paired.values()]
+        pairs[name] = [(i, regions[j]) for i, j in paired.items()] + [(-1, region) for region in others]
+    return pairs
+
+
+def overlapping(pairs: list[tuple[int, np.ndarray]], instances: int) -> np.ndarray:
+    """Per true instance, whether the box paired with it overlaps another box (an unpaired instance: no)."""
+    crowded = np.zeros(instances, bool)
+    for index, region in pairs:
+        if index >= 0:
+            crowded[index] = any((region & other).any() for _, other in pairs if other is not region)
+    return crowded
+
+
+def ceiling_labels(pairs: dict[str, list[tuple[int, np.ndarray]]], truth: dict[str, list[dict[str, Any]]],
+                   masks_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Each true instance within the salient-region mask and its paired box: what a perfect rule would give."""
+    ceiling: dict[str, list[dict[str, Any]]] = {}
+    for name, rles in truth.items():
+        ceiling[name] = []
+        paired = [(index, region) for index, region in pairs.get(name, []) if index >= 0]
+        if not paired:
+            continue
+        height, width = rles[0]["size"]
+        salient = read_binary_mask(masks_dir / f"{Path(name).stem}.png")
+        if salient.shape != (height, width):
+            raise InputError(f"is {salient.shape[1]}x{salient.shape[0]}, the ground truth's picture {height}x{width}",
+                             masks_dir / f"{Path(name).stem}.png")
+        ceiling[name] = [encode_mask(salient & decode_mask(rles[index], height, width) & region)
+                         for index, region in paired]
+    return ceiling
 
 
 def paired_ious(weak: dict[str, list[dict[str, Any]]], truth: dict[str, list[dict[str, Any]]],
