@@ -18,6 +18,7 @@ Prints a table and writes JSON (benchmarks/results/real_weaklabels[-degraded].js
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -63,6 +64,7 @@ def main() -> None:
     out = args.out or Path(f"benchmarks/results/real_weaklabels{'-degraded' if args.degrade else ''}.json")
     runs = [(rule, rule) for rule in RULES] + ([] if args.no_boxes_alone else [(BOXES_ALONE, None)])
     table: dict[str, dict[str, dict]] = {}
+    earlier = json.loads(out.read_text())["table"] if args.reuse and out.is_file() else {}  # reused labels' timings
     for name in args.sets:
         truth, images = args.real / name / "annotations.json", args.real / name / "images"
         case = args.data / f"{name}-{tag}" / "case"
@@ -74,7 +76,7 @@ def main() -> None:
             labels = args.data / f"{name}-{tag}" / row.replace(", ", "-").replace(" ", "-")
             seconds = built(case, images, labels, rule, args.workers, args.reuse)
             quality = compare_to_truth(labels / "annotations.json", truth, case / BOXES_FILE, case / "masks")
-            previous = table.get(row, {}).get(name, {})
+            previous = earlier.get(row, {}).get(name, {})
             table.setdefault(row, {})[name] = {
                 **asdict(quality), "pictures": pictures,
                 "seconds_per_picture": round(seconds / pictures, 3) if seconds is not None

@@ -98,3 +98,26 @@ def test_cli_builds_weak_labels_without_masks(sample_dir: Path, true_box_file: P
                                  "--truth", str(truth), "--json", str(tmp_path / "q.json")])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "q.json").read_text())["mean_iou"] > 0.75
+
+
+def test_boxes_alone_work_at_a_bounded_resolution_and_come_back_at_full_size(monkeypatch) -> None:
+    """A picture 25 times the work budget is cut at the budget's size, and its masks come back at the picture's
+    size, inside their boxes and on their objects."""
+    from cgc.weaklabels import box_salience
+
+    image, red, blue, boxes = scene()
+    monkeypatch.setattr(box_salience, "WORK_PIXELS", SHAPE[0] * SHAPE[1])
+    big = cv2.resize(image, None, fx=5, fy=5, interpolation=cv2.INTER_NEAREST)
+    seen: list[tuple[int, int]] = []
+    cut = box_salience.salient_from_boxes
+    monkeypatch.setattr(box_salience, "salient_from_boxes", lambda picture, b: seen.append(picture.shape[:2]) or cut(picture, b))
+    masks, empty = box_salience.instance_masks_from_boxes_alone(big, np.array(boxes) * 5, PriorSettings())
+    assert seen == [SHAPE] and empty == []
+    assert all(mask.shape == big.shape[:2] for mask in masks)
+    for mask, truth, box in zip(masks, (red, blue), boxes):
+        truth_big = cv2.resize(truth.astype(np.uint8), None, fx=5, fy=5, interpolation=cv2.INTER_NEAREST) > 0
+        assert iou(mask, truth_big) > 0.85
+        x0, y0, x1, y1 = (5 * v for v in box)
+        assert not mask[:, :x0].any() and not mask[:, x1:].any() and not mask[:y0].any() and not mask[y1:].any()
+    small, _ = box_salience.instance_masks_from_boxes_alone(image, np.array(boxes), PriorSettings())
+    assert [m.shape for m in small] == [SHAPE, SHAPE]  # within the budget: the picture's own size, unscaled

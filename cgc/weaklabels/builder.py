@@ -28,7 +28,7 @@ from cgc.errors import InputError
 from cgc.fileio import atomic_directory, atomic_write_json, refuse_outputs_over_inputs
 from cgc.parallel import map_in_processes
 from cgc.visualize import overlay_instances
-from cgc.weaklabels.box_salience import salient_from_boxes
+from cgc.weaklabels.box_salience import instance_masks_from_boxes_alone
 from cgc.weaklabels.priors import PriorSettings, instance_masks_from_boxes
 
 WEAK_LABELS_KIND = "weak labels"
@@ -128,10 +128,12 @@ def label_one_image(
         result.instances.append(label)
     boxes = np.array([label.box for label in usable])
     if salient is None:
-        salient, empty = salient_from_boxes(picture, boxes)
+        masks, empty = instance_masks_from_boxes_alone(picture, boxes, settings) if usable else ([], [])
+        salient = np.any(masks, axis=0) if masks else np.zeros((height, width), bool)
         result.notes += [f"box {usable[index].box_id}: GrabCut kept nothing, the ellipse inscribed in the box stands in"
                          for index in empty]
-    masks = instance_masks_from_boxes(salient, boxes, picture, settings) if usable else []
+    else:
+        masks = instance_masks_from_boxes(salient, boxes, picture, settings) if usable else []
     for label, mask in zip(usable, masks):
         area = int(mask.sum())
         if area == 0:
