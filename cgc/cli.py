@@ -749,10 +749,8 @@ def crf_refine(predictions_dir: Path, images_dir: Path, out_dir: Path, confidenc
     """Refine every predicted instance mask with the dense CRF against its picture."""
     from cgc.refine.tune import read_tuned_params, refine_prediction_folder
 
-    from cgc.coco_files import prediction_files
-
-    refuse_outputs_over_inputs({"--out": out_dir}, {"--images": images_dir, "--params": params_path,
-                                                    **prediction_files(predictions_dir)})
+    # the predictions and pictures are guarded by refine_prediction_folder itself; the tuned file only here
+    refuse_outputs_over_inputs({"--out": out_dir}, {"--params": params_path})
     params = read_tuned_params(params_path, CRFParams()) if params_path is not None else CRFParams()
     params = dataclasses.replace(params, **given_settings(CRFParams, options))
     summary = refine_prediction_folder(predictions_dir, images_dir, out_dir, params, confidence, not whole_image,

@@ -64,10 +64,10 @@ def output_kind(path: Path) -> str | None:
     return mark.get("kind") if mark is not None else None
 
 
-def written_by_cgc(path: Path) -> set[str] | None:
-    """The top-level names cgc wrote into the output folder `path`; None where cgc's mark does not list them
+def written_by_cgc(mark: dict[str, Any]) -> set[str] | None:
+    """The top-level names an output folder's mark says cgc wrote there; None where the mark does not list them
     (a folder written before marks listed them: all of it is cgc's)."""
-    entries = (output_mark(path) or {}).get("entries")
+    entries = mark.get("entries")
     return {str(name) for name in entries} if isinstance(entries, list) else None
 
 
@@ -157,7 +157,8 @@ def atomic_directory(path: str | Path, kind: str, overwrite: bool = False) -> It
 def keep_foreign_entries(path: Path, fresh: Path, written: set[str]) -> None:
     """Move the entries of the old output `path` that cgc did not write into `fresh`, but for names cgc writes;
     if one cannot be moved, the ones moved go back and the error stands."""
-    ours = written_by_cgc(path) if output_mark(path) is not None else set()
+    mark = output_mark(path)
+    ours = set() if mark is None else written_by_cgc(mark)
     if ours is None:
         return
     moved: list[str] = []

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from pycocotools import mask as mask_utils
 
-from cgc.coco import SALIENT_CATEGORY_ID, encode_mask, mask_bbox_xywh, rle_as_text
+from cgc.coco import SALIENT_CATEGORY_ID, encode_mask, rle_as_text
 from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem, picture_in_folder
 from cgc.datasets.label_maps import write_instance_label_map
 from cgc.datasets.pictures import check_picture, read_rgb, write_picture
@@ -222,14 +222,16 @@ def reported_score(score: float) -> float:
     return round(float(score), 5)
 
 
+def result_entry(image_id: int, rle: dict, score: float) -> dict:
+    """One COCO results entry (what COCO.loadRes and `cgc eval --predictions` take) for a mask's RLE."""
+    return {"image_id": image_id, "category_id": SALIENT_CATEGORY_ID, "segmentation": rle_as_text(rle),
+            "bbox": [float(v) for v in mask_utils.toBbox(rle)], "score": reported_score(score)}
+
+
 def coco_results(image_id: int, prediction: Prediction) -> list[dict]:
-    """COCO results entries (what COCO.loadRes and `cgc eval --predictions` take)."""
-    results = []
-    for index, score in enumerate(prediction.scores):
-        mask = prediction.mask(index)
-        results.append({"image_id": image_id, "category_id": SALIENT_CATEGORY_ID, "segmentation": encode_mask(mask),
-                        "bbox": mask_bbox_xywh(mask), "score": reported_score(score)})
-    return results
+    """The COCO results entries of a prediction's instances, one picture-sized mask at a time."""
+    return [result_entry(image_id, encode_mask(prediction.mask(index)), score)
+            for index, score in enumerate(prediction.scores)]
 
 
 def instance_map(prediction: Prediction) -> np.ndarray:
@@ -272,8 +274,7 @@ def predict_for_ground_truth(loaded: LoadedModel, ground_truth: str | Path, imag
     results: list[dict] = []
     for path, _rgb, detections in detect_images(loaded.model, loaded.device, [path for _, path in entries], progress):
         below = np.flatnonzero(detections.scores < score_threshold)
-        tail = [{"image_id": ids[path], "category_id": SALIENT_CATEGORY_ID, "segmentation": rle_as_text(rle),
-                 "bbox": [float(v) for v in mask_utils.toBbox(rle)], "score": reported_score(score)}
+        tail = [result_entry(ids[path], rle, score)
                 for rle, score in zip(detections.binary_masks(below), detections.scores[below])]
         results += coco_results(ids[path], detections.instances(score_threshold)) + tail
     return results

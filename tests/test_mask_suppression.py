@@ -126,3 +126,12 @@ def test_network_output_has_no_duplicate_masks() -> None:
     assert torch.all(ious.triu(diagonal=1) <= plain.iou_threshold)
     assert torch.all(kept["scores"][:-1] >= kept["scores"][1:])
     assert kept["boxes"].shape[0] == len(kept["masks"]) == kept["labels"].shape[0]
+
+
+def test_selected_masks_keep_the_rles_already_made() -> None:
+    """Suppression makes every mask's RLE; the masks it keeps carry them on (eval's tail reuses them), and they are
+    what making them again gives."""
+    made = MASKS.rles()
+    kept = MASKS.select([2, 0])
+    assert kept._rles and kept.rles() == [made[2], made[0]]
+    assert BoxMasks(kept.masks, kept.image_size).rles() == [made[2], made[0]]

@@ -56,7 +56,6 @@ class PictureHeader:
     stored_width: int
     stored_height: int
     orientation: int
-    format: str
 
     @property
     def size(self) -> tuple[int, int]:
@@ -76,8 +75,7 @@ def picture_header(source: str | Path | BinaryIO, name: str | Path) -> PictureHe
                 warnings.simplefilter("ignore")
                 exif = image.getexif() if image.format in EXIF_HEADER_FORMATS else {}
             orientation = exif.get(EXIF_ORIENTATION, 1)
-            header = PictureHeader(width, height, orientation if orientation in range(1, 9) else 1,
-                                   image.format or "")
+            header = PictureHeader(width, height, orientation if orientation in range(1, 9) else 1)
     except FileNotFoundError:
         raise InputError("file not found", name) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, TypeError) as exc:

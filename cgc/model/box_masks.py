@@ -72,10 +72,10 @@ class AxisMap:
 
 @dataclass
 class GridMask:
-    """One detection's mask: probabilities on its grid (only the cells `rows` x `columns` are kept), how the
+    """One detection's mask: probabilities on its grid (only the cells the window reads are kept), how the
     picture reads the grid (`y`, `x`), and the window (x0, y0, x1, y1) of the picture where it may be salient."""
 
-    values: Tensor  # (len(rows), len(columns)) probabilities
+    values: Tensor  # the kept cells' probabilities
     top: int  # grid cell of values[0, 0]
     left: int
     y: AxisMap
@@ -116,18 +116,20 @@ def grid_mask(grid: Tensor, y: AxisMap, x: AxisMap, image_size: tuple[int, int],
     x0, x1 = x.reach(int(columns[0]), int(columns[-1]), image_size[1])
     if y1 <= y0 or x1 <= x0:
         return GridMask(grid.new_zeros((0, 0)), 0, 0, y, x, (0, 0, 0, 0))
-    r0, r1 = int(y.cells(y0, y1)[0].min()), int(y.cells(y0, y1)[1].max())
-    c0, c1 = int(x.cells(x0, x1)[0].min()), int(x.cells(x0, x1)[1].max())
+    rows_read, columns_read = y.cells(y0, y1), x.cells(x0, x1)
+    r0, r1 = int(rows_read[0].min()), int(rows_read[1].max())
+    c0, c1 = int(columns_read[0].min()), int(columns_read[1].max())
     return GridMask(grid[r0 : r1 + 1, c0 : c1 + 1].clone(), r0, c0, y, x, (x0, y0, x1, y1))
 
 
 class BoxMasks:
     """The masks of one picture's detections, each a `GridMask`; picture-sized maps only on demand."""
 
-    def __init__(self, masks: Sequence[GridMask], image_size: tuple[int, int]) -> None:
+    def __init__(self, masks: Sequence[GridMask], image_size: tuple[int, int],
+                 rles: dict[float, list[dict[str, Any]]] | None = None) -> None:
         self.masks = list(masks)
         self.image_size = (int(image_size[0]), int(image_size[1]))
-        self._rles: dict[float, list[dict[str, Any]]] = {}
+        self._rles = rles or {}  # per threshold, each mask's RLE, once made
 
     def __len__(self) -> int:
         return len(self.masks)
@@ -165,11 +167,12 @@ class BoxMasks:
     def select(self, index: Tensor | Sequence[int]) -> BoxMasks:
         """The masks at `index`, in that order."""
         chosen = index.tolist() if isinstance(index, Tensor) else list(index)
-        return BoxMasks([self.masks[i] for i in chosen], self.image_size)
+        rles = {threshold: [made[i] for i in chosen] for threshold, made in self._rles.items()}
+        return BoxMasks([self.masks[i] for i in chosen], self.image_size, rles)
 
     def to(self, device: torch.device | str) -> BoxMasks:
         moved = [GridMask(m.values.to(device), m.top, m.left, m.y, m.x, m.window) for m in self.masks]
-        return BoxMasks(moved, self.image_size)
+        return BoxMasks(moved, self.image_size, dict(self._rles))
 
     def window(self, i: int) -> tuple[int, int, int, int]:
         return self.masks[i].window
@@ -203,13 +206,6 @@ class BoxMasks:
             claimed = probabilities >= threshold
             values.append(float((probabilities * claimed).sum() / claimed.sum().clamp(min=1)))
         return torch.tensor(values, dtype=torch.float32)
-
-    def paste(self, i: int, out: np.ndarray) -> np.ndarray:
-        """Detection i's picture-sized probabilities written into `out` (H x W float32, zero outside the window)."""
-        out[:] = 0
-        x0, y0, x1, y1 = self.window(i)
-        out[y0:y1, x0:x1] = self.probabilities(i).cpu().numpy()
-        return out
 
     def dense(self) -> Tensor:
         """(n, 1, H, W) picture-sized probabilities, zero outside each window: only for small pictures and tests."""

@@ -214,11 +214,8 @@ def settled(config: TrainConfig) -> TrainConfig:
 
 
 def check_config(config: TrainConfig) -> TrainConfig:
-    """Settings that cannot work together, as an InputError naming the option."""
-    if config.update_every < 0 or (config.update_start is not None and config.update_start < 0):
-        raise InputError("--update-every and --update-start must be >= 0")
-    if config.update_weight < 0 or config.crf_workers < 0:
-        raise InputError("--update-weight and --crf-workers must be >= 0")
+    """Settings that cannot work together, as an InputError naming the option (each setting's own kind and range
+    are checked when the config is made: `check_settings`)."""
     if len(config.anchor_sizes) != len(NETWORK.anchor_sizes) or min(config.anchor_sizes) < 1:
         raise InputError(f"--anchor-sizes needs {len(NETWORK.anchor_sizes)} positive sizes, one per FPN level; "
                          f"got {','.join(map(str, config.anchor_sizes))}")
@@ -232,8 +229,6 @@ def check_config(config: TrainConfig) -> TrainConfig:
     changed = [flag for flag, differs in whole_image_only.items() if differs]
     if changed and config.mask_head == "roialign":
         raise InputError(f"{changed[0]} changes the whole-image heads, not roialign (28x28 logits per box)")
-    if config.mask_window is not None and config.mask_window < 0:
-        raise InputError("--mask-window must be >= 0 (or none)")
     if config.update_crf and not config.label_update_on:
         raise InputError("--crf-params sets the label update's CRF: it needs --update-every")
     if config.label_update_on and config.mask_head == "roialign":

@@ -28,7 +28,7 @@ import math
 import cv2
 import numpy as np
 
-from cgc.weaklabels.priors import PriorSettings, instance_masks_from_boxes, pixel_box
+from cgc.weaklabels.priors import PriorSettings, box_masks, instance_masks_from_boxes, pixel_box
 
 WORK_PIXELS = 400_000  # boxes alone work on at most this many pixels (e.g. 770x520)
 ITERATIONS = 5  # GrabCut's own default in its paper's experiments; more barely changes the cut
@@ -106,7 +106,4 @@ def instance_masks_from_boxes_alone(image: np.ndarray, boxes: np.ndarray, settin
 def full_size(mask: np.ndarray, box: np.ndarray, height: int, width: int) -> np.ndarray:
     """A mask made on a scaled-down picture, brought back to the full size and cut to its box."""
     full = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) >= 0.5
-    x0, y0, x1, y1 = pixel_box(box, height, width)
-    inside = np.zeros((height, width), bool)
-    inside[y0:y1, x0:x1] = True
-    return full & inside
+    return full & box_masks(box[None], height, width)[0]
