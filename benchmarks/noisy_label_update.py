@@ -5,7 +5,7 @@ a CRF-refined prediction can only make them worse (see the ablation). Here the n
 the naive labels instead (`weaklabels build --rule all-in-box`: every salient pixel in the box, so
 neighbours that overlap a box leak into it), and the label rounds start late in a longer run, when
 the predictions are better than early ones. Both runs: the cpu preset, the same seed and iterations,
-lambda = 0 (label rounds only; lambda = 1 stops the mask head, see the README). Reports the held-out
+lambda = 0 (label rounds only; lambda = 1 stops the mask head, docs/method/crf.md). Reports the held-out
 AP figures and the labels' mean IoU to the truth after every round; writes JSON.
 
 Beside Algorithm 1 as written, one run per guard (cgc/refine/update_guards.py), each guard alone, and on

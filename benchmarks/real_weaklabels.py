@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if not args.real.is_dir():
-        raise SystemExit(f"{args.real}: the shared real photographs are not here (see the README)")
+        raise SystemExit(f"{args.real}: the shared real photographs are not here (see docs/development.md)")
     tag = f"seed{args.seed}" + ("-degraded" if args.degrade else "")
     out = args.out or Path(f"benchmarks/results/real_weaklabels{'-degraded' if args.degrade else ''}.json")
     runs = [(rule, rule) for rule in RULES] + ([] if args.no_boxes_alone else [(BOXES_ALONE, None)])

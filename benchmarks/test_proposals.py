@@ -1,7 +1,7 @@
 """How many RPN proposals inference needs: one trained model scored with 150 to 2000 test proposals per image.
 
 The box head scores every proposal the RPN keeps, so at 1000 (torchvision's and the paper's value) it
-is the largest cost of inference on CPU after the mask head (FLOP counts in the README's training section). One run is
+is the largest cost of inference on CPU after the mask head (FLOP counts in docs/method/training.md). One run is
 trained (the cpu preset and its head, 250 iterations, or --checkpoint), then rebuilt with each number of test
 proposals from its own weights: only inference differs between rows, so the differences are not
 training noise. Seconds are the wall time of predicting the held-out scenes.

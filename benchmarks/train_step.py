@@ -104,7 +104,7 @@ def make_data(directory: Path, images: int) -> None:
     from cgc.weaklabels.builder import build_weak_labels
 
     sample = write_sample_dataset(directory / "sample", images, seed=0, workers=os.cpu_count() or 1, progress=False,
-                                  style="flat")  # the README's figures
+                                  style="flat")  # the documented figures
     import_labelstudio_boxes(sample / "labelstudio_export.json", directory / "boxes.json")
     build_weak_labels(sample / "imgs", sample / "masks", directory / "boxes.json", directory / "weak", progress=False)
 

@@ -39,7 +39,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         sample = write_sample_dataset(work / "sample", args.images, seed=0, workers=os.cpu_count() or 1, progress=False,
-                                      style="flat")  # the README's figures
+                                      style="flat")  # the documented figures
         import_labelstudio_boxes(sample / "labelstudio_export.json", work / "boxes.json")
         build_weak_labels(sample / "imgs", sample / "masks", work / "boxes.json", work / "weak", progress=False)
         rows = []

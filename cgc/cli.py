@@ -310,7 +310,7 @@ def export_coco(dataset_format: str, root: Path, out: Path, images_subdir: str |
 @click.option("--images", "images_dir", type=click.Path(path_type=Path), required=True, help="Folder of the pictures.")
 @click.option("--masks", "masks_dir", type=click.Path(path_type=Path), default=None,
               help="Folder of binary salient-region masks (PNG, 0/255 or 0/1), one per picture with the same stem. "
-                   "Without it, the salient region is estimated by GrabCut in each box (less accurate: see the README).")
+                   "Without it, the salient region is estimated by GrabCut in each box (less accurate: docs/method/weak-labels.md).")
 @click.option("--boxes", "boxes_path", type=click.Path(path_type=Path), required=True,
               help="Consensus boxes (COCO detection JSON, as written by `cgc annotate import`).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,

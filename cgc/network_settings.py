@@ -13,7 +13,7 @@ MASK_RESCORE_METHODS = ("none", "maskness")
 MASK_THRESHOLD = 0.5  # the mask probability at which a mask claims a pixel (suppression, rescoring, predictions)
 
 MASK_OTHERS = ("proposals", "labelled")
-MASK_OUTPUT_STRIDES = (2, 1)  # 1: a second learned 2x upsampling (measured worse; README, "Learning curves")
+MASK_OUTPUT_STRIDES = (2, 1)  # 1: a second learned 2x upsampling (measured worse; docs/method/mask-heads.md)
 """What GFR suppresses as "other proposals" in training: the sampled mask proposals only (as in
 the paper), or also every labelled instance's box. With proposals only, an instance none of whose
 proposals was sampled keeps its features while its pixels are targets 0: the same salient look is
@@ -28,7 +28,7 @@ OUTPUT_WINDOW_PER_SIDE = 0.25
 per side. Over a whole-image map, object cells are 5-15 % of the BCE's average and the FCN, which
 sees 9 cells, cannot tell far from the box which proposal it is asked about; RoIAlign's crops are
 about half object. With the window, GFR's COCO mask AP after the demo's 250 iterations went from
-29.4 to 57.8 (README, "Mask heads"). G_i is still computed on the whole image, so the global
+29.4 to 57.8 (docs/method/mask-heads.md). G_i is still computed on the whole image, so the global
 context of eq. 2 reaches the window unchanged."""
 
 
@@ -47,8 +47,8 @@ class NetworkDefaults:
     box_batch_size_per_image: int = 512
     box_nms_thresh: float = 0.5  # the final detection NMS (torchvision's; the paper's 0.7 is the RPN's)
     mask_suppression: str = "greedy"
-    mask_suppression_iou: float = 0.3  # best of greedy mask NMS's thresholds (README, "Predictions")
-    mask_rescore: str = "maskness"  # each score times its mask's mean probability, before suppression (README, "Predictions")
+    mask_suppression_iou: float = 0.3  # best of greedy mask NMS's thresholds (docs/method/evaluation.md)
+    mask_rescore: str = "maskness"  # each score times its mask's mean probability, before suppression (docs/method/evaluation.md)
     anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)  # one per FPN level (strides 4-64), for inputs of min_size
     rpn_batch_size_per_image: int = 256
     rpn_test_proposals: int = 1000

@@ -1,4 +1,4 @@
-"""The README's pictures of label rounds: the naive labels, then the third round of each run named.
+"""The documentation's pictures of label rounds: the naive labels, then the third round of each run named.
 
 Reads the folders `benchmarks/noisy_label_update.py --style photo` leaves (its --work), and draws the
 first overlapping training scenes, one row each: the picture, then each label set, one colour per

@@ -1,4 +1,4 @@
-"""The README's picture of `cgc serve` in Label Studio: a labelling page showing the backend's prediction.
+"""The documentation's picture of `cgc serve` in Label Studio: a labelling page showing the backend's prediction.
 
 It starts what a user would run: a Label Studio server (the one the tests use, in
 .venv-labelstudio), `cgc serve` on a trained model, and `cgc annotate setup --connect-model` on a
@@ -6,7 +6,7 @@ few pictures. Label Studio asks the backend for the tasks' predictions, and a he
 logged in as the project's owner, photographs the labelling page of the first task.
 
 Needs, beyond `make labelstudio`: Debian's Chromium (`apt-get install chromium`) and Playwright
-(`.venv/bin/pip install -e '.[docs]'`).
+(`.venv/bin/pip install -e '.[screenshots]'`).
 
     .venv/bin/python docs/labelstudio_screenshot.py --checkpoint demo-output/run \\
         --images demo-output/heldout/imgs --out docs/images/labelstudio-prediction.jpg

@@ -645,3 +645,46 @@ def test_mask_tool_reaches_a_reused_project(label_studio, admin, sample_dir, tmp
     theirs = run_cgc(*server_args(label_studio, "annotate", "setup", "--images", str(images), "--title",
                                   "Their own config", "--mask-tool", "brush"))
     assert_one_line_error(theirs, "not made by cgc", "Settings > Labeling Interface")
+
+
+def readme_quick_start() -> list[str]:
+    """The command lines of the README's quick start (its first bash block under "Quick start"), comments dropped."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+@server_test
+def test_readme_quick_start_runs_as_written(label_studio, admin, annotated_project, sample_dir, tmp_path) -> None:
+    """Every command of the README's quick start, in its order, on the sample pictures and a live server: only the
+    project number, the credentials and the training length are this test's own."""
+    import shlex
+
+    for name, source in (("pictures", "imgs"), ("masks", "masks"), ("new-pictures", "imgs")):
+        (tmp_path / name).symlink_to(sample_dir / source)
+    environment = {**os.environ, "LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": label_studio.api_key}
+    lines = readme_quick_start()
+    assert [line.split()[:3] for line in lines if line.startswith("cgc")] == [
+        ["cgc", "annotate", "setup"], ["cgc", "annotate", "import"], ["cgc", "weaklabels", "build"],
+        ["cgc", "train", "--preset"], ["cgc", "calibrate", "--checkpoint"], ["cgc", "predict", "--checkpoint"]]
+    project_id = None
+    for line in lines:
+        words = shlex.split(line)
+        if words[0] == "export":  # the credentials: the live server's instead
+            assert {word.split("=")[0] for word in words[1:]} == {"LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"}
+            continue
+        assert words[0] == "cgc", line
+        if words[1:3] == ["annotate", "import"]:
+            words[words.index("--project") + 1] = str(project_id)
+        if words[1] == "train":
+            words += ["--iterations", "2"]
+        done = subprocess.run([sys.executable, "-m", "cgc.cli", *words[1:]], cwd=tmp_path, env=environment,
+                              capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, line + "\n" + done.stdout[-2000:] + done.stderr[-3000:]
+        if words[1:3] == ["annotate", "setup"]:  # the people draw their boxes: here the sample's five annotators
+            project_id = int(done.stdout.split("Created project ", 1)[1].split()[0])
+            annotate_as_the_sample_annotators(admin, project_id, sample_dir, annotated_project["users"])
+    assert len(json.loads((tmp_path / "boxes.json").read_text())["annotations"]) > 0
+    assert (tmp_path / "weak-overlays").is_dir() and (tmp_path / "run" / "config.json").is_file()
+    assert len(list((tmp_path / "predictions" / "masks").iterdir())) == len(list((sample_dir / "imgs").iterdir()))

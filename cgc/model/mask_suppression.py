@@ -22,7 +22,7 @@ mean probability over the pixels the mask claims (SOLOv2, Wang et al. 2020). The
 scores a box, not its mask: a loose box around two overlapping objects can outscore the tight
 box of one of them, and then suppresses it. A mask that is sure of its pixels ranks higher.
 
-The benchmark ``benchmarks/postprocess.py`` measures them (README, "Predictions").
+The benchmark ``benchmarks/postprocess.py`` measures them (docs/method/evaluation.md, "Predictions").
 """
 
 from __future__ import annotations

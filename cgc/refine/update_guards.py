@@ -1,7 +1,7 @@
 """Guards on Algorithm 1's replacement of a weak label C by the CRF's map R_f, each off by default.
 
 Algorithm 1 replaces C by R_f >= 0.5 whenever K2 - K1 < phi, which also replaces good labels by
-worse maps (README, "Dense CRF and label updates"). Each guard uses what is known to be true, or
+worse maps (docs/method/crf.md). Each guard uses what is known to be true, or
 what says the map is not ready, and each can be turned on alone to measure it:
 
 - **region** (``region_margin``, pixels): the salient region is ground truth. The new label stays
@@ -19,7 +19,7 @@ what says the map is not ready, and each can be turned on alone to measure it:
   both claim may change; the rest of C stays as it is. Those are the pixels the weak labels left
   undecided (the naive rule gives every salient pixel in two boxes to both). Pixels the labels
   already gave to one instance stay with it: the priors' builder decides shared pixels with colour
-  models and a graph cut, and the maps of a short training decide them worse (README, "Dense CRF
+  models and a graph cut, and the maps of a short training decide them worse (docs/method/crf.md, "Dense CRF
   and label updates"), so its labels, which never overlap, are left as they are.
 
 Pure numpy, for the CRF workers.

@@ -2,7 +2,7 @@
 
 The flat scenes of `scenes.py` are easy: vivid blobs on a muted field. These are built from
 photographs that ship inside the scikit-image wheel (`skimage/data/`; all public domain or CC0,
-see the README), so that objects and backgrounds carry real texture, and each scene is one of
+see docs/formats.md), so that objects and backgrounds carry real texture, and each scene is one of
 the cases that make weak labels hard:
 
 - isolated: instances apart from each other (the easy reference);

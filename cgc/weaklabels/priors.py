@@ -20,7 +20,7 @@ instance enclosed by a larger instance's box. Both go to *every* box that contai
 Rules: `all-in-box` (every salient pixel in the box: the naive baseline), `largest-region`
 (the paper's priors read literally), `resolve-shared` (the above) and `appearance` (the same
 seeds, then colour models and a graph cut for step 3: `appearance.py`), the default: it
-measured best on both styles of sample scene (README, "Weak labels").
+measured best on both styles of sample scene (docs/method/weak-labels.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Per image, weak and true instances are paired one to one by the Hungarian assignment on mask
 IoU; a true instance left without a partner scores 0. The mean over all true instances of the
-compared images is the figure the README reports.
+compared images is the figure the documentation reports.
 
 Given the consensus boxes the labels were built from, the mean is also split between the true
 instances whose box overlaps another box and the rest: rules differ only where two boxes share

@@ -1,0 +1,180 @@
+"""CGCNet trained on real photographs: weak labels (with masks, or from boxes alone) against full supervision.
+
+The five shared training sets (`davis17-a`, `pets`, `mugs`, `bottles`, `horses` in `../shared/data/real`:
+about 520 pictures, 640 instances) are merged into one training set, labelled three ways:
+- weak, masks: `cgc weaklabels build` (default rule) from a weak-label case of each set, as a user with an SOD
+  dataset and Label Studio boxes has them (`cgc weaklabels case`: the union of the true instances as the
+  salient-region mask, five simulated annotators' consensus boxes);
+- weak, boxes alone: the same boxes, no masks;
+- full: the true instance masks.
+Each trains the same network with the same settings and seed (`cgc train`), the score threshold is calibrated on
+`pets-val` (`cgc calibrate`) and `cgc eval` scores it there: COCO mask AP, the same detections' boxes filled as
+masks beside it, AP^r0.5 / AP^r0.7, precision and recall at the threshold, predictions per true instance.
+`--held-out SET` leaves one set out of training and scores on it too (kinds never seen).
+
+    .venv/bin/python benchmarks/real_training.py --reuse
+    .venv/bin/python benchmarks/real_training.py --reuse --mask-head gfr
+    .venv/bin/python benchmarks/real_training.py --reuse --held-out horses --labels "weak, masks"
+
+Every step goes through the `cgc` command line. Prints a table and writes JSON (--out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from experiments import RESULTS, cgc, stored_record
+
+from cgc.fileio import atomic_write_json
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+TRAINING_SETS = ("davis17-a", "pets", "mugs", "bottles", "horses")
+SCORED_ON = "pets-val"
+LABELS = ("weak, masks", "weak, boxes alone", "full")
+SEPARATOR = "--"  # merged pictures are named SET--FILE
+
+
+def merged_coco(parts: list[tuple[str, Path]]) -> dict:
+    """One COCO file from one per set: file names prefixed with their set, image and annotation ids renumbered."""
+    images, annotations = [], []
+    for name, path in parts:
+        coco = json.loads(path.read_text())
+        new_ids = {}
+        for image in coco["images"]:
+            new_ids[image["id"]] = len(images) + 1
+            images.append({**image, "id": len(images) + 1, "file_name": f"{name}{SEPARATOR}{image['file_name']}"})
+        for annotation in coco["annotations"]:
+            annotations.append({**annotation, "id": len(annotations) + 1, "image_id": new_ids[annotation["image_id"]]})
+    return {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "salient"}]}
+
+
+def prepare_training_data(real: Path, sets: list[str], work: Path, seed: int, reuse: bool) -> dict[str, Path]:
+    """WORK/images (links to every set's pictures, named SET--FILE) and one COCO file per kind of labels."""
+    images = work / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    parts: dict[str, list[tuple[str, Path]]] = {labels: [] for labels in LABELS}
+    for name in sets:
+        source = real / name
+        case, built = work / "sets" / name / "case", work / "sets" / name
+        if not (reuse and (case / "boxes.json").is_file()):
+            cgc("weaklabels", "case", "--truth", source / "annotations.json", "--images", source / "images",
+                "--out", case, "--seed", seed, "--overwrite")
+        for labels, masks in (("weak, masks", True), ("weak, boxes alone", False)):
+            out = built / labels.replace(", ", "-").replace(" ", "-")
+            if not (reuse and (out / "annotations.json").is_file()):
+                cgc("weaklabels", "build", "--images", source / "images", "--boxes", case / "boxes.json",
+                    "--out", out, "--overwrite", *(("--masks", case / "masks") if masks else ()))
+            parts[labels].append((name, out / "annotations.json"))
+        parts["full"].append((name, source / "annotations.json"))
+        for picture in (source / "images").iterdir():
+            link = images / f"{name}{SEPARATOR}{picture.name}"
+            if not link.is_symlink():
+                link.symlink_to(picture.resolve())
+    files = {}
+    for labels, sources in parts.items():
+        files[labels] = work / f"{labels.replace(', ', '-').replace(' ', '-')}.json"
+        atomic_write_json(files[labels], merged_coco(sources))
+    return files
+
+
+def scores_of(metrics_file: Path) -> dict:
+    """The table's figures (percent) from a `cgc eval --out` file."""
+    metrics = json.loads(metrics_file.read_text())
+    point = metrics["at_score_threshold"]
+    return {"coco_mask_AP": metrics["coco"]["AP"], "boxes_coco_AP": metrics["boxes_as_masks"]["coco"]["AP"],
+            "AP_r50": metrics["AP_r50"], "AP_r70": metrics["AP_r70"], "precision": point["precision"],
+            "recall": point["recall"], "per_instance": point["predictions_per_instance"],
+            "score_threshold": metrics.get("score_threshold")}
+
+
+def train_calibrate_score(train_command: list[str], run: Path, real: Path, scored_on: list[str],
+                          reuse: bool) -> dict:
+    """Train (unless --reuse finds this exact command done), calibrate on pets-val, score on each set."""
+    identity = {"command": train_command, "scored_on": scored_on}
+    stored = stored_record(run / "scores.json", identity, reuse)
+    if stored is not None:
+        return stored["scores"]
+    shutil.rmtree(run, ignore_errors=True)
+    start = time.perf_counter()
+    cgc(*train_command)
+    seconds = time.perf_counter() - start
+    validation = real / SCORED_ON
+    cgc("calibrate", "--checkpoint", run, "--images", validation / "images", "--data",
+        validation / "annotations.json", "--device", "cpu")
+    scores = {"train_seconds": round(seconds, 1)}
+    for name in scored_on:
+        metrics = run / f"metrics-{name}.json"
+        cgc("eval", "--checkpoint", run, "--images", real / name / "images", "--data",
+            real / name / "annotations.json", "--device", "cpu", "--out", metrics)
+        scores[name] = scores_of(metrics)
+    atomic_write_json(run / "scores.json", {**identity, "scores": scores}, indent=1)
+    return scores
+
+
+COLUMNS = (("coco_mask_AP", "COCO AP", ".1f"), ("boxes_coco_AP", "boxes", ".1f"), ("AP_r50", "AP^r.5", ".1f"),
+           ("AP_r70", "AP^r.7", ".1f"), ("precision", "prec.", ".0f"), ("recall", "recall", ".0f"),
+           ("per_instance", "per inst.", ".2f"))
+
+
+def print_table(rows: list[dict], scored_on: list[str]) -> None:
+    for name in scored_on:
+        print(f"\nscored on {name} (threshold calibrated on {SCORED_ON}); boxes: the same detections' boxes as masks")
+        print(f"{'labels':20s}" + "".join(f"{header:>10s}" for _, header, _ in COLUMNS) + f"{'train s':>10s}")
+        for row in rows:
+            cell = row["scores"][name]
+            print(f"{row['labels']:20s}" + "".join(f"{cell[key]:>10{style}}" if cell[key] is not None else f"{'-':>10s}"
+                                                   for key, _, style in COLUMNS)
+                  + f"{row['scores']['train_seconds']:>10.0f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--real", type=Path, default=REAL, help="the folder of the real sets")
+    parser.add_argument("--labels", nargs="+", choices=LABELS, default=list(LABELS), help="which rows to train")
+    parser.add_argument("--held-out", choices=TRAINING_SETS, default=None,
+                        help="leave this set out of training and score on it too")
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--mask-head", default=None, help="the preset's head if not given")
+    parser.add_argument("--iterations", type=int, default=None, help="the preset's if not given")
+    parser.add_argument("--train-option", action="append", default=[],
+                        help="one more `cgc train` option (or its value); repeat for each word")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse", action="store_true", help="keep the data and the runs already done")
+    parser.add_argument("--work", type=Path, default=RESULTS / "real-training")
+    parser.add_argument("--out", type=Path, default=None, help="[benchmarks/results/real_training-NAME.json]")
+    args = parser.parse_args()
+    if not args.real.is_dir():
+        raise SystemExit(f"{args.real}: the shared real photographs are not here (see docs/development.md)")
+
+    sets = [name for name in TRAINING_SETS if name != args.held_out]
+    data = args.work / ("all" if args.held_out is None else f"without-{args.held_out}")
+    label_files = prepare_training_data(args.real, sets, data, args.seed, args.reuse)
+    scored_on = [SCORED_ON] + ([args.held_out] if args.held_out else [])
+    variant = "-".join(filter(None, [args.preset, args.mask_head, args.iterations and f"{args.iterations}it",
+                                     args.held_out and f"without-{args.held_out}", *args.train_option]))
+    variant = variant.replace("--", "").replace(" ", "")
+    rows = []
+    for labels in args.labels:
+        run = data / f"run-{variant}-{labels.replace(', ', '-').replace(' ', '-')}"
+        command = ["train", "--preset", args.preset, "--data", str(label_files[labels]), "--images",
+                   str(data / "images"), "--out", str(run), "--seed", str(args.seed), "--device", "cpu",
+                   *(("--mask-head", args.mask_head) if args.mask_head else ()),
+                   *(("--iterations", str(args.iterations), "--lr-steps", str(args.iterations * 3 // 4))
+                     if args.iterations else ()), *args.train_option]
+        scores = train_calibrate_score(command, run, args.real, scored_on, args.reuse)
+        rows.append({"labels": labels, "command": ["cgc", *command], "scores": scores})
+        print(f"{labels}: {json.dumps(scores)}", flush=True)
+        out = args.out or RESULTS / f"real_training-{variant}.json"
+        atomic_write_json(out, {"settings": {key: str(value) for key, value in vars(args).items()},
+                                "cores": os.cpu_count(), "rows": rows}, indent=1)
+    print_table(rows, scored_on)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
