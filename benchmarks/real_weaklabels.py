@@ -26,9 +26,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from cgc.fileio import atomic_write_json
-from cgc.weaklabels.builder import build_weak_labels
+from cgc.weaklabels.builder import write_weak_labels
 from cgc.weaklabels.cases import BOXES_FILE, MaskDefects, write_weak_label_case
-from cgc.weaklabels.priors import RULES, PriorSettings
+from cgc.weaklabels.priors import PriorSettings
+from cgc.weaklabels.rules import RULES
 from cgc.weaklabels.quality import compare_to_truth
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -41,7 +42,7 @@ def built(case: Path, images: Path, out: Path, rule: str | None, workers: int, r
     if reuse and (out / "annotations.json").is_file():
         return None
     start = time.perf_counter()
-    build_weak_labels(images, None if rule is None else case / "masks", case / BOXES_FILE, out,
+    write_weak_labels(images, None if rule is None else case / "masks", case / BOXES_FILE, out,
                       PriorSettings(rule=rule or PriorSettings.rule), workers=workers, progress=False, overwrite=True)
     return time.perf_counter() - start
 

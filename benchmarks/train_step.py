@@ -101,12 +101,12 @@ def measure(head: str, args: argparse.Namespace) -> dict:
 def make_data(directory: Path, images: int) -> None:
     from cgc.annotate.boxes_dataset import import_labelstudio_boxes
     from cgc.sample import write_sample_dataset
-    from cgc.weaklabels.builder import build_weak_labels
+    from cgc.weaklabels.builder import write_weak_labels
 
     sample = write_sample_dataset(directory / "sample", images, seed=0, workers=os.cpu_count() or 1, progress=False,
                                   style="flat")  # the documented figures
     import_labelstudio_boxes(sample / "labelstudio_export.json", directory / "boxes.json")
-    build_weak_labels(sample / "imgs", sample / "masks", directory / "boxes.json", directory / "weak", progress=False)
+    write_weak_labels(sample / "imgs", sample / "masks", directory / "boxes.json", directory / "weak", progress=False)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -23,7 +23,7 @@ from cgc.fileio import atomic_write_json
 from cgc.sample import write_sample_dataset
 from cgc.training.config import resolve_config
 from cgc.training.engine import train
-from cgc.weaklabels.builder import build_weak_labels
+from cgc.weaklabels.builder import write_weak_labels
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
         sample = write_sample_dataset(work / "sample", args.images, seed=0, workers=os.cpu_count() or 1, progress=False,
                                       style="flat")  # the documented figures
         import_labelstudio_boxes(sample / "labelstudio_export.json", work / "boxes.json")
-        build_weak_labels(sample / "imgs", sample / "masks", work / "boxes.json", work / "weak", progress=False)
+        write_weak_labels(sample / "imgs", sample / "masks", work / "boxes.json", work / "weak", progress=False)
         rows = []
         for name, update_every in (("without", 0), ("with", args.update_every)):
             config = resolve_config("cpu", data=str(work / "weak" / "annotations.json"), images=str(sample / "imgs"),

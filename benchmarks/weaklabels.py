@@ -31,7 +31,8 @@ import numpy as np
 from cgc.datasets import instances_to_coco, read_ilso
 from cgc.fileio import atomic_write_json
 from cgc.sample import DEFAULT_STYLE, SCENE_STYLES, write_sample_dataset
-from cgc.weaklabels.priors import RULES, PriorSettings
+from cgc.weaklabels.priors import PriorSettings
+from cgc.weaklabels.rules import RULES
 from cgc.coco_files import read_instance_file
 from cgc.weaklabels.quality import box_pairs, ceiling_labels, overlapping, paired_ious
 

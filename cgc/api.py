@@ -1,7 +1,8 @@
 """cgc from Python: the pipeline's steps as functions, for notebooks and scripts.
 
 Each is a thin function over what the matching `cgc` command calls, so the two cannot drift
-apart; `train` and `evaluate` are what `cgc train` and `cgc eval` themselves run. Torch is
+apart; `build_weak_labels`, `train` and `evaluate` are what `cgc weaklabels build`, `cgc train` and
+`cgc eval` themselves run (each over its stage's own writer, e.g. `weaklabels.builder.write_weak_labels`). Torch is
 imported only when a function needs it, so `import cgc` stays light.
 
     import cgc
@@ -49,10 +50,10 @@ def build_weak_labels(images: str | Path, masks: str | Path | None, boxes: str |
     ``masks`` None builds the salient region from the boxes alone. ``settings``: the rule and its
     knobs (``rule``, ``edge_weight``...), as `cgc weaklabels build` takes them.
     """
-    from cgc.weaklabels.builder import build_weak_labels as build
+    from cgc.weaklabels.builder import write_weak_labels
     from cgc.weaklabels.priors import PriorSettings
 
-    return build(images, masks, boxes, out, PriorSettings(**settings), overlays, workers, progress, overwrite)
+    return write_weak_labels(images, masks, boxes, out, PriorSettings(**settings), overlays, workers, progress, overwrite)
 
 
 def train(out: str | Path, data: str | Path | None = None, images: str | Path | None = None, preset: str = "paper",

@@ -19,7 +19,7 @@ def option(default: Any, help: str, *, minimum: float | None = None, maximum: fl
            flag: str | None = None) -> Any:
     """A dataclass field that a command offers as --NAME-WITH-HYPHENS: its default, help text and allowed values.
 
-    The command line builds its option from this (cgc.cli.settings_options), so the default, the range and the
+    The command line builds its option from this (cgc.cli.options.settings_options), so the default, the range and the
     help are stated once, beside the setting. ``default_text`` replaces the default in the help where the value is
     computed; ``flag`` names the option where the setting's name would be too long.
     """

@@ -23,12 +23,12 @@ def true_box_file(sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="session")
 def tiny_labels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Weak labels (annotations.json, image folder) for six 128x96 sample scenes, for training tests."""
-    from cgc.weaklabels.builder import build_weak_labels
+    from cgc.weaklabels.builder import write_weak_labels
 
     root = tmp_path_factory.mktemp("tiny")
     sample = write_sample_dataset(root / "sample", images=6, seed=5, height=96, width=128, progress=False)
     boxes = write_true_box_file(sample, root / "boxes.json")
-    build_weak_labels(sample / "imgs", sample / "masks", boxes, root / "weak", workers=1, progress=False)
+    write_weak_labels(sample / "imgs", sample / "masks", boxes, root / "weak", workers=1, progress=False)
     return root / "weak" / "annotations.json", sample / "imgs"
 
 

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from cgc.cli import cgc
 from cgc.weaklabels.box_salience import grabcut_box, inscribed_ellipse, salient_from_boxes
-from cgc.weaklabels.priors import PriorSettings, instance_masks_from_boxes
+from cgc.weaklabels.priors import PriorSettings
+from cgc.weaklabels.rules import instance_masks_from_boxes
 from helpers import iou, rectangle
 
 SHAPE = (120, 160)

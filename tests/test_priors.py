@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cgc.weaklabels import appearance
-from cgc.weaklabels.priors import RULES, PriorSettings, instance_masks_from_boxes, largest_component
+from cgc.weaklabels.priors import PriorSettings, largest_component
+from cgc.weaklabels.rules import RULES, instance_masks_from_boxes
 from helpers import iou, rectangle
 
 SHAPE = (100, 160)

@@ -15,7 +15,7 @@ from pycocotools.coco import COCO
 from cgc.cli import cgc
 from cgc.datasets import read_instance_label_map
 from cgc.errors import InputError
-from cgc.weaklabels.builder import build_weak_labels
+from cgc.weaklabels.builder import write_weak_labels
 from cgc.weaklabels.priors import PriorSettings
 from helpers import iou
 
@@ -31,7 +31,7 @@ def sample_copy(sample_dir: Path, true_box_file: Path, tmp_path: Path) -> tuple[
 
 
 def build(data: Path, boxes: Path, out: Path, **kwargs) -> dict:
-    build_weak_labels(data / "imgs", data / "masks", boxes, out, progress=False, **kwargs)
+    write_weak_labels(data / "imgs", data / "masks", boxes, out, progress=False, **kwargs)
     return json.loads((out / "report.json").read_text())
 
 
@@ -187,13 +187,13 @@ def test_a_photo_turned_by_exif_is_read_as_shown(sample_copy: tuple[Path, Path],
     from cgc.datasets.pictures import EXIF_ORIENTATION
 
     data, boxes = sample_copy
-    build_weak_labels(data / "imgs", data / "masks", boxes, tmp_path / "plain", PriorSettings(rule=rule), progress=False)
+    write_weak_labels(data / "imgs", data / "masks", boxes, tmp_path / "plain", PriorSettings(rule=rule), progress=False)
     path = data / "imgs" / "sample_00001.jpg"
     shown = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     exif = Image.Exif()
     exif[EXIF_ORIENTATION] = 6  # "turn 90 degrees clockwise to show": store it turned the other way
     Image.fromarray(np.ascontiguousarray(np.rot90(shown, 1))).save(path, exif=exif, quality=95)
-    build_weak_labels(data / "imgs", data / "masks", boxes, tmp_path / "turned", PriorSettings(rule=rule), progress=False)
+    write_weak_labels(data / "imgs", data / "masks", boxes, tmp_path / "turned", PriorSettings(rule=rule), progress=False)
     plain, turned = (json.loads((tmp_path / name / "annotations.json").read_text()) for name in ("plain", "turned"))
     assert plain["images"] == turned["images"]
     before, after = ([a for a in labels["annotations"] if a["image_id"] == 1] for labels in (plain, turned))

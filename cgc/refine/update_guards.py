@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from cgc.coco import binary_mask_iou, mask_bbox_xyxy
+from cgc.weaklabels.priors import box_region
 
 
 @dataclass(frozen=True)
@@ -50,17 +51,6 @@ class UpdateGuards:
     def any(self) -> bool:
         return (self.region_margin is not None or self.box_margin is not None or self.min_iou > 0
                 or self.min_confidence > 0 or self.blend_confidence is not None or self.shared_only)
-
-
-def box_region(box: tuple[float, float, float, float], margin: float, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool: the x1, y1, x2, y2 box grown by ``margin`` times its side on every side, cut at the image."""
-    x1, y1, x2, y2 = box
-    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
-    height, width = shape
-    region = np.zeros(shape, bool)
-    region[max(0, int(np.floor(y1 - dy))):min(height, int(np.ceil(y2 + dy))),
-           max(0, int(np.floor(x1 - dx))):min(width, int(np.ceil(x2 + dx)))] = True
-    return region
 
 
 def salient_region(label: np.ndarray, others: np.ndarray, margin: int) -> np.ndarray:

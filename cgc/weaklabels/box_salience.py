@@ -28,7 +28,8 @@ import math
 import cv2
 import numpy as np
 
-from cgc.weaklabels.priors import PriorSettings, box_masks, instance_masks_from_boxes, pixel_box
+from cgc.weaklabels.priors import PriorSettings, box_masks, pixel_box
+from cgc.weaklabels.rules import instance_masks_from_boxes
 
 WORK_PIXELS = 400_000  # boxes alone work on at most this many pixels (e.g. 770x520)
 ITERATIONS = 5  # GrabCut's own default in its paper's experiments; more barely changes the cut

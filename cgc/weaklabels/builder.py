@@ -29,7 +29,8 @@ from cgc.fileio import atomic_directory, atomic_write_json, refuse_outputs_over_
 from cgc.parallel import map_in_processes
 from cgc.visualize import overlay_instances
 from cgc.weaklabels.box_salience import instance_masks_from_boxes_alone
-from cgc.weaklabels.priors import PriorSettings, instance_masks_from_boxes
+from cgc.weaklabels.priors import PriorSettings
+from cgc.weaklabels.rules import instance_masks_from_boxes
 
 WEAK_LABELS_KIND = "weak labels"
 OVERLAYS_KIND = "weak-label overlays"
@@ -156,7 +157,7 @@ def find_file(name: str, by_name: dict[str, Path], by_stem: dict[str, Path]) -> 
     return by_name.get(name) or by_stem.get(Path(name).stem)
 
 
-def build_weak_labels(
+def write_weak_labels(
     images_dir: str | Path,
     masks_dir: str | Path | None,
     boxes_path: str | Path,

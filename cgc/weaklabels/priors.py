@@ -17,10 +17,8 @@ instance enclosed by a larger instance's box. Both go to *every* box that contai
    boxes come first.
 4. Each box keeps the largest connected area of the pixels it got (the paper's second prior).
 
-Rules: `all-in-box` (every salient pixel in the box: the naive baseline), `largest-region`
-(the paper's priors read literally), `resolve-shared` (the above) and `appearance` (the same
-seeds, then colour models and a graph cut for step 3: `appearance.py`), the default: it
-measured best on both styles of sample scene (docs/method/weak-labels.md).
+The rules that build on these steps, and the one entry point that picks among them, are in
+`rules.py`.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-RULES = ("resolve-shared", "appearance", "largest-region", "all-in-box")
 NEIGHBOURS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
@@ -61,6 +58,17 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
         return mask
     keep = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     return labels == keep
+
+
+def box_region(box: tuple[float, float, float, float], margin: float, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the x1, y1, x2, y2 box grown by ``margin`` times its side on every side, cut at the image."""
+    x1, y1, x2, y2 = box
+    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
+    height, width = shape
+    region = np.zeros(shape, bool)
+    region[max(0, int(np.floor(y1 - dy))):min(height, int(np.ceil(y2 + dy))),
+           max(0, int(np.floor(x1 - dx))):min(width, int(np.ceil(x2 + dx)))] = True
+    return region
 
 
 def box_masks(boxes: np.ndarray, height: int, width: int) -> list[np.ndarray]:
@@ -209,22 +217,3 @@ def resolve_shared_pixels(salient: np.ndarray, boxes: np.ndarray, image: np.ndar
     """Give every salient pixel inside some box to exactly one box (see the module docstring)."""
     _shared, owner = shared_pixel_owner(salient, boxes, image, settings)
     return owned_masks(owner, len(boxes))
-
-
-def instance_masks_from_boxes(salient: np.ndarray, boxes: np.ndarray, image: np.ndarray | None = None, settings: PriorSettings = PriorSettings()) -> list[np.ndarray]:
-    """One boolean mask per box (x1, y1, x2, y2 pixels), under the chosen rule; empty if nothing fits."""
-    if settings.rule not in RULES:
-        raise ValueError(f"unknown rule {settings.rule!r}; expected one of {', '.join(RULES)}")
-    salient = salient.astype(bool)
-    boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
-    height, width = salient.shape
-    if settings.rule == "resolve-shared":
-        return resolve_shared_pixels(salient, boxes, image, settings)
-    if settings.rule == "appearance":
-        from cgc.weaklabels.appearance import resolve_by_appearance  # it builds on this module
-
-        return resolve_by_appearance(salient, boxes, image, settings)
-    inside = [salient & box for box in box_masks(boxes, height, width)]
-    if settings.rule == "largest-region":
-        return [largest_component(mask) for mask in inside]
-    return inside

@@ -23,7 +23,7 @@ from cgc.coco import bbox_xyxy, binary_mask_iou, decode_mask, encode_mask, mask_
 from cgc.coco_files import read_coco_boxes, read_instance_file
 from cgc.datasets.label_maps import read_binary_mask
 from cgc.errors import InputError
-from cgc.refine.update_guards import box_region
+from cgc.weaklabels.priors import box_region
 
 
 @dataclass

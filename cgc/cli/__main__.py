@@ -1,0 +1,5 @@
+"""`python -m cgc.cli`, the same as `cgc`."""
+
+from cgc.cli import main
+
+main()

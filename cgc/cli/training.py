@@ -1,0 +1,66 @@
+"""`cgc train`: its options generated from TrainConfig, presets, resume and fine-tuning."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cgc.cli.options import given_settings, reports_input_errors, settings_options, with_options
+from cgc.cli.root import cgc
+from cgc.refine.crf import CRFParams
+
+
+def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--preset, then every TrainConfig setting declared with cgc.training.config.option, as options.
+
+    None means "not given", so that a preset and --resume can fill them; "none" given for a setting that may be
+    None (--backbone-weights none, --mask-window none) reaches the command as "none".
+    """
+    from cgc.training.config import CPU_PRESET, PRESETS, TrainConfig
+
+    preset = click.option("--preset", type=click.Choice(list(PRESETS)), default="paper", show_default=True,
+                          help="paper: the paper's settings (ResNet-101, 16k iterations, batch 4); cpu: MobileNetV2 "
+                               "from the offline ImageNet weights, small inputs and head, a few hundred iterations.")
+    return with_options(command, [preset, *settings_options(TrainConfig, CPU_PRESET)])
+
+
+@cgc.command("train")
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Weak labels (annotations.json from `cgc weaklabels build`).")
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder of the pictures.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run folder: config.json, checkpoints/, metrics.csv, tensorboard/ (and labels/ with --update-every).")
+@click.option("--resume", is_flag=True, default=False,
+              help="Continue from the newest checkpoint in --out with its saved settings (options given now override them).")
+@click.option("--init-from", "init_from", type=click.Path(path_type=Path), default=None,
+              help="Fine-tune: start a new run from this trained model (checkpoint or run folder), with its saved "
+                   "settings (options given now override them), a fresh optimizer and schedule, no label update.")
+@click.option("--crf-params", "crf_params", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The label update's CRF takes the best setting of this `cgc crf tune` JSON; its values are recorded "
+                   "in config.json [the CRF defaults of `cgc crf refine`].")
+@train_options
+@reports_input_errors
+def train_command(data: Path | None, images: Path | None, out: Path, resume: bool, init_from: Path | None,
+                  crf_params: Path | None, preset: str, **options: Any) -> None:
+    """Train CGCNet on weak labels (single process, or under `torchrun --nproc_per_node K` with DDP)."""
+    from cgc.api import train
+    from cgc.training.config import TrainConfig
+
+    if not resume and (data is None or images is None):
+        raise click.UsageError("--data and --images are needed (unless --resume)")
+    if resume and init_from is not None:
+        raise click.UsageError("--resume continues a run, --init-from starts a new one from trained weights: give one")
+    given = given_settings(TrainConfig, options)  # e.g. --mask-window none: the paper's whole-image loss
+    if crf_params is not None:
+        from dataclasses import asdict
+
+        from cgc.refine.tune import read_tuned_params
+
+        given["update_crf"] = asdict(read_tuned_params(crf_params, CRFParams()))
+    result = train(out, data, images, preset, resume, init_from=init_from, **given)
+    if result.main_process:  # under torchrun the other ranks stay quiet; the loss is the mean over all of them
+        click.echo(f"Trained to iteration {result.iterations}; last checkpoint {result.last_checkpoint}; "
+                   f"final loss {result.last_losses.get('loss', float('nan')):.4f}")
