@@ -23,8 +23,8 @@ RUNS = (
     ("fpn 128", ("--fpn-channels", 128)),
     ("backbone 3 stages", ("--trainable-backbone-layers", 3)),
     ("lr 0.01", ("--lr", 0.01)),
-    ("anchors scaled", ("--anchor-sizes", "10,19,38,77,154")),
-    ("anchors 16-256", ("--anchor-sizes", "16,32,64,128,256")),
+    ("anchors scaled", ("--set", "anchor_sizes=10,19,38,77,154")),
+    ("anchors 16-256", ("--set", "anchor_sizes=16,32,64,128,256")),
     ("backbone 5 stages", ("--trainable-backbone-layers", 5)),
 )
 

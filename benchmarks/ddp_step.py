@@ -28,9 +28,9 @@ def child(args: argparse.Namespace) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from cgc.training.config import resolve_config
+    from cgc.config import resolve_config
     from cgc.training.data import SampleRequest, WeakLabelDataset
-    from cgc.training.model_factory import model_from_config
+    from cgc.model.factory import model_from_config
 
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()

@@ -35,12 +35,12 @@ RESULTS = Path("benchmarks/results")
 # each guard alone, and the two that measured best together.
 UPDATE_GUARDS = {
     "label rounds": (),  # Algorithm 1 as written
-    "region guard": ("--update-region-margin", 3),
-    "box guard": ("--update-box-margin", 0.1),
-    "quality floor": ("--update-min-iou", 0.7, "--update-min-confidence", 0.3),
-    "blending": ("--update-blend", 0.3),
+    "region guard": ("--set", "update_region_margin=3"),
+    "box guard": ("--set", "update_box_margin=0.1"),
+    "quality floor": ("--set", "update_min_iou=0.7", "--set", "update_min_confidence=0.3"),
+    "blending": ("--set", "update_blend=0.3"),
     "shared pixels": ("--update-shared-only",),
-    "shared + blending": ("--update-shared-only", "--update-blend", 0.3),
+    "shared + blending": ("--update-shared-only", "--set", "update_blend=0.3"),
 }
 
 

@@ -35,7 +35,7 @@ HEADS = {  # curve -> its `cgc train` options (the plain heads' commands as befo
     "roialign": ("--mask-head", "roialign"),
     "gfr": ("--mask-head", "gfr"),
     # finer logits for small instances; the backbone frozen as it was in the cpu preset when the curves started
-    "gfr-stride1": ("--mask-head", "gfr", "--mask-output-stride", 1, "--trainable-backbone-layers", 0),
+    "gfr-stride1": ("--mask-head", "gfr", "--set", "mask_output_stride=1", "--trainable-backbone-layers", 0),
 }
 MILESTONES = (300, 1000, 2000)
 

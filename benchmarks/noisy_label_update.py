@@ -61,7 +61,7 @@ def main() -> None:
         for phi in [None] if guard is None else args.phis:
             name = guard_name if phi in (None, DEFAULT_PHI) else f"{guard_name}, phi {phi}"
             rounds = ("--update-every", args.update_every, "--update-start", args.update_start, "--update-phi", phi,
-                      "--update-weight", 0)
+                      "--set", "update_weight=0")
             options = ("--update-every", 0) if guard is None else (*rounds, *guard)
             folders[name] = run_folder(args.work, name)
             scores = train_and_score(split, labels, folders[name], args.iterations, args.seed, *options,

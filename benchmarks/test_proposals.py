@@ -18,7 +18,7 @@ import time
 from experiments import add_one_model_arguments, one_trained_model, print_score_rows, save_results, score_predictions
 
 from cgc.inference import predict_for_ground_truth
-from cgc.training.model_factory import model_from_config
+from cgc.model.factory import model_from_config
 
 PROPOSALS = (150, 300, 600, 1000, 2000)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from cgc.annotate.boxes_dataset import import_labelstudio_boxes
 from cgc.fileio import atomic_write_json
 from cgc.sample import write_sample_dataset
-from cgc.training.config import resolve_config
+from cgc.config import resolve_config
 from cgc.training.engine import train
 from cgc.weaklabels.builder import write_weak_labels
 

@@ -56,7 +56,7 @@ def build_weak_labels(images: str | Path, masks: str | Path | None, boxes: str |
     return write_weak_labels(images, masks, boxes, out, PriorSettings(**settings), overlays, workers, progress, overwrite)
 
 
-def train(out: str | Path, data: str | Path | None = None, images: str | Path | None = None, preset: str = "paper",
+def train(out: str | Path, data: str | Path | None = None, images: str | Path | None = None, preset: str = "default",
           resume: bool = False, progress: bool = True, init_from: str | Path | None = None,
           **settings: Any) -> TrainResult:
     """Train CGCNet on weak labels into the run folder ``out``; what `cgc train` runs.
@@ -70,7 +70,7 @@ def train(out: str | Path, data: str | Path | None = None, images: str | Path | 
     from dataclasses import replace
 
     from cgc.errors import InputError
-    from cgc.training.config import config_from_values, fine_tuning_config, load_config, resolve_config
+    from cgc.config import config_from_values, fine_tuning_config, load_config, resolve_config
     from cgc.training.engine import train as run_training
 
     given = dict(settings)
@@ -83,7 +83,7 @@ def train(out: str | Path, data: str | Path | None = None, images: str | Path | 
         config = replace(load_config(Path(out) / "config.json"), **given, out=str(out))
     elif init_from is not None:
         from cgc.inference import resolve_checkpoint
-        from cgc.training.checkpoint import load_checkpoint
+        from cgc.checkpoint import load_checkpoint
 
         source = resolve_checkpoint(init_from)
         trained = config_from_values(load_checkpoint(source)["config"], source)

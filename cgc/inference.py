@@ -14,19 +14,19 @@ from tqdm import tqdm
 
 from pycocotools import mask as mask_utils
 
+from cgc.checkpoint import latest_checkpoint, load_checkpoint
 from cgc.coco import SALIENT_CATEGORY_ID, encode_mask, rle_as_text
+from cgc.coco_files import write_prediction_folder
+from cgc.config import TrainConfig, config_from_values
 from cgc.datasets.files import IMAGE_SUFFIXES, files_by_stem, picture_in_folder
 from cgc.datasets.label_maps import write_instance_label_map
 from cgc.datasets.pictures import check_picture, read_rgb, write_picture
+from cgc.devices import pick_device
 from cgc.errors import InputError
 from cgc.model.box_masks import BoxMasks
 from cgc.model.cgcnet import CGCNet
+from cgc.model.factory import model_from_config
 from cgc.network_settings import MASK_THRESHOLD
-from cgc.coco_files import write_prediction_folder
-from cgc.training.checkpoint import latest_checkpoint, load_checkpoint
-from cgc.training.config import TrainConfig, config_from_values
-from cgc.training.distributed import pick_device
-from cgc.training.model_factory import model_from_config
 from cgc.visualize import overlay_instances
 
 

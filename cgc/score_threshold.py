@@ -22,7 +22,7 @@ from cgc.coco import mask_iou_matrix
 from cgc.errors import InputError
 from cgc.evaluation import DEFAULT_SCORE_THRESHOLD, load_ground_truth, masks_by_image, matched_instances
 from cgc.inference import Detections, LoadedModel, coco_results, detect_images, gt_image_paths
-from cgc.training.checkpoint import add_to_checkpoint
+from cgc.checkpoint import add_to_checkpoint
 
 CANDIDATES: tuple[float, ...] = tuple(round(0.05 * step, 2) for step in range(1, 20))  # 0.05 .. 0.95
 MATCH_IOU = 0.5

@@ -16,16 +16,19 @@ from cgc.errors import InputError
 
 def option(default: Any, help: str, *, minimum: float | None = None, maximum: float | None = None,
            above_minimum: bool = False, choices: tuple[str, ...] | None = None, default_text: str | None = None,
-           flag: str | None = None) -> Any:
+           flag: str | None = None, experimental: bool = False) -> Any:
     """A dataclass field that a command offers as --NAME-WITH-HYPHENS: its default, help text and allowed values.
 
     The command line builds its option from this (cgc.cli.options.settings_options), so the default, the range and the
     help are stated once, beside the setting. ``default_text`` replaces the default in the help where the value is
-    computed; ``flag`` names the option where the setting's name would be too long.
+    computed; ``flag`` names the option where the setting's name would be too long. An ``experimental`` setting,
+    measured not to help, gets no option of its own: `cgc train --set NAME=VALUE` and the presets reach it, so the
+    benchmarks that measured it can run again.
     """
     return field(default=default, metadata={"help": help, "minimum": minimum, "maximum": maximum,
                                             "above_minimum": above_minimum, "choices": choices,
-                                            "default_text": default_text, "flag": flag})
+                                            "default_text": default_text, "flag": flag,
+                                            "experimental": experimental})
 
 
 def check_settings(settings: Any, source: str | None = None) -> None:
@@ -37,7 +40,7 @@ def check_settings(settings: Any, source: str | None = None) -> None:
         meta = setting.metadata
         if "help" not in meta:
             continue
-        value, name = getattr(settings, setting.name), f"--{meta['flag'] or setting.name.replace('_', '-')}"
+        value, name = getattr(settings, setting.name), setting_name(setting)
         problem = value_problem(value, hints[setting.name], meta)
         if problem:
             raise InputError(f"{name} {value!r}: {problem}", source)
@@ -73,3 +76,11 @@ def value_problem(value: Any, kind: Any, meta: dict[str, Any]) -> str | None:
         choices = meta.get("choices")
         return None if choices is None or value in choices else f"must be one of {', '.join(choices)}"
     return None
+
+
+def setting_name(setting: Any) -> str:
+    """How the user names a setting: its option (--mask-window), or for an experimental one its --set key."""
+    meta = setting.metadata
+    if meta.get("experimental"):
+        return setting.name
+    return f"--{meta['flag'] or setting.name.replace('_', '-')}"

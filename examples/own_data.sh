@@ -10,7 +10,7 @@
 #       the same on a small stand-in dataset that `cgc sample` makes first, so it runs anywhere.
 #
 # Settings, from the environment:
-#   ITERATIONS=250     training iterations (CPU preset; use `--preset paper` on a GPU)
+#   ITERATIONS=250     training iterations (CPU preset; on a GPU, leave the preset out for the paper's network and schedule)
 #   TRUTH=truth.json   true instance masks (COCO JSON) of TEST_IMAGES, to score the model on them
 #   TEST_IMAGES=dir    pictures to predict [DATA's pictures]
 #   CGC=cgc            the command to run (e.g. "python -m cgc.cli")

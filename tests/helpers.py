@@ -45,7 +45,7 @@ which the label update needs; the cpu preset's RoIAlign head is trained by the C
 
 def tiny_config(labels: tuple[Path, Path], out: Path, **changes):
     """A cpu-preset TrainConfig on the `tiny_labels` fixture, with `changes` on top."""
-    from cgc.training.config import resolve_config
+    from cgc.config import resolve_config
 
     return resolve_config("cpu", **(TINY_TRAINING | changes), data=str(labels[0]), images=str(labels[1]), out=str(out))
 

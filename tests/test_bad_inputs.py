@@ -26,8 +26,8 @@ from helpers import huge_png, tiny_config, truncated
 
 from cgc.cli import cgc
 from cgc.fileio import OUTPUT_MARK
-from cgc.training.checkpoint import plain_state
-from cgc.training.config import save_config
+from cgc.checkpoint import plain_state
+from cgc.config import save_config
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def export_with_second_folder(source: Path, target: Path) -> None:
 
 def cut_checkpoint(path: Path) -> None:
     """Half of a real checkpoint file, as a full disk leaves a copy."""
-    from cgc.training.checkpoint import save_checkpoint
+    from cgc.checkpoint import save_checkpoint
 
     written = save_checkpoint(path.parent.parent, 1, {"model": {"w": torch.ones(4)}, "config": {}}, keep=1)
     data = written.read_bytes()
@@ -561,7 +561,7 @@ def test_checkpoints_hold_only_tensors_and_plain_types() -> None:
 
 
 def test_a_checkpoint_cgc_wrote_loads_back(tmp_path: Path) -> None:
-    from cgc.training.checkpoint import add_to_checkpoint, load_checkpoint, save_checkpoint
+    from cgc.checkpoint import add_to_checkpoint, load_checkpoint, save_checkpoint
 
     path = save_checkpoint(tmp_path, 5, {"model": {"w": torch.ones(2)}, "config": {"lr_steps": (1, 2)},
                                          "label_update": {"k2": {"3": np.float64(0.5)}}}, keep=1)

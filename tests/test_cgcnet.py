@@ -212,7 +212,7 @@ def test_the_builder_and_train_config_share_every_network_default() -> None:
     import inspect
 
     from cgc.network_settings import NETWORK
-    from cgc.training.config import TrainConfig
+    from cgc.config import TrainConfig
 
     builder = inspect.signature(build_cgcnet).parameters
     config = TrainConfig()

@@ -24,8 +24,8 @@ from cgc.model.roi_heads import InstanceMap, label_update_loss
 from cgc.refine.instance_update import UpdateJob, decide_instance, label_window_core, map_to_image
 from cgc.refine.update_rule import k1 as k1_numpy
 from cgc.refine.update_rule import should_replace
-from cgc.training.checkpoint import load_checkpoint
-from cgc.training.config import resolve_config
+from cgc.checkpoint import load_checkpoint
+from cgc.config import resolve_config
 from cgc.training.data import batch_requests, last_slots
 from cgc.training.engine import loader_segments, train
 from cgc.training.crf_pool import WORKER_NICENESS, CRFPool, LabelUpdateError
@@ -199,22 +199,26 @@ def test_heads_hand_out_one_map_per_instance_and_the_update_loss_on_request() ->
     with torch.no_grad():  # every cell above 0.5, so that each instance's best map overlaps its label
         heads.mask_head.predictor.mask_fcn_logits.bias.fill_(4.0)
 
+    found = {}
+
     def forward(sigma: float | None, collect: bool, k2: list[list[float]] | None = None) -> dict[str, torch.Tensor]:
-        heads.collect_instance_maps, heads.update_loss_sigma = collect, sigma
         batch = [dict(t) for t in targets]
         if k2 is not None:
             for target, values in zip(batch, k2):
                 target["label_k2"] = torch.tensor(values)
         torch.manual_seed(1)
-        return model(images, batch)
+        with heads.label_update_pass(collect, sigma) as found["pass"]:
+            losses = model(images, batch)
+        assert not heads.collect_instance_maps and heads.update_loss_sigma is None  # the pass leaves nothing on
+        return losses
 
     plain = forward(None, False)
-    assert "loss_upd" not in plain and heads.instance_maps == []  # lambda = 0: no L_upd term, nothing collected
+    assert "loss_upd" not in plain and found["pass"].instance_maps == []  # lambda = 0: no L_upd term, nothing kept
     with_loss = forward(1e-6, True)
     assert set(with_loss) == set(plain) | {"loss_upd"}
     for key in plain:
         assert with_loss[key].item() == pytest.approx(plain[key].item(), rel=1e-6)  # the rest of the loss is untouched
-    maps: list[InstanceMap] = heads.instance_maps
+    maps: list[InstanceMap] = found["pass"].instance_maps
     ids = [(m.image_id, m.annotation_id) for m in maps]
     assert len(ids) == len(set(ids)) and ids and all(a in (10, 11, 20) for _, a in ids)
     for m in maps:

@@ -647,12 +647,13 @@ def test_mask_tool_reaches_a_reused_project(label_studio, admin, sample_dir, tmp
     assert_one_line_error(theirs, "not made by cgc", "Settings > Labeling Interface")
 
 
-def readme_quick_start() -> list[str]:
-    """The command lines of the README's quick start (its first bash block under "Quick start"), comments dropped."""
+def readme_quick_start() -> tuple[list[str], str]:
+    """The README's quick start: the command lines of its bash block (comments dropped), and its Python block."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("## Quick start", 1)[1]
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     block = section.split("```bash\n", 1)[1].split("```", 1)[0]
-    return [line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    python = section.split("```python\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip() and not line.lstrip().startswith("#")], python
 
 
 @server_test
@@ -664,7 +665,7 @@ def test_readme_quick_start_runs_as_written(label_studio, admin, annotated_proje
     for name, source in (("pictures", "imgs"), ("masks", "masks"), ("new-pictures", "imgs")):
         (tmp_path / name).symlink_to(sample_dir / source)
     environment = {**os.environ, "LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": label_studio.api_key}
-    lines = readme_quick_start()
+    lines, python = readme_quick_start()
     assert [line.split()[:3] for line in lines if line.startswith("cgc")] == [
         ["cgc", "annotate", "setup"], ["cgc", "annotate", "import"], ["cgc", "weaklabels", "build"],
         ["cgc", "train", "--preset"], ["cgc", "calibrate", "--checkpoint"], ["cgc", "predict", "--checkpoint"]]
@@ -688,3 +689,14 @@ def test_readme_quick_start_runs_as_written(label_studio, admin, annotated_proje
     assert len(json.loads((tmp_path / "boxes.json").read_text())["annotations"]) > 0
     assert (tmp_path / "weak-overlays").is_dir() and (tmp_path / "run" / "config.json").is_file()
     assert len(list((tmp_path / "predictions" / "masks").iterdir())) == len(list((sample_dir / "imgs").iterdir()))
+    # the Python API block, on the same folders: an export file, and true masks of some pictures
+    (tmp_path / "export.json").symlink_to(sample_dir / "labelstudio_export.json")
+    (tmp_path / "test").symlink_to(sample_dir / "imgs")
+    exported = subprocess.run([sys.executable, "-m", "cgc.cli", "export", "coco", "--format", "ilso", "--root",
+                               str(sample_dir), "--out", str(tmp_path / "truth.json")], capture_output=True, text=True)
+    assert exported.returncode == 0, exported.stderr
+    assert "iterations=300" in python
+    script = python.replace("iterations=300", "iterations=2").replace('"run"', '"run-api"')  # run/: the CLI's
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 0 <= float(done.stdout.split()[-1]) <= 100  # the COCO mask AP it prints

@@ -13,7 +13,7 @@ from cgc.inference import Detections, LoadedModel
 from cgc.score_threshold import (ScoreThresholdChoice, ThresholdRow, image_counts, pick_score_threshold,
                                  record_score_threshold, score_threshold_of)
 from cgc.model.box_masks import BoxMasks
-from cgc.training.checkpoint import load_checkpoint, save_checkpoint
+from cgc.checkpoint import load_checkpoint, save_checkpoint
 
 
 def square(y: int, x: int, size: int = 4, shape: tuple[int, int] = (12, 12)) -> np.ndarray:

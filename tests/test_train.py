@@ -15,8 +15,8 @@ import torch
 from click.testing import CliRunner
 
 from cgc.cli import cgc
-from cgc.training.checkpoint import list_checkpoints
-from cgc.training.config import TrainConfig, load_config
+from cgc.checkpoint import list_checkpoints
+from cgc.config import TrainConfig, load_config
 from cgc.training.engine import TrainingDiverged, train
 from helpers import tiny_config
 
@@ -236,7 +236,7 @@ def test_init_from_fine_tunes_the_trained_weights_with_its_settings(tiny_labels:
                                                                     tmp_path: Path) -> None:
     """`cgc train --init-from RUN`: the new run starts from RUN's weights (not a fresh network: RUN was trained
     under another seed), with RUN's settings and the options given now, and a fresh schedule."""
-    from cgc.training.checkpoint import load_checkpoint
+    from cgc.checkpoint import load_checkpoint
 
     source = tmp_path / "source"
     train(tiny_config(tiny_labels, source, iterations=2, checkpoint_every=2, seed=3, mask_head="roialign",
@@ -265,26 +265,26 @@ def test_init_from_fine_tunes_the_trained_weights_with_its_settings(tiny_labels:
 
 @pytest.mark.parametrize("changes, message", [
     ({"mask_others": "labelled", "mask_head": "roialign"}, "changes GFR and LFR only"),
-    ({"mask_others": "all"}, "--mask-others 'all': must be one of proposals, labelled"),
+    ({"mask_others": "all"}, "mask_others 'all': must be one of proposals, labelled"),
     ({"update_every": 5, "mask_head": "roialign"}, "needs a whole-image mask head"),
     ({"mask_output_stride": 1, "mask_head": "roialign"}, "not roialign"),
-    ({"mask_output_stride": 4}, "--mask-output-stride must be one of"),
-    ({"mask_box_coords": True, "mask_head": "roialign"}, "--mask-box-coords changes the whole-image heads"),
-    ({"mask_dilation": 2, "mask_head": "roialign"}, "--mask-dilation changes the whole-image heads"),
-    ({"anchor_sizes": (16, 32)}, "--anchor-sizes needs 5 positive sizes, one per FPN level; got 16,32"),
-    ({"anchor_sizes": (0, 32, 64, 128, 256)}, "--anchor-sizes needs 5"),
+    ({"mask_output_stride": 4}, "mask_output_stride must be one of"),
+    ({"mask_box_coords": True, "mask_head": "roialign"}, "mask_box_coords changes the whole-image heads"),
+    ({"mask_dilation": 2, "mask_head": "roialign"}, "mask_dilation changes the whole-image heads"),
+    ({"anchor_sizes": (16, 32)}, "anchor_sizes needs 5 positive sizes, one per FPN level; got 16,32"),
+    ({"anchor_sizes": (0, 32, 64, 128, 256)}, "anchor_sizes needs 5"),
 ])
 def test_settings_that_cannot_work_together_are_refused(changes: dict, message: str) -> None:
     from cgc.errors import InputError
-    from cgc.training.config import resolve_config
+    from cgc.config import resolve_config
 
     with pytest.raises(InputError, match=message):
         resolve_config("cpu", **changes)
 
 
 def test_the_config_reaches_the_network() -> None:
-    from cgc.training.config import resolve_config
-    from cgc.training.model_factory import model_from_config
+    from cgc.config import resolve_config
+    from cgc.model.factory import model_from_config
 
     config = resolve_config("cpu", mask_head="gfr", fpn_channels=32, rpn_test_proposals=50, mask_others="labelled",
                             mask_window=0.5, mask_output_stride=1, anchor_sizes=(16, 32, 64, 128, 256),
@@ -304,7 +304,7 @@ def test_the_config_reaches_the_network() -> None:
 
 def test_a_config_saved_before_a_setting_existed_keeps_its_earlier_behaviour() -> None:
     """A run saved before maskness rescoring was calibrated on plain box scores: loading it must not rescore."""
-    from cgc.training.config import config_from_values, resolve_config
+    from cgc.config import config_from_values, resolve_config
 
     saved = resolve_config("cpu").to_json()
     assert saved["mask_rescore"] == "maskness"
@@ -323,13 +323,16 @@ def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[P
     import dataclasses
     from types import SimpleNamespace
 
-    from cgc.training.config import TrainConfig
+    from cgc.config import TrainConfig
 
     help_text = " ".join(CliRunner().invoke(cgc, ["train", "--help"], terminal_width=400).output.split())
     settings = [s for s in dataclasses.fields(TrainConfig) if "help" in s.metadata]
     for setting in settings:
         flag = setting.metadata["flag"] or setting.name.replace("_", "-")
-        assert f"--{flag}" in help_text, flag
+        if setting.metadata["experimental"]:  # no option of its own: named in --set's help
+            assert f"--{flag}" not in help_text and setting.name in help_text, setting.name
+        else:
+            assert f"--{flag}" in help_text, flag
     assert "[0.25]" in help_text and "[256; cpu preset: 64]" in help_text and "[a quarter of --iterations]" in help_text
     seen = []
     monkeypatch.setattr("cgc.training.engine.train", lambda config, resume, progress: seen.append(config) or SimpleNamespace(
@@ -337,13 +340,26 @@ def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[P
     base = ["train", "--preset", "cpu", "--data", str(tiny_labels[0]), "--images", str(tiny_labels[1]), "--out", str(tmp_path / "r")]
     result = CliRunner().invoke(cgc, base + ["--mask-window", "none", "--backbone-weights", "none", "--lr-steps", "3,5",
                                              "--no-amp", "--box-nms", "0.4", "--update-start", "7", "--mask-suppression", "none",
-                                             "--anchor-sizes", "8,16,32,64,128"])
+                                             "--set", "anchor_sizes=8,16,32,64,128", "--set", "mask_dilation=2",
+                                             "--set", "update_blend=none", "--set", "mask-head=gfr"])
     assert result.exit_code == 0, result.output
     config = seen[0]
     assert (config.mask_window, config.backbone_weights, config.lr_steps, config.amp) == (None, None, (3, 5), False)
     assert (config.box_nms_thresh, config.update_start, config.mask_suppression) == (0.4, 7, "none")
-    assert config.anchor_sizes == (8, 16, 32, 64, 128)
-    assert config.mask_head_channels == 64 and config.lr == 0.005  # from the preset
+    assert (config.anchor_sizes, config.mask_dilation, config.update_blend) == ((8, 16, 32, 64, 128), 2, None)
+    assert config.mask_head == "gfr" and config.mask_head_channels == 64 and config.lr == 0.005  # from the preset
+    for wrong, words in ((["--set", "mask_dilation"], "expected NAME=VALUE"), (["--set", "dilation=2"], "expected NAME"),
+                         (["--set", "mask_dilation=0"], "--set mask_dilation"), (["--set", "mask_others=all"], "all")):
+        result = CliRunner().invoke(cgc, base + wrong)
+        assert result.exit_code == 2 and words in result.output, (wrong, result.output)
+    settings_file = tmp_path / "mine.json"
+    settings_file.write_text(json.dumps({"settings": {"mask_window": None, "lr_steps": [4], "mask_dilation": 3}}))
+    result = CliRunner().invoke(cgc, base + ["--config", str(settings_file), "--set", "mask_dilation=2", "--mask-head", "gfr"])
+    assert result.exit_code == 0, result.output
+    assert (seen[-1].mask_window, seen[-1].lr_steps, seen[-1].mask_dilation) == (None, (4,), 2)  # --set over the file
+    settings_file.write_text(json.dumps({"settings": {"learning_rate": 1}}))
+    result = CliRunner().invoke(cgc, base + ["--config", str(settings_file)])
+    assert result.exit_code == 1 and "mine.json" in result.output and "learning_rate" in result.output
     result = CliRunner().invoke(cgc, base + ["--lr-steps", "3,x"])
     assert result.exit_code == 2 and "not a comma-separated list of integers" in result.output
     result = CliRunner().invoke(cgc, base + ["--lr", "0"])

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from cgc.errors import InputError, RunStopped
-from cgc.training.config import DEVICES
+from cgc.devices import DEVICES
 
 FILE_SYSTEM_PROBLEMS = {  # errno -> what the user can fix; any other OSError is a bug and keeps its traceback
     errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
@@ -161,6 +161,14 @@ def setting_option(setting: dataclasses.Field, kind: Any, preset_values: dict[st
     help_text = f"{meta['help']} [{default}]"
     if kind is bool:
         return click.option(f"--{name}/--no-{name}", setting.name, default=None, help=help_text)
+    return click.option(f"--{name}", setting.name, type=setting_type(setting, kind), default=None, help=help_text)
+
+
+def setting_type(setting: dataclasses.Field, kind: Any) -> click.ParamType:
+    """The click type that reads one setting's value from text, with its range and choices."""
+    meta = setting.metadata
+    if kind is bool:
+        return click.BOOL
     optional = allows_none(kind)
     base = next((arg for arg in typing.get_args(kind) if arg is not type(None)), kind) if optional else kind
     low, high = meta["minimum"], meta["maximum"]
@@ -176,7 +184,7 @@ def setting_option(setting: dataclasses.Field, kind: Any, preset_values: dict[st
         param_type = click.IntRange(low, high) if low is not None or high is not None else click.INT
     else:
         param_type = click.STRING
-    return click.option(f"--{name}", setting.name, type=param_type, default=None, help=help_text)
+    return param_type
 
 
 def settings_options(settings: type, preset_values: dict[str, Any] | None = None,
@@ -185,7 +193,35 @@ def settings_options(settings: type, preset_values: dict[str, Any] | None = None
     in field order; the help shows `preset_values` where a preset changes a default."""
     hints = typing.get_type_hints(settings)
     return [setting_option(setting, hints[setting.name], preset_values or {}) for setting in dataclasses.fields(settings)
-            if "help" in setting.metadata and (only is None or setting.name in only)]
+            if "help" in setting.metadata and not setting.metadata.get("experimental")
+            and (only is None or setting.name in only)]
+
+
+def parse_set_values(settings: type, assignments: tuple[str, ...]) -> dict[str, Any]:
+    """`--set NAME=VALUE` pairs as settings, each value read as its option would read it (none: off, where a
+    setting may be off); an unknown name or a value its setting refuses is a UsageError naming it."""
+    hints = typing.get_type_hints(settings)
+    known = {setting.name: setting for setting in dataclasses.fields(settings) if "help" in setting.metadata}
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        name, equals, text = assignment.partition("=")
+        name = name.strip().replace("-", "_")
+        if not equals or name not in known:
+            raise click.UsageError(f"--set {assignment!r}: expected NAME=VALUE with NAME one of "
+                                   f"{', '.join(sorted(known))}")
+        if text.strip().lower() == "none" and allows_none(hints[name]):
+            values[name] = None
+            continue
+        try:
+            values[name] = setting_type(known[name], hints[name]).convert(text.strip(), None, None)
+        except click.BadParameter as exc:
+            raise click.UsageError(f"--set {name}: {exc.format_message()}") from None
+    return values
+
+
+def experimental_names(settings: type) -> list[str]:
+    """The settings reached only through --set."""
+    return [setting.name for setting in dataclasses.fields(settings) if setting.metadata.get("experimental")]
 
 
 def given_settings(settings: type, values: dict[str, Any]) -> dict[str, Any]:

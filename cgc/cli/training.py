@@ -8,22 +8,25 @@ from typing import Any
 
 import click
 
-from cgc.cli.options import given_settings, reports_input_errors, settings_options, with_options
+from cgc.cli.options import (experimental_names, given_settings, parse_set_values, reports_input_errors,
+                             settings_options, with_options)
 from cgc.cli.root import cgc
+from cgc.errors import InputError
 from cgc.refine.crf import CRFParams
+from cgc.config import TrainConfig
 
 
 def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--preset, then every TrainConfig setting declared with cgc.training.config.option, as options.
+    """--preset, then every TrainConfig setting declared with cgc.config.option, as options.
 
     None means "not given", so that a preset and --resume can fill them; "none" given for a setting that may be
     None (--backbone-weights none, --mask-window none) reaches the command as "none".
     """
-    from cgc.training.config import CPU_PRESET, PRESETS, TrainConfig
+    from cgc.config import CPU_PRESET, DEFAULT_PRESET, PRESETS
 
-    preset = click.option("--preset", type=click.Choice(list(PRESETS)), default="paper", show_default=True,
-                          help="paper: the paper's settings (ResNet-101, 16k iterations, batch 4); cpu: MobileNetV2 "
-                               "from the offline ImageNet weights, small inputs and head, a few hundred iterations.")
+    described = "; ".join(f"{preset.name}: {preset.summary}" for preset in PRESETS.values())
+    preset = click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET, show_default=True,
+                          help=f"Settings to start from ({described}).")
     return with_options(command, [preset, *settings_options(TrainConfig, CPU_PRESET)])
 
 
@@ -41,19 +44,27 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--crf-params", "crf_params", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The label update's CRF takes the best setting of this `cgc crf tune` JSON; its values are recorded "
                    "in config.json [the CRF defaults of `cgc crf refine`].")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A settings file over the preset: JSON as the presets are written, {\"settings\": {NAME: VALUE}} "
+                   "(cgc/presets/); --set and the options win over it.")
+@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="One setting by its name, repeatable (e.g. --set mask_window=none); also the experimental ones, "
+                   "measured not to help and so without an option of their own: "
+                   + ", ".join(experimental_names(TrainConfig)) + ".")
 @train_options
 @reports_input_errors
 def train_command(data: Path | None, images: Path | None, out: Path, resume: bool, init_from: Path | None,
-                  crf_params: Path | None, preset: str, **options: Any) -> None:
+                  crf_params: Path | None, config_file: Path | None, assignments: tuple[str, ...], preset: str,
+                  **options: Any) -> None:
     """Train CGCNet on weak labels (single process, or under `torchrun --nproc_per_node K` with DDP)."""
     from cgc.api import train
-    from cgc.training.config import TrainConfig
 
     if not resume and (data is None or images is None):
         raise click.UsageError("--data and --images are needed (unless --resume)")
     if resume and init_from is not None:
         raise click.UsageError("--resume continues a run, --init-from starts a new one from trained weights: give one")
     given = given_settings(TrainConfig, options)  # e.g. --mask-window none: the paper's whole-image loss
+    given = settings_file(config_file) | given_settings(TrainConfig, parse_set_values(TrainConfig, assignments)) | given
     if crf_params is not None:
         from dataclasses import asdict
 
@@ -64,3 +75,20 @@ def train_command(data: Path | None, images: Path | None, out: Path, resume: boo
     if result.main_process:  # under torchrun the other ranks stay quiet; the loss is the mean over all of them
         click.echo(f"Trained to iteration {result.iterations}; last checkpoint {result.last_checkpoint}; "
                    f"final loss {result.last_losses.get('loss', float('nan')):.4f}")
+
+
+def settings_file(path: Path | None) -> dict[str, Any]:
+    """The settings of a --config file (the presets' format), each checked to name a training setting."""
+    if path is None:
+        return {}
+    from cgc.fileio import read_json
+    from cgc.config import known_settings
+
+    values = read_json(path, "settings file")
+    if not isinstance(values, dict) or not isinstance(values.get("settings"), dict):
+        raise InputError('expected {"settings": {NAME: VALUE, ...}}, as the presets are written', path)
+    try:
+        return known_settings({key: tuple(value) if isinstance(value, list) else value
+                               for key, value in values["settings"].items()})
+    except InputError as exc:
+        raise InputError(str(exc), path) from None

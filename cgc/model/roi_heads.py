@@ -7,7 +7,9 @@ branch by any ``MaskHead`` (GFR, LFR, RoIAlign, RoIMasking).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -41,6 +43,13 @@ class InstanceMap:
     match_iou: float  # mask IoU (both at 0.5) between R and the instance's label C, at logit resolution
 
 
+@dataclass
+class LabelUpdatePass:
+    """What one label-update forward found: each labelled instance's best map (see ``CGCRoIHeads``)."""
+
+    instance_maps: list[InstanceMap] = field(default_factory=list)
+
+
 class CGCRoIHeads(RoIHeads):
     """Box head + mask head for the class-agnostic (background / salient) network.
 
@@ -53,6 +62,9 @@ class CGCRoIHeads(RoIHeads):
     the mask head; detections carry "mask_logits", turned into image masks by ``CGCNet``.
 
     Label update (paper III.D, driven by ``cgc.training.label_update``; whole-image mask heads only):
+
+    Both are asked for one forward pass at a time, with ``label_update_pass`` (the attributes
+    below are set only inside it):
 
     - ``collect_instance_maps = True``: after each training forward, ``instance_maps`` holds one
       ``InstanceMap`` per ground-truth instance that has a sampled proposal: the proposal whose
@@ -106,6 +118,19 @@ class CGCRoIHeads(RoIHeads):
 
     def has_mask(self) -> bool:
         return self.mask_head is not None
+
+    @contextlib.contextmanager
+    def label_update_pass(self, collect: bool, loss_sigma: Optional[float]) -> Iterator[LabelUpdatePass]:
+        """One training forward that also keeps each instance's best map (``collect``) and adds L_upd
+        (``loss_sigma`` not None); the maps are in the yielded pass once the forward is done, and the
+        heads are back to plain training afterwards, whatever happened."""
+        self.collect_instance_maps, self.update_loss_sigma, self.instance_maps = collect, loss_sigma, []
+        found = LabelUpdatePass()
+        try:
+            yield found
+            found.instance_maps = self.instance_maps
+        finally:
+            self.collect_instance_maps, self.update_loss_sigma, self.instance_maps = False, None, []
 
     def select_mask_samples(
         self,

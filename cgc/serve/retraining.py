@@ -144,7 +144,7 @@ class Retrainer:
 
     def fine_tune(self, number: int, project: int, checkpoint: Path) -> Path:
         """Import, build and train as three `cgc` commands in child processes; the new run's last checkpoint."""
-        from cgc.training.checkpoint import latest_checkpoint
+        from cgc.checkpoint import latest_checkpoint
 
         server, key = self.backend.images.server, self.backend.images.key
         if not (server and key):

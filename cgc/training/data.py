@@ -36,10 +36,12 @@ def check_picture_size(image: dict[str, Any], path: Path, annotations: str | Pat
 
 @dataclass(frozen=True)
 class SampleRequest:
-    """One slot of a batch: which image, and whether to mirror it."""
+    """One slot of a batch: which image, whether to mirror it, and the slot's place in the whole run (iteration
+    x batch size + position), which the label update needs to know when an image is seen last."""
 
     index: int
     flip: bool
+    slot: int = -1
 
 
 class WeakLabelDataset(Dataset):
@@ -108,6 +110,8 @@ class WeakLabelDataset(Dataset):
             "masks": torch.from_numpy(np.ascontiguousarray(masks, dtype=np.uint8)),
             "image_id": torch.tensor(image["id"]),
             "annotation_ids": torch.tensor([item["id"] for item in instances]),
+            "slot": torch.tensor(request.slot),
+            "flipped": torch.tensor(request.flip),
         }
         return tensor, target
 
@@ -124,7 +128,7 @@ def batch_requests(size: int, seed: int, iteration: int, batch_size: int, hflip:
         epoch, position = divmod(slot, size)
         order = epoch_order(size, seed, epoch)
         flip = np.random.default_rng([seed, epoch, position]).random() < hflip
-        requests.append(SampleRequest(int(order[position]), bool(flip)))
+        requests.append(SampleRequest(int(order[position]), bool(flip), slot))
     return requests
 
 

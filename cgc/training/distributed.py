@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from cgc.devices import pick_device
+
 
 @dataclass(frozen=True)
 class ProcessGroup:
@@ -23,19 +25,6 @@ class ProcessGroup:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def pick_device(requested: str, local_rank: int = 0) -> torch.device:
-    """`auto` takes the GPU when there is one; `cuda` without one is the user's mistake."""
-    from cgc.errors import InputError
-
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda was asked for, but no CUDA GPU is visible to torch")
-        return torch.device("cuda", local_rank)
-    return torch.device(requested)
 
 
 def start_process_group(requested_device: str) -> ProcessGroup:

@@ -16,7 +16,7 @@ import math
 import time
 from bisect import bisect_right
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +28,8 @@ from tqdm import tqdm
 from cgc.errors import InputError, RunStopped
 from cgc.coco_files import read_instance_file
 from cgc.fileio import check_output_file, exclusive_lock, refuse_outputs_over_inputs
-from cgc.training.checkpoint import latest_checkpoint, load_checkpoint, remove_unfinished_checkpoints, save_checkpoint
-from cgc.training.config import TrainConfig, check_config, save_config
+from cgc.checkpoint import latest_checkpoint, load_checkpoint, remove_unfinished_checkpoints, save_checkpoint
+from cgc.config import TrainConfig, check_config, save_config
 from cgc.training.data import IterationBatchSampler, WeakLabelDataset, collate
 from cgc.training.label_rounds import label_file_of
 from cgc.training.label_update import LabelUpdater
@@ -41,7 +41,7 @@ from cgc.training.distributed import (
     stop_process_group,
 )
 from cgc.training.metrics_log import MetricsWriter, SmoothedValues
-from cgc.training.model_factory import model_from_config
+from cgc.model.factory import model_from_config
 
 
 class TrainingDiverged(RunStopped):
@@ -176,14 +176,14 @@ def train_in_folder(config: TrainConfig, resume: bool | str | Path, progress: bo
         for iteration, images, targets in iteration_batches(dataset, config, start, group):
             tick = time.perf_counter()
             torch.manual_seed(iteration_seed(config, iteration, group.rank))
-            if updater is not None:
-                updater.before_forward(iteration, model.roi_heads, targets)
+            label_pass = (updater.forward_pass(iteration, model.roi_heads, targets) if updater is not None
+                          else nullcontext())
             images = [image.to(group.device, non_blocking=True) for image in images]
             targets = move_targets(targets, group.device)
-            with torch.autocast(device_type=group.device.type, enabled=use_amp):
+            with label_pass as found, torch.autocast(device_type=group.device.type, enabled=use_amp):
                 losses = network(images, targets)
             if updater is not None:
-                updater.after_forward(iteration, model.roi_heads)
+                updater.after_forward(iteration, found, targets)
             total = sum(value * config.update_weight if key == "loss_upd" else value for key, value in losses.items())
             losses_now = {key: float(value.detach()) for key, value in losses.items()} | {"loss": float(total.detach())}
             if updater is not None and updater.loss_on:

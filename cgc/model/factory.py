@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cgc.model.cgcnet import CGCNet, build_cgcnet
-from cgc.training.config import TrainConfig
+from cgc.config import TrainConfig
 
 
 def model_from_config(config: TrainConfig, load_backbone_weights: bool = True) -> CGCNet:
