@@ -47,7 +47,7 @@ def test_a_case_holds_the_union_mask_and_consensus_boxes_and_is_the_same_on_ever
     assert {image["file_name"] for image in boxes["images"]} == set(unions)
     assert 0.8 * summary.instances <= summary.boxes <= 1.2 * summary.instances
     again = write_weak_label_case(truth, sample_dir / "imgs", tmp_path / "again", seed=3, progress=False)
-    other = write_weak_label_case(truth, sample_dir / "imgs", tmp_path / "other", seed=4, progress=False)
+    write_weak_label_case(truth, sample_dir / "imgs", tmp_path / "other", seed=4, progress=False)
     export = (tmp_path / "case" / "labelstudio_export.json").read_text()
     assert again == summary and (tmp_path / "again" / "labelstudio_export.json").read_text() == export
     assert (tmp_path / "other" / "labelstudio_export.json").read_text() != export
