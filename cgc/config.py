@@ -173,16 +173,28 @@ class Preset:
     notes: dict[str, str]
 
 
-def read_presets(folder: Path = PRESET_FOLDER) -> dict[str, Preset]:
-    """Every preset file of `folder`, default first; each setting must name a TrainConfig field."""
+def read_settings_file(path: str | Path, what: str) -> dict[str, Any]:
+    """A settings file as the presets are written, {"settings": {NAME: VALUE}} and any notes beside it: the whole
+    file, its settings checked to name TrainConfig fields (lists read as tuples)."""
     from cgc.fileio import read_json
 
-    presets = {}
-    for path in sorted(folder.glob("*.json"), key=lambda path: (path.stem != DEFAULT_PRESET, path.stem)):
-        values = read_json(path, "training preset")
+    values = read_json(path, what)
+    if not isinstance(values, dict) or not isinstance(values.get("settings"), dict):
+        raise InputError('expected {"settings": {NAME: VALUE, ...}}, as the presets are written', path)
+    try:
         settings = known_settings({key: tuple(value) if isinstance(value, list) else value
                                    for key, value in values["settings"].items()})
-        presets[path.stem] = Preset(path.stem, values["summary"], values["description"], settings,
+    except InputError as exc:
+        raise InputError(str(exc), path) from None
+    return values | {"settings": settings}
+
+
+def read_presets(folder: Path = PRESET_FOLDER) -> dict[str, Preset]:
+    """Every preset file of `folder`, default first."""
+    presets = {}
+    for path in sorted(folder.glob("*.json"), key=lambda path: (path.stem != DEFAULT_PRESET, path.stem)):
+        values = read_settings_file(path, "training preset")
+        presets[path.stem] = Preset(path.stem, values["summary"], values["description"], values["settings"],
                                     dict(values.get("sources", values.get("why", {}))))
     return presets
 

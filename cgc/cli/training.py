@@ -11,7 +11,6 @@ import click
 from cgc.cli.options import (experimental_names, given_settings, parse_set_values, reports_input_errors,
                              settings_options, with_options)
 from cgc.cli.root import cgc
-from cgc.errors import InputError
 from cgc.refine.crf import CRFParams
 from cgc.config import TrainConfig
 
@@ -79,16 +78,6 @@ def train_command(data: Path | None, images: Path | None, out: Path, resume: boo
 
 def settings_file(path: Path | None) -> dict[str, Any]:
     """The settings of a --config file (the presets' format), each checked to name a training setting."""
-    if path is None:
-        return {}
-    from cgc.fileio import read_json
-    from cgc.config import known_settings
+    from cgc.config import read_settings_file
 
-    values = read_json(path, "settings file")
-    if not isinstance(values, dict) or not isinstance(values.get("settings"), dict):
-        raise InputError('expected {"settings": {NAME: VALUE, ...}}, as the presets are written', path)
-    try:
-        return known_settings({key: tuple(value) if isinstance(value, list) else value
-                               for key, value in values["settings"].items()})
-    except InputError as exc:
-        raise InputError(str(exc), path) from None
+    return {} if path is None else read_settings_file(path, "settings file")["settings"]
