@@ -352,6 +352,8 @@ def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[P
                          (["--set", "mask_dilation=0"], "--set mask_dilation"), (["--set", "mask_others=all"], "all")):
         result = CliRunner().invoke(cgc, base + wrong)
         assert result.exit_code == 2 and words in result.output, (wrong, result.output)
+    result = CliRunner().invoke(cgc, base + ["--set", "mask_window=none"])  # none turns off a setting that is on
+    assert result.exit_code == 0 and seen[-1].mask_window is None, result.output
     settings_file = tmp_path / "mine.json"
     settings_file.write_text(json.dumps({"settings": {"mask_window": None, "lr_steps": [4], "mask_dilation": 3}}))
     result = CliRunner().invoke(cgc, base + ["--config", str(settings_file), "--set", "mask_dilation=2", "--mask-head", "gfr"])

@@ -63,7 +63,7 @@ def train_command(data: Path | None, images: Path | None, out: Path, resume: boo
     if resume and init_from is not None:
         raise click.UsageError("--resume continues a run, --init-from starts a new one from trained weights: give one")
     given = given_settings(TrainConfig, options)  # e.g. --mask-window none: the paper's whole-image loss
-    given = settings_file(config_file) | given_settings(TrainConfig, parse_set_values(TrainConfig, assignments)) | given
+    given = settings_file(config_file) | parse_set_values(TrainConfig, assignments) | given
     if crf_params is not None:
         from dataclasses import asdict
 
