@@ -134,8 +134,6 @@ class LabelUpdater:
             if last.get(index) != slot:
                 continue  # the image is seen again before the round ends: that later sighting decides
             _, path, _ = self.dataset.records[index]
-            if int(target["image_id"]) != instance_map.image_id:
-                raise RuntimeError(f"instance maps and targets disagree at iteration {iteration}")
             self.pool.submit(UpdateJob(
                 round=self.round + 1, slot=slot, iteration=iteration, image_id=instance_map.image_id,
                 annotation_id=instance_map.annotation_id, picture=str(path),
