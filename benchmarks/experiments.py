@@ -176,14 +176,18 @@ def eval_scores(split: SampleSplit, run: Path, metrics_file: str = "metrics.json
     cgc("eval", "--checkpoint", run, "--images", split.test_images, "--data", split.test_truth,
         "--out", run / metrics_file)
     eval_seconds = time.perf_counter() - start
-    metrics = json.loads((run / metrics_file).read_text())
+    return {**table_figures(json.loads((run / metrics_file).read_text())),
+            "eval_seconds": round(eval_seconds, 1)}  # the model on the held-out pictures, loading included
+
+
+def table_figures(metrics: dict) -> dict:
+    """The figures the training tables show (percent), from what `cgc eval --out` writes."""
     boxes = metrics["boxes_as_masks"]
     point = metrics["at_score_threshold"]
     return {"AP": metrics["AP"], "AP_r50": metrics["AP_r50"], "AP_r70": metrics["AP_r70"],
             "coco_mask_AP": metrics["coco"]["AP"], "precision": point["precision"], "recall": point["recall"],
             "per_instance": point["predictions_per_instance"], "boxes_coco_AP": boxes["coco"]["AP"],
-            "boxes_AP_r70": boxes["AP_r70"],
-            "eval_seconds": round(eval_seconds, 1)}  # the model on the held-out pictures, loading included
+            "boxes_AP_r70": boxes["AP_r70"]}
 
 
 def score_predictions(split: SampleSplit, predictions: list[dict], score_threshold: float) -> dict:

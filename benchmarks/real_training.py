@@ -28,7 +28,7 @@ import shutil
 import time
 from pathlib import Path
 
-from experiments import RESULTS, cgc, stored_record
+from experiments import RESULTS, cgc, stored_record, table_figures
 
 from cgc.fileio import atomic_write_json
 
@@ -83,13 +83,9 @@ def prepare_training_data(real: Path, sets: list[str], work: Path, seed: int, re
 
 
 def scores_of(metrics_file: Path) -> dict:
-    """The table's figures (percent) from a `cgc eval --out` file."""
+    """The table's figures (percent) from a `cgc eval --out` file, and the threshold they were counted at."""
     metrics = json.loads(metrics_file.read_text())
-    point = metrics["at_score_threshold"]
-    return {"coco_mask_AP": metrics["coco"]["AP"], "boxes_coco_AP": metrics["boxes_as_masks"]["coco"]["AP"],
-            "AP_r50": metrics["AP_r50"], "AP_r70": metrics["AP_r70"], "precision": point["precision"],
-            "recall": point["recall"], "per_instance": point["predictions_per_instance"],
-            "score_threshold": metrics.get("score_threshold")}
+    return {**table_figures(metrics), "score_threshold": metrics.get("score_threshold")}
 
 
 def train_calibrate_score(train_command: list[str], run: Path, real: Path, scored_on: list[str],
