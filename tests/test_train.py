@@ -386,3 +386,13 @@ def test_logged_losses_are_the_mean_over_ranks(tmp_path: Path) -> None:
     mp.spawn(_mean_of_two_ranks, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2)
     for rank in (0, 1):
         assert json.loads((tmp_path / f"{rank}.json").read_text()) == {"loss": 2.0, "loss_mask": 5.0}
+
+
+def test_logged_values_reads_every_loss_in_one_transfer():
+    import torch
+
+    from cgc.training.engine import logged_values
+
+    losses = {"loss_mask": torch.tensor(0.25), "loss_box_reg": torch.tensor(1.5, dtype=torch.float16),
+              "loss": torch.tensor(2.0, requires_grad=True) * 1}
+    assert logged_values(losses) == {"loss_mask": 0.25, "loss_box_reg": 1.5, "loss": 2.0}

@@ -65,9 +65,9 @@ def cell_ranges(boxes: Tensor, stride: float, height: int, width: int) -> Tensor
     x1, y1, x2, y2 = (boxes / stride).unbind(dim=1)
     x2 = torch.maximum(x2, x1 + 1e-3)
     y2 = torch.maximum(y2, y1 + 1e-3)
-    ranges = torch.stack([x1.floor(), y1.floor(), x2.ceil(), y2.ceil()], dim=1).long()
-    limits = torch.tensor([width, height, width, height], device=boxes.device)
-    return torch.minimum(ranges.clamp(min=0), limits)
+    # clamped with Python numbers: a limits tensor would be one more host-to-device copy per image
+    return torch.stack([x1.floor().clamp(0, width), y1.floor().clamp(0, height),
+                        x2.ceil().clamp(0, width), y2.ceil().clamp(0, height)], dim=1).long()
 
 
 def global_feature_refine(
@@ -111,7 +111,10 @@ def crop_to_window(feature: Tensor, boxes: Tensor, stride: float,
     if window is None:
         return feature, boxes
     x0, y0, x1, y1 = window
-    return feature[:, y0:y1, x0:x1], boxes - boxes.new_tensor([x0, y0, x0, y0]) * stride
+    shifted = boxes.clone()  # shifted by Python numbers: no host-to-device copy per proposal
+    shifted[:, 0::2] -= x0 * stride
+    shifted[:, 1::2] -= y0 * stride
+    return feature[:, y0:y1, x0:x1], shifted
 
 
 def box_coordinates(boxes: Tensor, stride: float, height: int, width: int) -> Tensor:
@@ -317,11 +320,12 @@ class WholeImageMaskHead(MaskHead):
             base = self.logits(self.base_input(feature, context_boxes, stride)[None])[0]
             cells = cell_ranges(self.changed_boxes(image_boxes), stride, height, width).tolist()
             per_proposal = []
+            indices = torch.arange(len(cells), device=feature.device)  # sliced per proposal: no copy each time
             for index, (x0, y0, x1, y1) in enumerate(cells):
                 vx0, vy0, vx1, vy1 = max(0, x0 - radius), max(0, y0 - radius), min(width, x1 + radius), min(height, y1 + radius)
                 cx0, cy0 = max(0, x0 - 2 * radius), max(0, y0 - 2 * radius)
                 cx1, cy1 = min(width, x1 + 2 * radius), min(height, y1 + 2 * radius)
-                refined = self.fcn_input(feature, context_boxes, stride, torch.tensor([index], device=feature.device),
+                refined = self.fcn_input(feature, context_boxes, stride, indices[index : index + 1],
                                          window=(cx0, cy0, cx1, cy1))
                 crop = self.logits(refined)[0]
                 out = base.clone()
@@ -330,7 +334,7 @@ class WholeImageMaskHead(MaskHead):
             image_logits = torch.stack(per_proposal)
             windows = self.output_windows(image_boxes, stride / f, f * height, f * width)
             if windows is not None:
-                image_logits = torch.where(windows[:, None], image_logits, image_logits.new_tensor(OUTSIDE_WINDOW_LOGIT))
+                image_logits = torch.where(windows[:, None], image_logits, OUTSIDE_WINDOW_LOGIT)
             logits.append(image_logits)
         return logits
 

@@ -75,6 +75,13 @@ def learning_rate_factor(iteration: int, config: TrainConfig) -> float:
     return warmup * config.lr_gamma ** bisect_right(list(config.lr_steps), iteration)
 
 
+def logged_values(losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The step's losses as numbers, read back from the device in one transfer (one host-device sync, not one
+    per loss)."""
+    values = torch.stack([value.detach().float() for value in losses.values()]).tolist()
+    return dict(zip(losses, values))
+
+
 def iteration_seed(config: TrainConfig, iteration: int, rank: int) -> int:
     return (config.seed * 1_000_003 + iteration) * 1009 + rank
 
@@ -185,7 +192,7 @@ def train_in_folder(config: TrainConfig, resume: bool | str | Path, progress: bo
             if updater is not None:
                 updater.after_forward(iteration, found, targets)
             total = sum(value * config.update_weight if key == "loss_upd" else value for key, value in losses.items())
-            losses_now = {key: float(value.detach()) for key, value in losses.items()} | {"loss": float(total.detach())}
+            losses_now = logged_values(losses | {"loss": total})
             if updater is not None and updater.loss_on:
                 losses_now.setdefault("loss_upd", 0.0)  # before update_start the term is off: a fixed CSV column
             losses_now = mean_over_ranks(losses_now, group)
