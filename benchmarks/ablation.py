@@ -79,7 +79,7 @@ def main() -> None:
             scores = without_loss
         else:
             scores = run(f"phi-{phi}{guarded}", split.weak_labels, "--mask-head", "gfr", *update, "--set", "update_weight=0",
-                         "--update-phi", phi)
+                         "--set", f"update_phi={phi}")
         paper = dict(zip(("paper_AP_r50", "paper_AP_r70"), PAPER_TABLE_III.get(phi, (None, None))))
         table_iii.append({"phi": str(phi), **scores, **paper})
         save(args, table_iv, table_iii)

@@ -308,7 +308,7 @@ def measure_training_run(data: dict[str, Path], args: argparse.Namespace, device
     command = ["train", "--preset", "cpu", "--data", data["train_data"], "--images", data["train_images"],
                "--out", run, "--device", device.type, "--seed", "0", "--batch-size", args.train_batch,
                "--iterations", args.train_iterations, "--lr-steps", args.train_iterations * 3 // 4,
-               "--loader-workers", args.loader_workers, "--checkpoint-every", args.train_iterations]
+               "--loader-workers", args.loader_workers, "--set", f"checkpoint_every={args.train_iterations}"]
     train_seconds = run_cgc(*command, log=log)
     run_cgc("calibrate", "--checkpoint", run, "--images", data["val_images"], "--data", data["val_data"],
             "--device", device.type, log=log)
@@ -358,6 +358,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS + ("cpu",),
                         help="the networks of the train-step table")
+    parser.add_argument("--inference-networks", nargs="+", default=["paper-resnet50", "paper-resnet101",
+                                                                     "torchvision-maskrcnn", "cpu"],
+                        choices=NETWORKS + ("cpu",), help="the networks of the inference table")
     parser.add_argument("--amp", nargs="+", default=["off", "on"], choices=["off", "on"],
                         help="the train-step table without and with mixed precision")
     parser.add_argument("--profile-steps", type=int, default=5)
@@ -420,7 +423,7 @@ def main(argv: list[str] | None = None) -> None:
         if "inference" in args.sections:
             rows = report["inference"] = []
             for amp in (False, True):
-                for name in ["paper-resnet50", "paper-resnet101", "torchvision-maskrcnn", "cpu"]:
+                for name in args.inference_networks:
                     rows.append(measure_inference(name, amp, dataset, args, device))
                     save()
             print_rows(f"inference, one picture at a time, {device}", rows,

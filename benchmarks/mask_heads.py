@@ -29,14 +29,14 @@ from experiments import variants_main
 
 RUNS = (
     ("roialign", ("--mask-head", "roialign")),
-    ("gfr whole-image loss", ("--mask-head", "gfr", "--mask-window", "none")),
-    ("gfr window 0.25", ("--mask-head", "gfr", "--mask-window", 0.25)),
-    ("gfr window labelled others", ("--mask-head", "gfr", "--mask-window", 0.25, "--set", "mask_others=labelled")),
-    ("gfr window 128 ch", ("--mask-head", "gfr", "--mask-window", 0.25, "--mask-head-channels", 128)),
-    ("gfr window box coords", ("--mask-head", "gfr", "--mask-window", 0.25, "--set", "mask_box_coords=true")),
-    ("gfr window dilation 2", ("--mask-head", "gfr", "--mask-window", 0.25, "--set", "mask_dilation=2")),
-    ("lfr window 0.25", ("--mask-head", "lfr", "--mask-window", 0.25)),
-    ("roimasking window 0.25", ("--mask-head", "roimasking", "--mask-window", 0.25)),
+    ("gfr whole-image loss", ("--mask-head", "gfr", "--set", "mask_window=none")),
+    ("gfr window 0.25", ("--mask-head", "gfr", "--set", "mask_window=0.25")),
+    ("gfr window labelled others", ("--mask-head", "gfr", "--set", "mask_window=0.25", "--set", "mask_others=labelled")),
+    ("gfr window 128 ch", ("--mask-head", "gfr", "--set", "mask_window=0.25", "--set", "mask_head_channels=128")),
+    ("gfr window box coords", ("--mask-head", "gfr", "--set", "mask_window=0.25", "--set", "mask_box_coords=true")),
+    ("gfr window dilation 2", ("--mask-head", "gfr", "--set", "mask_window=0.25", "--set", "mask_dilation=2")),
+    ("lfr window 0.25", ("--mask-head", "lfr", "--set", "mask_window=0.25")),
+    ("roimasking window 0.25", ("--mask-head", "roimasking", "--set", "mask_window=0.25")),
 )
 
 

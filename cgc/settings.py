@@ -16,18 +16,20 @@ from cgc.errors import InputError
 
 def option(default: Any, help: str, *, minimum: float | None = None, maximum: float | None = None,
            above_minimum: bool = False, choices: tuple[str, ...] | None = None, default_text: str | None = None,
-           flag: str | None = None, experimental: bool = False) -> Any:
+           flag: str | None = None, advanced: bool = False, experimental: bool = False) -> Any:
     """A dataclass field that a command offers as --NAME-WITH-HYPHENS: its default, help text and allowed values.
 
     The command line builds its option from this (cgc.cli.options.settings_options), so the default, the range and the
     help are stated once, beside the setting. ``default_text`` replaces the default in the help where the value is
-    computed; ``flag`` names the option where the setting's name would be too long. An ``experimental`` setting,
-    measured not to help, gets no option of its own: `cgc train --set NAME=VALUE` and the presets reach it, so the
-    benchmarks that measured it can run again.
+    computed; ``flag`` names the option where the setting's name would be too long. An ``advanced`` setting (the
+    network's details, the solver's beyond its learning rate and schedule, the label update's) gets no option of its
+    own, so that `cgc train --help` keeps to the data, the run and the solver, as torchvision's references do:
+    `--set NAME=VALUE`, a settings file and the presets reach it. An ``experimental`` setting, measured not to
+    help, gets none either, so that the benchmarks that measured it can run again.
     """
     return field(default=default, metadata={"help": help, "minimum": minimum, "maximum": maximum,
                                             "above_minimum": above_minimum, "choices": choices,
-                                            "default_text": default_text, "flag": flag,
+                                            "default_text": default_text, "flag": flag, "advanced": advanced,
                                             "experimental": experimental})
 
 
@@ -78,9 +80,14 @@ def value_problem(value: Any, kind: Any, meta: dict[str, Any]) -> str | None:
     return None
 
 
+def has_option(setting: Any) -> bool:
+    """Whether a setting declared with `option` has a command-line option of its own."""
+    return not (setting.metadata.get("advanced") or setting.metadata.get("experimental"))
+
+
 def setting_name(setting: Any) -> str:
-    """How the user names a setting: its option (--mask-window), or for an experimental one its --set key."""
+    """How the user names a setting: its option (--lr), or for one without an option its --set key (mask_window)."""
     meta = setting.metadata
-    if meta.get("experimental"):
+    if not has_option(setting):
         return setting.name
     return f"--{meta['flag'] or setting.name.replace('_', '-')}"

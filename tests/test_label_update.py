@@ -435,7 +435,7 @@ def test_closing_ends_a_worker_stuck_in_a_job(tmp_path: Path, monkeypatch: pytes
 
 
 def test_tuned_crf_settings_reach_the_label_update(tiny_labels, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`cgc train --crf-params tune.json` records the tuned values in the config the CRF workers' jobs are made from."""
+    """`cgc train --set update_crf=tune.json` records the tuned values in the config the CRF workers' jobs are made from."""
     import json
     from types import SimpleNamespace
 
@@ -452,7 +452,7 @@ def test_tuned_crf_settings_reach_the_label_update(tiny_labels, tmp_path: Path, 
     monkeypatch.setattr("cgc.training.engine.train", lambda config, resume, progress: seen.append(config) or SimpleNamespace(
         iterations=0, last_checkpoint=None, last_losses={}, main_process=True))
     base = ["train", "--preset", "cpu", "--data", str(tiny_labels[0]), "--images", str(tiny_labels[1]),
-            "--out", str(tmp_path / "run"), "--crf-params", str(tuned), "--mask-head", "gfr"]
+            "--out", str(tmp_path / "run"), "--set", f"update_crf={tuned}", "--mask-head", "gfr"]
     result = CliRunner().invoke(cgc, base + ["--update-every", "5"])
     assert result.exit_code == 0, result.output
     assert crf_params_of(seen[0]) == CRFParams(w1=7.0, theta_alpha=55.0, theta_beta=9.0, w2=3.0, theta_gamma=3.0, iterations=5)

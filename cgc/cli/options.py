@@ -12,8 +12,9 @@ from typing import Any
 
 import click
 
-from cgc.errors import InputError, RunStopped
 from cgc.devices import DEVICES
+from cgc.errors import InputError, RunStopped
+from cgc.settings import has_option
 
 FILE_SYSTEM_PROBLEMS = {  # errno -> what the user can fix; any other OSError is a bug and keeps its traceback
     errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
@@ -193,8 +194,7 @@ def settings_options(settings: type, preset_values: dict[str, Any] | None = None
     in field order; the help shows `preset_values` where a preset changes a default."""
     hints = typing.get_type_hints(settings)
     return [setting_option(setting, hints[setting.name], preset_values or {}) for setting in dataclasses.fields(settings)
-            if "help" in setting.metadata and not setting.metadata.get("experimental")
-            and (only is None or setting.name in only)]
+            if "help" in setting.metadata and has_option(setting) and (only is None or setting.name in only)]
 
 
 def parse_set_values(settings: type, assignments: tuple[str, ...]) -> dict[str, Any]:
@@ -219,9 +219,28 @@ def parse_set_values(settings: type, assignments: tuple[str, ...]) -> dict[str, 
     return values
 
 
-def experimental_names(settings: type) -> list[str]:
-    """The settings reached only through --set."""
-    return [setting.name for setting in dataclasses.fields(settings) if setting.metadata.get("experimental")]
+def set_only_names(settings: type, experimental: bool) -> list[str]:
+    """The settings reached only through --set: the advanced ones, or the experimental ones."""
+    return [setting.name for setting in dataclasses.fields(settings) if "help" in setting.metadata
+            and not has_option(setting) and bool(setting.metadata.get("experimental")) == experimental]
+
+
+def settings_reference(settings: type, presets: dict[str, dict[str, Any]]) -> str:
+    """A Markdown table of every setting of `settings`: how to give it, its default, the presets' values where they
+    differ, and its help. The documentation's build writes it from the settings themselves (docs/hooks.py)."""
+    rows = ["| setting | given as | default | " + " | ".join(presets) + " | what |",
+            "|---|---|---|" + "---|" * len(presets) + "---|"]
+    for setting in dataclasses.fields(settings):
+        meta = setting.metadata
+        if "help" not in meta:
+            continue
+        given = f"`--{meta['flag'] or setting.name.replace('_', '-')}`" if has_option(setting) else \
+            f"`--set {setting.name}=`" + (" (experimental)" if meta.get("experimental") else "")
+        default = meta["default_text"] or shown_default(setting.default)
+        in_presets = [shown_default(values[setting.name]) if setting.name in values else "" for values in presets.values()]
+        what = meta["help"].replace("|", "\\|")
+        rows.append(f"| `{setting.name}` | {given} | {default} | " + " | ".join(in_presets) + f" | {what} |")
+    return "\n".join(rows)
 
 
 def given_settings(settings: type, values: dict[str, Any]) -> dict[str, Any]:

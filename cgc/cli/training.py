@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from cgc.cli.options import (experimental_names, given_settings, parse_set_values, reports_input_errors,
-                             settings_options, with_options)
+from cgc.cli.options import (given_settings, parse_set_values, reports_input_errors, set_only_names, settings_options,
+                             with_options)
 from cgc.cli.root import cgc
 from cgc.refine.crf import CRFParams
 from cgc.config import TrainConfig
@@ -19,7 +19,7 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--preset, then every TrainConfig setting declared with cgc.config.option, as options.
 
     None means "not given", so that a preset and --resume can fill them; "none" given for a setting that may be
-    None (--backbone-weights none, --mask-window none) reaches the command as "none".
+    None (--backbone-weights none) reaches the command as "none".
     """
     from cgc.config import CPU_PRESET, DEFAULT_PRESET, PRESETS
 
@@ -40,21 +40,18 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--init-from", "init_from", type=click.Path(path_type=Path), default=None,
               help="Fine-tune: start a new run from this trained model (checkpoint or run folder), with its saved "
                    "settings (options given now override them), a fresh optimizer and schedule, no label update.")
-@click.option("--crf-params", "crf_params", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The label update's CRF takes the best setting of this `cgc crf tune` JSON; its values are recorded "
-                   "in config.json [the CRF defaults of `cgc crf refine`].")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A settings file over the preset: JSON as the presets are written, {\"settings\": {NAME: VALUE}} "
                    "(cgc/presets/); --set and the options win over it.")
 @click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
-              help="One setting by its name, repeatable (e.g. --set mask_window=none); also the experimental ones, "
-                   "measured not to help and so without an option of their own: "
-                   + ", ".join(experimental_names(TrainConfig)) + ".")
+              help="One setting by its name, repeatable (e.g. --set mask_window=none --set min_size=600): every setting "
+                   "without an option of its own (the command reference lists each, with its default): "
+                   + ", ".join(set_only_names(TrainConfig, experimental=False)) + "; and the experimental ones, "
+                   "measured not to help: " + ", ".join(set_only_names(TrainConfig, experimental=True)) + ".")
 @train_options
 @reports_input_errors
 def train_command(data: Path | None, images: Path | None, out: Path, resume: bool, init_from: Path | None,
-                  crf_params: Path | None, config_file: Path | None, assignments: tuple[str, ...], preset: str,
-                  **options: Any) -> None:
+                  config_file: Path | None, assignments: tuple[str, ...], preset: str, **options: Any) -> None:
     """Train CGCNet on weak labels (single process, or under `torchrun --nproc_per_node K` with DDP)."""
     from cgc.api import train
 
@@ -62,14 +59,14 @@ def train_command(data: Path | None, images: Path | None, out: Path, resume: boo
         raise click.UsageError("--data and --images are needed (unless --resume)")
     if resume and init_from is not None:
         raise click.UsageError("--resume continues a run, --init-from starts a new one from trained weights: give one")
-    given = given_settings(TrainConfig, options)  # e.g. --mask-window none: the paper's whole-image loss
+    given = given_settings(TrainConfig, options)  # e.g. --backbone-weights none: a randomly initialised body
     given = settings_file(config_file) | parse_set_values(TrainConfig, assignments) | given
-    if crf_params is not None:
+    if isinstance(given.get("update_crf"), str):  # a `cgc crf tune` file: its best setting, recorded as values
         from dataclasses import asdict
 
         from cgc.refine.tune import read_tuned_params
 
-        given["update_crf"] = asdict(read_tuned_params(crf_params, CRFParams()))
+        given["update_crf"] = asdict(read_tuned_params(Path(given["update_crf"]), CRFParams()))
     result = train(out, data, images, preset, resume, init_from=init_from, **given)
     if result.main_process:  # under torchrun the other ranks stay quiet; the loss is the mean over all of them
         click.echo(f"Trained to iteration {result.iterations}; last checkpoint {result.last_checkpoint}; "
