@@ -10,7 +10,9 @@ about 520 pictures, 640 instances) are merged into one training set, labelled th
 Each trains the same network with the same settings and seed (`cgc train`), the score threshold is calibrated on
 `pets-val` (`cgc calibrate`) and `cgc eval` scores it there: COCO mask AP, the same detections' boxes filled as
 masks beside it, AP^r0.5 / AP^r0.7, precision and recall at the threshold, predictions per true instance.
-`--held-out SET` leaves one set out of training and scores on it too (kinds never seen).
+`--held-out SET` leaves one set out of training and scores on it too (kinds never seen); `--sets` trains on some of
+the five only, and only the kinds of labels asked for (`--labels`) are built (tests/test_real_training.py runs it on
+one set for two iterations).
 
     .venv/bin/python benchmarks/real_training.py --reuse
     .venv/bin/python benchmarks/real_training.py --reuse --mask-head gfr
@@ -53,11 +55,12 @@ def merged_coco(parts: list[tuple[str, Path]]) -> dict:
     return {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "salient"}]}
 
 
-def prepare_training_data(real: Path, sets: list[str], work: Path, seed: int, reuse: bool) -> dict[str, Path]:
-    """WORK/images (links to every set's pictures, named SET--FILE) and one COCO file per kind of labels."""
+def prepare_training_data(real: Path, sets: list[str], work: Path, seed: int, reuse: bool,
+                          kinds: tuple[str, ...] = LABELS) -> dict[str, Path]:
+    """WORK/images (links to every set's pictures, named SET--FILE) and one COCO file per kind of labels asked for."""
     images = work / "images"
     images.mkdir(parents=True, exist_ok=True)
-    parts: dict[str, list[tuple[str, Path]]] = {labels: [] for labels in LABELS}
+    parts: dict[str, list[tuple[str, Path]]] = {labels: [] for labels in kinds}
     for name in sets:
         source = real / name
         case, built = work / "sets" / name / "case", work / "sets" / name
@@ -65,12 +68,15 @@ def prepare_training_data(real: Path, sets: list[str], work: Path, seed: int, re
             cgc("weaklabels", "case", "--truth", source / "annotations.json", "--images", source / "images",
                 "--out", case, "--seed", seed, "--overwrite")
         for labels, masks in (("weak, masks", True), ("weak, boxes alone", False)):
+            if labels not in kinds:
+                continue
             out = built / labels.replace(", ", "-").replace(" ", "-")
             if not (reuse and (out / "annotations.json").is_file()):
                 cgc("weaklabels", "build", "--images", source / "images", "--boxes", case / "boxes.json",
                     "--out", out, "--overwrite", *(("--masks", case / "masks") if masks else ()))
             parts[labels].append((name, out / "annotations.json"))
-        parts["full"].append((name, source / "annotations.json"))
+        if "full" in kinds:
+            parts["full"].append((name, source / "annotations.json"))
         for picture in (source / "images").iterdir():
             link = images / f"{name}{SEPARATOR}{picture.name}"
             if not link.is_symlink():
@@ -134,6 +140,8 @@ def main() -> None:
     parser.add_argument("--labels", nargs="+", choices=LABELS, default=list(LABELS), help="which rows to train")
     parser.add_argument("--held-out", choices=TRAINING_SETS, default=None,
                         help="leave this set out of training and score on it too")
+    parser.add_argument("--sets", nargs="+", choices=TRAINING_SETS, default=list(TRAINING_SETS),
+                        help="the sets to train on (the smoke test trains on one)")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--mask-head", default=None, help="the preset's head if not given")
     parser.add_argument("--iterations", type=int, default=None, help="the preset's if not given")
@@ -147,9 +155,11 @@ def main() -> None:
     if not args.real.is_dir():
         raise SystemExit(f"{args.real}: the shared real photographs are not here (see docs/development.md)")
 
-    sets = [name for name in TRAINING_SETS if name != args.held_out]
-    data = args.work / ("all" if args.held_out is None else f"without-{args.held_out}")
-    label_files = prepare_training_data(args.real, sets, data, args.seed, args.reuse)
+    sets = [name for name in args.sets if name != args.held_out]
+    every_set = sorted(sets) == sorted(name for name in TRAINING_SETS if name != args.held_out)
+    data = args.work / ("all" if args.held_out is None else f"without-{args.held_out}") if every_set else \
+        args.work / "+".join(sets)
+    label_files = prepare_training_data(args.real, sets, data, args.seed, args.reuse, tuple(args.labels))
     scored_on = [SCORED_ON] + ([args.held_out] if args.held_out else [])
     variant = "-".join(filter(None, [args.preset, args.mask_head, args.iterations and f"{args.iterations}it",
                                      args.held_out and f"without-{args.held_out}", *args.train_option]))
