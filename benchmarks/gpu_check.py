@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import csv
 import gc
 import json
 import math
@@ -315,9 +316,8 @@ def measure_training_run(data: dict[str, Path], args: argparse.Namespace, device
     metrics = work / "metrics.json"
     eval_seconds = run_cgc("eval", "--checkpoint", run, "--images", data["val_images"], "--data", data["val_data"],
                            "--device", device.type, "--out", metrics, log=log)
-    per_iteration = [float(line.split(",")[header.index("seconds")]) for header in
-                     [(run / "metrics.csv").read_text().splitlines()[0].split(",")]
-                     for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+    with (run / "metrics.csv").open(newline="") as rows:
+        per_iteration = [float(row["seconds"]) for row in csv.DictReader(rows)]
     steady = per_iteration[len(per_iteration) // 10:] or per_iteration
     return {"command": ["cgc", *map(str, command)], "train_seconds": round(train_seconds, 1),
             "median_seconds_per_iteration": round(statistics.median(steady), 4),
@@ -410,26 +410,27 @@ def main(argv: list[str] | None = None) -> None:
         given = {key: getattr(args, key) for key in ("train_data", "train_images", "val_data", "val_images")}
         data = given if all(given.values()) else sample_data(work / "sample", args.sample_pictures)
         dataset = WeakLabelDataset(data["train_data"], data["train_images"])
+        def table(section: str, measure, networks: list[str], amp_settings: list[bool], title: str,
+                  columns: list[tuple[str, str, int]]) -> None:
+            """One row per network and precision, saved as each is measured, then printed."""
+            rows = report[section] = []
+            for amp in amp_settings:
+                for name in networks:
+                    rows.append(measure(name, amp, dataset, args, device))
+                    save()
+            print_rows(title, rows, [("network", "network", 26), ("amp", "amp", 6), *columns])
+
         if "train" in args.sections:
-            rows = report["train_step"] = []
-            for amp in [setting == "on" for setting in args.amp]:
-                for name in args.networks:
-                    rows.append(measure_training(name, amp, dataset, args, device))
-                    save()
-            print_rows(f"train step, batch {args.batch}, {device}", rows,
-                       [("network", "network", 26), ("amp", "amp", 6), ("seconds_per_iteration", "s/it", 9),
-                        ("pictures_per_second", "pict/s", 9), ("peak_mib", "peak MiB", 10),
-                        ("tflop_per_step", "TFLOP", 8), ("achieved_tflops", "TFLOP/s", 9), ("losses_finite", "finite", 8)])
+            table("train_step", measure_training, args.networks, [setting == "on" for setting in args.amp],
+                  f"train step, batch {args.batch}, {device}",
+                  [("seconds_per_iteration", "s/it", 9), ("pictures_per_second", "pict/s", 9),
+                   ("peak_mib", "peak MiB", 10), ("tflop_per_step", "TFLOP", 8), ("achieved_tflops", "TFLOP/s", 9),
+                   ("losses_finite", "finite", 8)])
         if "inference" in args.sections:
-            rows = report["inference"] = []
-            for amp in (False, True):
-                for name in args.inference_networks:
-                    rows.append(measure_inference(name, amp, dataset, args, device))
-                    save()
-            print_rows(f"inference, one picture at a time, {device}", rows,
-                       [("network", "network", 26), ("amp", "amp", 6), ("seconds_per_picture", "s/pict", 9),
-                        ("pictures_per_second", "pict/s", 9), ("detections_per_picture", "detections", 11),
-                        ("peak_mib", "peak MiB", 10)])
+            table("inference", measure_inference, args.inference_networks, [False, True],
+                  f"inference, one picture at a time, {device}",
+                  [("seconds_per_picture", "s/pict", 9), ("pictures_per_second", "pict/s", 9),
+                   ("detections_per_picture", "detections", 11), ("peak_mib", "peak MiB", 10)])
         for name in args.profile if "profile" in args.sections else []:
             profile_result = report.setdefault("profile", {})[name] = measure_profile(name, dataset, args, device)
             save()

@@ -14,7 +14,7 @@ import click
 
 from cgc.devices import DEVICES
 from cgc.errors import InputError, RunStopped
-from cgc.settings import has_option
+from cgc.settings import has_option, setting_name
 
 FILE_SYSTEM_PROBLEMS = {  # errno -> what the user can fix; any other OSError is a bug and keeps its traceback
     errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
@@ -234,7 +234,7 @@ def settings_reference(settings: type, presets: dict[str, dict[str, Any]]) -> st
         meta = setting.metadata
         if "help" not in meta:
             continue
-        given = f"`--{meta['flag'] or setting.name.replace('_', '-')}`" if has_option(setting) else \
+        given = f"`{setting_name(setting)}`" if has_option(setting) else \
             f"`--set {setting.name}=`" + (" (experimental)" if meta.get("experimental") else "")
         default = meta["default_text"] or shown_default(setting.default)
         in_presets = [shown_default(values[setting.name]) if setting.name in values else "" for values in presets.values()]
