@@ -31,7 +31,7 @@ def build(head: str, args: argparse.Namespace):
     from torchvision.models.detection import MaskRCNN
 
     from cgc.model.backbones import build_backbone
-    from cgc.model.cgcnet import build_cgcnet
+    from cgc.model import NETWORK, build_cgcnet, changed
 
     common = dict(min_size=args.min_size, max_size=args.max_size, rpn_batch_size_per_image=args.rpn_batch,
                   box_batch_size_per_image=args.box_batch, rpn_post_nms_top_n_test=args.rpn_test_proposals)
@@ -39,9 +39,11 @@ def build(head: str, args: argparse.Namespace):
     if head == "torchvision-maskrcnn":
         backbone = build_backbone(args.backbone, weights=args.weights, trainable_layers=0, out_channels=args.fpn_channels)
         return MaskRCNN(backbone, num_classes=2, **common)
-    return build_cgcnet(backbone=args.backbone, mask_head=head, backbone_weights=args.weights, trainable_backbone_layers=0,
-                        fpn_channels=args.fpn_channels, mask_head_channels=args.channels,
-                        mask_proposals_per_image=args.mask_proposals, **common)
+    return build_cgcnet(changed(NETWORK, backbone=args.backbone, backbone_weights=args.weights,
+                                fpn_channels=args.fpn_channels, min_size=args.min_size, max_size=args.max_size,
+                                rpn={"batch_size_per_image": args.rpn_batch, "post_nms_top_n_test": args.rpn_test_proposals},
+                                box={"batch_size_per_image": args.box_batch},
+                                mask={"name": head, "channels": args.channels, "proposals_per_image": args.mask_proposals}))
 
 
 def measure(head: str, args: argparse.Namespace) -> dict:

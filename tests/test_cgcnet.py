@@ -6,29 +6,20 @@ import pytest
 import torch
 
 from cgc.errors import InputError
-from cgc.model import CGCNet, CGCRoIHeads, GFRHead, build_cgcnet
+from cgc.model import NETWORK, CGCNet, CGCRoIHeads, GFRHead, build_cgcnet, changed
 
 LOSS_KEYS = {"loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask"}
 
 
-def tiny_cgcnet(mask_head: str = "gfr", **overrides) -> CGCNet:
-    """A CPU-sized CGCNet: random MobileNetV2, images kept near 96 x 128, narrow mask head."""
-    settings = dict(
-        backbone="mobilenet_v2",
-        mask_head=mask_head,
-        min_size=96,
-        max_size=128,
-        anchor_sizes=(16, 32, 64, 128, 256),
-        rpn_pre_nms_top_n_train=300,
-        rpn_post_nms_top_n_train=100,
-        rpn_pre_nms_top_n_test=200,
-        rpn_post_nms_top_n_test=50,
-        box_batch_size_per_image=64,
-        mask_head_channels=32,
-        mask_proposals_per_image=8,
-    )
-    settings.update(overrides)
-    return build_cgcnet(**settings)
+def tiny_cgcnet(mask_head: str = "gfr", **changes) -> CGCNet:
+    """A CPU-sized CGCNet: random MobileNetV2, images kept near 96 x 128, narrow mask head; ``changes`` as
+    ``cgc.model.changed`` takes them (a section by a dict)."""
+    spec = changed(NETWORK, backbone="mobilenet_v2", backbone_weights=None, trainable_backbone_layers=5, min_size=96,
+                   max_size=128,
+                   rpn={"anchor_sizes": (16, 32, 64, 128, 256), "pre_nms_top_n_train": 300, "post_nms_top_n_train": 100,
+                        "pre_nms_top_n_test": 200, "post_nms_top_n_test": 50},
+                   box={"batch_size_per_image": 64}, mask={"name": mask_head, "channels": 32, "proposals_per_image": 8})
+    return build_cgcnet(changed(spec, **changes))
 
 
 def synthetic_image(height: int, width: int, boxes: list[tuple[int, int, int, int]]) -> tuple[torch.Tensor, dict]:
@@ -111,7 +102,7 @@ def test_a_few_sgd_steps_lower_the_loss_on_one_image() -> None:
 @pytest.mark.parametrize("mask_head", ["gfr", "roialign"])
 def test_eval_mode_returns_detections_with_masks_at_the_original_size(mask_head: str) -> None:
     torch.manual_seed(0)
-    model = tiny_cgcnet(mask_head, box_score_thresh=0.0, mask_detections_per_image=20)
+    model = tiny_cgcnet(mask_head, box={"score_thresh": 0.0, "detections_per_image": 20})
     model.eval()
     images, _ = batch_of_two()
     images = [images[0], torch.nn.functional.interpolate(images[1][None], size=(150, 180))[0]]
@@ -140,7 +131,7 @@ def test_construction_is_deterministic_under_a_seed() -> None:
 
 
 def test_builder_wires_the_papers_settings() -> None:
-    model = build_cgcnet("mobilenet_v2", mask_head_channels=16)
+    model = build_cgcnet(changed(NETWORK, backbone="mobilenet_v2", backbone_weights=None, mask={"channels": 16}))
     heads = model.roi_heads
     assert isinstance(heads, CGCRoIHeads) and isinstance(heads.mask_head, GFRHead)
     assert heads.mask_head.featmap_name == "0"
@@ -150,11 +141,11 @@ def test_builder_wires_the_papers_settings() -> None:
     assert heads.box_head.fc7.out_features == 1024
     assert model.rpn.proposal_matcher.high_threshold == 0.7 and model.rpn.proposal_matcher.low_threshold == 0.3
     assert model.transform.min_size == (800,) and model.transform.max_size == 1333
-    assert all(p.requires_grad for p in model.backbone.body.parameters())  # random init: all trainable
+    assert not any(p.requires_grad for p in model.backbone.body.parameters())  # the paper's frozen body
 
 
 def test_mask_samples_are_capped_by_a_seedable_random_subset() -> None:
-    heads = tiny_cgcnet("gfr", mask_proposals_per_image=4).roi_heads
+    heads = tiny_cgcnet("gfr", mask={"proposals_per_image": 4}).roi_heads
     proposals = [torch.arange(40, dtype=torch.float32)[:, None].repeat(1, 4) + torch.tensor([0.0, 0.0, 5.0, 5.0])]
     labels = [torch.tensor([1] * 10 + [0] * 30)]
     matched = [torch.zeros(40, dtype=torch.int64)]
@@ -171,7 +162,7 @@ def test_mask_samples_are_capped_by_a_seedable_random_subset() -> None:
 @pytest.mark.parametrize("mask_others, expected", [("proposals", None), ("labelled", "the targets' boxes")])
 def test_labelled_others_hand_every_ground_truth_box_to_the_mask_head(mask_others: str, expected) -> None:
     torch.manual_seed(0)
-    model = tiny_cgcnet("gfr", mask_others=mask_others)
+    model = tiny_cgcnet("gfr", mask={"others": mask_others})
     seen = []
     original = model.roi_heads.mask_head.forward
     model.roi_heads.mask_head.forward = lambda features, boxes, sizes, others=None: seen.append(others) or original(
@@ -192,12 +183,12 @@ def test_labelled_others_hand_every_ground_truth_box_to_the_mask_head(mask_other
 
 def test_unknown_mask_others_are_refused() -> None:
     with pytest.raises(InputError, match="mask others"):
-        tiny_cgcnet("gfr", mask_others="everything")
+        tiny_cgcnet("gfr", mask={"others": "everything"})
 
 
 def test_fpn_width_and_test_proposals_are_settings() -> None:
     torch.manual_seed(0)
-    model = tiny_cgcnet("gfr", fpn_channels=64, rpn_post_nms_top_n_test=20).eval()
+    model = tiny_cgcnet("gfr", fpn_channels=64, rpn={"post_nms_top_n_test": 20}).eval()
     assert model.backbone.out_channels == 64
     assert model.rpn.post_nms_top_n() == 20
     images, _ = batch_of_two()
@@ -208,18 +199,20 @@ def test_fpn_width_and_test_proposals_are_settings() -> None:
 
 def test_the_builder_and_train_config_share_every_network_default() -> None:
     """`build_cgcnet()` and `cgc train` without options build the same network: one source for each default."""
-    import dataclasses
-    import inspect
-
-    from cgc.network_settings import NETWORK
     from cgc.config import TrainConfig
+    from cgc.model.factory import network_spec
 
-    builder = inspect.signature(build_cgcnet).parameters
-    config = TrainConfig()
-    for setting in dataclasses.fields(NETWORK):
-        value = getattr(NETWORK, setting.name)
-        parameter = {"rpn_test_proposals": "rpn_post_nms_top_n_test"}.get(setting.name, setting.name)
-        assert getattr(config, setting.name) == value and builder[parameter].default == value, setting.name
+    assert network_spec(TrainConfig()) == NETWORK
+
+
+def test_a_changed_section_keeps_its_other_settings_and_a_typo_is_refused() -> None:
+    spec = changed(NETWORK, mask={"name": "lfr", "channels": 16}, rpn={"nms_thresh": 0.6})
+    assert spec.mask.name == "lfr" and spec.mask.channels == 16 and spec.mask.window_per_side == 0.1
+    assert spec.mask.output_window_per_side == NETWORK.mask.output_window_per_side
+    assert spec.rpn.nms_thresh == 0.6 and spec.rpn.anchor_sizes == NETWORK.rpn.anchor_sizes
+    assert changed(spec, mask={"name": "roialign"}).mask.channels == 16  # what the heads share goes along
+    with pytest.raises(InputError, match="chanels"):
+        changed(NETWORK, mask={"chanels": 16})
 
 
 @pytest.mark.parametrize("mask_head", ["gfr", "lfr", "roimasking", "roialign"])

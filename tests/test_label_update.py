@@ -19,7 +19,7 @@ import torch
 import cgc.refine.crf as crf_module
 from cgc.coco import decode_mask, encode_mask
 from cgc.errors import InputError
-from cgc.model import build_cgcnet
+from cgc.model import NETWORK, build_cgcnet, changed
 from cgc.model.roi_heads import InstanceMap, label_update_loss
 from cgc.refine.instance_update import UpdateJob, decide_instance, label_window_core, map_to_image
 from cgc.refine.update_rule import k1 as k1_numpy
@@ -191,8 +191,9 @@ def synthetic_batch() -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]
 
 def test_heads_hand_out_one_map_per_instance_and_the_update_loss_on_request() -> None:
     torch.manual_seed(0)
-    model = build_cgcnet(backbone="mobilenet_v2", min_size=96, max_size=128, anchor_sizes=(16, 32, 64, 128, 256),
-                         box_batch_size_per_image=64, mask_head_channels=16, mask_proposals_per_image=8)
+    model = build_cgcnet(changed(NETWORK, backbone="mobilenet_v2", backbone_weights=None, trainable_backbone_layers=5,
+                                 min_size=96, max_size=128, rpn={"anchor_sizes": (16, 32, 64, 128, 256)},
+                                 box={"batch_size_per_image": 64}, mask={"channels": 16, "proposals_per_image": 8}))
     model.train()
     images, targets = synthetic_batch()
     heads = model.roi_heads

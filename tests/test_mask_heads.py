@@ -20,6 +20,15 @@ from cgc.model.mask_heads import (
     global_feature_refine,
     ternary_roi_mask,
 )
+from cgc.network_settings import GFRSpec, LFRSpec, RoIAlignSpec, RoIMaskingSpec, mask_head_spec
+
+WHOLE_IMAGE_HEADS = [GFRHead, LFRHead, RoIMaskingHead]
+SPECS = {GFRHead: GFRSpec, LFRHead: LFRSpec, RoIMaskingHead: RoIMaskingSpec}
+
+
+def head_of(head_class, in_channels: int, **spec):
+    """A head of `head_class` whose spec has these settings."""
+    return head_class(in_channels, SPECS[head_class](**spec))
 
 # A padded batch of 64 x 96 holding images of 64 x 80 and 60 x 72: FPN levels at strides 4-32.
 IMAGE_SIZES = [(64, 80), (60, 72)]
@@ -90,7 +99,7 @@ def test_box_coordinates_run_across_the_box_cells_and_are_zero_outside() -> None
 
 def test_box_coordinates_are_three_more_fcn_inputs_inside_the_own_box_only() -> None:
     torch.manual_seed(0)
-    head = GFRHead(CHANNELS, 16, box_coords=True)
+    head = GFRHead(CHANNELS, GFRSpec(channels=16, box_coords=True))
     assert head.fcn[0][0].in_channels == CHANNELS + 3
     feature, boxes = torch.randn(CHANNELS, 16, 24), BOXES[0]
     refined = head.fcn_input(feature, boxes, 4.0, torch.tensor([1]))
@@ -99,15 +108,15 @@ def test_box_coordinates_are_three_more_fcn_inputs_inside_the_own_box_only() -> 
     torch.testing.assert_close(refined[0, CHANNELS:], box_coordinates(boxes[1:], 4.0, 16, 24)[0])
     base = head.base_input(feature, boxes, 4.0)
     assert base.shape == (CHANNELS + 3, 16, 24) and not base[CHANNELS:].any()
-    assert GFRHead(CHANNELS, 16).fcn[0][0].in_channels == CHANNELS
+    assert GFRHead(CHANNELS, GFRSpec(channels=16)).fcn[0][0].in_channels == CHANNELS
 
 
-@pytest.mark.parametrize("head_class", [GFRHead, LFRHead, RoIMaskingHead])
+@pytest.mark.parametrize("head_class", WHOLE_IMAGE_HEADS)
 def test_fcn_input_over_a_window_is_that_window_of_the_whole_input(head_class) -> None:
     """The fast forward builds each proposal's input over its crop alone: the same cells as over the whole map,
     with GFR's fill still the whole map's average and the box coordinates still relative to the box."""
     torch.manual_seed(0)
-    head = head_class(CHANNELS, 16, box_coords=True)
+    head = head_of(head_class, CHANNELS, channels=16, box_coords=True)
     feature, boxes = torch.randn(CHANNELS, 16, 24), BOXES[0]
     whole = head.fcn_input(feature, boxes, 4.0, torch.tensor([1]))
     part = head.fcn_input(feature, boxes, 4.0, torch.tensor([1]), window=(3, 2, 17, 11))
@@ -146,7 +155,7 @@ def test_roi_masking_ternary_values_and_border_clamping() -> None:
 
 
 def test_roi_masking_head_input_is_feature_times_ternary_mask() -> None:
-    head = RoIMaskingHead(in_channels=2, channels=4, ring_per_side=0.5)
+    head = RoIMaskingHead(2, RoIMaskingSpec(channels=4, ring_per_side=0.5))
     feature = torch.randn(2, 12, 12)
     boxes = torch.tensor([[4.0, 4.0, 8.0, 8.0]])
     refined = head.refine(feature, boxes, 1.0, torch.tensor([0]))
@@ -156,13 +165,12 @@ def test_roi_masking_head_input_is_feature_times_ternary_mask() -> None:
 
 # --------------------------------------------------------------------------- shapes and gradients
 
-WHOLE_IMAGE_HEADS = [GFRHead, LFRHead, RoIMaskingHead]
 
 
 @pytest.mark.parametrize("head_class", WHOLE_IMAGE_HEADS)
 def test_whole_image_heads_shapes_gradients_and_image_masks(head_class) -> None:
     torch.manual_seed(0)
-    head = head_class(in_channels=CHANNELS, channels=16, chunk_size=1)
+    head = head_of(head_class, CHANNELS, channels=16, chunk_size=1)
     features = make_features()
     logits = head(features, BOXES, IMAGE_SIZES)
     assert [tuple(l.shape) for l in logits] == [(2, 1, 32, 40), (1, 1, 30, 36)]  # stride 2, valid region
@@ -182,8 +190,8 @@ def test_gfr_image_masks_do_not_depend_on_the_chunk_size() -> None:
     torch.manual_seed(0)
     logits = torch.randn(5, 1, 32, 40)
     boxes = torch.tensor([[4.0, 4.0, 40.0, 30.0]] * 5)
-    whole = GFRHead(in_channels=CHANNELS, channels=8, chunk_size=16).to_box_masks(logits, boxes, (64, 80), (120, 150)).dense()
-    chunked = GFRHead(in_channels=CHANNELS, channels=8, chunk_size=2).to_box_masks(logits, boxes, (64, 80), (120, 150)).dense()
+    whole = GFRHead(CHANNELS, GFRSpec(channels=8, chunk_size=16)).to_box_masks(logits, boxes, (64, 80), (120, 150)).dense()
+    chunked = GFRHead(CHANNELS, GFRSpec(channels=8, chunk_size=2)).to_box_masks(logits, boxes, (64, 80), (120, 150)).dense()
     assert whole.shape == chunked.shape == (5, 1, 120, 150)
     assert torch.allclose(whole, chunked, atol=1e-6)
 
@@ -197,7 +205,7 @@ def test_box_masks_are_the_picture_sized_masks_over_their_windows(name: str) -> 
     from torchvision.models.detection.roi_heads import paste_masks_in_image
 
     torch.manual_seed(0)
-    head = build_mask_head(name, in_channels=CHANNELS, channels=8)
+    head = build_mask_head(mask_head_spec(name, channels=8), in_channels=CHANNELS)
     boxes = torch.tensor([[4.0, 6.0, 40.0, 30.0], [30.5, 2.2, 79.0, 63.0], [0.0, 0.0, 8.0, 5.0]])
     if name == "roialign":
         logits = 4 * torch.randn(3, 1, 28, 28)
@@ -217,7 +225,7 @@ def test_box_masks_are_the_picture_sized_masks_over_their_windows(name: str) -> 
 
 
 def test_whole_image_loss_targets_are_aligned_with_the_logits() -> None:
-    head = GFRHead(in_channels=CHANNELS, channels=8)
+    head = GFRHead(CHANNELS, GFRSpec(channels=8))
     masks = make_masks()
     logits = [torch.zeros(len(b), 1, 2 * -(-h // 4), 2 * -(-w // 4)) for b, (h, w) in zip(BOXES, IMAGE_SIZES)]
     right, wrong = [], []
@@ -232,7 +240,7 @@ def test_whole_image_loss_targets_are_aligned_with_the_logits() -> None:
 
 def test_roialign_head_shapes_gradients_and_pasted_masks() -> None:
     torch.manual_seed(0)
-    head = RoIAlignHead(in_channels=CHANNELS, channels=16)
+    head = RoIAlignHead(CHANNELS, RoIAlignSpec(channels=16))
     features = make_features()
     logits = head(features, BOXES, IMAGE_SIZES)
     assert [tuple(l.shape) for l in logits] == [(2, 1, 28, 28), (1, 1, 28, 28)]
@@ -248,7 +256,7 @@ def test_roialign_head_shapes_gradients_and_pasted_masks() -> None:
 
 @pytest.mark.parametrize("name", ["gfr", "lfr", "roimasking", "roialign"])
 def test_heads_accept_images_without_boxes(name: str) -> None:
-    head = build_mask_head(name, in_channels=CHANNELS, channels=8)
+    head = build_mask_head(mask_head_spec(name, channels=8), in_channels=CHANNELS)
     empty = [torch.zeros(0, 4), torch.zeros(0, 4)]
     logits = head(make_features(), empty, IMAGE_SIZES)
     assert [l.shape[0] for l in logits] == [0, 0]
@@ -258,7 +266,7 @@ def test_heads_accept_images_without_boxes(name: str) -> None:
 
 
 def test_tiny_images_keep_logits_and_targets_aligned() -> None:
-    head = GFRHead(in_channels=CHANNELS, channels=8)
+    head = GFRHead(CHANNELS, GFRSpec(channels=8))
     features = {"0": torch.randn(1, CHANNELS, 2, 2)}  # a 6 x 8 image padded to 8 x 8 (stride 4)
     boxes = [torch.tensor([[1.0, 1.0, 5.0, 5.0]])]
     logits = head(features, boxes, [(6, 8)])
@@ -268,14 +276,15 @@ def test_tiny_images_keep_logits_and_targets_aligned() -> None:
 
 
 @pytest.mark.parametrize("output_stride, box_coords, dilation", [(2, False, 1), (1, False, 1), (2, True, 1), (2, False, 2)])
-@pytest.mark.parametrize("head_class", [GFRHead, LFRHead, RoIMaskingHead])
-def test_local_recompute_equals_running_the_fcn_on_every_whole_map(head_class, output_stride: int,
+@pytest.mark.parametrize("head_name", ["gfr", "lfr", "roimasking"])
+def test_local_recompute_equals_running_the_fcn_on_every_whole_map(head_name: str, output_stride: int,
                                                                    box_coords: bool, dilation: int) -> None:
     """The fast forward (shared base map + per-box crops) must give the dense answer exactly, at either output
     stride (1: one more learned 2x upsampling, so four logits per feature cell and side), with the box
     coordinates as three more inputs, and with dilated convolutions (which see twice as far)."""
     torch.manual_seed(0)
-    head = head_class(32, 16, output_stride=output_stride, box_coords=box_coords, dilation=dilation).eval()
+    spec = mask_head_spec(head_name, channels=16, output_stride=output_stride, box_coords=box_coords, dilation=dilation)
+    head = build_mask_head(spec, in_channels=32).eval()
     feature = torch.randn(1, 32, 30, 40)
     boxes = torch.tensor([[10.0, 12.0, 70.0, 90.0], [50.0, 20.0, 150.0, 110.0], [0.0, 0.0, 30.0, 25.0], [140.0, 100.0, 160.0, 120.0]])
     fast = head({"0": feature}, [boxes], [(120, 160)])[0]
@@ -294,7 +303,7 @@ def test_local_recompute_equals_running_the_fcn_on_every_whole_map(head_class, o
 @pytest.mark.parametrize("head_class", [GFRHead, LFRHead])
 def test_other_boxes_are_suppressed_like_proposals_but_get_no_mask(head_class) -> None:
     torch.manual_seed(0)
-    head = head_class(32, 16).eval()
+    head = head_of(head_class, 32, channels=16).eval()
     feature = torch.randn(1, 32, 30, 40)
     boxes = torch.tensor([[10.0, 12.0, 70.0, 90.0], [50.0, 20.0, 150.0, 110.0]])
     others = torch.tensor([[60.0, 0.0, 100.0, 40.0], [0.0, 80.0, 40.0, 120.0]])  # one touches proposal 0's window
@@ -312,7 +321,7 @@ def test_other_boxes_are_suppressed_like_proposals_but_get_no_mask(head_class) -
 def test_fresh_heads_start_near_one_half(name: str) -> None:
     """torchvision's Kaiming fan-out init of a one-channel logits layer gives logits near 20 here (loss 8 in training)."""
     torch.manual_seed(0)
-    head = build_mask_head(name, in_channels=CHANNELS, channels=64)
+    head = build_mask_head(mask_head_spec(name, channels=64), in_channels=CHANNELS)
     features = {key: 5 * value for key, value in make_features(requires_grad=False).items()}  # FPN-like magnitudes
     logits = head(features, BOXES, IMAGE_SIZES)
     predicted = [l[l != OUTSIDE_WINDOW_LOGIT] for l in logits]  # the whole-image heads' output windows
@@ -326,7 +335,7 @@ def test_fresh_heads_start_near_one_half(name: str) -> None:
 @pytest.mark.parametrize("head_class", WHOLE_IMAGE_HEADS)
 def test_whole_image_heads_predict_only_inside_the_grown_box(head_class) -> None:
     torch.manual_seed(0)
-    head = head_class(in_channels=CHANNELS, channels=16, output_window_per_side=0.25)
+    head = head_of(head_class, CHANNELS, channels=16, output_window_per_side=0.25)
     features = make_features()
     logits = head(features, BOXES, IMAGE_SIZES)
     # Image 1's box (10, 8, 50, 50) grown by 10 / 10.5 px per side, in stride-2 logit cells: x 0..30, y 0..30.
@@ -341,7 +350,7 @@ def test_whole_image_heads_predict_only_inside_the_grown_box(head_class) -> None
 
 
 def test_windowed_loss_is_the_mean_over_proposals_of_each_windows_mean_bce() -> None:
-    head = GFRHead(in_channels=CHANNELS, channels=8, output_window_per_side=0.0)
+    head = GFRHead(CHANNELS, GFRSpec(channels=8, output_window_per_side=0.0))
     boxes = [torch.tensor([[0.0, 0.0, 4.0, 4.0], [0.0, 0.0, 8.0, 8.0]])]  # 2x2 and 4x4 logit cells at stride 2
     masks = [torch.zeros(2, 8, 8, dtype=torch.uint8)]
     logits = [torch.full((2, 1, 4, 4), OUTSIDE_WINDOW_LOGIT)]
@@ -355,7 +364,7 @@ def test_windowed_loss_is_the_mean_over_proposals_of_each_windows_mean_bce() -> 
 
 
 def test_without_a_window_the_loss_is_the_whole_maps_mean() -> None:
-    head = GFRHead(in_channels=CHANNELS, channels=8, output_window_per_side=None)
+    head = GFRHead(CHANNELS, GFRSpec(channels=8, output_window_per_side=None))
     logits = head(make_features(), BOXES, IMAGE_SIZES)
     assert all(torch.all(l != OUTSIDE_WINDOW_LOGIT) for l in logits)
     boxes = [torch.tensor([[0.0, 0.0, 4.0, 4.0]])]

@@ -112,7 +112,7 @@ def test_network_output_has_no_duplicate_masks() -> None:
     from test_cgcnet import tiny_cgcnet
 
     torch.manual_seed(0)
-    model = tiny_cgcnet("gfr", box_score_thresh=0.0).eval()
+    model = tiny_cgcnet("gfr", box={"score_thresh": 0.0}).eval()
     with torch.no_grad():
         model.roi_heads.mask_head.predictor.mask_fcn_logits.bias.fill_(5.0)  # every window is "salient"
         images = [torch.rand(3, 96, 128)]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from cgc.model import build_cgcnet
+from cgc.model import NETWORK, build_cgcnet, changed
 from cgc.model.roi_heads import label_update_loss
 from cgc.refine.update_rule import DEFAULT_PHI, k1, k2, kl_to_label, should_replace
 
@@ -73,7 +73,8 @@ def test_update_loss_value_gradient_and_sign() -> None:
 def test_each_instance_gets_its_best_mask_iou_proposal() -> None:
     """Among the proposals matched to an instance, the one whose map overlaps its label most (not the first)."""
     torch.manual_seed(0)
-    heads = build_cgcnet(backbone="mobilenet_v2", min_size=32, max_size=32, mask_head_channels=8).roi_heads
+    heads = build_cgcnet(changed(NETWORK, backbone="mobilenet_v2", backbone_weights=None, min_size=32, max_size=32,
+                                 mask={"channels": 8})).roi_heads
     label = torch.zeros(3, 1, 8, 8)
     label[:, :, 2:6, 2:6] = 1.0  # proposals 0 and 1 are matched to instance 0, proposal 2 to instance 1
     label[2] = 0.0

@@ -1,4 +1,5 @@
-"""The CGCNet network: backbones, pretrained weights, mask heads, second stage and the builder."""
+"""The CGCNet network: its spec (section by section), backbones, pretrained weights, mask heads, second stage and
+the builder."""
 
 from cgc.model.backbones import BACKBONES, build_backbone
 from cgc.model.cgcnet import CGCNet, build_cgcnet
@@ -16,8 +17,23 @@ from cgc.model.mask_heads import (
 )
 from cgc.model.pretrained import deep_sort_mobilenet_v2_state_dict, imagenet_weights, load_backbone_weights
 from cgc.model.roi_heads import CGCRoIHeads
+from cgc.network_settings import (NETWORK, BoxHeadSpec, GFRSpec, LFRSpec, MaskHeadSpec, NetworkSpec, RoIAlignSpec,
+                                  RoIMaskingSpec, RPNSpec, SuppressionSpec, WholeImageHeadSpec, changed, mask_head_spec)
 
 __all__ = [
+    "NETWORK",
+    "BoxHeadSpec",
+    "GFRSpec",
+    "LFRSpec",
+    "MaskHeadSpec",
+    "NetworkSpec",
+    "RPNSpec",
+    "RoIAlignSpec",
+    "RoIMaskingSpec",
+    "SuppressionSpec",
+    "WholeImageHeadSpec",
+    "changed",
+    "mask_head_spec",
     "BACKBONES",
     "MASK_HEADS",
     "CGCNet",

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional, Union
 
 from torch import Tensor, nn
@@ -20,7 +19,7 @@ from cgc.model.backbones import build_backbone
 from cgc.model.mask_heads import build_mask_head
 from cgc.model.mask_suppression import MaskSuppression
 from cgc.model.roi_heads import CGCRoIHeads
-from cgc.network_settings import FPN_CHANNELS, NETWORK, OUTPUT_WINDOW_PER_SIDE
+from cgc.network_settings import NETWORK, NetworkSpec
 
 NUM_CLASSES = 2  # background, salient (category id 1), as torchvision expects
 
@@ -99,118 +98,46 @@ class CGCNet(nn.Module):
         return detections
 
 
-def build_cgcnet(
-    backbone: str = NETWORK.backbone,
-    mask_head: str = NETWORK.mask_head,
-    backbone_weights: Optional[Union[str, Path]] = None,
-    trainable_backbone_layers: Optional[int] = None,
-    fpn_channels: int = FPN_CHANNELS,
-    # input transform
-    min_size: int = NETWORK.min_size,
-    max_size: int = NETWORK.max_size,
-    image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406),
-    image_std: tuple[float, float, float] = (0.229, 0.224, 0.225),
-    # RPN
-    anchor_sizes: tuple[int, ...] = NETWORK.anchor_sizes,
-    aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0),
-    rpn_fg_iou_thresh: float = 0.7,
-    rpn_bg_iou_thresh: float = 0.3,
-    rpn_batch_size_per_image: int = NETWORK.rpn_batch_size_per_image,
-    rpn_positive_fraction: float = 0.5,
-    rpn_pre_nms_top_n_train: int = 2000,
-    rpn_pre_nms_top_n_test: int = 1000,
-    rpn_post_nms_top_n_train: int = 2000,
-    rpn_post_nms_top_n_test: int = NETWORK.rpn_test_proposals,
-    rpn_nms_thresh: float = 0.7,
-    # box head
-    box_representation_size: int = 1024,
-    box_fg_iou_thresh: float = 0.5,
-    box_bg_iou_thresh: float = 0.5,
-    box_batch_size_per_image: int = NETWORK.box_batch_size_per_image,
-    box_positive_fraction: float = 0.25,
-    box_score_thresh: float = 0.05,
-    box_nms_thresh: float = NETWORK.box_nms_thresh,
-    # mask head
-    mask_detections_per_image: int = 80,
-    mask_proposals_per_image: int = NETWORK.mask_proposals_per_image,
-    mask_head_channels: int = NETWORK.mask_head_channels,
-    mask_featmap_name: str = "0",
-    mask_chunk_size: int = 8,
-    lfr_window_per_side: float = 0.1,
-    roi_masking_ring_per_side: float = 1 / 3,
-    mask_output_window_per_side: Optional[float] = OUTPUT_WINDOW_PER_SIDE,
-    mask_output_stride: int = NETWORK.mask_output_stride,
-    mask_box_coords: bool = NETWORK.mask_box_coords,
-    mask_dilation: int = NETWORK.mask_dilation,
-    mask_others: str = NETWORK.mask_others,
-    # duplicate suppression
-    mask_suppression: str = NETWORK.mask_suppression,
-    mask_suppression_iou: float = NETWORK.mask_suppression_iou,
-    mask_rescore: str = NETWORK.mask_rescore,
-) -> CGCNet:
-    """CGCNet with the paper's settings: ResNet-101 FPN, RPN IoU 0.7/0.3 and NMS 0.7, two 1024-d FC,
-    top 80 detections to the GFR mask head.
+def build_cgcnet(spec: NetworkSpec = NETWORK) -> CGCNet:
+    """CGCNet as `spec` describes it; its default is the paper's network (ResNet-101 FPN, RPN IoU 0.7/0.3
+    and NMS 0.7, two 1024-d FC, the top 80 detections to the GFR mask head) with ImageNet weights.
 
     Not the paper's: the final (detection) NMS at torchvision's 0.5, where 0.7 left 6 detections
-    per object; the whole-image heads' output window (``mask_output_window_per_side``, see
-    ``cgc.model.mask_heads.OUTPUT_WINDOW_PER_SIDE``); and mask-level duplicate suppression
-    (``cgc.model.mask_suppression``).
-
-    ``trainable_backbone_layers=None`` means 0 (whole body frozen, FPN trained: the paper keeps
-    the backbone unchanged) when ``backbone_weights`` are given, and 5 (all trainable) for a
-    randomly initialised body, which would otherwise never learn. ``mask_detections_per_image``
-    is also the number of detections returned, so every detection has a mask.
+    per object; the whole-image heads' output window (``WholeImageHeadSpec.output_window_per_side``,
+    see ``cgc.network_settings.OUTPUT_WINDOW_PER_SIDE``); and mask-level duplicate suppression
+    (``cgc.model.mask_suppression``). ``spec.box.detections_per_image`` is also the number of
+    detections returned, so every detection has a mask.
     """
-    if trainable_backbone_layers is None:
-        trainable_backbone_layers = 5 if backbone_weights is None else 0
-    body = build_backbone(backbone, weights=backbone_weights, trainable_layers=trainable_backbone_layers,
-                          out_channels=fpn_channels)
+    body = build_backbone(spec.backbone, weights=spec.backbone_weights, trainable_layers=spec.trainable_backbone_layers,
+                          out_channels=spec.fpn_channels)
     channels = body.out_channels
+    rpn_spec, box = spec.rpn, spec.box
 
-    anchor_generator = AnchorGenerator(
-        sizes=tuple((size,) for size in anchor_sizes), aspect_ratios=(tuple(aspect_ratios),) * len(anchor_sizes)
-    )
+    anchor_generator = AnchorGenerator(sizes=tuple((size,) for size in rpn_spec.anchor_sizes),
+                                       aspect_ratios=(tuple(rpn_spec.aspect_ratios),) * len(rpn_spec.anchor_sizes))
     rpn = RegionProposalNetwork(
         anchor_generator,
         RPNHead(channels, anchor_generator.num_anchors_per_location()[0]),
-        fg_iou_thresh=rpn_fg_iou_thresh,
-        bg_iou_thresh=rpn_bg_iou_thresh,
-        batch_size_per_image=rpn_batch_size_per_image,
-        positive_fraction=rpn_positive_fraction,
-        pre_nms_top_n={"training": rpn_pre_nms_top_n_train, "testing": rpn_pre_nms_top_n_test},
-        post_nms_top_n={"training": rpn_post_nms_top_n_train, "testing": rpn_post_nms_top_n_test},
-        nms_thresh=rpn_nms_thresh,
+        fg_iou_thresh=rpn_spec.fg_iou_thresh,
+        bg_iou_thresh=rpn_spec.bg_iou_thresh,
+        batch_size_per_image=rpn_spec.batch_size_per_image,
+        positive_fraction=rpn_spec.positive_fraction,
+        pre_nms_top_n={"training": rpn_spec.pre_nms_top_n_train, "testing": rpn_spec.pre_nms_top_n_test},
+        post_nms_top_n={"training": rpn_spec.post_nms_top_n_train, "testing": rpn_spec.post_nms_top_n_test},
+        nms_thresh=rpn_spec.nms_thresh,
     )
 
     box_roi_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2", "3"], output_size=7, sampling_ratio=2)
     resolution = box_roi_pool.output_size[0]
     roi_heads = CGCRoIHeads(
         box_roi_pool,
-        TwoMLPHead(channels * resolution**2, box_representation_size),
-        FastRCNNPredictor(box_representation_size, NUM_CLASSES),
-        build_mask_head(
-            mask_head,
-            in_channels=channels,
-            channels=mask_head_channels,
-            featmap_name=mask_featmap_name,
-            chunk_size=mask_chunk_size,
-            lfr_window_per_side=lfr_window_per_side,
-            roi_masking_ring_per_side=roi_masking_ring_per_side,
-            output_window_per_side=mask_output_window_per_side,
-            output_stride=mask_output_stride,
-            box_coords=mask_box_coords,
-            dilation=mask_dilation,
-        ),
-        fg_iou_thresh=box_fg_iou_thresh,
-        bg_iou_thresh=box_bg_iou_thresh,
-        batch_size_per_image=box_batch_size_per_image,
-        positive_fraction=box_positive_fraction,
-        score_thresh=box_score_thresh,
-        nms_thresh=box_nms_thresh,
-        detections_per_img=mask_detections_per_image,
-        mask_proposals_per_image=mask_proposals_per_image,
-        mask_others=mask_others,
+        TwoMLPHead(channels * resolution**2, box.representation_size),
+        FastRCNNPredictor(box.representation_size, NUM_CLASSES),
+        build_mask_head(spec.mask, in_channels=channels),
+        box,
+        spec.mask,
     )
-    transform = GeneralizedRCNNTransform(min_size, max_size, list(image_mean), list(image_std))
-    suppression = MaskSuppression(mask_suppression, mask_suppression_iou, rescore=mask_rescore)
+    transform = GeneralizedRCNNTransform(spec.min_size, spec.max_size, list(spec.image_mean), list(spec.image_std))
+    suppression = MaskSuppression(spec.suppression.method, spec.suppression.iou_threshold,
+                                  rescore=spec.suppression.rescore)
     return CGCNet(body, rpn, roi_heads, transform, suppression)

@@ -30,7 +30,8 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from cgc.errors import InputError
 from cgc.model.box_masks import BoxMasks
-from cgc.network_settings import FPN_CHANNELS, MASK_HEADS, MASK_OUTPUT_STRIDES, NETWORK, OUTPUT_WINDOW_PER_SIDE
+from cgc.network_settings import (FPN_CHANNELS, MASK_HEADS, MASK_OUTPUT_STRIDES, NETWORK, GFRSpec, LFRSpec, MaskHeadSpec,
+                                  RoIAlignSpec, RoIMaskingSpec, WholeImageHeadSpec)
 
 
 # --------------------------------------------------------------------------- box geometry
@@ -218,30 +219,21 @@ class WholeImageMaskHead(MaskHead):
     cells on each side.
     """
 
-    def __init__(
-        self,
-        in_channels: int = FPN_CHANNELS,
-        channels: int = NETWORK.mask_head_channels,
-        featmap_name: str = "0",
-        chunk_size: int = 8,
-        output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
-        output_stride: int = NETWORK.mask_output_stride,
-        box_coords: bool = NETWORK.mask_box_coords,
-        dilation: int = NETWORK.mask_dilation,
-    ) -> None:
+    def __init__(self, in_channels: int = FPN_CHANNELS, spec: WholeImageHeadSpec = GFRSpec()) -> None:
         super().__init__()
-        if output_stride not in MASK_OUTPUT_STRIDES:
-            raise InputError(f"mask output stride {output_stride}: choose one of {MASK_OUTPUT_STRIDES}")
-        self.featmap_name = featmap_name
-        self.chunk_size = chunk_size
-        self.output_window_per_side = output_window_per_side
-        self.box_coords = box_coords
-        if dilation < 1:
-            raise InputError(f"mask head dilation {dilation}: it must be at least 1")
-        self.receptive_radius = RECEPTIVE_RADIUS * dilation
-        self.fcn = MaskRCNNHeads(in_channels + (3 if box_coords else 0), (channels,) * 4, dilation=dilation)
+        if spec.output_stride not in MASK_OUTPUT_STRIDES:
+            raise InputError(f"mask output stride {spec.output_stride}: choose one of {MASK_OUTPUT_STRIDES}")
+        if spec.dilation < 1:
+            raise InputError(f"mask head dilation {spec.dilation}: it must be at least 1")
+        self.featmap_name = spec.featmap_name
+        self.chunk_size = spec.chunk_size
+        self.output_window_per_side = spec.output_window_per_side
+        self.box_coords = spec.box_coords
+        self.receptive_radius = RECEPTIVE_RADIUS * spec.dilation
+        channels = spec.channels
+        self.fcn = MaskRCNNHeads(in_channels + (3 if spec.box_coords else 0), (channels,) * 4, dilation=spec.dilation)
         # the predictor's deconvolution doubles the stride-4 level's resolution; each extra stage doubles it again
-        stages = MASK_OUTPUT_STRIDES.index(output_stride)
+        stages = MASK_OUTPUT_STRIDES.index(spec.output_stride)
         self.upsample = nn.Sequential(*(layer for _ in range(stages)
                                         for layer in (nn.ConvTranspose2d(channels, channels, 2, 2), nn.ReLU(inplace=True))))
         self.predictor = class_agnostic_mask_predictor(channels)
@@ -404,21 +396,9 @@ def labels_at_logit_resolution(logits: Tensor, masks: Tensor) -> Tensor:
 class GFRHead(WholeImageMaskHead):
     """The paper's global feature refining module (eq. 2) + SIS head: CGCNet's default."""
 
-    def __init__(
-        self,
-        in_channels: int = FPN_CHANNELS,
-        channels: int = NETWORK.mask_head_channels,
-        featmap_name: str = "0",
-        chunk_size: int = 8,
-        window_per_side: float | None = None,
-        output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
-        output_stride: int = NETWORK.mask_output_stride,
-        box_coords: bool = NETWORK.mask_box_coords,
-        dilation: int = NETWORK.mask_dilation,
-    ) -> None:
-        super().__init__(in_channels, channels, featmap_name, chunk_size, output_window_per_side, output_stride,
-                         box_coords, dilation)
-        self.window_per_side = window_per_side
+    def __init__(self, in_channels: int = FPN_CHANNELS, spec: GFRSpec = GFRSpec()) -> None:
+        super().__init__(in_channels, spec)
+        self.window_per_side = spec.window_per_side if isinstance(spec, LFRSpec) else None  # None: the whole image
 
     def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor,
                window: tuple[int, int, int, int] | None = None) -> Tensor:
@@ -439,24 +419,12 @@ class GFRHead(WholeImageMaskHead):
 class LFRHead(GFRHead):
     """The local ablation: GFR restricted to the proposal box grown to (Hr + Hr/5, Wr + Wr/5).
 
-    That is 1/10 of the box size on each side (``window_per_side=0.1``); outside the window the
+    That is 1/10 of the box size on each side (``LFRSpec.window_per_side``); outside the window the
     feature is the global-average fill value.
     """
 
-    def __init__(
-        self,
-        in_channels: int = FPN_CHANNELS,
-        channels: int = NETWORK.mask_head_channels,
-        featmap_name: str = "0",
-        chunk_size: int = 8,
-        window_per_side: float = 0.1,
-        output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
-        output_stride: int = NETWORK.mask_output_stride,
-        box_coords: bool = NETWORK.mask_box_coords,
-        dilation: int = NETWORK.mask_dilation,
-    ) -> None:
-        super().__init__(in_channels, channels, featmap_name, chunk_size, window_per_side, output_window_per_side,
-                         output_stride, box_coords, dilation)
+    def __init__(self, in_channels: int = FPN_CHANNELS, spec: LFRSpec = LFRSpec()) -> None:
+        super().__init__(in_channels, spec)
 
 
 class RoIMaskingHead(WholeImageMaskHead):
@@ -468,21 +436,9 @@ class RoIMaskingHead(WholeImageMaskHead):
     image border where the numpy slicing there would wrap around.
     """
 
-    def __init__(
-        self,
-        in_channels: int = FPN_CHANNELS,
-        channels: int = NETWORK.mask_head_channels,
-        featmap_name: str = "0",
-        chunk_size: int = 8,
-        ring_per_side: float = 1 / 3,
-        output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
-        output_stride: int = NETWORK.mask_output_stride,
-        box_coords: bool = NETWORK.mask_box_coords,
-        dilation: int = NETWORK.mask_dilation,
-    ) -> None:
-        super().__init__(in_channels, channels, featmap_name, chunk_size, output_window_per_side, output_stride,
-                         box_coords, dilation)
-        self.ring_per_side = ring_per_side
+    def __init__(self, in_channels: int = FPN_CHANNELS, spec: RoIMaskingSpec = RoIMaskingSpec()) -> None:
+        super().__init__(in_channels, spec)
+        self.ring_per_side = spec.ring_per_side
 
     def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor,
                window: tuple[int, int, int, int] | None = None) -> Tensor:
@@ -500,18 +456,11 @@ class RoIMaskingHead(WholeImageMaskHead):
 class RoIAlignHead(MaskHead):
     """Mask R-CNN's head: MultiScaleRoIAlign 14x14 -> four conv3x3 -> deconv -> 28x28 logits per box."""
 
-    def __init__(
-        self,
-        in_channels: int = FPN_CHANNELS,
-        channels: int = NETWORK.mask_head_channels,
-        featmap_names: tuple[str, ...] = ("0", "1", "2", "3"),
-        resolution: int = 14,
-        sampling_ratio: int = 2,
-    ) -> None:
+    def __init__(self, in_channels: int = FPN_CHANNELS, spec: RoIAlignSpec = RoIAlignSpec()) -> None:
         super().__init__()
-        self.roi_pool = MultiScaleRoIAlign(list(featmap_names), resolution, sampling_ratio)
-        self.fcn = MaskRCNNHeads(in_channels, (channels,) * 4, dilation=1)
-        self.predictor = class_agnostic_mask_predictor(channels)
+        self.roi_pool = MultiScaleRoIAlign(list(spec.featmap_names), spec.resolution, spec.sampling_ratio)
+        self.fcn = MaskRCNNHeads(in_channels, (spec.channels,) * 4, dilation=1)
+        self.predictor = class_agnostic_mask_predictor(spec.channels)
 
     def forward(
         self,
@@ -547,31 +496,12 @@ class RoIAlignHead(MaskHead):
         return BoxMasks.from_box_grids(grids[:, 0], pixel_boxes, tuple(original_size))
 
 
-def build_mask_head(
-    name: str = NETWORK.mask_head,
-    in_channels: int = FPN_CHANNELS,
-    channels: int = NETWORK.mask_head_channels,
-    featmap_name: str = "0",
-    chunk_size: int = 8,
-    lfr_window_per_side: float = 0.1,
-    roi_masking_ring_per_side: float = 1 / 3,
-    output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE,
-    output_stride: int = NETWORK.mask_output_stride,
-    box_coords: bool = NETWORK.mask_box_coords,
-    dilation: int = NETWORK.mask_dilation,
-) -> MaskHead:
-    """One of the four heads of Table II by name (for command lines); defaults as in the paper,
-    except ``output_window_per_side`` of the whole-image heads (None: the paper's whole-image loss).
-    ``output_stride`` (image pixels per logit) applies to the whole-image heads; RoIAlign's 28x28
-    logits per box have no stride, nor coordinates (``box_coords``), nor ``dilation``."""
-    whole_image = {"output_window_per_side": output_window_per_side, "output_stride": output_stride,
-                   "box_coords": box_coords, "dilation": dilation}
-    if name == "gfr":
-        return GFRHead(in_channels, channels, featmap_name, chunk_size, **whole_image)
-    if name == "lfr":
-        return LFRHead(in_channels, channels, featmap_name, chunk_size, lfr_window_per_side, **whole_image)
-    if name == "roimasking":
-        return RoIMaskingHead(in_channels, channels, featmap_name, chunk_size, roi_masking_ring_per_side, **whole_image)
-    if name == "roialign":
-        return RoIAlignHead(in_channels, channels)
-    raise InputError(f"unknown mask head {name!r}; choose one of {', '.join(MASK_HEADS)}")
+MASK_HEAD_CLASSES: dict[str, type[MaskHead]] = {"gfr": GFRHead, "lfr": LFRHead, "roialign": RoIAlignHead,
+                                                 "roimasking": RoIMaskingHead}
+
+
+def build_mask_head(spec: MaskHeadSpec = NETWORK.mask, in_channels: int = FPN_CHANNELS) -> MaskHead:
+    """One of the four heads of Table II, from its spec (``cgc.network_settings.mask_head_spec`` makes one by name)."""
+    if spec.name not in MASK_HEAD_CLASSES:
+        raise InputError(f"unknown mask head {spec.name!r}; choose one of {', '.join(MASK_HEADS)}")
+    return MASK_HEAD_CLASSES[spec.name](in_channels, spec)

@@ -102,12 +102,12 @@ def covered_mask_nms(masks: BoxMasks, scores: Tensor, max_covered: float, thresh
 class MaskSuppression:
     """One image's detections -> the indices to keep and their (maybe decayed) scores."""
 
-    method: str = NETWORK.mask_suppression
+    method: str = NETWORK.suppression.method
     # greedy: drop above this mask IoU; overlap: above this covered fraction
-    iou_threshold: float = NETWORK.mask_suppression_iou
+    iou_threshold: float = NETWORK.suppression.iou_threshold
     sigma: float = 2.0  # matrix: the Gaussian kernel's sigma (SOLOv2's default)
     min_score: float = 0.05  # matrix: decayed scores below this are dropped (the detector's own floor)
-    rescore: str = NETWORK.mask_rescore  # "maskness": scores times the masks' maskness first
+    rescore: str = NETWORK.suppression.rescore  # "maskness": scores times the masks' maskness first
 
     def __post_init__(self) -> None:
         if self.method not in MASK_SUPPRESSION_METHODS:

@@ -18,7 +18,7 @@ from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 
 from cgc.errors import InputError
 from cgc.model.mask_heads import MaskHead, WholeImageMaskHead, labels_at_logit_resolution
-from cgc.network_settings import MASK_OTHERS, NETWORK
+from cgc.network_settings import MASK_OTHERS, NETWORK, BoxHeadSpec, GFRSpec, MaskHeadSpec
 
 
 @dataclass
@@ -83,34 +83,17 @@ class CGCRoIHeads(RoIHeads):
         box_head: nn.Module,
         box_predictor: nn.Module,
         mask_head: Optional[MaskHead],
-        fg_iou_thresh: float = 0.5,
-        bg_iou_thresh: float = 0.5,
-        batch_size_per_image: int = NETWORK.box_batch_size_per_image,
-        positive_fraction: float = 0.25,
-        bbox_reg_weights: Optional[tuple[float, float, float, float]] = None,
-        score_thresh: float = 0.05,
-        nms_thresh: float = NETWORK.box_nms_thresh,
-        detections_per_img: int = 80,
-        mask_proposals_per_image: int = NETWORK.mask_proposals_per_image,
-        mask_others: str = NETWORK.mask_others,
+        box: BoxHeadSpec = NETWORK.box,
+        mask: MaskHeadSpec = NETWORK.mask,
     ) -> None:
+        mask_others = mask.others if isinstance(mask, GFRSpec) else "proposals"  # other heads suppress no others
         if mask_others not in MASK_OTHERS:
             raise InputError(f"unknown mask others {mask_others!r}; choose one of {', '.join(MASK_OTHERS)}")
-        super().__init__(
-            box_roi_pool,
-            box_head,
-            box_predictor,
-            fg_iou_thresh,
-            bg_iou_thresh,
-            batch_size_per_image,
-            positive_fraction,
-            bbox_reg_weights,
-            score_thresh,
-            nms_thresh,
-            detections_per_img,
-        )
+        super().__init__(box_roi_pool, box_head, box_predictor, box.fg_iou_thresh, box.bg_iou_thresh,
+                         box.batch_size_per_image, box.positive_fraction, None, box.score_thresh, box.nms_thresh,
+                         box.detections_per_image)
         self.mask_head = mask_head
-        self.mask_proposals_per_image = mask_proposals_per_image
+        self.mask_proposals_per_image = mask.proposals_per_image
         self.mask_others = mask_others
         self.collect_instance_maps = False
         self.instance_maps: list[InstanceMap] = []
