@@ -6,14 +6,15 @@ their defaults from here, so that `build_cgcnet()` and `cgc train` build the sam
 
 from dataclasses import dataclass, field, fields, replace
 
+from cgc.errors import InputError
+
 BACKBONES = ("resnet50", "resnet101", "resnext101_32x8d", "vgg16", "mobilenet_v2")
-MASK_HEADS = ("gfr", "lfr", "roialign", "roimasking")
 MASK_SUPPRESSION_METHODS = ("greedy", "matrix", "overlap", "none")
 MASK_RESCORE_METHODS = ("none", "maskness")
 MASK_THRESHOLD = 0.5  # the mask probability at which a mask claims a pixel (suppression, rescoring, predictions)
 
-MASK_OTHERS = ("proposals", "labelled")
 MASK_OUTPUT_STRIDES = (2, 1)  # 1: a second learned 2x upsampling (measured worse; docs/method/mask-heads.md)
+MASK_OTHERS = ("proposals", "labelled")
 """What GFR suppresses as "other proposals" in training: the sampled mask proposals only (as in
 the paper), or also every labelled instance's box. With proposals only, an instance none of whose
 proposals was sampled keeps its features while its pixels are targets 0: the same salient look is
@@ -52,6 +53,12 @@ class WholeImageHeadSpec(MaskHeadSpec):
     box_coords: bool = False  # the proposal's box coordinates as three more FCN inputs
     dilation: int = 1  # of the FCN's four 3x3 convolutions
 
+    def __post_init__(self) -> None:
+        if self.output_stride not in MASK_OUTPUT_STRIDES:
+            raise InputError(f"mask output stride {self.output_stride}: choose one of {MASK_OUTPUT_STRIDES}")
+        if self.dilation < 1:
+            raise InputError(f"mask head dilation {self.dilation}: it must be at least 1")
+
 
 @dataclass(frozen=True)
 class GFRSpec(WholeImageHeadSpec):
@@ -59,6 +66,11 @@ class GFRSpec(WholeImageHeadSpec):
 
     name: str = "gfr"
     others: str = "proposals"  # what it suppresses as other proposals in training (MASK_OTHERS)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.others not in MASK_OTHERS:
+            raise InputError(f"unknown mask others {self.others!r}; choose one of {', '.join(MASK_OTHERS)}")
 
 
 @dataclass(frozen=True)
@@ -89,13 +101,11 @@ class RoIAlignSpec(MaskHeadSpec):
 
 MASK_HEAD_SPECS: dict[str, type[MaskHeadSpec]] = {"gfr": GFRSpec, "lfr": LFRSpec, "roialign": RoIAlignSpec,
                                                   "roimasking": RoIMaskingSpec}
-assert tuple(sorted(MASK_HEAD_SPECS)) == tuple(sorted(MASK_HEADS))
+MASK_HEADS = tuple(MASK_HEAD_SPECS)
 
 
 def mask_head_spec(name: str, **settings) -> MaskHeadSpec:
     """The spec of head `name` with those of `settings` that it has (a whole-image setting does not change RoIAlign)."""
-    from cgc.errors import InputError
-
     if name not in MASK_HEAD_SPECS:
         raise InputError(f"unknown mask head {name!r}; choose one of {', '.join(MASK_HEADS)}")
     kind = MASK_HEAD_SPECS[name]
@@ -178,8 +188,6 @@ def changed(spec: NetworkSpec, **changes) -> NetworkSpec:
             if key == "mask":
                 known = {item.name for kind in MASK_HEAD_SPECS.values() for item in fields(kind)}
                 if set(value) - known:
-                    from cgc.errors import InputError
-
                     raise InputError(f"no mask head has the settings {', '.join(sorted(set(value) - known))}")
                 kept = {item.name: getattr(current, item.name) for item in fields(current) if item.name != "name"}
                 value = mask_head_spec(value.get("name", current.name),

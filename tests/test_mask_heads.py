@@ -10,6 +10,7 @@ import torch
 
 from cgc.model.mask_heads import (
     OUTSIDE_WINDOW_LOGIT,
+    MASK_HEAD_CLASSES,
     GFRHead,
     LFRHead,
     RoIAlignHead,
@@ -20,15 +21,15 @@ from cgc.model.mask_heads import (
     global_feature_refine,
     ternary_roi_mask,
 )
-from cgc.network_settings import GFRSpec, LFRSpec, RoIAlignSpec, RoIMaskingSpec, mask_head_spec
+from cgc.network_settings import MASK_HEAD_SPECS, GFRSpec, RoIAlignSpec, RoIMaskingSpec, mask_head_spec
 
 WHOLE_IMAGE_HEADS = [GFRHead, LFRHead, RoIMaskingHead]
-SPECS = {GFRHead: GFRSpec, LFRHead: LFRSpec, RoIMaskingHead: RoIMaskingSpec}
 
 
 def head_of(head_class, in_channels: int, **spec):
-    """A head of `head_class` whose spec has these settings."""
-    return head_class(in_channels, SPECS[head_class](**spec))
+    """A head of `head_class` whose spec has these settings (the two registries pair them by name)."""
+    name = next(name for name, registered in MASK_HEAD_CLASSES.items() if registered is head_class)
+    return head_class(in_channels, MASK_HEAD_SPECS[name](**spec))
 
 # A padded batch of 64 x 96 holding images of 64 x 80 and 60 x 72: FPN levels at strides 4-32.
 IMAGE_SIZES = [(64, 80), (60, 72)]
@@ -370,3 +371,12 @@ def test_without_a_window_the_loss_is_the_whole_maps_mean() -> None:
     boxes = [torch.tensor([[0.0, 0.0, 4.0, 4.0]])]
     zero = [torch.zeros(1, 1, 4, 4)]
     assert head.loss(zero, boxes, [torch.zeros(1, 8, 8, dtype=torch.uint8)]).item() == pytest.approx(math.log(2))
+
+
+@pytest.mark.parametrize("setting, message", [({"output_stride": 3}, "mask output stride 3"),
+                                              ({"dilation": 0}, "dilation 0"), ({"others": "all"}, "mask others")])
+def test_a_head_spec_refuses_values_no_head_can_build(setting: dict, message: str) -> None:
+    from cgc.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        GFRSpec(**setting)

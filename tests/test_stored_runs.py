@@ -4,8 +4,8 @@
 its `config.json`, the checkpoint's other entries, the name, shape and kind of every tensor of the
 model's state (`tensors.json`), and what `cgc predict` wrote for one picture (`predictions.json`).
 The weights are made again from the tensor list by a fixed rule (`stored_weights`), independent
-of how the network is built today, so that the checkpoint is byte for byte the one that version
-read; a change to the network's layout, a setting's default or the checkpoint format shows here.
+of how the network is built today, so that they are exactly the weights the stored predictions came
+from; a change to the network's layout, a setting's default or the checkpoint format shows here.
 
 `python tests/test_stored_runs.py NAME` writes a new stored run from today's code (do it only when
 a run folder's format deliberately changes, and keep the old ones).
@@ -14,6 +14,7 @@ a run folder's format deliberately changes, and keep the old ones).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -63,8 +64,8 @@ def stored_picture() -> np.ndarray:
 def write_run(folder: Path, run: Path) -> None:
     """The run folder as that version wrote it: config.json and one checkpoint."""
     (run / "checkpoints").mkdir(parents=True)
+    shutil.copyfile(folder / "config.json", run / "config.json")
     config = json.loads((folder / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps(config, indent=1))
     checkpoint = json.loads((folder / "checkpoint.json").read_text())
     tensors = json.loads((folder / "tensors.json").read_text())
     torch.save({**checkpoint, "model": stored_weights(tensors), "config": config},

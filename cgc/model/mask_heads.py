@@ -221,10 +221,6 @@ class WholeImageMaskHead(MaskHead):
 
     def __init__(self, in_channels: int = FPN_CHANNELS, spec: WholeImageHeadSpec = GFRSpec()) -> None:
         super().__init__()
-        if spec.output_stride not in MASK_OUTPUT_STRIDES:
-            raise InputError(f"mask output stride {spec.output_stride}: choose one of {MASK_OUTPUT_STRIDES}")
-        if spec.dilation < 1:
-            raise InputError(f"mask head dilation {spec.dilation}: it must be at least 1")
         self.featmap_name = spec.featmap_name
         self.chunk_size = spec.chunk_size
         self.output_window_per_side = spec.output_window_per_side

@@ -16,9 +16,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 
-from cgc.errors import InputError
 from cgc.model.mask_heads import MaskHead, WholeImageMaskHead, labels_at_logit_resolution
-from cgc.network_settings import MASK_OTHERS, NETWORK, BoxHeadSpec, GFRSpec, MaskHeadSpec
+from cgc.network_settings import NETWORK, BoxHeadSpec, GFRSpec, MaskHeadSpec
 
 
 @dataclass
@@ -87,8 +86,6 @@ class CGCRoIHeads(RoIHeads):
         mask: MaskHeadSpec = NETWORK.mask,
     ) -> None:
         mask_others = mask.others if isinstance(mask, GFRSpec) else "proposals"  # other heads suppress no others
-        if mask_others not in MASK_OTHERS:
-            raise InputError(f"unknown mask others {mask_others!r}; choose one of {', '.join(MASK_OTHERS)}")
         super().__init__(box_roi_pool, box_head, box_predictor, box.fg_iou_thresh, box.bg_iou_thresh,
                          box.batch_size_per_image, box.positive_fraction, None, box.score_thresh, box.nms_thresh,
                          box.detections_per_image)
