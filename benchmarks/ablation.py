@@ -65,7 +65,7 @@ def main() -> None:
         ("+PC+GFR", "", split.weak_labels, ("--mask-head", "gfr", *no_update)),
     )
     with_update = tuple(("+PC+GFR+US" + ("" if weight == 1 else f" lambda={weight:g}"), guarded, split.weak_labels,
-                         ("--mask-head", "gfr", *update, "--set", f"update_weight={weight}")) for weight in args.update_weights)
+                         ("--mask-head", "gfr", *update, "--set", f"label_update.weight={weight}")) for weight in args.update_weights)
     for name, guard_suffix, labels, options in without_update + with_update:
         setting = name + guard_suffix
         scores = run(setting, labels, *options)
@@ -78,8 +78,8 @@ def main() -> None:
         if phi == DEFAULT_PHI and without_loss is not None:  # the lambda = 0 run: same settings, same seed, same result
             scores = without_loss
         else:
-            scores = run(f"phi-{phi}{guarded}", split.weak_labels, "--mask-head", "gfr", *update, "--set", "update_weight=0",
-                         "--set", f"update_phi={phi}")
+            scores = run(f"phi-{phi}{guarded}", split.weak_labels, "--mask-head", "gfr", *update, "--set", "label_update.weight=0",
+                         "--set", f"label_update.phi={phi}")
         paper = dict(zip(("paper_AP_r50", "paper_AP_r70"), PAPER_TABLE_III.get(phi, (None, None))))
         table_iii.append({"phi": str(phi), **scores, **paper})
         save(args, table_iv, table_iii)

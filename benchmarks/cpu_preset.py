@@ -20,12 +20,12 @@ from experiments import variants_main
 
 RUNS = (
     ("preset", ()),
-    ("fpn 128", ("--set", "fpn_channels=128")),
-    ("backbone 3 stages", ("--set", "trainable_backbone_layers=3")),
+    ("fpn 128", ("--set", "network.fpn_channels=128")),
+    ("backbone 3 stages", ("--set", "network.trainable_backbone_layers=3")),
     ("lr 0.01", ("--lr", 0.01)),
-    ("anchors scaled", ("--set", "anchor_sizes=10,19,38,77,154")),
-    ("anchors 16-256", ("--set", "anchor_sizes=16,32,64,128,256")),
-    ("backbone 5 stages", ("--set", "trainable_backbone_layers=5")),
+    ("anchors scaled", ("--set", "network.rpn.anchor_sizes=10,19,38,77,154")),
+    ("anchors 16-256", ("--set", "network.rpn.anchor_sizes=16,32,64,128,256")),
+    ("backbone 5 stages", ("--set", "network.trainable_backbone_layers=5")),
 )
 
 

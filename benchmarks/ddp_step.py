@@ -36,12 +36,14 @@ def child(args: argparse.Namespace) -> None:
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    config = resolve_config("cpu", min_size=args.min_size, max_size=args.max_size, mask_head=args.head,
-                            data=str(args.data / "weak" / "annotations.json"), images=str(args.data / "sample" / "imgs"),
-                            out=str(args.data / "unused"))
+    config = resolve_config("cpu", network={"min_size": args.min_size, "max_size": args.max_size,
+                                            "mask": {"name": args.head}},
+                            data={"annotations": str(args.data / "weak" / "annotations.json"),
+                                  "images": str(args.data / "sample" / "imgs")},
+                            run={"out": str(args.data / "unused")})
     model = DistributedDataParallel(model_from_config(config), find_unused_parameters=args.find_unused)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.001, momentum=0.9)
-    dataset = WeakLabelDataset(config.data, config.images)
+    dataset = WeakLabelDataset(config.data.annotations, config.data.images)
     model.train()
     times = []
     for step in range(args.warmup + args.steps):

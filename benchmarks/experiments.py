@@ -35,12 +35,12 @@ RESULTS = Path("benchmarks/results")
 # each guard alone, and the two that measured best together.
 UPDATE_GUARDS = {
     "label rounds": (),  # Algorithm 1 as written
-    "region guard": ("--set", "update_region_margin=3"),
-    "box guard": ("--set", "update_box_margin=0.1"),
-    "quality floor": ("--set", "update_min_iou=0.7", "--set", "update_min_confidence=0.3"),
-    "blending": ("--set", "update_blend=0.3"),
-    "shared pixels": ("--set", "update_shared_only=true"),
-    "shared + blending": ("--set", "update_shared_only=true", "--set", "update_blend=0.3"),
+    "region guard": ("--set", "label_update.guards.region_margin=3"),
+    "box guard": ("--set", "label_update.guards.box_margin=0.1"),
+    "quality floor": ("--set", "label_update.guards.min_iou=0.7", "--set", "label_update.guards.min_confidence=0.3"),
+    "blending": ("--set", "label_update.guards.blend_confidence=0.3"),
+    "shared pixels": ("--set", "label_update.guards.shared_only=true"),
+    "shared + blending": ("--set", "label_update.guards.shared_only=true", "--set", "label_update.guards.blend_confidence=0.3"),
 }
 
 
@@ -159,7 +159,7 @@ def train_prefix(split: SampleSplit, labels: Path, run: Path, until: int, iterat
     """The first `until` iterations of a cpu-preset run of `iterations` (its schedule), stopped at a checkpoint:
     the part that runs differing only later share (see `train_and_score`'s start_from). Kept with `reuse`."""
     command = [*cpu_preset_command(split, labels, run, iterations, seed, stop_at=until),
-               *(str(arg) for arg in train_options), "--set", f"checkpoint_every={until}"]
+               *(str(arg) for arg in train_options), "--set", f"run.checkpoint_every={until}"]
     record = run.with_name(run.name + ".json")  # outside the folder, which the continued runs copy
     if stored_record(record, {"command": command}, reuse) is None:
         shutil.rmtree(run, ignore_errors=True)

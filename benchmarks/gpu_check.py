@@ -55,14 +55,18 @@ NETWORKS = ("paper-resnet50", "paper-resnet101", "paper-resnet50-roialign", "tor
 SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy")
 
 
-def paper_config(backbone: str, args: argparse.Namespace, **extra):
-    """The paper preset on `backbone`, with random initial weights (no download reaches an air-gapped node)."""
+def paper_config(backbone: str, args: argparse.Namespace, head: str | None = None):
+    """The paper preset on `backbone` (and mask `head`, without the label update), with random initial weights (no
+    download reaches an air-gapped node)."""
     from cgc.config import resolve_config
 
-    overrides = {"backbone": backbone, "backbone_weights": None, "batch_size": args.batch, **extra}
+    network = {"backbone": backbone, "backbone_weights": None}
     if args.min_size:
-        overrides |= {"min_size": args.min_size, "max_size": args.max_size}
-    return resolve_config("paper", **overrides)
+        network |= {"min_size": args.min_size, "max_size": args.max_size}
+    if head:
+        network |= {"mask": {"name": head}}
+    return resolve_config("paper", network=network, solver={"batch_size": args.batch},
+                          label_update={"every": 0} if head else {})
 
 
 def bounded_random_residuals(model: torch.nn.Module) -> torch.nn.Module:
@@ -94,15 +98,16 @@ def build_network(name: str, args: argparse.Namespace) -> torch.nn.Module:
     if name == "cpu":
         return model_from_config(resolve_config("cpu"))
     if name == "torchvision-maskrcnn":
-        config = paper_config("resnet50", args)
-        backbone = build_backbone("resnet50", weights=None, trainable_layers=config.trainable_backbone_layers,
-                                  out_channels=config.fpn_channels)
+        network = paper_config("resnet50", args).network
+        backbone = build_backbone("resnet50", weights=None, trainable_layers=network.trainable_backbone_layers,
+                                  out_channels=network.fpn_channels)
         return bounded_random_residuals(MaskRCNN(
-            backbone, num_classes=2, min_size=config.min_size, max_size=config.max_size,
-            rpn_batch_size_per_image=config.rpn_batch_size_per_image,
-            box_batch_size_per_image=config.box_batch_size_per_image, rpn_post_nms_top_n_test=config.rpn_test_proposals))
+            backbone, num_classes=2, min_size=network.min_size, max_size=network.max_size,
+            rpn_batch_size_per_image=network.rpn.batch_size_per_image,
+            box_batch_size_per_image=network.box.batch_size_per_image,
+            rpn_post_nms_top_n_test=network.rpn.post_nms_top_n_test))
     backbone, _, head = name.removeprefix("paper-").partition("-")
-    config = paper_config(backbone, args, **({"mask_head": head, "update_every": 0} if head else {}))
+    config = paper_config(backbone, args, head or None)
     return bounded_random_residuals(model_from_config(config, load_backbone_weights=False))
 
 
@@ -309,7 +314,7 @@ def measure_training_run(data: dict[str, Path], args: argparse.Namespace, device
     command = ["train", "--preset", "cpu", "--data", data["train_data"], "--images", data["train_images"],
                "--out", run, "--device", device.type, "--seed", "0", "--batch-size", args.train_batch,
                "--iterations", args.train_iterations, "--lr-steps", args.train_iterations * 3 // 4,
-               "--loader-workers", args.loader_workers, "--set", f"checkpoint_every={args.train_iterations}"]
+               "--loader-workers", args.loader_workers, "--set", f"run.checkpoint_every={args.train_iterations}"]
     train_seconds = run_cgc(*command, log=log)
     run_cgc("calibrate", "--checkpoint", run, "--images", data["val_images"], "--data", data["val_data"],
             "--device", device.type, log=log)

@@ -35,7 +35,7 @@ HEADS = {  # curve -> its `cgc train` options (the plain heads' commands as befo
     "roialign": ("--mask-head", "roialign"),
     "gfr": ("--mask-head", "gfr"),
     # finer logits for small instances; the backbone frozen as it was in the cpu preset when the curves started
-    "gfr-stride1": ("--mask-head", "gfr", "--set", "mask_output_stride=1", "--set", "trainable_backbone_layers=0"),
+    "gfr-stride1": ("--mask-head", "gfr", "--set", "network.mask.output_stride=1", "--set", "network.trainable_backbone_layers=0"),
 }
 MILESTONES = (300, 1000, 2000)
 
@@ -49,7 +49,7 @@ def train_to(split: SampleSplit, run: Path, head: str, iterations: int, schedule
     """The run trained to `iterations` (continued from its newest checkpoint if it has one) and scored there."""
     command = ["train", "--preset", "cpu", "--data", split.weak_labels, "--images", split.train_images, "--out", run,
                *HEADS[head], "--seed", seed, "--update-every", 0, "--lr-steps", schedule["lr_step"],
-               "--set", "checkpoint_every=100"]
+               "--set", "run.checkpoint_every=100"]
     command = [str(arg) for arg in command]
     record = milestone_record(run, iterations)
     stored = stored_record(record, {"command": command}, reuse)

@@ -9,9 +9,9 @@ Rows (cpu preset, weak labels of the sample scenes, scored on held-out scenes):
   suppressed as an "other proposal", not only the sampled ones (cgc.network_settings.MASK_OTHERS);
 - gfr, window 0.25, 128 channels: the same with a wider head (the cpu preset's is 64);
 - gfr, window 0.25, box coordinates: the same with the proposal's coordinates across its box as three more
-  inputs of the FCN inside the box (`--set mask_box_coords=true`; CondInst's relative coordinates);
+  inputs of the FCN inside the box (`--set network.mask.box_coords=true`; CondInst's relative coordinates);
 - gfr, window 0.25, dilation 2: the same with the FCN's four 3x3 convolutions dilated by 2, so that it sees
-  8 cells (32 pixels of the resized image) on each side instead of 4 (`--set mask_dilation=2`);
+  8 cells (32 pixels of the resized image) on each side instead of 4 (`--set network.mask.dilation=2`);
 - lfr and roimasking, window 0.25: the paper's other heads of Table II, with the same output window
   (with roialign and gfr, the paper's heads comparison).
 Each row also gives precision and recall at score 0.5, predictions per true instance and the COCO
@@ -29,14 +29,14 @@ from experiments import variants_main
 
 RUNS = (
     ("roialign", ("--mask-head", "roialign")),
-    ("gfr whole-image loss", ("--mask-head", "gfr", "--set", "mask_window=none")),
-    ("gfr window 0.25", ("--mask-head", "gfr", "--set", "mask_window=0.25")),
-    ("gfr window labelled others", ("--mask-head", "gfr", "--set", "mask_window=0.25", "--set", "mask_others=labelled")),
-    ("gfr window 128 ch", ("--mask-head", "gfr", "--set", "mask_window=0.25", "--set", "mask_head_channels=128")),
-    ("gfr window box coords", ("--mask-head", "gfr", "--set", "mask_window=0.25", "--set", "mask_box_coords=true")),
-    ("gfr window dilation 2", ("--mask-head", "gfr", "--set", "mask_window=0.25", "--set", "mask_dilation=2")),
-    ("lfr window 0.25", ("--mask-head", "lfr", "--set", "mask_window=0.25")),
-    ("roimasking window 0.25", ("--mask-head", "roimasking", "--set", "mask_window=0.25")),
+    ("gfr whole-image loss", ("--mask-head", "gfr", "--set", "network.mask.output_window_per_side=none")),
+    ("gfr window 0.25", ("--mask-head", "gfr", "--set", "network.mask.output_window_per_side=0.25")),
+    ("gfr window labelled others", ("--mask-head", "gfr", "--set", "network.mask.output_window_per_side=0.25", "--set", "network.mask.others=labelled")),
+    ("gfr window 128 ch", ("--mask-head", "gfr", "--set", "network.mask.output_window_per_side=0.25", "--set", "network.mask.channels=128")),
+    ("gfr window box coords", ("--mask-head", "gfr", "--set", "network.mask.output_window_per_side=0.25", "--set", "network.mask.box_coords=true")),
+    ("gfr window dilation 2", ("--mask-head", "gfr", "--set", "network.mask.output_window_per_side=0.25", "--set", "network.mask.dilation=2")),
+    ("lfr window 0.25", ("--mask-head", "lfr", "--set", "network.mask.output_window_per_side=0.25")),
+    ("roimasking window 0.25", ("--mask-head", "roimasking", "--set", "network.mask.output_window_per_side=0.25")),
 )
 
 

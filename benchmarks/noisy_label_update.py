@@ -60,8 +60,8 @@ def main() -> None:
             continue
         for phi in [None] if guard is None else args.phis:
             name = guard_name if phi in (None, DEFAULT_PHI) else f"{guard_name}, phi {phi}"
-            rounds = ("--update-every", args.update_every, "--set", f"update_start={args.update_start}",
-                      "--set", f"update_phi={phi}", "--set", "update_weight=0")
+            rounds = ("--update-every", args.update_every, "--set", f"label_update.start={args.update_start}",
+                      "--set", f"label_update.phi={phi}", "--set", "label_update.weight=0")
             options = ("--update-every", 0) if guard is None else (*rounds, *guard)
             folders[name] = run_folder(args.work, name)
             scores = train_and_score(split, labels, folders[name], args.iterations, args.seed, *options,

@@ -10,13 +10,16 @@ about 520 pictures, 640 instances) are merged into one training set, labelled th
 Each trains the same network with the same settings and seed (`cgc train`), the score threshold is calibrated on
 `pets-val` (`cgc calibrate`) and `cgc eval` scores it there: COCO mask AP, the same detections' boxes filled as
 masks beside it, AP^r0.5 / AP^r0.7, precision and recall at the threshold, predictions per true instance.
-`--held-out SET` leaves one set out of training and scores on it too (kinds never seen); `--sets` trains on some of
+`--held-out SET` leaves one set out of training and scores on it too (kinds never seen); `--generated N` mixes N
+generated photo-style scenes (`cgc sample --style photo`: objects cut from many photographs, labelled the same three
+ways) into the training set, to measure whether kinds never seen gain from them; `--sets` trains on some of
 the five only, and only the kinds of labels asked for (`--labels`) are built (tests/test_real_training.py runs it on
 one set for two iterations).
 
     .venv/bin/python benchmarks/real_training.py --reuse
     .venv/bin/python benchmarks/real_training.py --reuse --mask-head gfr
     .venv/bin/python benchmarks/real_training.py --reuse --held-out horses --labels "weak, masks"
+    .venv/bin/python benchmarks/real_training.py --reuse --held-out davis17-a --generated 300 --labels "weak, masks"
 
 Every step goes through the `cgc` command line. Prints a table and writes JSON (--out).
 """
@@ -39,6 +42,7 @@ TRAINING_SETS = ("davis17-a", "pets", "mugs", "bottles", "horses")
 SCORED_ON = "pets-val"
 LABELS = ("weak, masks", "weak, boxes alone", "full")
 SEPARATOR = "--"  # merged pictures are named SET--FILE
+GENERATED = "generated"  # the set name of the generated scenes
 
 
 def merged_coco(parts: list[tuple[str, Path]]) -> dict:
@@ -55,9 +59,34 @@ def merged_coco(parts: list[tuple[str, Path]]) -> dict:
     return {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "salient"}]}
 
 
+def generated_scenes(work: Path, pictures: int, seed: int, reuse: bool, kinds: tuple[str, ...]) -> dict[str, Path]:
+    """`pictures` generated photo-style scenes in WORK/sample, labelled as the real sets are: the weak labels from
+    their salient-region masks and simulated annotators' boxes, and their true masks (full)."""
+    sample = work / "sample"
+    if not (reuse and (sample / "labelstudio_export.json").is_file()):
+        cgc("sample", "--out", sample, "--images", pictures, "--seed", seed + 7, "--style", "photo", "--overwrite")
+    boxes = work / "boxes.json"
+    if not (reuse and boxes.is_file()):
+        cgc("annotate", "import", "--from-export", sample / "labelstudio_export.json", "--out", boxes)
+    files = {}
+    for labels, masks in (("weak, masks", True), ("weak, boxes alone", False)):
+        if labels in kinds:
+            out = work / labels.replace(", ", "-").replace(" ", "-")
+            if not (reuse and (out / "annotations.json").is_file()):
+                cgc("weaklabels", "build", "--images", sample / "imgs", "--boxes", boxes, "--out", out, "--overwrite",
+                    *(("--masks", sample / "masks") if masks else ()))
+            files[labels] = out / "annotations.json"
+    if "full" in kinds:
+        files["full"] = work / "full.json"
+        if not (reuse and files["full"].is_file()):
+            cgc("export", "coco", "--format", "ilso", "--root", sample, "--out", files["full"])
+    return files
+
+
 def prepare_training_data(real: Path, sets: list[str], work: Path, seed: int, reuse: bool,
-                          kinds: tuple[str, ...] = LABELS) -> dict[str, Path]:
-    """WORK/images (links to every set's pictures, named SET--FILE) and one COCO file per kind of labels asked for."""
+                          kinds: tuple[str, ...] = LABELS, generated: int = 0) -> dict[str, Path]:
+    """WORK/images (links to every set's pictures, named SET--FILE) and one COCO file per kind of labels asked for;
+    with `generated` scenes mixed in."""
     images = work / "images"
     images.mkdir(parents=True, exist_ok=True)
     parts: dict[str, list[tuple[str, Path]]] = {labels: [] for labels in kinds}
@@ -82,6 +111,13 @@ def prepare_training_data(real: Path, sets: list[str], work: Path, seed: int, re
             if not link.is_symlink():
                 link.symlink_to(picture.resolve())
     files = {}
+    if generated:
+        for labels, path in generated_scenes(work / "generated", generated, seed, reuse, kinds).items():
+            parts[labels].append((GENERATED, path))
+        for picture in (work / "generated" / "sample" / "imgs").iterdir():
+            link = images / f"{GENERATED}{SEPARATOR}{picture.name}"
+            if not link.is_symlink():
+                link.symlink_to(picture.resolve())
     for labels, sources in parts.items():
         files[labels] = work / f"{labels.replace(', ', '-').replace(' ', '-')}.json"
         atomic_write_json(files[labels], merged_coco(sources))
@@ -147,6 +183,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=None, help="the preset's if not given")
     parser.add_argument("--train-option", action="append", default=[],
                         help="one more `cgc train` option (or its value); repeat for each word")
+    parser.add_argument("--generated", type=int, default=0, help="generated photo-style scenes mixed into training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse", action="store_true", help="keep the data and the runs already done")
     parser.add_argument("--work", type=Path, default=RESULTS / "real-training")
@@ -159,7 +196,9 @@ def main() -> None:
     every_set = sorted(sets) == sorted(name for name in TRAINING_SETS if name != args.held_out)
     data = args.work / ("all" if args.held_out is None else f"without-{args.held_out}") if every_set else \
         args.work / "+".join(sets)
-    label_files = prepare_training_data(args.real, sets, data, args.seed, args.reuse, tuple(args.labels))
+    data = data.with_name(data.name + f"+generated{args.generated}") if args.generated else data
+    label_files = prepare_training_data(args.real, sets, data, args.seed, args.reuse, tuple(args.labels),
+                                        args.generated)
     scored_on = [SCORED_ON] + ([args.held_out] if args.held_out else [])
     variant = "-".join(filter(None, [args.preset, args.mask_head, args.iterations and f"{args.iterations}it",
                                      args.held_out and f"without-{args.held_out}", *args.train_option]))

@@ -67,7 +67,7 @@ def main() -> None:
         rows.append({"setting": label, "requests": len(per_picture), "median_seconds_per_picture":
                      round(statistics.median(per_picture), 3), "regions": regions})
     height, width = predictor.predict(pictures[0]).masks.shape[1:]
-    print(f"cgc serve /predict on CPU ({args.checkpoint}, {predictor.loaded.config.mask_head} head, "
+    print(f"cgc serve /predict on CPU ({args.checkpoint}, {predictor.loaded.config.network.mask.name} head, "
           f"{width}x{height} pictures, score >= {predictor.score_threshold:.2f})")
     print(f"{'setting':<24}{'requests':>9}{'s / picture':>13}{'regions':>9}")
     for row in rows:

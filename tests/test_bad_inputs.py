@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import huge_png, tiny_config, truncated
+from helpers import huge_png, short_run, tiny_config, truncated
 
 from cgc.cli import cgc
 from cgc.fileio import OUTPUT_MARK
@@ -68,7 +68,7 @@ def trained_copy(inputs: Inputs) -> None:
     """A one-iteration run folder at work/run."""
     from cgc.training.engine import train as train_run
 
-    train_run(tiny_config(inputs.labels, inputs.work / "run", iterations=1, checkpoint_every=1), progress=False)
+    train_run(tiny_config(inputs.labels, inputs.work / "run", **short_run(1)), progress=False)
 
 
 def evil_checkpoint(path: Path, marker: Path) -> None:
@@ -109,8 +109,10 @@ def truth_changed(path: Path, **changes: object) -> None:
     path.write_text(json.dumps(data))
 
 
-def config_changed(path: Path, **changes: object) -> None:
-    path.write_text(json.dumps(json.loads(path.read_text()) | changes))
+def config_changed(path: Path, **sections: dict) -> None:
+    from cgc.settings import merged
+
+    path.write_text(json.dumps(merged(json.loads(path.read_text()), sections)))
 
 
 def masks_rescaled(inputs: Inputs, value: int) -> None:
@@ -461,8 +463,9 @@ CASES = [
                                    "--out", str(i.work / "b.json"), "--match-iou", "nan"]),
         ("--score-thr", lambda i: predict(i, "run", i.work / "p") + ["--score-thr", "nan"]),
         ("--lr", lambda i: train(i) + ["--lr", "nan"]),
-        ("--set hflip", lambda i: train(i) + ["--set", "hflip=nan"]),
-        ("--set mask_window", lambda i: train(i) + ["--set", "mask_window=nan"]),
+        ("--set data.hflip", lambda i: train(i) + ["--set", "data.hflip=nan"]),
+        ("--set network.mask.output_window_per_side",
+         lambda i: train(i) + ["--set", "network.mask.output_window_per_side=nan"]),
         ("--edge-weight", lambda i: build(i, "--edge-weight", "nan")),
     )],
     Case("eval a ground truth whose iscrowd is a word",
@@ -486,7 +489,7 @@ CASES = [
          error="the validation labels hold no instance"),
     Case("train --resume from a config.json with a NaN learning rate",
          lambda i: ["train", "--resume", "--out", str(i.work / "run"), "--iterations", "2"],
-         lambda i: (trained_copy(i), config_changed(i.work / "run" / "config.json", lr=float("nan"))),
+         lambda i: (trained_copy(i), config_changed(i.work / "run" / "config.json", solver={"lr": float("nan")})),
          error="config.json: --lr nan: must be a finite number"),
     Case("crf refine --params with a NaN weight",
          lambda i: ["crf", "refine", "--predictions", str(i.work), "--images", str(i.sample / "imgs"), "--out",
@@ -578,7 +581,7 @@ def trained_run(tiny_labels: tuple[Path, Path], tmp_path_factory: pytest.TempPat
     from cgc.training.engine import train as train_run
 
     run = tmp_path_factory.mktemp("trained") / "run"
-    train_run(tiny_config(tiny_labels, run, iterations=1, checkpoint_every=1), progress=False)
+    train_run(tiny_config(tiny_labels, run, **short_run(1)), progress=False)
     return run
 
 

@@ -47,6 +47,7 @@ def test_the_site_builds_in_strict_mode(tmp_path: Path) -> None:
     commands = (tmp_path / "site" / "commands" / "index.html").read_text()
     for command in ("cgc annotate import", "cgc weaklabels build", "cgc train", "cgc serve", "cgc crf tune"):
         assert command in commands, command  # generated from the command line itself
-    for setting in ("mask_window", "update_crf", "anchor_sizes", "checkpoint_every"):  # every setting, by docs/hooks.py
+    for setting in ("network.mask.output_window_per_side", "label_update.crf.w1", "network.rpn.anchor_sizes",
+                    "run.checkpoint_every"):  # every setting, by docs/hooks.py
         assert f"<code>{setting}</code>" in commands, setting
     assert "cgc train settings" not in commands  # the marker was replaced

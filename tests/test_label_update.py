@@ -9,7 +9,6 @@ import multiprocessing
 import os
 import signal
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +25,14 @@ from cgc.refine.update_rule import k1 as k1_numpy
 from cgc.refine.update_rule import should_replace
 from cgc.checkpoint import load_checkpoint
 from cgc.config import resolve_config
+from cgc.settings import merged
 from cgc.training.data import batch_requests, last_slots
 from cgc.training.engine import loader_segments, train
 from cgc.training.crf_pool import WORKER_NICENESS, CRFPool, LabelUpdateError
-from helpers import rectangle, tiny_config
+from helpers import rectangle, short_run, tiny_config
 
-SCHEME = dict(iterations=4, update_every=2, update_start=1, checkpoint_every=3, crf_workers=1, update_weight=1.0)
+GFR = {"mask": {"name": "gfr"}}  # the cpu preset's network with the head the label update needs
+SCHEME = short_run(4, 3, label_update={"every": 2, "start": 1, "crf_workers": 1, "weight": 1.0})
 
 
 def metrics(run: Path) -> dict[int, dict[str, str]]:
@@ -65,11 +66,11 @@ def test_last_slots_are_the_last_sightings_in_the_window() -> None:
 
 
 def test_loader_is_cut_at_round_boundaries() -> None:
-    config = resolve_config("cpu", iterations=7, update_every=3, mask_head="gfr")
+    config = resolve_config("cpu", solver={"iterations": 7}, label_update={"every": 3}, network=GFR)
     assert loader_segments(config, 0) == [(0, 3), (3, 6), (6, 7)]
     assert loader_segments(config, 4) == [(4, 6), (6, 7)]
-    assert loader_segments(replace(config, update_every=0), 4) == [(4, 7)]
-    assert config.update_start == 1  # a quarter of the run, fixed in config.json so that resuming longer keeps it
+    assert loader_segments(config.changed(label_update={"every": 0}), 4) == [(4, 7)]
+    assert config.label_update.start == 1  # a quarter of the run, fixed in config.json so that resuming longer keeps it
 
 
 def test_map_to_image_undoes_stride_resize_and_flip() -> None:
@@ -281,12 +282,12 @@ def test_resume_between_rounds_continues_with_the_latest_round(straight_run: tup
                                                                tmp_path: Path) -> None:
     straight = straight_run[0]
     halted = tmp_path / "halted"
-    config = tiny_config(tiny_labels, halted, **(SCHEME | {"iterations": 3}))
+    config = tiny_config(tiny_labels, halted, **merged(SCHEME, {"solver": {"iterations": 3}}))
     train(config, progress=False)  # checkpoint after 3: between round 1 (after 2) and round 2 (after 4)
     state = load_checkpoint(halted / "checkpoints" / "checkpoint_0000003.pt")["label_update"]
     assert state["round"] == 1 and state["label_file"] == "labels/round_001.json"
     assert all(d["round"] == 2 and d["iteration"] == 2 for d in state["decisions"])  # round 2's, decided before the stop
-    train(replace(config, iterations=4), resume=True, progress=False)
+    train(config.changed(solver={"iterations": 4}), resume=True, progress=False)
     expected, resumed = metrics(straight), metrics(halted)
     assert sorted(resumed) == [1, 2, 3, 4]
     for key in ("loss", "loss_mask", "loss_upd"):
@@ -304,8 +305,8 @@ def test_replaced_labels_are_trained_on_and_lambda_zero_drops_the_term(tiny_labe
 
     monkeypatch.setattr(instance_update, "refine_instance", lambda prob, rgb, params, **window: np.clip(prob * 4, 0, 1).astype(np.float32))
     run = tmp_path / "run"
-    config = tiny_config(tiny_labels, run, iterations=3, update_every=2, update_start=0, checkpoint_every=3,
-                         crf_workers=0, update_weight=0.0, update_phi=100.0)
+    config = tiny_config(tiny_labels, run, **short_run(3, label_update={"every": 2, "start": 0, "crf_workers": 0,
+                                                                         "weight": 0.0, "phi": 100.0}))
     seen: list[list[dict]] = []
     real_replace = label_update.LabelUpdater.end_of_iteration
 
@@ -360,7 +361,7 @@ def test_pool_is_shut_down_when_training_stops_early(tiny_labels: tuple[Path, Pa
 
     monkeypatch.setattr(engine, "model_from_config", poisoned)
     monkeypatch.setattr(label_update.CRFPool, "__init__", recording_init)
-    config = tiny_config(tiny_labels, tmp_path / "run", iterations=4, update_every=4, update_start=0, checkpoint_every=10)
+    config = tiny_config(tiny_labels, tmp_path / "run", **short_run(4, 10, label_update={"every": 4, "start": 0}))
     with pytest.raises(KeyboardInterrupt if failure == "interrupt" else TrainingDiverged):
         train(config, progress=False)
     assert len(pools) == 1 and pools[0].executor is None and pools[0].pending == []
@@ -436,7 +437,7 @@ def test_closing_ends_a_worker_stuck_in_a_job(tmp_path: Path, monkeypatch: pytes
 
 
 def test_tuned_crf_settings_reach_the_label_update(tiny_labels, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`cgc train --set update_crf=tune.json` records the tuned values in the config the CRF workers' jobs are made from."""
+    """`cgc train --set label_update.crf=tune.json` records the tuned values in the config the CRF workers' jobs are made from."""
     import json
     from types import SimpleNamespace
 
@@ -444,7 +445,6 @@ def test_tuned_crf_settings_reach_the_label_update(tiny_labels, tmp_path: Path, 
 
     from cgc.cli import cgc
     from cgc.refine.crf import CRFParams
-    from cgc.training.label_update import crf_params_of
 
     tuned = tmp_path / "tune.json"
     tuned.write_text(json.dumps({"best": {"w1": 7.0, "theta_alpha": 55.0, "theta_beta": 9.0, "w2": 3.0,
@@ -453,11 +453,12 @@ def test_tuned_crf_settings_reach_the_label_update(tiny_labels, tmp_path: Path, 
     monkeypatch.setattr("cgc.training.engine.train", lambda config, resume, progress: seen.append(config) or SimpleNamespace(
         iterations=0, last_checkpoint=None, last_losses={}, main_process=True))
     base = ["train", "--preset", "cpu", "--data", str(tiny_labels[0]), "--images", str(tiny_labels[1]),
-            "--out", str(tmp_path / "run"), "--set", f"update_crf={tuned}", "--mask-head", "gfr"]
+            "--out", str(tmp_path / "run"), "--set", f"label_update.crf={tuned}", "--mask-head", "gfr"]
     result = CliRunner().invoke(cgc, base + ["--update-every", "5"])
     assert result.exit_code == 0, result.output
-    assert crf_params_of(seen[0]) == CRFParams(w1=7.0, theta_alpha=55.0, theta_beta=9.0, w2=3.0, theta_gamma=3.0, iterations=5)
-    assert crf_params_of(resolve_config("cpu", update_every=5, mask_head="gfr")) == CRFParams()
+    assert seen[0].label_update.crf == CRFParams(w1=7.0, theta_alpha=55.0, theta_beta=9.0, w2=3.0, theta_gamma=3.0,
+                                                 iterations=5)
+    assert resolve_config("cpu", label_update={"every": 5}, network=GFR).label_update.crf == CRFParams()
     result = CliRunner().invoke(cgc, base)
     assert result.exit_code == 1 and "needs --update-every" in result.output
 
@@ -474,9 +475,10 @@ def test_guards_get_the_instance_s_box_and_the_other_instances_labels() -> None:
                    {"id": 8, "image_id": 1, "bbox": [8, 4, 17, 14], "segmentation": encode_mask(masks[8])},
                    {"id": 9, "image_id": 2, "bbox": [1, 1, 4, 4], "segmentation": encode_mask(masks[9])}]
     store = LabelStore(CocoFile("labels.json", {"images": [], "annotations": annotations}))
-    updater = SimpleNamespace(config=resolve_config("cpu", mask_head="gfr", update_shared_only=True), store=store)
+    updater = SimpleNamespace(config=resolve_config("cpu", network=GFR, label_update={"guards": {"shared_only": True}}),
+                              store=store)
     inputs = LabelUpdater.guard_inputs(updater, SimpleNamespace(annotation_id=7))
     assert inputs["guards"].shared_only and inputs["box"] == (2, 2, 10, 12)
     assert inputs["others"] == [annotations[1]["segmentation"]] and set(inputs) == {"guards", "others", "box"}
-    plain = SimpleNamespace(config=resolve_config("cpu", mask_head="gfr"), store=store)
+    plain = SimpleNamespace(config=resolve_config("cpu", network=GFR), store=store)
     assert LabelUpdater.guard_inputs(plain, SimpleNamespace(annotation_id=7)) == {}

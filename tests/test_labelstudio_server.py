@@ -527,10 +527,10 @@ def test_serve_is_the_projects_ml_backend(label_studio, admin, sample_dir, tiny_
     import time
 
     from cgc.training.engine import train
-    from helpers import tiny_config
+    from helpers import short_run, tiny_config
 
     run = tmp_path / "run"
-    train(tiny_config(tiny_labels, run, iterations=1, checkpoint_every=1), progress=False)
+    train(tiny_config(tiny_labels, run, **short_run(1)), progress=False)
     images, masks = tmp_path / "served", tmp_path / "masks"
     images.mkdir()
     masks.mkdir()
@@ -610,7 +610,7 @@ def test_serve_is_the_projects_ml_backend(label_studio, admin, sample_dir, tiny_
         consensus = json.loads((round_folder / "boxes.json").read_text())
         assert len(consensus["images"]) == 2 and consensus["annotations"]
         assert (round_folder / "weaklabels" / "annotations.json").is_file()
-        assert load_model(round_folder / "run", "cpu").loaded.config.init_from == str(load_model(run).loaded.checkpoint)
+        assert load_model(round_folder / "run", "cpu").loaded.config.run.init_from == str(load_model(run).loaded.checkpoint)
         admin.client.actions.create(id="retrieve_tasks_predictions", project=project_id,
                                     selected_items={"all": True, "excluded": []})
         tasks = [as_plain(t) for t in admin.client.tasks.list(project=project_id, fields="all")]
@@ -695,8 +695,8 @@ def test_readme_quick_start_runs_as_written(label_studio, admin, annotated_proje
     exported = subprocess.run([sys.executable, "-m", "cgc.cli", "export", "coco", "--format", "ilso", "--root",
                                str(sample_dir), "--out", str(tmp_path / "truth.json")], capture_output=True, text=True)
     assert exported.returncode == 0, exported.stderr
-    assert "iterations=300" in python
-    script = python.replace("iterations=300", "iterations=2").replace('"run"', '"run-api"')  # run/: the CLI's
+    assert 'solver={"iterations": 300}' in python
+    script = python.replace('solver={"iterations": 300}', 'solver={"iterations": 2}').replace('"run"', '"run-api"')  # run/: the CLI's
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert 0 <= float(done.stdout.split()[-1]) <= 100  # the COCO mask AP it prints

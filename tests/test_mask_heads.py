@@ -373,8 +373,12 @@ def test_without_a_window_the_loss_is_the_whole_maps_mean() -> None:
     assert head.loss(zero, boxes, [torch.zeros(1, 8, 8, dtype=torch.uint8)]).item() == pytest.approx(math.log(2))
 
 
-@pytest.mark.parametrize("setting, message", [({"output_stride": 3}, "mask output stride 3"),
-                                              ({"dilation": 0}, "dilation 0"), ({"others": "all"}, "mask others")])
+@pytest.mark.parametrize("setting, message", [
+    ({"output_stride": 3}, "network.mask.output_stride 3: must be one of 2, 1"),
+    ({"dilation": 0}, "network.mask.dilation 0: must be at least 1"),
+    ({"others": "all"}, "network.mask.others 'all': must be one of proposals, labelled"),
+    ({"channels": 0}, "network.mask.channels 0: must be at least 1"),
+])
 def test_a_head_spec_refuses_values_no_head_can_build(setting: dict, message: str) -> None:
     from cgc.errors import InputError
 

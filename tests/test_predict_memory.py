@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from helpers import tiny_config
+from helpers import short_run, tiny_config
 
 # VmHWM is this program's own high-water mark: ru_maxrss would carry the parent's peak across fork and exec, so a
 # test worker that once held 3.5 GB would read 3.5 GB here whatever predict does
@@ -39,7 +39,7 @@ def test_prediction_memory_does_not_grow_with_the_picture_per_detection(tiny_lab
     from cgc.training.engine import train
 
     run = tmp_path / "run"
-    train(tiny_config(tiny_labels, run, iterations=1, checkpoint_every=1), progress=False)
+    train(tiny_config(tiny_labels, run, **short_run(1)), progress=False)
     scene = cv2.imread(str(sorted(tiny_labels[1].iterdir())[0]))
     peaks = {}
     for width, height in ((400, 300), (4000, 3000)):  # 0.12 and 12 megapixels

@@ -18,7 +18,8 @@ def test_real_training_benchmark_trains_calibrates_and_scores_on_one_set(tmp_pat
     if not all((REAL / name / "annotations.json").is_file() for name in ("mugs", "pets-val")):
         pytest.skip(f"{REAL}: the shared real photographs (mugs, pets-val) are not here; CI has them")
     out = tmp_path / "rows.json"
-    tiny = [f"--train-option={word}" for setting in ("min_size=96", "max_size=128", "checkpoint_every=2")
+    tiny = [f"--train-option={word}" for setting in ("network.min_size=96", "network.max_size=128",
+                                                                "run.checkpoint_every=2")
             for word in ("--set", setting)]
     done = subprocess.run([sys.executable, str(SCRIPT), "--real", str(REAL), "--sets", "mugs", "--labels",
                            "weak, masks", "--iterations", "2", "--work", str(tmp_path / "work"),

@@ -14,7 +14,7 @@ from cgc.inference import resolve_checkpoint
 from cgc.serve.app import create_app
 from cgc.serve.backend import SalientInstanceBackend
 from cgc.serve.task_images import TaskImages
-from helpers import tiny_config
+from helpers import short_run, tiny_config
 
 KEY = "0123456789abcdef0123456789abcdef01234567"
 BRUSH_CONFIG = ('<View><Image name="img" value="$picture"/><RectangleLabels name="box" toName="img">'
@@ -28,7 +28,7 @@ def checkpoint(tiny_labels: tuple[Path, Path], tmp_path_factory: pytest.TempPath
     from cgc.training.engine import train
 
     run = tmp_path_factory.mktemp("serve") / "run"
-    train(tiny_config(tiny_labels, run, iterations=1, checkpoint_every=1), progress=False)
+    train(tiny_config(tiny_labels, run, **short_run(1)), progress=False)
     return run
 
 

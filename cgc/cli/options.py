@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import errno
 import functools
 import math
@@ -14,7 +15,7 @@ import click
 
 from cgc.devices import DEVICES
 from cgc.errors import InputError, RunStopped
-from cgc.settings import has_option, setting_name
+from cgc.settings import flattened, nested, setting_name, setting_paths
 
 FILE_SYSTEM_PROBLEMS = {  # errno -> what the user can fix; any other OSError is a bug and keeps its traceback
     errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
@@ -152,17 +153,19 @@ def allows_none(kind: Any) -> bool:
     return type(None) in typing.get_args(kind)
 
 
-def setting_option(setting: dataclasses.Field, kind: Any, preset_values: dict[str, Any]) -> Callable[..., Any]:
-    """The click option of one setting declared with cgc.settings.option; default None = "not given"."""
+def setting_option(path: str, setting: dataclasses.Field, kind: Any, preset_values: dict[str, Any]) -> Callable[..., Any]:
+    """The click option of one setting declared with cgc.settings.option; default None = "not given". Its value
+    reaches the command under the setting's path with "__" for the dots (solver__lr)."""
     meta = setting.metadata
     name = meta["flag"] or setting.name.replace("_", "-")
     default = meta["default_text"] or shown_default(setting.default)
-    if preset_values.get(setting.name, setting.default) != setting.default:
-        default += f"; cpu preset: {shown_default(preset_values[setting.name])}"
+    if preset_values.get(path, setting.default) != setting.default:
+        default += f"; cpu preset: {shown_default(preset_values[path])}"
     help_text = f"{meta['help']} [{default}]"
+    destination = path.replace(".", "__")
     if kind is bool:
-        return click.option(f"--{name}/--no-{name}", setting.name, default=None, help=help_text)
-    return click.option(f"--{name}", setting.name, type=setting_type(setting, kind), default=None, help=help_text)
+        return click.option(f"--{name}/--no-{name}", destination, default=None, help=help_text)
+    return click.option(f"--{name}", destination, type=setting_type(setting, kind), default=None, help=help_text)
 
 
 def setting_type(setting: dataclasses.Field, kind: Any) -> click.ParamType:
@@ -190,65 +193,66 @@ def setting_type(setting: dataclasses.Field, kind: Any) -> click.ParamType:
 
 def settings_options(settings: type, preset_values: dict[str, Any] | None = None,
                      only: tuple[str, ...] | None = None) -> list[Callable[..., Any]]:
-    """An option for each field of the `settings` dataclass declared with cgc.settings.option (or those in `only`),
-    in field order; the help shows `preset_values` where a preset changes a default."""
-    hints = typing.get_type_hints(settings)
-    return [setting_option(setting, hints[setting.name], preset_values or {}) for setting in dataclasses.fields(settings)
-            if "help" in setting.metadata and has_option(setting) and (only is None or setting.name in only)]
+    """An option for each setting of the (nested) `settings` dataclass that has one (or those in `only`), in
+    declaration order; the help shows `preset_values` ({path: value}) where a preset changes a default."""
+    return [setting_option(path, setting, kind, preset_values or {}) for path, setting, kind, set_only
+            in setting_paths(settings) if not set_only and (only is None or path in only)]
 
 
 def parse_set_values(settings: type, assignments: tuple[str, ...]) -> dict[str, Any]:
-    """`--set NAME=VALUE` pairs as settings, each value read as its option would read it (none: off, where a
-    setting may be off); an unknown name or a value its setting refuses is a UsageError naming it."""
-    hints = typing.get_type_hints(settings)
-    known = {setting.name: setting for setting in dataclasses.fields(settings) if "help" in setting.metadata}
+    """`--set PATH=VALUE` pairs as nested settings, each value read as its option would read it (none: off, where a
+    setting may be off); an unknown path or a value its setting refuses is a UsageError naming it."""
+    known = {path: (setting, kind) for path, setting, kind, _ in setting_paths(settings)}
     values: dict[str, Any] = {}
     for assignment in assignments:
-        name, equals, text = assignment.partition("=")
-        name = name.strip().replace("-", "_")
-        if not equals or name not in known:
-            raise click.UsageError(f"--set {assignment!r}: expected NAME=VALUE with NAME one of "
-                                   f"{', '.join(sorted(known))}")
-        if text.strip().lower() == "none" and allows_none(hints[name]):
-            values[name] = None
+        path, equals, text = assignment.partition("=")
+        path = path.strip().replace("-", "_")
+        if not equals or path not in known:
+            close = difflib.get_close_matches(path, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else "; `cgc train --help` lists them"
+            raise click.UsageError(f"--set {assignment!r}: expected PATH=VALUE with PATH a setting such as "
+                                   f"solver.momentum or network.mask.channels{hint}")
+        setting, kind = known[path]
+        if text.strip().lower() == "none" and allows_none(kind):
+            values[path] = None
             continue
         try:
-            values[name] = setting_type(known[name], hints[name]).convert(text.strip(), None, None)
+            values[path] = setting_type(setting, kind).convert(text.strip(), None, None)
         except click.BadParameter as exc:
-            raise click.UsageError(f"--set {name}: {exc.format_message()}") from None
-    return values
+            raise click.UsageError(f"--set {path}: {exc.format_message()}") from None
+    return nested(values)
 
 
 def set_only_names(settings: type, experimental: bool) -> list[str]:
-    """The settings reached only through --set: the advanced ones, or the experimental ones."""
-    return [setting.name for setting in dataclasses.fields(settings) if "help" in setting.metadata
-            and not has_option(setting) and bool(setting.metadata.get("experimental")) == experimental]
+    """The settings reached only through --set, by path: the advanced ones, or the experimental ones."""
+    return [path for path, setting, _, set_only in setting_paths(settings)
+            if set_only and bool(setting.metadata.get("experimental")) == experimental]
 
 
 def settings_reference(settings: type, presets: dict[str, dict[str, Any]]) -> str:
-    """A Markdown table of every setting of `settings`: how to give it, its default, the presets' values where they
-    differ, and its help. The documentation's build writes it from the settings themselves (docs/hooks.py)."""
+    """A Markdown table of every setting of `settings` by its path: how to give it, its default, the presets' values
+    where they differ, and its help. The documentation's build writes it from the settings themselves
+    (docs/hooks.py); `presets` are the presets' nested settings."""
+    flat_presets = {name: flattened(values) for name, values in presets.items()}
     rows = ["| setting | given as | default | " + " | ".join(presets) + " | what |",
             "|---|---|---|" + "---|" * len(presets) + "---|"]
-    for setting in dataclasses.fields(settings):
+    for path, setting, _, set_only in setting_paths(settings):
         meta = setting.metadata
-        if "help" not in meta:
-            continue
-        given = f"`{setting_name(setting)}`" if has_option(setting) else \
-            f"`--set {setting.name}=`" + (" (experimental)" if meta.get("experimental") else "")
+        given = f"`--set {path}=`" + (" (experimental)" if meta.get("experimental") else "") if set_only else \
+            f"`{setting_name(setting)}`"
         default = meta["default_text"] or shown_default(setting.default)
-        in_presets = [shown_default(values[setting.name]) if setting.name in values else "" for values in presets.values()]
+        in_presets = [shown_default(values[path]) if path in values else "" for values in flat_presets.values()]
         what = meta["help"].replace("|", "\\|")
-        rows.append(f"| `{setting.name}` | {given} | {default} | " + " | ".join(in_presets) + f" | {what} |")
+        rows.append(f"| `{path}` | {given} | {default} | " + " | ".join(in_presets) + f" | {what} |")
     return "\n".join(rows)
 
 
 def given_settings(settings: type, values: dict[str, Any]) -> dict[str, Any]:
-    """The settings given on the command line (not None), with "none" turned into None where a setting allows it."""
-    may_be_none = {name for name, kind in typing.get_type_hints(settings).items() if allows_none(kind)}
-    names = {setting.name for setting in dataclasses.fields(settings)}
-    return {key: None if key in may_be_none and value == "none" else value
-            for key, value in values.items() if key in names and value is not None}
+    """The settings given on the command line (not None) as nested settings, with "none" turned into None where a
+    setting allows it."""
+    kinds = {path.replace(".", "__"): (path, kind) for path, _, kind, _ in setting_paths(settings)}
+    return nested({kinds[key][0]: None if allows_none(kinds[key][1]) and value == "none" else value
+                   for key, value in values.items() if key in kinds and value is not None})
 
 
 def with_options(command: Callable[..., Any], options: list[Callable[..., Any]]) -> Callable[..., Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from cgc.cli.options import (given_settings, parse_set_values, reports_input_err
 from cgc.cli.root import cgc
 from cgc.refine.crf import CRFParams
 from cgc.config import TrainConfig
+from cgc.settings import merged
 
 
 def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -41,11 +43,12 @@ def train_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Fine-tune: start a new run from this trained model (checkpoint or run folder), with its saved "
                    "settings (options given now override them), a fresh optimizer and schedule, no label update.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="A settings file over the preset: JSON as the presets are written, {\"settings\": {NAME: VALUE}} "
-                   "(cgc/presets/); --set and the options win over it.")
-@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
-              help="One setting by its name, repeatable (e.g. --set mask_window=none --set min_size=600): every setting "
-                   "without an option of its own (the command reference lists each, with its default): "
+              help="A settings file over the preset: JSON as the presets are written, {\"settings\": {SECTION: "
+                   "{NAME: VALUE}}} (cgc/presets/); --set and the options win over it.")
+@click.option("--set", "assignments", multiple=True, metavar="PATH=VALUE",
+              help="One setting by its path, repeatable (e.g. --set network.mask.output_window_per_side=none --set "
+                   "network.min_size=600; --set label_update.crf=FILE takes the best setting of a `cgc crf tune` file). "
+                   "Every setting without an option of its own (the command reference lists each, with its default): "
                    + ", ".join(set_only_names(TrainConfig, experimental=False)) + "; and the experimental ones, "
                    "measured not to help: " + ", ".join(set_only_names(TrainConfig, experimental=True)) + ".")
 @train_options
@@ -59,14 +62,14 @@ def train_command(data: Path | None, images: Path | None, out: Path, resume: boo
         raise click.UsageError("--data and --images are needed (unless --resume)")
     if resume and init_from is not None:
         raise click.UsageError("--resume continues a run, --init-from starts a new one from trained weights: give one")
-    given = given_settings(TrainConfig, options)  # e.g. --backbone-weights none: a randomly initialised body
-    given = settings_file(config_file) | parse_set_values(TrainConfig, assignments) | given
-    if isinstance(given.get("update_crf"), str):  # a `cgc crf tune` file: its best setting, recorded as values
-        from dataclasses import asdict
-
+    crf_files = [item.partition("=")[2] for item in assignments if item.partition("=")[0].strip() == "label_update.crf"]
+    assignments = tuple(item for item in assignments if item.partition("=")[0].strip() != "label_update.crf")
+    given = merged(settings_file(config_file), parse_set_values(TrainConfig, assignments))
+    given = merged(given, given_settings(TrainConfig, options))  # e.g. --backbone-weights none: a random body
+    if crf_files:  # a `cgc crf tune` file: its best setting, recorded as values
         from cgc.refine.tune import read_tuned_params
 
-        given["update_crf"] = asdict(read_tuned_params(Path(given["update_crf"]), CRFParams()))
+        given = merged(given, {"label_update": {"crf": asdict(read_tuned_params(Path(crf_files[-1]), CRFParams()))}})
     result = train(out, data, images, preset, resume, init_from=init_from, **given)
     if result.main_process:  # under torchrun the other ranks stay quiet; the loss is the mean over all of them
         click.echo(f"Trained to iteration {result.iterations}; last checkpoint {result.last_checkpoint}; "

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from cgc.coco import binary_mask_iou, mask_bbox_xyxy
+from cgc.settings import option
 from cgc.weaklabels.priors import box_region
 
 
@@ -40,12 +41,24 @@ from cgc.weaklabels.priors import box_region
 class UpdateGuards:
     """Which guards are on (None / 0: off, Algorithm 1 as written); see the module docstring."""
 
-    region_margin: int | None = None
-    box_margin: float | None = None
-    min_iou: float = 0.0
-    min_confidence: float = 0.0
-    blend_confidence: float | None = None
-    shared_only: bool = False
+    region_margin: int | None = option(
+        None, "A refined label stays within the image's labelled salient pixels grown by this many pixels, and off "
+        "other instances' labels.", minimum=0, default_text="off", experimental=True)
+    box_margin: float | None = option(
+        None, "A refined label stays inside its consensus box grown by this fraction of its side.", minimum=0,
+        default_text="off", experimental=True)
+    min_iou: float = option(0.0, "Refuse a refined label whose IoU with the current one is below this (0: off).",
+                            minimum=0, maximum=1, experimental=True)
+    min_confidence: float = option(
+        0.0, "Refuse the update while the network's map is diffuse, mean |R - 0.5| over the label's box below this "
+        "(0: off).", minimum=0, maximum=0.5, experimental=True)
+    blend_confidence: float | None = option(
+        None, "Change only the pixels where the refined map disagrees with the label and |R_f - 0.5| is at least "
+        "this, instead of replacing the label.", minimum=0, maximum=0.5, default_text="off", experimental=True)
+    shared_only: bool = option(
+        False, "Change only the pixels that another instance's label claims too, which the weak labels left "
+        "undecided; every other pixel keeps its label. Measured best with label_update.phi 0.15 (docs/method/crf.md).",
+        advanced=True)
 
     @property
     def any(self) -> bool:

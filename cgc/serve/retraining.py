@@ -162,7 +162,7 @@ class Retrainer:
              "--out", str(folder / "weaklabels")],
             ["train", "--init-from", str(checkpoint), "--data", str(folder / "weaklabels" / "annotations.json"),
              "--images", str(settings.images), "--out", str(folder / "run"), "--iterations", str(iterations),
-             "--lr-steps", str(max(1, iterations * 3 // 4)), "--set", f"checkpoint_every={iterations}",
+             "--lr-steps", str(max(1, iterations * 3 // 4)), "--set", f"run.checkpoint_every={iterations}",
              "--device", settings.device],
         ]
         environment = os.environ | {URL_ENV: server, API_KEY_ENV: key}  # the key stays out of the process list

@@ -87,7 +87,7 @@ class CRFPool:
         _, not_done = wait([future for _, future in items], timeout=timeout)
         if not_done:
             raise LabelUpdateError(f"{len(not_done)} CRF label-update jobs did not finish within {timeout:.0f} s "
-                                   "(a worker hangs or crf_workers is too small for --update-every)")
+                                   "(a worker hangs or label_update.crf_workers is too small for --update-every)")
         for job, future in items:
             try:
                 self.finished.append(future.result())

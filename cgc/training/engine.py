@@ -3,10 +3,10 @@
 Everything random in iteration t (which images, which flips, the RPN/ROI sampling) is seeded
 from (seed, t, rank), so `--resume` continues exactly where a run stopped.
 
-With `update_every > 0` the label-update scheme runs alongside (cgc/training/label_update.py): the
+With `label_update.every > 0` the label-update scheme runs alongside (cgc/training/label_update.py): the
 loop hands each step's instance maps to CRF worker processes, writes a round of labels every
-`update_every` iterations and trains on it from then on (the data loader is restarted at each
-round boundary, so loader workers never see stale labels), and adds `update_weight * loss_upd`
+`label_update.every` iterations and trains on it from then on (the data loader is restarted at each
+round boundary, so loader workers never see stale labels), and adds `label_update.weight * loss_upd`
 to the loss. The worker pool is shut down however the loop ends.
 """
 
@@ -70,9 +70,9 @@ def load_trained_weights(model: torch.nn.Module, checkpoint: str | Path) -> None
 def learning_rate_factor(iteration: int, config: TrainConfig) -> float:
     """Linear warm-up, then divide by 1/lr_gamma at each of lr_steps."""
     warmup = 1.0
-    if iteration < config.warmup_iterations:
-        warmup = 0.001 + (1 - 0.001) * iteration / config.warmup_iterations
-    return warmup * config.lr_gamma ** bisect_right(list(config.lr_steps), iteration)
+    if iteration < config.solver.warmup_iterations:
+        warmup = 0.001 + (1 - 0.001) * iteration / config.solver.warmup_iterations
+    return warmup * config.solver.lr_gamma ** bisect_right(list(config.solver.lr_steps), iteration)
 
 
 def logged_values(losses: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -83,7 +83,7 @@ def logged_values(losses: dict[str, torch.Tensor]) -> dict[str, float]:
 
 
 def iteration_seed(config: TrainConfig, iteration: int, rank: int) -> int:
-    return (config.seed * 1_000_003 + iteration) * 1009 + rank
+    return (config.run.seed * 1_000_003 + iteration) * 1009 + rank
 
 
 def move_targets(targets: list[dict[str, torch.Tensor]], device: torch.device) -> list[dict[str, torch.Tensor]]:
@@ -92,10 +92,10 @@ def move_targets(targets: list[dict[str, torch.Tensor]], device: torch.device) -
 
 def loader_segments(config: TrainConfig, start: int) -> list[tuple[int, int]]:
     """[start, stop) iteration ranges, one DataLoader each: cut at label rounds when the scheme is on."""
-    if not config.label_update_on:
-        return [(start, config.iterations)] if start < config.iterations else []
-    cuts = sorted({start, config.iterations} | set(range(0, config.iterations, config.update_every)))
-    cuts = [cut for cut in cuts if start <= cut <= config.iterations]
+    if not config.label_update.on:
+        return [(start, config.solver.iterations)] if start < config.solver.iterations else []
+    cuts = sorted({start, config.solver.iterations} | set(range(0, config.solver.iterations, config.label_update.every)))
+    cuts = [cut for cut in cuts if start <= cut <= config.solver.iterations]
     return list(zip(cuts[:-1], cuts[1:]))
 
 
@@ -103,15 +103,16 @@ def iteration_batches(dataset: WeakLabelDataset, config: TrainConfig, start: int
                       group: ProcessGroup) -> Iterator[tuple[int, list[torch.Tensor], list[dict[str, torch.Tensor]]]]:
     """(iteration, images, targets) from `start` on; each segment's loader is made when it begins."""
     for first, stop in loader_segments(config, start):
-        sampler = IterationBatchSampler(len(dataset), config.seed, config.batch_size, config.hflip, first, stop, group.rank, group.world_size)
-        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=config.loader_workers)
+        sampler = IterationBatchSampler(len(dataset), config.run.seed, config.solver.batch_size, config.data.hflip, first,
+                                        stop, group.rank, group.world_size)
+        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=config.run.loader_workers)
         for iteration, (images, targets) in enumerate(loader, start=first):
             yield iteration, images, targets
 
 
 def train(config: TrainConfig, resume: bool | str | Path = False, progress: bool = True) -> TrainResult:
     """Train (or continue training) a CGCNet on weak labels; returns where it ended."""
-    group = start_process_group(config.device)
+    group = start_process_group(config.run.device)
     try:
         return run_training(config, resume, progress, group)
     finally:
@@ -119,13 +120,13 @@ def train(config: TrainConfig, resume: bool | str | Path = False, progress: bool
 
 
 def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool, group: ProcessGroup) -> TrainResult:
-    run_dir = Path(config.out)
+    run_dir = Path(config.run.out)
     check_config(config)
-    torch.manual_seed(config.seed)
-    dataset = WeakLabelDataset(config.data, config.images)
+    torch.manual_seed(config.run.seed)
+    dataset = WeakLabelDataset(config.data.annotations, config.data.images)
     if group.is_main:
-        refuse_outputs_over_inputs({"--out": run_dir}, {"--data": config.data, "--images": config.images,
-                                                        "--init-from": config.init_from})
+        refuse_outputs_over_inputs({"--out": run_dir}, {"--data": config.data.annotations, "--images": config.data.images,
+                                                        "--init-from": config.run.init_from})
         check_output_file(run_dir / "config.json")  # before the model is built, not after
     with ExitStack() as held:
         if group.is_main:  # the other ranks write nothing
@@ -135,11 +136,12 @@ def run_training(config: TrainConfig, resume: bool | str | Path, progress: bool,
 
 def train_in_folder(config: TrainConfig, resume: bool | str | Path, progress: bool, group: ProcessGroup,
                     run_dir: Path, dataset: WeakLabelDataset) -> TrainResult:
-    model = model_from_config(config, load_backbone_weights=config.init_from is None).to(group.device)
+    model = model_from_config(config, load_backbone_weights=config.run.init_from is None).to(group.device)
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    solver = config.solver
+    optimizer = torch.optim.SGD(parameters, lr=solver.lr, momentum=solver.momentum, weight_decay=solver.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda iteration: learning_rate_factor(iteration, config))
-    use_amp = config.amp and group.device.type == "cuda"
+    use_amp = config.run.amp and group.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     start, last_checkpoint, label_state = 0, None, None
@@ -158,10 +160,10 @@ def train_in_folder(config: TrainConfig, resume: bool | str | Path, progress: bo
         start = int(state["iteration"])
         label_state = state.get("label_update")
         if label_state and label_state.get("label_file"):  # train on the last round written before the checkpoint
-            labels = label_file_of(label_state, run_dir, config.data)
+            labels = label_file_of(label_state, run_dir, config.data.annotations)
             dataset.replace_annotations(read_instance_file(labels, "label round"))
-    elif config.init_from is not None:  # fine-tuning: the trained weights, a fresh optimizer and schedule
-        load_trained_weights(model, config.init_from)
+    elif config.run.init_from is not None:  # fine-tuning: the trained weights, a fresh optimizer and schedule
+        load_trained_weights(model, config.run.init_from)
     if group.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.json")
@@ -173,12 +175,13 @@ def train_in_folder(config: TrainConfig, resume: bool | str | Path, progress: bo
         # needs no find_unused_parameters and its extra pass over the graph
         network = DistributedDataParallel(model, device_ids=device_ids)
     smoothed, writer = SmoothedValues(), MetricsWriter(run_dir, enabled=group.is_main, start=start)
-    bar = tqdm(total=config.iterations, initial=start, desc="train", unit="it", disable=None if (progress and group.is_main) else True)
+    bar = tqdm(total=config.solver.iterations, initial=start, desc="train", unit="it",
+               disable=None if (progress and group.is_main) else True)
     losses_now: dict[str, float] = {}
     updater: LabelUpdater | None = None
     network.train()
     try:
-        if config.label_update_on:
+        if config.label_update.on:
             updater = LabelUpdater(config, dataset, run_dir, group, label_state)
         for iteration, images, targets in iteration_batches(dataset, config, start, group):
             tick = time.perf_counter()
@@ -191,10 +194,11 @@ def train_in_folder(config: TrainConfig, resume: bool | str | Path, progress: bo
                 losses = network(images, targets)
             if updater is not None:
                 updater.after_forward(iteration, found, targets)
-            total = sum(value * config.update_weight if key == "loss_upd" else value for key, value in losses.items())
+            total = sum(value * config.label_update.weight if key == "loss_upd" else value
+                        for key, value in losses.items())
             losses_now = logged_values(losses | {"loss": total})
             if updater is not None and updater.loss_on:
-                losses_now.setdefault("loss_upd", 0.0)  # before update_start the term is off: a fixed CSV column
+                losses_now.setdefault("loss_upd", 0.0)  # before label_update.start the term is off: a fixed CSV column
             losses_now = mean_over_ranks(losses_now, group)
             if not all_ranks_agree(math.isfinite(losses_now["loss"]), group):
                 detail = ", ".join(f"{key}={value:.4g}" for key, value in losses_now.items())
@@ -214,7 +218,7 @@ def train_in_folder(config: TrainConfig, resume: bool | str | Path, progress: bo
             bar.set_postfix(smoothed.summary(), refresh=False)
             bar.update(1)
             writer.write(done, losses_now | {"lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - tick})
-            if done % config.checkpoint_every == 0 or done == config.iterations:
+            if done % config.run.checkpoint_every == 0 or done == config.solver.iterations:
                 if updater is not None:
                     label_state = updater.checkpoint_state()  # on every process: it gathers the round's decisions
                 if group.is_main:
@@ -222,10 +226,10 @@ def train_in_folder(config: TrainConfig, resume: bool | str | Path, progress: bo
                              "scaler": scaler.state_dict(), "config": config.to_json()}
                     if label_state is not None:  # also kept when the scheme is off now but made the labels before
                         state["label_update"] = label_state
-                    last_checkpoint = save_checkpoint(run_dir, done, state, config.keep_checkpoints)
+                    last_checkpoint = save_checkpoint(run_dir, done, state, config.run.keep_checkpoints)
     finally:
         if updater is not None:
             updater.close()
         bar.close()
         writer.close()
-    return TrainResult(config.iterations, last_checkpoint, losses_now, group.is_main)
+    return TrainResult(config.solver.iterations, last_checkpoint, losses_now, group.is_main)

@@ -14,7 +14,7 @@ the labels a round trains on, is ``cgc.training.label_rounds``.
 
 Determinism (same seed, same results, whatever the timing):
 
-- Rounds: every ``update_every`` iterations (counting iterations done, from ``update_start`` on)
+- Rounds: every ``label_update.every`` iterations (counting iterations done, from ``label_update.start`` on)
   the decisions of that round's window are applied to the labels, written to
   ``RUN/labels/round_XXX.json`` (a complete COCO weak-label file; the original ``--data`` file is
   never written) and ``round_XXX.log.json``, and the dataset trains on them from the next
@@ -33,12 +33,12 @@ Determinism (same seed, same results, whatever the timing):
   writes the next round exactly as the uninterrupted run would.
 
 Logged ``loss_upd`` (see ``cgc.model.roi_heads.label_update_loss``): L_upd = K2 - K1 for the batch,
-unweighted (the total ``loss`` adds ``update_weight`` * ``loss_upd``). K1 is eq. 5 averaged over
+unweighted (the total ``loss`` adds ``label_update.weight`` * ``loss_upd``). K1 is eq. 5 averaged over
 every logit cell of the mask head's sampled positive proposals (C = the weak label at logit
 resolution, R = sigmoid of the logits); K2 is, per proposal, the K2(R_f, C) the CRF worker computed
 for its instance at image resolution in the last round that decided it (against the label that
 instance has had since), cell-weighted like K1, and 0 for instances no round has decided yet. The
-gradient is -update_weight * dK1 either way: R_f is a constant.
+gradient is -label_update.weight * dK1 either way: R_f is a constant.
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ from typing import TYPE_CHECKING, Any
 from cgc.coco import bbox_xyxy
 from cgc.coco_files import write_coco_file
 from cgc.fileio import atomic_write_json
-from cgc.refine.crf import CRFParams
 from cgc.refine.instance_update import UpdateDecision, UpdateJob, latest_decisions
 from cgc.training.crf_pool import CRFPool
 from cgc.training.label_rounds import LABELS_DIR, LabelStore, label_file_of, round_paths
@@ -61,11 +60,6 @@ if TYPE_CHECKING:
     from cgc.config import TrainConfig
     from cgc.training.data import WeakLabelDataset
     from cgc.training.distributed import ProcessGroup
-
-
-def crf_params_of(config: "TrainConfig") -> CRFParams:
-    """The CRF settings of the run's label update: those `cgc crf tune` found, if the run was given them."""
-    return CRFParams(**config.update_crf) if config.update_crf else CRFParams()
 
 
 class LabelUpdater:
@@ -80,26 +74,27 @@ class LabelUpdater:
     def __init__(self, config: "TrainConfig", dataset: "WeakLabelDataset", run_dir: Path, group: "ProcessGroup",
                  state: dict[str, Any] | None = None) -> None:
         self.config, self.dataset, self.run_dir, self.group = config, dataset, run_dir, group
-        self.every, self.start = config.update_every, config.update_start_iteration
-        self.loss_on = config.update_weight > 0
-        self.params = crf_params_of(config)
+        update = config.label_update
+        self.every, self.start = update.every, config.update_start_iteration
+        self.loss_on = update.weight > 0
+        self.params = update.crf  # the CRF settings `cgc crf tune` found, if the run was given them
         state = state or {}
         self.round = int(state.get("round", 0))
         self.label_file: str | None = state.get("label_file")
         self.k2: dict[int, float] = {int(key): float(value) for key, value in state.get("k2", {}).items()}
         self.collected = [UpdateDecision(**decision) for decision in state.get("decisions", [])]
-        self.store = LabelStore.read(label_file_of(state, run_dir, config.data))
+        self.store = LabelStore.read(label_file_of(state, run_dir, config.data.annotations))
         self.window: tuple[int, dict[int, int]] | None = None
         self.index_by_image = {int(image["id"]): index for index, (image, _, _) in enumerate(dataset.records)}
-        share = config.batch_size // group.world_size
-        self.pool = CRFPool(config.crf_workers, max_pending=max(64, 4 * share * config.mask_proposals_per_image))
+        share = config.solver.batch_size // group.world_size
+        self.pool = CRFPool(update.crf_workers, max_pending=max(64, 4 * share * config.network.mask.proposals_per_image))
 
     def active(self, iteration: int) -> bool:
         return iteration >= self.start
 
     def forward_pass(self, iteration: int, roi_heads: "CGCRoIHeads", targets: list[dict[str, Any]]
                      ) -> contextlib.AbstractContextManager:
-        """The context of this iteration's forward: from update_start, the heads keep each instance's best map
+        """The context of this iteration's forward: from label_update.start, the heads keep each instance's best map
         (and add L_upd when its weight is on, with each label's last K2 in the targets)."""
         import torch
 
@@ -108,7 +103,7 @@ class LabelUpdater:
             for target in targets:
                 known = [self.k2.get(int(annotation_id), float("nan")) for annotation_id in target["annotation_ids"]]
                 target["label_k2"] = torch.tensor(known, dtype=torch.float32)
-        return roi_heads.label_update_pass(active, self.config.update_sigma if active and self.loss_on else None)
+        return roi_heads.label_update_pass(active, self.config.label_update.sigma if active and self.loss_on else None)
 
     def round_window(self, iteration: int) -> tuple[int, int]:
         """[first, end) iterations whose predictions feed the round written after iteration end - 1."""
@@ -125,7 +120,7 @@ class LabelUpdater:
         config = self.config
         first, end = self.round_window(iteration)
         if self.window is None or self.window[0] != end:
-            self.window = (end, last_slots(len(self.dataset), config.seed, config.batch_size, first, end))
+            self.window = (end, last_slots(len(self.dataset), config.run.seed, config.solver.batch_size, first, end))
         last = self.window[1]
         for instance_map in found.instance_maps:
             target = targets[instance_map.batch_index]
@@ -140,13 +135,14 @@ class LabelUpdater:
                 probabilities=instance_map.probabilities.numpy(), stride=instance_map.stride,
                 resized_size=instance_map.image_size, flipped=bool(target["flipped"]),
                 label=self.store.annotation(instance_map.annotation_id)["segmentation"],
-                params=self.params, phi=config.update_phi, sigma=config.update_sigma, **self.guard_inputs(instance_map),
+                params=self.params, phi=config.label_update.phi, sigma=config.label_update.sigma,
+                **self.guard_inputs(instance_map),
             ))
         self.pool.poll()
 
     def guard_inputs(self, instance_map: Any) -> dict[str, Any]:
         """The guards of the run, and what they need of this instance: its box and the image's other labels."""
-        guards = self.config.update_guards
+        guards = self.config.label_update.guards
         if not guards.any:
             return {}
         return {"guards": guards, "others": [other["segmentation"] for other in self.store.others(instance_map.annotation_id)],
@@ -176,9 +172,9 @@ class LabelUpdater:
                 "iteration": done,
                 "window": list(self.round_window(done - 1)),
                 "labels": labels_path.name,
-                "previous": self.label_file or str(self.config.data),
-                "phi": self.config.update_phi,
-                "sigma": self.config.update_sigma,
+                "previous": self.label_file or str(self.config.data.annotations),
+                "phi": self.config.label_update.phi,
+                "sigma": self.config.label_update.sigma,
                 "counts": {
                     "instances": len(labels.annotations),
                     "decided": len(decisions),
