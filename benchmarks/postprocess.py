@@ -17,6 +17,7 @@ from experiments import add_one_model_arguments, one_trained_model, print_score_
 
 from cgc.inference import predict_for_ground_truth
 from cgc.model.mask_suppression import MaskSuppression
+from cgc.network_settings import SuppressionSpec
 
 VARIANTS = (  # (final box NMS, mask suppression, its IoU, rescoring before it)
     (0.7, "none", None, "none"),  # the paper's NMS value, nothing else
@@ -47,7 +48,7 @@ def main() -> None:
     rows = []
     for box_nms, method, iou, rescore in VARIANTS:
         model.roi_heads.nms_thresh = box_nms
-        model.mask_suppression = MaskSuppression(method, iou if iou is not None else 0.5, rescore=rescore)
+        model.mask_suppression = MaskSuppression(SuppressionSpec(method, iou if iou is not None else 0.5, rescore))
         predictions = predict_for_ground_truth(loaded, split.test_truth, split.test_images, args.score_thr,
                                                progress=False)
         name = method if iou is None else f"{method} {iou}"

@@ -37,7 +37,7 @@ from cgc.coco_files import CocoFile
 from cgc.evaluation import load_ground_truth
 from cgc.inference import Detections, detect_images, gt_image_paths
 from cgc.model.mask_suppression import MaskSuppression
-from cgc.network_settings import MASK_RESCORE_METHODS
+from cgc.network_settings import MASK_RESCORE_METHODS, SuppressionSpec
 
 OUTCOMES = ("found", "mask too poor", "scored below the threshold", "removed by mask suppression", "never detected")
 
@@ -69,7 +69,8 @@ def main() -> None:
     args = parser.parse_args()
     split, run, loaded = one_trained_model(args)
     suppression, loaded.model.mask_suppression = loaded.model.mask_suppression, None  # applied below, by hand
-    suppress = suppression or MaskSuppression("none", rescore="none")  # a network built without any: keep all
+    # a network built without any suppression: keep all
+    suppress = suppression or MaskSuppression(SuppressionSpec(method="none", rescore="none"))
     if args.mask_rescore is not None:
         suppress = replace(suppress, rescore=args.mask_rescore)
     truth = load_ground_truth(split.test_truth)

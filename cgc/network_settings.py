@@ -176,6 +176,11 @@ class SuppressionSpec:
         "maskness", "Before the suppression, multiply each score by its mask's mean probability over the pixels it "
         "claims (maskness, SOLOv2), so that a sure mask outranks a loose box's.", choices=MASK_RESCORE_METHODS,
         advanced=True)
+    matrix_sigma: float = 2.0  # Matrix NMS: the Gaussian kernel's sigma (SOLOv2's default)
+    matrix_min_score: float = 0.05  # Matrix NMS: decayed scores below this are dropped (the detector's own floor)
+
+    def __post_init__(self) -> None:
+        check_settings(self, where="network.suppression.")  # also when built alone, as the tests and benchmarks do
 
 
 @dataclass(frozen=True)

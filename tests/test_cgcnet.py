@@ -136,7 +136,7 @@ def test_builder_wires_the_papers_settings() -> None:
     assert isinstance(heads, CGCRoIHeads) and isinstance(heads.mask_head, GFRHead)
     assert heads.mask_head.featmap_name == "0"
     assert heads.detections_per_img == 80 and heads.nms_thresh == 0.5  # final NMS; the RPN keeps 0.7
-    assert model.rpn.nms_thresh == 0.7 and model.mask_suppression.method == "greedy"
+    assert model.rpn.nms_thresh == 0.7 and model.mask_suppression.spec.method == "greedy"
     assert heads.box_predictor.cls_score.out_features == 2  # background, salient
     assert heads.box_head.fc7.out_features == 1024
     assert model.rpn.proposal_matcher.high_threshold == 0.7 and model.rpn.proposal_matcher.low_threshold == 0.3

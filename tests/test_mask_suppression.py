@@ -8,6 +8,7 @@ import torch
 from cgc.errors import InputError
 from cgc.model.box_masks import BoxMasks
 from cgc.model.mask_suppression import MaskSuppression, greedy_mask_nms, mask_iou_matrix, maskness, matrix_nms_scores
+from cgc.network_settings import SuppressionSpec
 
 
 def box_mask(x0: int, y0: int, x1: int, y1: int, probability: float = 0.9) -> torch.Tensor:
@@ -36,11 +37,11 @@ def test_mask_iou_matrix_by_hand() -> None:
 
 
 def test_greedy_keeps_one_detection_per_object() -> None:
-    suppress = MaskSuppression("greedy", iou_threshold=0.5, rescore="none")
+    suppress = MaskSuppression(SuppressionSpec(method="greedy", iou_threshold=0.5, rescore="none"))
     keep, scores = suppress(MASKS, SCORES)
     assert keep.tolist() == [0, 2] and scores.tolist() == pytest.approx([0.95, 0.8])
     # A looser threshold keeps the duplicates it does not reach.
-    keep, _ = MaskSuppression("greedy", iou_threshold=0.95)(MASKS, SCORES)
+    keep, _ = MaskSuppression(SuppressionSpec(method="greedy", iou_threshold=0.95))(MASKS, SCORES)
     assert keep.tolist() == [0, 1, 2, 3]
 
 
@@ -54,7 +55,7 @@ def test_matrix_nms_decays_duplicates_below_the_distinct_object() -> None:
     decayed = matrix_nms_scores(mask_iou_matrix(MASKS), SCORES, sigma=2.0)
     assert decayed[0] == pytest.approx(0.95) and decayed[2] == pytest.approx(0.8)  # nothing above them overlaps
     assert decayed[1] < 0.5 and decayed[3] < 0.5  # the copies of object 0 fall below the usual threshold
-    keep, scores = MaskSuppression("matrix", min_score=0.5)(MASKS, SCORES)
+    keep, scores = MaskSuppression(SuppressionSpec(method="matrix", matrix_min_score=0.5))(MASKS, SCORES)
     assert keep.tolist() == [0, 2] and torch.all(scores[:-1] >= scores[1:])
 
 
@@ -62,25 +63,26 @@ def test_overlap_drops_a_part_that_iou_keeps() -> None:
     """A detection of the left half of the first object: IoU 0.5 with it, but wholly under it."""
     masks = stacked([box_mask(0, 0, 10, 10), box_mask(0, 0, 5, 10), box_mask(8, 0, 14, 10)])
     scores = torch.tensor([0.9, 0.8, 0.7])
-    assert MaskSuppression("greedy", iou_threshold=0.5)(masks, scores)[0].tolist() == [0, 1, 2]
-    keep, _ = MaskSuppression("overlap", iou_threshold=0.5)(masks, scores)
+    assert MaskSuppression(SuppressionSpec(method="greedy", iou_threshold=0.5))(masks, scores)[0].tolist() == [0, 1, 2]
+    keep, _ = MaskSuppression(SuppressionSpec(method="overlap", iou_threshold=0.5))(masks, scores)
     assert keep.tolist() == [0, 2]  # the third is a third covered (20 of 60 pixels): a neighbour, kept
-    keep, _ = MaskSuppression("overlap", iou_threshold=0.2)(masks, scores)
+    keep, _ = MaskSuppression(SuppressionSpec(method="overlap", iou_threshold=0.2))(masks, scores)
     assert keep.tolist() == [0]
 
 
 def test_overlap_counts_the_union_of_kept_masks_and_drops_empty_ones() -> None:
     masks = stacked([box_mask(0, 0, 6, 10), box_mask(6, 0, 12, 10), box_mask(3, 0, 9, 10), box_mask(0, 0, 0, 0)])
-    keep, _ = MaskSuppression("overlap", iou_threshold=0.6)(masks, torch.tensor([0.9, 0.8, 0.7, 0.95]))
+    overlap = MaskSuppression(SuppressionSpec(method="overlap", iou_threshold=0.6))
+    keep, _ = overlap(masks, torch.tensor([0.9, 0.8, 0.7, 0.95]))
     assert keep.tolist() == [0, 1]  # the third lies half under each kept mask: wholly covered together
 
 
 def test_none_and_single_detections_pass_through() -> None:
-    keep, scores = MaskSuppression("none", rescore="none")(MASKS, SCORES)
+    keep, scores = MaskSuppression(SuppressionSpec(method="none", rescore="none"))(MASKS, SCORES)
     assert keep.tolist() == [0, 1, 2, 3] and torch.equal(scores, SCORES)
-    keep, _ = MaskSuppression("greedy")(MASKS.select([0]), SCORES[:1])
+    keep, _ = MaskSuppression(SuppressionSpec(method="greedy"))(MASKS.select([0]), SCORES[:1])
     assert keep.tolist() == [0]
-    keep, _ = MaskSuppression("matrix")(MASKS.select([]), SCORES[:0])
+    keep, _ = MaskSuppression(SuppressionSpec(method="matrix"))(MASKS.select([]), SCORES[:0])
     assert keep.tolist() == []
 
 
@@ -93,18 +95,19 @@ def test_maskness_lets_a_sure_mask_outrank_a_loose_box_s() -> None:
     scores = torch.tensor([0.9, 0.8, 0.7])
     assert maskness(masks).tolist() == pytest.approx([0.6, 0.95, 0.9])
     assert maskness(BoxMasks.from_dense(torch.zeros(1, 1, 4, 4))).tolist() == [0.0]  # an empty mask: nothing to be sure of
-    assert MaskSuppression("greedy", iou_threshold=0.3, rescore="none")(masks, scores)[0].tolist() == [0]
-    keep, rescored = MaskSuppression("greedy", iou_threshold=0.3)(masks, scores)  # the default
+    plain = MaskSuppression(SuppressionSpec(method="greedy", iou_threshold=0.3, rescore="none"))
+    assert plain(masks, scores)[0].tolist() == [0]
+    keep, rescored = MaskSuppression(SuppressionSpec(method="greedy", iou_threshold=0.3))(masks, scores)  # the default
     assert keep.tolist() == [1, 2] and rescored.tolist() == pytest.approx([0.8 * 0.95, 0.7 * 0.9])
-    keep, rescored = MaskSuppression("none", rescore="maskness")(masks, scores)
+    keep, rescored = MaskSuppression(SuppressionSpec(method="none", rescore="maskness"))(masks, scores)
     assert keep.tolist() == [1, 2, 0] and torch.all(rescored[:-1] >= rescored[1:])  # best first, as promised
 
 
 def test_unknown_method_is_an_input_error() -> None:
     with pytest.raises(InputError, match="greedy, matrix, overlap, none"):
-        MaskSuppression("soft")
+        MaskSuppression(SuppressionSpec(method="soft"))
     with pytest.raises(InputError, match="none, maskness"):
-        MaskSuppression("greedy", rescore="solo")
+        MaskSuppression(SuppressionSpec(method="greedy", rescore="solo"))
 
 
 def test_network_output_has_no_duplicate_masks() -> None:
@@ -123,7 +126,7 @@ def test_network_output_has_no_duplicate_masks() -> None:
         kept = model(images)[0]
     assert len(raw["scores"]) > len(kept["scores"]) > 0
     ious = mask_iou_matrix(kept["masks"])
-    assert torch.all(ious.triu(diagonal=1) <= plain.iou_threshold)
+    assert torch.all(ious.triu(diagonal=1) <= plain.spec.iou_threshold)
     assert torch.all(kept["scores"][:-1] >= kept["scores"][1:])
     assert kept["boxes"].shape[0] == len(kept["masks"]) == kept["labels"].shape[0]
 

@@ -307,9 +307,9 @@ def test_the_config_reaches_the_network() -> None:
     assert model.roi_heads.mask_head.scale == 4  # logit cells per stride-4 feature cell: stride 1
     assert model.roi_heads.mask_head.box_coords
     assert model.roi_heads.mask_head.fcn[0][0].dilation == (2, 2) and model.roi_heads.mask_head.receptive_radius == 8
-    assert model.mask_suppression.rescore == "maskness"
+    assert model.mask_suppression.spec.rescore == "maskness"
     unscored = config.changed(network={"suppression": {"rescore": "none"}})
-    assert model_from_config(unscored, load_backbone_weights=False).mask_suppression.rescore == "none"
+    assert model_from_config(unscored, load_backbone_weights=False).mask_suppression.spec.rescore == "none"
 
 
 def test_a_config_round_trips_through_config_json_section_by_section() -> None:

@@ -138,6 +138,4 @@ def build_cgcnet(spec: NetworkSpec = NETWORK) -> CGCNet:
         spec.mask,
     )
     transform = GeneralizedRCNNTransform(spec.min_size, spec.max_size, list(spec.image_mean), list(spec.image_std))
-    suppression = MaskSuppression(spec.suppression.method, spec.suppression.iou_threshold,
-                                  rescore=spec.suppression.rescore)
-    return CGCNet(body, rpn, roi_heads, transform, suppression)
+    return CGCNet(body, rpn, roi_heads, transform, MaskSuppression(spec.suppression))

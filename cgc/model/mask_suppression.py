@@ -27,16 +27,13 @@ The benchmark ``benchmarks/postprocess.py`` measures them (docs/method/evaluatio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 from torch import Tensor
 
-from cgc.errors import InputError
 from cgc.model.box_masks import BoxMasks
-from cgc.network_settings import MASK_RESCORE_METHODS, MASK_SUPPRESSION_METHODS, MASK_THRESHOLD, NETWORK
+from cgc.network_settings import MASK_THRESHOLD, NETWORK, SuppressionSpec
 
 
 def mask_iou_matrix(masks: BoxMasks, threshold: float = MASK_THRESHOLD) -> Tensor:
@@ -98,38 +95,28 @@ def covered_mask_nms(masks: BoxMasks, scores: Tensor, max_covered: float, thresh
     return torch.tensor(keep, dtype=torch.long, device=scores.device)
 
 
-@dataclass(frozen=True)
 class MaskSuppression:
-    """One image's detections -> the indices to keep and their (maybe decayed) scores."""
+    """One image's detections -> the indices to keep and their (maybe decayed) scores, as ``spec`` says."""
 
-    method: str = NETWORK.suppression.method
-    # greedy: drop above this mask IoU; overlap: above this covered fraction
-    iou_threshold: float = NETWORK.suppression.iou_threshold
-    sigma: float = 2.0  # matrix: the Gaussian kernel's sigma (SOLOv2's default)
-    min_score: float = 0.05  # matrix: decayed scores below this are dropped (the detector's own floor)
-    rescore: str = NETWORK.suppression.rescore  # "maskness": scores times the masks' maskness first
-
-    def __post_init__(self) -> None:
-        if self.method not in MASK_SUPPRESSION_METHODS:
-            raise InputError(f"unknown mask suppression {self.method!r}; choose one of {', '.join(MASK_SUPPRESSION_METHODS)}")
-        if self.rescore not in MASK_RESCORE_METHODS:
-            raise InputError(f"unknown mask rescoring {self.rescore!r}; choose one of {', '.join(MASK_RESCORE_METHODS)}")
+    def __init__(self, spec: SuppressionSpec = NETWORK.suppression) -> None:
+        self.spec = spec
 
     def __call__(self, masks: BoxMasks, scores: Tensor) -> tuple[Tensor, Tensor]:
         """One image's masks and ``scores`` (n,) -> (kept indices by decreasing score, their scores)."""
-        if self.rescore == "maskness" and len(scores):
+        spec = self.spec
+        if spec.rescore == "maskness" and len(scores):
             scores = scores * maskness(masks).to(scores.device)
-        if self.method == "none" or len(scores) <= 1:
+        if spec.method == "none" or len(scores) <= 1:
             keep = torch.argsort(scores, descending=True, stable=True)  # rescored: best first again
             return keep, scores[keep]
-        if self.method == "overlap":
-            keep = covered_mask_nms(masks, scores, self.iou_threshold)
+        if spec.method == "overlap":
+            keep = covered_mask_nms(masks, scores, spec.iou_threshold)
             return keep, scores[keep]
         ious = mask_iou_matrix(masks).to(scores.device)
-        if self.method == "greedy":
-            keep = greedy_mask_nms(ious, scores, self.iou_threshold)
+        if spec.method == "greedy":
+            keep = greedy_mask_nms(ious, scores, spec.iou_threshold)
             return keep, scores[keep]
-        decayed = matrix_nms_scores(ious, scores, self.sigma)
+        decayed = matrix_nms_scores(ious, scores, spec.matrix_sigma)
         keep = torch.argsort(decayed, descending=True, stable=True)
-        keep = keep[decayed[keep] >= self.min_score]
+        keep = keep[decayed[keep] >= spec.matrix_min_score]
         return keep, decayed[keep]
