@@ -201,7 +201,8 @@ def main() -> None:
                                         args.generated)
     scored_on = [SCORED_ON] + ([args.held_out] if args.held_out else [])
     variant = "-".join(filter(None, [args.preset, args.mask_head, args.iterations and f"{args.iterations}it",
-                                     args.held_out and f"without-{args.held_out}", *args.train_option]))
+                                     args.held_out and f"without-{args.held_out}",
+                                     args.generated and f"generated{args.generated}", *args.train_option]))
     variant = variant.replace("--", "").replace(" ", "")
     rows = []
     for labels in args.labels:
