@@ -24,7 +24,7 @@ from cgc.network_settings import NetworkSpec
 from cgc.refine.crf import CRFParams
 from cgc.refine.update_guards import UpdateGuards
 from cgc.refine.update_rule import DEFAULT_PHI, DEFAULT_SIGMA
-from cgc.settings import check_settings, flattened, merged, nested, option, settings_from_json, with_settings
+from cgc.settings import check_settings, flattened, merged, nested, option, with_settings
 
 
 
@@ -227,8 +227,8 @@ def config_from_values(values: dict[str, Any], source: str | Path) -> TrainConfi
         raise InputError("not a cgc run configuration (expected an object of settings)", source)
     try:
         if "network" not in values:
-            return with_settings(TrainConfig(), sections_of_flat(values, source, keep_unknown=False))
-        return settings_from_json(TrainConfig, values)
+            return with_settings(TrainConfig(), sections_of_flat(values, source, saved_run=True))
+        return with_settings(TrainConfig(), values, strict=False)
     except InputError as exc:
         raise InputError(str(exc), source) from None
 
@@ -263,14 +263,14 @@ BEFORE_RECORDED = {"mask_rescore": "none"}
 WHOLE_IMAGE_ONLY = ("mask_window", "mask_output_stride", "mask_box_coords", "mask_dilation", "mask_others")
 
 
-def sections_of_flat(values: dict[str, Any], source: str | Path, keep_unknown: bool = True) -> dict[str, Any]:
+def sections_of_flat(values: dict[str, Any], source: str | Path, saved_run: bool = False) -> dict[str, Any]:
     """Settings of the flat form (one name per setting, before the sections) as sections. A saved run's file
-    (``keep_unknown=False``) may hold names of other versions, which are ignored, and settings it predates take their
+    (``saved_run``) may hold names of other versions, which are ignored, and settings it predates take their
     earlier behaviour (``BEFORE_RECORDED``); a settings file's unknown names are refused."""
     unknown = sorted(set(values) - set(FLAT_NAMES))
-    if unknown and keep_unknown:
+    if unknown and not saved_run:
         raise InputError(f"unknown training settings: {', '.join(unknown)}", source)
-    values = BEFORE_RECORDED | values if not keep_unknown else values
+    values = BEFORE_RECORDED | values if saved_run else values
     if values.get("mask_head") == "roialign":  # the flat form recorded the whole-image heads' settings for every head
         values = {key: value for key, value in values.items() if key not in WHOLE_IMAGE_ONLY}
     if values.get("update_crf") is None:

@@ -179,22 +179,25 @@ def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return nested(flattened(base) | flattened(over))
 
 
-def with_settings(settings: Any, changes: dict[str, Any], where: str = "") -> Any:
+def with_settings(settings: Any, changes: dict[str, Any], where: str = "", strict: bool = True) -> Any:
     """A settings dataclass with a nested dict of changes: a section is changed by a dict of its own settings and keeps
-    the rest; a field with variants switches variant by "name" and keeps the settings the two variants share. A name
-    the settings do not have is an InputError naming its path."""
+    the rest; a field with variants switches variant by "name" and keeps the settings the two variants share; lists
+    are read as tuples. A name the settings do not have is an InputError naming its path, unless ``strict`` is off:
+    then it is ignored, as a saved file of another version may hold names this one does not know."""
     known = {setting.name: setting for setting in fields(settings)}
     unknown = sorted(set(changes) - set(known))
-    if unknown:
+    if unknown and strict:
         raise InputError(f"unknown setting {where}{unknown[0]}; {describe_choices(type(settings), where)}")
     hints = typing.get_type_hints(type(settings))
     values = {}
     for name, change in changes.items():
+        if name not in known:
+            continue
         current, variants = getattr(settings, name), variants_of(known[name])
         if variants is not None and isinstance(change, dict):
-            values[name] = with_variant(current, variants, change, f"{where}{name}.")
+            values[name] = with_variant(current, variants, change, f"{where}{name}.", strict)
         elif is_section(hints[name]) and isinstance(change, dict):
-            values[name] = with_settings(current, change, f"{where}{name}.")
+            values[name] = with_settings(current, change, f"{where}{name}.", strict)
         elif is_section(hints[name]) and not is_dataclass(change):
             raise InputError(f"{where}{name} is a section: give its settings ({where}{name}.NAME)")
         else:
@@ -202,53 +205,26 @@ def with_settings(settings: Any, changes: dict[str, Any], where: str = "") -> An
     return replace(settings, **values)
 
 
-def with_variant(current: Any, variants: dict[str, type], changes: dict[str, Any], where: str) -> Any:
+def with_variant(current: Any, variants: dict[str, type], changes: dict[str, Any], where: str, strict: bool) -> Any:
     """`current` switched to the variant ``changes["name"]`` (if given), with the other changes."""
     name = changes.get("name", current.name)
     if name not in variants:
         raise InputError(f"{where}name {name!r}: choose one of {', '.join(variants)}")
     kind = variants[name]
     own = {setting.name for setting in fields(kind)}
-    every = set(variant_fields(variants)[0])
-    unknown = sorted(set(changes) - every)
-    if unknown:
+    unknown = sorted(set(changes) - set(variant_fields(variants)[0]))
+    if unknown and strict:
         raise InputError(f"unknown setting {where}{unknown[0]}; {describe_choices(kind, where)}")
-    foreign = sorted(set(changes) - own)
-    if foreign:
+    foreign = sorted(set(changes) - own - set(unknown))
+    if foreign and strict:
         raise InputError(f"{where}{foreign[0]} is not a setting of {where}name {name} "
                          f"(its settings: {', '.join(sorted(own - {'name'}))})")
     kept = {setting.name: getattr(current, setting.name) for setting in fields(current)
             if setting.name in own and setting.name != "name"}
-    return with_settings(kind(**kept), {key: value for key, value in changes.items() if key != "name"}, where)
+    return with_settings(kind(**kept), {key: value for key, value in changes.items() if key in own - {"name"}}, where,
+                         strict)
 
 
 def describe_choices(kind: type, where: str) -> str:
     names = [path for path, *_ in setting_paths(kind, where)]
     return f"the settings here are {', '.join(names)}" if names else "this section has no settings"
-
-
-def settings_from_json(kind: type, values: Any, where: str = "") -> Any:
-    """A settings dataclass from its saved JSON (`dataclasses.asdict`), lists read as tuples. Keys this version does not
-    know are ignored (a file from another version); settings the file lacks keep their defaults."""
-    if not isinstance(values, dict):
-        raise InputError(f"{where.rstrip('.') or 'the settings'}: expected an object of settings")
-    hints = typing.get_type_hints(kind)
-    arguments = {}
-    for setting in fields(kind):
-        if setting.name not in values:
-            continue
-        value, variants = values[setting.name], variants_of(setting)
-        if variants is not None:
-            name = value.get("name") if isinstance(value, dict) else None
-            if name not in variants:
-                raise InputError(f"{where}{setting.name}.name {name!r}: choose one of {', '.join(variants)}")
-            value = settings_from_json(variants[name], value, f"{where}{setting.name}.")
-        elif is_section(hints[setting.name]):
-            value = settings_from_json(hints[setting.name], value, f"{where}{setting.name}.")
-        elif isinstance(value, list):
-            value = tuple(value)
-        arguments[setting.name] = value
-    try:
-        return kind(**arguments)
-    except TypeError as exc:
-        raise InputError(f"{where.rstrip('.') or 'the settings'}: {exc}") from None

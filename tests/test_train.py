@@ -320,6 +320,11 @@ def test_a_config_round_trips_through_config_json_section_by_section() -> None:
     saved = json.loads(json.dumps(config.to_json()))
     assert saved["network"]["mask"]["window_per_side"] == 0.2 and saved["solver"]["lr_steps"] == [200]
     assert config_from_values(saved, "config.json") == config
+    newer = json.loads(json.dumps(saved))  # a file of a later version: names this one does not know are ignored
+    newer["a_section_of_later"] = {"x": 1}
+    newer["solver"]["a_setting_of_later"] = 1
+    newer["network"]["mask"]["a_head_setting_of_later"] = 1
+    assert config_from_values(newer, "config.json") == config
     saved["network"]["mask"]["name"] = "unet"
     with pytest.raises(InputError, match="config.json: network.mask.name 'unet': choose one of gfr, lfr"):
         config_from_values(saved, "config.json")
