@@ -227,7 +227,9 @@ def config_from_values(values: dict[str, Any], source: str | Path) -> TrainConfi
         raise InputError("not a cgc run configuration (expected an object of settings)", source)
     try:
         if "network" not in values:
-            return with_settings(TrainConfig(), sections_of_flat(values, source, saved_run=True))
+            # non-strict: the flat form recorded every whole-image setting whatever the head (GFR's `others` for
+            # RoIMasking too), and a setting the run's head does not have changed nothing in it
+            return with_settings(TrainConfig(), sections_of_flat(values, source, saved_run=True), strict=False)
         return with_settings(TrainConfig(), values, strict=False)
     except InputError as exc:
         raise InputError(str(exc), source) from None

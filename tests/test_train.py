@@ -345,9 +345,12 @@ def test_a_config_saved_in_the_flat_form_reads_as_its_sections() -> None:
     assert config_from_values({key: value for key, value in flat.items() if key != "mask_rescore"},
                               "config.json").network.suppression.rescore == "none"
     # the flat form recorded the whole-image settings for RoIAlign too: they are dropped, not refused
+    mask_channels = config.network.mask.channels
     roialign = config_from_values(flat | {"mask_head": "roialign", "mask_window": 0.25, "update_every": 0,
                                           "update_crf": None}, "config.json")
     assert roialign.network.mask.name == "roialign"
+    roimasking = config_from_values(flat | {"mask_head": "roimasking", "mask_others": "proposals"}, "config.json")
+    assert roimasking.network.mask.name == "roimasking" and roimasking.network.mask.channels == mask_channels
 
 
 def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[Path, Path], tmp_path: Path,
