@@ -15,7 +15,7 @@ MASK_RESCORE_METHODS = ("none", "maskness")
 MASK_THRESHOLD = 0.5  # the mask probability at which a mask claims a pixel (suppression, rescoring, predictions)
 
 MASK_OUTPUT_STRIDES = (2, 1)  # 1: a second learned 2x upsampling (measured worse; docs/method/mask-heads.md)
-MASK_HEAD_NAMES = ("gfr", "lfr", "roialign", "roimasking")
+MASK_HEAD_NAMES = ("gfr", "lfr", "roialign", "roimasking")  # MASK_HEAD_SPECS's names, in its order
 FPN_LEVELS = 5  # strides 4-64: one anchor size each
 MASK_OTHERS = ("proposals", "labelled")
 """What GFR suppresses as "other proposals" in training: the sampled mask proposals only (as in
@@ -106,9 +106,9 @@ class RoIAlignSpec(MaskHeadSpec):
     sampling_ratio: int = 2
 
 
-MASK_HEAD_SPECS: dict[str, type[MaskHeadSpec]] = {"gfr": GFRSpec, "lfr": LFRSpec, "roialign": RoIAlignSpec,
-                                                  "roimasking": RoIMaskingSpec}
-MASK_HEADS = tuple(MASK_HEAD_SPECS)
+MASK_HEAD_SPECS: dict[str, type[MaskHeadSpec]] = {kind.name: kind for kind in (GFRSpec, LFRSpec, RoIAlignSpec,
+                                                                                 RoIMaskingSpec)}
+MASK_HEADS = MASK_HEAD_NAMES  # the head option's choices, declared before the specs; a test holds them to the registry
 
 
 def mask_head_spec(name: str, **settings) -> MaskHeadSpec:

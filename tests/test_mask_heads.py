@@ -384,3 +384,11 @@ def test_a_head_spec_refuses_values_no_head_can_build(setting: dict, message: st
 
     with pytest.raises(InputError, match=message):
         GFRSpec(**setting)
+
+
+def test_the_head_option_offers_exactly_the_registered_heads() -> None:
+    """The mask-head option's choices are declared before the specs exist: they must stay the registry's names."""
+    from cgc.network_settings import MASK_HEADS
+
+    assert tuple(MASK_HEAD_SPECS) == MASK_HEADS == tuple(MASK_HEAD_CLASSES)
+    assert GFRSpec.__dataclass_fields__["name"].metadata["choices"] == MASK_HEADS
