@@ -35,6 +35,9 @@ class DataSettings:
     annotations: str = ""  # COCO weak labels (annotations.json from `cgc weaklabels build`): --data
     images: str = ""  # folder of the pictures: --images
     hflip: float = option(0.5, "Horizontal flip probability.", minimum=0, maximum=1, advanced=True)
+    colour_jitter: float = option(
+        0.0, "Colour augmentation s: brightness, contrast and saturation scaled by factors drawn from [1 - s, 1 + s], "
+        "hue shifted by up to s / 4; 0 turns it off.", minimum=0, maximum=0.9, advanced=True)
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,9 @@ class NetworkSpec:
                                minimum=8, advanced=True)
     min_size: int = option(800, "Resize: shorter side.", minimum=32, advanced=True)
     max_size: int = option(1333, "Resize: longer side at most.", minimum=32, advanced=True)
+    scale_jitter: float = option(
+        0.0, "Training only: resize each picture at min_size and max_size times a factor drawn from [1 - s, 1 + s] "
+        "(multi-scale training); 0 turns it off.", minimum=0, maximum=0.9, advanced=True)
     image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     image_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     rpn: RPNSpec = field(default_factory=RPNSpec)

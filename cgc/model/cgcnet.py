@@ -12,13 +12,13 @@ from torch import Tensor, nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
-from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign
 
 from cgc.model.backbones import build_backbone
 from cgc.model.mask_heads import build_mask_head
 from cgc.model.mask_suppression import MaskSuppression
 from cgc.model.roi_heads import CGCRoIHeads
+from cgc.model.transform import ScaleJitterTransform
 from cgc.network_settings import NETWORK, NetworkSpec
 
 NUM_CLASSES = 2  # background, salient (category id 1), as torchvision expects
@@ -137,5 +137,6 @@ def build_cgcnet(spec: NetworkSpec = NETWORK) -> CGCNet:
         box,
         spec.mask,
     )
-    transform = GeneralizedRCNNTransform(spec.min_size, spec.max_size, list(spec.image_mean), list(spec.image_std))
+    transform = ScaleJitterTransform(spec.min_size, spec.max_size, list(spec.image_mean), list(spec.image_std),
+                                     spec.scale_jitter)
     return CGCNet(body, rpn, roi_heads, transform, MaskSuppression(spec.suppression))

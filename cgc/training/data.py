@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torchvision.transforms.functional as TF
 from torch.utils.data import Dataset, Sampler
 
 from cgc.coco import bbox_xyxy, decode_mask
@@ -36,12 +37,24 @@ def check_picture_size(image: dict[str, Any], path: Path, annotations: str | Pat
 
 @dataclass(frozen=True)
 class SampleRequest:
-    """One slot of a batch: which image, whether to mirror it, and the slot's place in the whole run (iteration
-    x batch size + position), which the label update needs to know when an image is seen last."""
+    """One slot of a batch: which image, whether to mirror it, the slot's place in the whole run (iteration
+    x batch size + position), which the label update needs to know when an image is seen last, and the colour
+    change to apply (brightness, contrast and saturation factors, hue shift), if any."""
 
     index: int
     flip: bool
     slot: int = -1
+    colour: tuple[float, float, float, float] | None = None
+
+
+def jittered_colours(picture: torch.Tensor, colour: tuple[float, float, float, float]) -> torch.Tensor:
+    """A (3, H, W) float picture in [0, 1] with its brightness, contrast and saturation scaled and its hue shifted,
+    in that order (torchvision's ColorJitter with the factors drawn by the caller)."""
+    brightness, contrast, saturation, hue = colour
+    picture = TF.adjust_brightness(picture, brightness)
+    picture = TF.adjust_contrast(picture, contrast)
+    picture = TF.adjust_saturation(picture, saturation)
+    return TF.adjust_hue(picture, hue)
 
 
 class WeakLabelDataset(Dataset):
@@ -104,6 +117,8 @@ class WeakLabelDataset(Dataset):
             picture, masks = picture[:, ::-1], masks[:, :, ::-1]
             boxes = np.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], axis=1)
         tensor = torch.from_numpy(np.ascontiguousarray(picture)).permute(2, 0, 1).float().div_(255)
+        if request.colour is not None:
+            tensor = jittered_colours(tensor, request.colour)
         target = {
             "boxes": torch.from_numpy(boxes),
             "labels": torch.ones(len(instances), dtype=torch.int64),
@@ -121,14 +136,22 @@ def epoch_order(size: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(size)
 
 
-def batch_requests(size: int, seed: int, iteration: int, batch_size: int, hflip: float) -> list[SampleRequest]:
-    """The global batch of `iteration`: consecutive slots of seeded per-epoch permutations."""
+def batch_requests(size: int, seed: int, iteration: int, batch_size: int, hflip: float,
+                   colour_jitter: float = 0.0) -> list[SampleRequest]:
+    """The global batch of `iteration`: consecutive slots of seeded per-epoch permutations, each with its flip and
+    colour change drawn from the slot's own generator (the flip first, so a colour jitter leaves the flips as they
+    were without it)."""
     requests = []
     for slot in range(iteration * batch_size, (iteration + 1) * batch_size):
         epoch, position = divmod(slot, size)
         order = epoch_order(size, seed, epoch)
-        flip = np.random.default_rng([seed, epoch, position]).random() < hflip
-        requests.append(SampleRequest(int(order[position]), bool(flip), slot))
+        draws = np.random.default_rng([seed, epoch, position])
+        flip = draws.random() < hflip
+        colour = None
+        if colour_jitter:
+            factors = 1.0 + colour_jitter * draws.uniform(-1.0, 1.0, 3)
+            colour = (*(float(value) for value in factors), float(colour_jitter / 4 * draws.uniform(-1.0, 1.0)))
+        requests.append(SampleRequest(int(order[position]), bool(flip), slot, colour))
     return requests
 
 
@@ -150,16 +173,18 @@ def last_slots(size: int, seed: int, batch_size: int, start: int, stop: int) -> 
 class IterationBatchSampler(Sampler[list[SampleRequest]]):
     """Yields this process's share of each global batch, from `start` to `stop` iterations."""
 
-    def __init__(self, size: int, seed: int, batch_size: int, hflip: float, start: int, stop: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, size: int, seed: int, batch_size: int, hflip: float, start: int, stop: int, rank: int = 0,
+                 world_size: int = 1, colour_jitter: float = 0.0) -> None:
         if batch_size % world_size:
             raise InputError(f"batch size {batch_size} does not split evenly over {world_size} processes")
         self.size, self.seed, self.batch_size, self.hflip = size, seed, batch_size, hflip
+        self.colour_jitter = colour_jitter
         self.start, self.stop, self.rank, self.world_size = start, stop, rank, world_size
 
     def __iter__(self) -> Iterator[list[SampleRequest]]:
         share = self.batch_size // self.world_size
         for iteration in range(self.start, self.stop):
-            batch = batch_requests(self.size, self.seed, iteration, self.batch_size, self.hflip)
+            batch = batch_requests(self.size, self.seed, iteration, self.batch_size, self.hflip, self.colour_jitter)
             yield batch[self.rank * share : (self.rank + 1) * share]
 
     def __len__(self) -> int:

@@ -104,7 +104,7 @@ def iteration_batches(dataset: WeakLabelDataset, config: TrainConfig, start: int
     """(iteration, images, targets) from `start` on; each segment's loader is made when it begins."""
     for first, stop in loader_segments(config, start):
         sampler = IterationBatchSampler(len(dataset), config.run.seed, config.solver.batch_size, config.data.hflip, first,
-                                        stop, group.rank, group.world_size)
+                                        stop, group.rank, group.world_size, config.data.colour_jitter)
         loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=config.run.loader_workers)
         for iteration, (images, targets) in enumerate(loader, start=first):
             yield iteration, images, targets
