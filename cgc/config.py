@@ -232,8 +232,8 @@ def config_from_values(values: dict[str, Any], source: str | Path) -> TrainConfi
         if "network" not in values:
             # non-strict: the flat form recorded every whole-image setting whatever the head (GFR's `others` for
             # RoIMasking too), and a setting the run's head does not have changed nothing in it
-            return with_settings(TrainConfig(), sections_of_flat(values, source, saved_run=True), strict=False)
-        return with_settings(TrainConfig(), values, strict=False)
+            values = sections_of_flat(values, source, saved_run=True)
+        return with_settings(TrainConfig(), without_removed(values, source), strict=False)
     except InputError as exc:
         raise InputError(str(exc), source) from None
 
@@ -263,6 +263,26 @@ FLAT_NAMES = {
     "update_min_confidence": "label_update.guards.min_confidence",
     "update_blend": "label_update.guards.blend_confidence", "update_shared_only": "label_update.guards.shared_only",
 }
+# Settings cgc no longer has, measured not to help (docs/method/mask-heads.md), each with the value at which it
+# changed nothing: a saved run that kept that value loads as it always did, and one that changed it is refused
+# rather than rebuilt as another network.
+REMOVED = {"network.mask.output_stride": 2, "network.mask.box_coords": False, "network.mask.dilation": 1,
+           "network.mask.others": "proposals"}
+GFR_ONLY = ("network.mask.others",)  # the other heads never read it, whatever its value
+
+
+def without_removed(sections: dict[str, Any], source: str | Path) -> dict[str, Any]:
+    """A saved run's sections without the removed settings; refused if it changed one of them."""
+    flat = flattened(sections)
+    if flat.get("network.mask.name", "gfr") not in ("gfr", "lfr"):
+        flat = {path: value for path, value in flat.items() if path not in GFR_ONLY}
+    for path, harmless in REMOVED.items():
+        if path in flat and flat[path] != harmless:
+            raise InputError(f"the run was trained with {path}={flat[path]}, a setting this version of cgc no longer "
+                             f"has (measured not to help); only {harmless} can be loaded", source)
+    return nested({path: value for path, value in flat.items() if path not in REMOVED})
+
+
 # What runs saved before a setting existed did instead: their scores (and the threshold calibrated on them) stay theirs.
 BEFORE_RECORDED = {"mask_rescore": "none"}
 WHOLE_IMAGE_ONLY = ("mask_window", "mask_output_stride", "mask_box_coords", "mask_dilation", "mask_others")

@@ -14,16 +14,8 @@ MASK_SUPPRESSION_METHODS = ("greedy", "matrix", "overlap", "none")
 MASK_RESCORE_METHODS = ("none", "maskness")
 MASK_THRESHOLD = 0.5  # the mask probability at which a mask claims a pixel (suppression, rescoring, predictions)
 
-MASK_OUTPUT_STRIDES = (2, 1)  # 1: a second learned 2x upsampling (measured worse; docs/method/mask-heads.md)
 MASK_HEAD_NAMES = ("gfr", "lfr", "roialign", "roimasking")  # MASK_HEAD_SPECS's names, in its order
 FPN_LEVELS = 5  # strides 4-64: one anchor size each
-MASK_OTHERS = ("proposals", "labelled")
-"""What GFR suppresses as "other proposals" in training: the sampled mask proposals only (as in
-the paper), or also every labelled instance's box. With proposals only, an instance none of whose
-proposals was sampled keeps its features while its pixels are targets 0: the same salient look is
-taught as foreground in one batch and background in another. At inference the others are all
-detections, which cover every found instance."""
-
 FPN_CHANNELS = 256
 """Channels of every FPN level, as in torchvision's detectors and the paper."""
 
@@ -58,16 +50,6 @@ class WholeImageHeadSpec(MaskHeadSpec):
     output_window_per_side: float | None = option(
         OUTPUT_WINDOW_PER_SIDE, "Whole-image mask heads predict, and are trained, only inside each proposal's box grown "
         "by this fraction per side; none for the whole image as in the paper.", minimum=0, advanced=True)
-    output_stride: int = option(
-        2, "Whole-image mask heads: image pixels per mask logit; 2 as in the paper (one learned 2x upsampling of the "
-        "stride-4 level), 1 adds a second (measured worse: docs/method/mask-heads.md).", choices=MASK_OUTPUT_STRIDES,
-        experimental=True)
-    box_coords: bool = option(
-        False, "Whole-image mask heads: give the FCN, inside the proposal's own box, its coordinates across the box "
-        "(CondInst's relative coordinates).", experimental=True)
-    dilation: int = option(
-        1, "Whole-image mask heads: dilation of the FCN's four 3x3 convolutions; the FCN sees 4 x this many feature "
-        "cells on each side.", minimum=1, experimental=True)
 
 
 @dataclass(frozen=True)
@@ -75,9 +57,6 @@ class GFRSpec(WholeImageHeadSpec):
     """The paper's global feature refining head."""
 
     name: str = option("gfr", "Mask head (Table II).", choices=MASK_HEAD_NAMES, flag="mask-head")
-    others: str = option(
-        "proposals", "What GFR suppresses as other proposals in training: the sampled mask proposals (the paper), or "
-        "also every labelled instance's box.", choices=MASK_OTHERS, experimental=True)
 
 
 @dataclass(frozen=True)

@@ -159,33 +159,6 @@ def test_mask_samples_are_capped_by_a_seedable_random_subset() -> None:
     assert (boxes_a[0][:, 0] < 10).all()  # only positives
 
 
-@pytest.mark.parametrize("mask_others, expected", [("proposals", None), ("labelled", "the targets' boxes")])
-def test_labelled_others_hand_every_ground_truth_box_to_the_mask_head(mask_others: str, expected) -> None:
-    torch.manual_seed(0)
-    model = tiny_cgcnet("gfr", mask={"others": mask_others})
-    seen = []
-    original = model.roi_heads.mask_head.forward
-    model.roi_heads.mask_head.forward = lambda features, boxes, sizes, others=None: seen.append(others) or original(
-        features, boxes, sizes, others)
-    model.train()
-    images, targets = batch_of_two()
-    model(images, targets)
-    if expected is None:
-        assert seen == [None]
-    else:  # in the resized images' coordinates, one box per labelled instance
-        assert [len(others) for others in seen[0]] == [len(t["boxes"]) for t in targets]
-    model.eval()
-    seen.clear()
-    with torch.no_grad():
-        model(images)
-    assert seen == [None]  # at inference the others are the detections themselves
-
-
-def test_unknown_mask_others_are_refused() -> None:
-    with pytest.raises(InputError, match="network.mask.others .everything.: must be one of"):
-        tiny_cgcnet("gfr", mask={"others": "everything"})
-
-
 def test_fpn_width_and_test_proposals_are_settings() -> None:
     torch.manual_seed(0)
     model = tiny_cgcnet("gfr", fpn_channels=64, rpn={"post_nms_top_n_test": 20}).eval()

@@ -16,7 +16,6 @@ from cgc.model.mask_heads import (
     RoIAlignHead,
     RoIMaskingHead,
     box_cells,
-    box_coordinates,
     build_mask_head,
     global_feature_refine,
     ternary_roi_mask,
@@ -87,41 +86,16 @@ def test_gfr_maps_image_boxes_to_feature_cells_they_overlap() -> None:
     assert cells[1].sum() == 1  # a degenerate box still owns the cell it sits in
 
 
-def test_box_coordinates_run_across_the_box_cells_and_are_zero_outside() -> None:
-    # a box over pixels 8-40 x 8-24 covers cells 2-9 x 2-5 at stride 4; cell centres 10, 14, ..., 38 and 10, ..., 22
-    coords = box_coordinates(torch.tensor([[8.0, 8.0, 40.0, 24.0]]), 4.0, 10, 12)[0]
-    inside = torch.zeros(10, 12)
-    inside[2:6, 2:10] = 1
-    torch.testing.assert_close(coords[0], inside)
-    torch.testing.assert_close(coords[1, 3, 2:10], torch.arange(-0.875, 1.0, 0.25))
-    torch.testing.assert_close(coords[2, 2:6, 4], torch.tensor([-0.75, -0.25, 0.25, 0.75]))
-    assert not coords[1:, inside == 0].any()
-
-
-def test_box_coordinates_are_three_more_fcn_inputs_inside_the_own_box_only() -> None:
-    torch.manual_seed(0)
-    head = GFRHead(CHANNELS, GFRSpec(channels=16, box_coords=True))
-    assert head.fcn[0][0].in_channels == CHANNELS + 3
-    feature, boxes = torch.randn(CHANNELS, 16, 24), BOXES[0]
-    refined = head.fcn_input(feature, boxes, 4.0, torch.tensor([1]))
-    assert refined.shape == (1, CHANNELS + 3, 16, 24)
-    torch.testing.assert_close(refined[0, :CHANNELS], head.refine(feature, boxes, 4.0, torch.tensor([1]))[0])
-    torch.testing.assert_close(refined[0, CHANNELS:], box_coordinates(boxes[1:], 4.0, 16, 24)[0])
-    base = head.base_input(feature, boxes, 4.0)
-    assert base.shape == (CHANNELS + 3, 16, 24) and not base[CHANNELS:].any()
-    assert GFRHead(CHANNELS, GFRSpec(channels=16)).fcn[0][0].in_channels == CHANNELS
-
-
 @pytest.mark.parametrize("head_class", WHOLE_IMAGE_HEADS)
 def test_fcn_input_over_a_window_is_that_window_of_the_whole_input(head_class) -> None:
     """The fast forward builds each proposal's input over its crop alone: the same cells as over the whole map,
-    with GFR's fill still the whole map's average and the box coordinates still relative to the box."""
+    with GFR's fill still the whole map's average."""
     torch.manual_seed(0)
-    head = head_of(head_class, CHANNELS, channels=16, box_coords=True)
+    head = head_of(head_class, CHANNELS, channels=16)
     feature, boxes = torch.randn(CHANNELS, 16, 24), BOXES[0]
-    whole = head.fcn_input(feature, boxes, 4.0, torch.tensor([1]))
-    part = head.fcn_input(feature, boxes, 4.0, torch.tensor([1]), window=(3, 2, 17, 11))
-    assert part.shape == (1, CHANNELS + 3, 9, 14)
+    whole = head.refine(feature, boxes, 4.0, torch.tensor([1]))
+    part = head.refine(feature, boxes, 4.0, torch.tensor([1]), window=(3, 2, 17, 11))
+    assert part.shape == (1, CHANNELS, 9, 14)
     torch.testing.assert_close(part, whole[:, :, 2:11, 3:17])
 
 
@@ -276,21 +250,17 @@ def test_tiny_images_keep_logits_and_targets_aligned() -> None:
     assert head.to_box_masks(logits[0], boxes[0], (6, 8), (6, 8)).dense().shape == (1, 1, 6, 8)
 
 
-@pytest.mark.parametrize("output_stride, box_coords, dilation", [(2, False, 1), (1, False, 1), (2, True, 1), (2, False, 2)])
 @pytest.mark.parametrize("head_name", ["gfr", "lfr", "roimasking"])
-def test_local_recompute_equals_running_the_fcn_on_every_whole_map(head_name: str, output_stride: int,
-                                                                   box_coords: bool, dilation: int) -> None:
-    """The fast forward (shared base map + per-box crops) must give the dense answer exactly, at either output
-    stride (1: one more learned 2x upsampling, so four logits per feature cell and side), with the box
-    coordinates as three more inputs, and with dilated convolutions (which see twice as far)."""
+def test_local_recompute_equals_running_the_fcn_on_every_whole_map(head_name: str) -> None:
+    """The fast forward (shared base map + per-box crops) must give the dense answer exactly."""
     torch.manual_seed(0)
-    spec = mask_head_spec(head_name, channels=16, output_stride=output_stride, box_coords=box_coords, dilation=dilation)
-    head = build_mask_head(spec, in_channels=32).eval()
+    output_stride = 2
+    head = build_mask_head(mask_head_spec(head_name, channels=16), in_channels=32).eval()
     feature = torch.randn(1, 32, 30, 40)
     boxes = torch.tensor([[10.0, 12.0, 70.0, 90.0], [50.0, 20.0, 150.0, 110.0], [0.0, 0.0, 30.0, 25.0], [140.0, 100.0, 160.0, 120.0]])
     fast = head({"0": feature}, [boxes], [(120, 160)])[0]
     height, width = 120 // output_stride, 160 // output_stride
-    dense = head.logits(head.fcn_input(feature[0], boxes, 4.0, torch.arange(4)))
+    dense = head.logits(head.refine(feature[0], boxes, 4.0, torch.arange(4)))
     windows = head.output_windows(boxes, float(output_stride), height, width)
     dense = torch.where(windows[:, None], dense, torch.tensor(OUTSIDE_WINDOW_LOGIT))
     assert fast.shape == dense.shape == (4, 1, height, width)
@@ -299,23 +269,6 @@ def test_local_recompute_equals_running_the_fcn_on_every_whole_map(head_name: st
     assert masks.shape == (4, 1, 120, 160)
     targets = torch.zeros(4, 120, 160, dtype=torch.uint8)
     assert torch.isfinite(head.loss([fast], [boxes], [targets]))
-
-
-@pytest.mark.parametrize("head_class", [GFRHead, LFRHead])
-def test_other_boxes_are_suppressed_like_proposals_but_get_no_mask(head_class) -> None:
-    torch.manual_seed(0)
-    head = head_of(head_class, 32, channels=16).eval()
-    feature = torch.randn(1, 32, 30, 40)
-    boxes = torch.tensor([[10.0, 12.0, 70.0, 90.0], [50.0, 20.0, 150.0, 110.0]])
-    others = torch.tensor([[60.0, 0.0, 100.0, 40.0], [0.0, 80.0, 40.0, 120.0]])  # one touches proposal 0's window
-    fast = head({"0": feature}, [boxes], [(120, 160)], [others])[0]
-    everything = torch.cat([boxes, others])
-    dense = head.predictor(head.fcn(head.refine(feature[0], everything, 4.0, torch.arange(2))))
-    dense = torch.where(head.output_windows(boxes, 2.0, 60, 80)[:, None], dense, torch.tensor(OUTSIDE_WINDOW_LOGIT))
-    assert fast.shape == (2, 1, 60, 80)
-    torch.testing.assert_close(fast, dense, atol=1e-4, rtol=1e-4)
-    without = head({"0": feature}, [boxes], [(120, 160)])[0]
-    assert not torch.allclose(fast, without)  # the other boxes changed what the proposals see
 
 
 @pytest.mark.parametrize("name", ["gfr", "lfr", "roimasking", "roialign"])
@@ -374,9 +327,7 @@ def test_without_a_window_the_loss_is_the_whole_maps_mean() -> None:
 
 
 @pytest.mark.parametrize("setting, message", [
-    ({"output_stride": 3}, "network.mask.output_stride 3: must be one of 2, 1"),
-    ({"dilation": 0}, "network.mask.dilation 0: must be at least 1"),
-    ({"others": "all"}, "network.mask.others 'all': must be one of proposals, labelled"),
+    ({"output_window_per_side": -0.5}, "network.mask.output_window_per_side -0.5: must be at least 0"),
     ({"channels": 0}, "network.mask.channels 0: must be at least 1"),
 ])
 def test_a_head_spec_refuses_values_no_head_can_build(setting: dict, message: str) -> None:

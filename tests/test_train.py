@@ -269,13 +269,11 @@ def test_init_from_fine_tunes_the_trained_weights_with_its_settings(tiny_labels:
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"network": {"mask": {"name": "roialign", "others": "labelled"}}},
-     "network.mask.others is not a setting of network.mask.name roialign"),
-    ({"network": {"mask": {"name": "gfr", "others": "all"}}}, "network.mask.others 'all': must be one of proposals"),
+    ({"network": {"mask": {"name": "roialign", "output_window_per_side": 0.5}}},
+     "network.mask.output_window_per_side is not a setting of network.mask.name roialign"),
+    ({"network": {"suppression": {"method": "all"}}}, "network.suppression.method 'all': must be one of greedy"),
     ({"label_update": {"every": 5}, "network": {"mask": {"name": "roialign"}}}, "needs a whole-image mask head"),
-    ({"network": {"mask": {"name": "roialign", "output_stride": 1}}}, "not a setting of network.mask.name roialign"),
-    ({"network": {"mask": {"name": "gfr", "output_stride": 4}}}, "output_stride 4: must be one of 2, 1"),
-    ({"network": {"mask": {"name": "roialign", "dilation": 2}}}, "network.mask.dilation is not a setting"),
+    ({"network": {"mask": {"name": "gfr", "dilation": 2}}}, "unknown setting network.mask.dilation"),  # removed
     ({"network": {"rpn": {"anchor_sizes": (16, 32)}}}, "anchor_sizes needs 5 positive sizes, one per FPN level; got 16,32"),
     ({"network": {"rpn": {"anchor_sizes": (0, 32, 64, 128, 256)}}}, "anchor_sizes needs 5"),
     ({"network": {"mask": {"window": 0.2}}}, "unknown setting network.mask.window"),
@@ -296,17 +294,13 @@ def test_the_config_reaches_the_network() -> None:
 
     config = resolve_config("cpu", network={
         "fpn_channels": 32, "rpn": {"post_nms_top_n_test": 50, "anchor_sizes": (16, 32, 64, 128, 256)},
-        "mask": {"name": "gfr", "others": "labelled", "output_window_per_side": 0.5, "output_stride": 1,
-                 "box_coords": True, "dilation": 2}})
+        "mask": {"name": "gfr", "output_window_per_side": 0.5, "channels": 24}})
     model = model_from_config(config, load_backbone_weights=False).eval()
     assert model.backbone.out_channels == 32
     assert model.rpn.anchor_generator.sizes == ((16,), (32,), (64,), (128,), (256,))
     assert model.rpn.post_nms_top_n() == 50
-    assert model.roi_heads.mask_others == "labelled"
     assert model.roi_heads.mask_head.output_window_per_side == 0.5
-    assert model.roi_heads.mask_head.scale == 4  # logit cells per stride-4 feature cell: stride 1
-    assert model.roi_heads.mask_head.box_coords
-    assert model.roi_heads.mask_head.fcn[0][0].dilation == (2, 2) and model.roi_heads.mask_head.receptive_radius == 8
+    assert model.roi_heads.mask_head.fcn[0][0].out_channels == 24
     assert model.mask_suppression.spec.rescore == "maskness"
     unscored = config.changed(network={"suppression": {"rescore": "none"}})
     assert model_from_config(unscored, load_backbone_weights=False).mask_suppression.spec.rescore == "none"
@@ -349,8 +343,29 @@ def test_a_config_saved_in_the_flat_form_reads_as_its_sections() -> None:
     roialign = config_from_values(flat | {"mask_head": "roialign", "mask_window": 0.25, "update_every": 0,
                                           "update_crf": None}, "config.json")
     assert roialign.network.mask.name == "roialign"
-    roimasking = config_from_values(flat | {"mask_head": "roimasking", "mask_others": "proposals"}, "config.json")
+    roimasking = config_from_values(flat | {"mask_head": "roimasking", "mask_others": "labelled"}, "config.json")
     assert roimasking.network.mask.name == "roimasking" and roimasking.network.mask.channels == mask_channels
+
+
+@pytest.mark.parametrize("form", ["flat", "sections"])
+def test_a_run_that_kept_a_removed_setting_at_its_harmless_value_loads_and_one_that_changed_it_is_refused(
+        form: str) -> None:
+    from cgc.config import FLAT_NAMES, REMOVED, config_from_values, resolve_config
+    from cgc.settings import flattened, nested
+
+    config = resolve_config("cpu", network={"mask": {"name": "gfr"}})
+    paths = flattened(json.loads(json.dumps(config.to_json())))
+    by_path = {path: name for name, path in FLAT_NAMES.items()}
+    for path, harmless in REMOVED.items():
+        for value, loads in ((harmless, True), ({2: 1, False: True, 1: 2, "proposals": "labelled"}[harmless], False)):
+            saved = paths | {path: value}
+            values = {by_path[key]: item for key, item in saved.items() if key in by_path} if form == "flat" \
+                else nested(saved)
+            if loads:
+                assert config_from_values(values, "config.json") == config, path
+            else:
+                with pytest.raises(InputError, match=re.escape(f"trained with {path}={value}, a setting")):
+                    config_from_values(values, "config.json")
 
 
 def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[Path, Path], tmp_path: Path,
@@ -379,7 +394,7 @@ def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[P
         "--set", "network.mask.output_window_per_side=none", "--backbone-weights", "none", "--lr-steps", "3,5",
         "--set", "run.amp=false", "--set", "network.box.nms_thresh=0.4", "--set", "label_update.start=7",
         "--set", "network.suppression.method=none", "--set", "network.rpn.anchor_sizes=8,16,32,64,128",
-        "--set", "network.mask.dilation=2", "--set", "label_update.guards.blend_confidence=none",
+        "--set", "network.mask.channels=24", "--set", "label_update.guards.blend_confidence=none",
         "--set", "network.mask.name=gfr", "--set", "label_update.crf.w1=6", "--update-every", "5"])
     assert result.exit_code == 0, result.output
     config = seen[0]
@@ -387,28 +402,28 @@ def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[P
     assert (mask.output_window_per_side, network.backbone_weights, config.solver.lr_steps, config.run.amp) == \
         (None, None, (3, 5), False)
     assert (network.box.nms_thresh, config.label_update.start, network.suppression.method) == (0.4, 7, "none")
-    assert (network.rpn.anchor_sizes, mask.dilation, config.label_update.guards.blend_confidence) == \
-        ((8, 16, 32, 64, 128), 2, None)
+    assert (network.rpn.anchor_sizes, mask.channels, config.label_update.guards.blend_confidence) == \
+        ((8, 16, 32, 64, 128), 24, None)
     assert config.label_update.crf.w1 == 6.0
-    assert mask.name == "gfr" and mask.channels == 64 and config.solver.lr == 0.005  # from the preset
-    for wrong, words in ((["--set", "network.mask.dilation"], "expected PATH=VALUE"),
-                         (["--set", "mask.dilation=2"], "did you mean network.mask.dilation?"),
-                         (["--set", "network.mask.dilation=0"], "--set network.mask.dilation"),
-                         (["--set", "network.mask.others=all"], "all"),
-                         (["--set", "network.dilation=2"], "expected PATH")):
+    assert mask.name == "gfr" and mask.proposals_per_image == 8 and config.solver.lr == 0.005  # from the preset
+    for wrong, words in ((["--set", "network.mask.channels"], "expected PATH=VALUE"),
+                         (["--set", "mask.channels=2"], "did you mean network.mask.channels?"),
+                         (["--set", "network.mask.channels=0"], "--set network.mask.channels"),
+                         (["--set", "network.suppression.method=all"], "all"),
+                         (["--set", "network.channels=2"], "expected PATH")):
         result = CliRunner().invoke(cgc, base + wrong)
         assert result.exit_code == 2 and words in result.output, (wrong, result.output)
-    result = CliRunner().invoke(cgc, base + ["--set", "network.mask.dilation=2"])  # the cpu preset's head has none
+    result = CliRunner().invoke(cgc, base + ["--set", "network.mask.output_window_per_side=0.5"])  # the cpu preset's head has none
     assert result.exit_code == 1 and "not a setting of network.mask.name roialign" in result.output, result.output
     settings_file = tmp_path / "mine.json"
     settings_file.write_text(json.dumps({"settings": {"network": {"mask": {"output_window_per_side": None,
-                                                                           "dilation": 3}},
+                                                                           "channels": 40}},
                                                       "solver": {"lr_steps": [4]}}}))
-    result = CliRunner().invoke(cgc, base + ["--config", str(settings_file), "--set", "network.mask.dilation=2",
+    result = CliRunner().invoke(cgc, base + ["--config", str(settings_file), "--set", "network.mask.channels=24",
                                              "--mask-head", "gfr"])
     assert result.exit_code == 0, result.output
     mask = seen[-1].network.mask
-    assert (mask.output_window_per_side, seen[-1].solver.lr_steps, mask.dilation) == (None, (4,), 2)  # --set wins
+    assert (mask.output_window_per_side, seen[-1].solver.lr_steps, mask.channels) == (None, (4,), 24)  # --set wins
     settings_file.write_text(json.dumps({"settings": {"solver": {"learning_rate": 1}}}))
     result = CliRunner().invoke(cgc, base + ["--config", str(settings_file)])
     assert result.exit_code == 1 and "mine.json" in result.output and "solver.learning_rate" in result.output

@@ -2,10 +2,8 @@
 
 All four share one small interface so ``CGCRoIHeads`` can take any of them:
 
-- ``forward(features, boxes, image_sizes, other_boxes=None) -> list[Tensor]``: mask logits for
-  the boxes of each image (boxes in the coordinates of the resized, batched image;
-  ``image_sizes`` its (h, w)). ``other_boxes`` adds, per image, boxes of further instances that
-  GFR suppresses as "other proposals" but that get no mask (see ``CGCRoIHeads``).
+- ``forward(features, boxes, image_sizes) -> list[Tensor]``: mask logits for the boxes of each
+  image (boxes in the coordinates of the resized, batched image; ``image_sizes`` its (h, w)).
 - ``loss(logits, boxes, gt_masks) -> Tensor``: per-pixel binary cross-entropy (eq. 8) against each
   box's matched ground-truth (weak) mask, given as (n, h, w) at the resized image size.
 - ``to_box_masks(logits, boxes, image_size, original_size) -> BoxMasks``: the probabilities in
@@ -30,7 +28,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from cgc.errors import InputError
 from cgc.model.box_masks import BoxMasks
-from cgc.network_settings import (FPN_CHANNELS, MASK_HEADS, MASK_OUTPUT_STRIDES, NETWORK, GFRSpec, LFRSpec, MaskHeadSpec,
+from cgc.network_settings import (FPN_CHANNELS, MASK_HEADS, NETWORK, GFRSpec, LFRSpec, MaskHeadSpec,
                                   RoIAlignSpec, RoIMaskingSpec, WholeImageHeadSpec)
 
 
@@ -105,7 +103,7 @@ def crop_to_window(feature: Tensor, boxes: Tensor, stride: float,
     """The (C, H, W) map cut to the cells ``window`` (x0, y0, x1, y1, exclusive), and ``boxes`` in the pixel
     coordinates of that crop; both unchanged for no window.
 
-    Box cells and box coordinates of the shifted boxes on the crop are those of the boxes on the whole map, so
+    The box cells of the shifted boxes on the crop are those of the boxes on the whole map, so
     a proposal's FCN input can be built over its crop alone, and the backward pass keeps that crop rather than
     a whole map per proposal.
     """
@@ -116,23 +114,6 @@ def crop_to_window(feature: Tensor, boxes: Tensor, stride: float,
     shifted[:, 0::2] -= x0 * stride
     shifted[:, 1::2] -= y0 * stride
     return feature[:, y0:y1, x0:x1], shifted
-
-
-def box_coordinates(boxes: Tensor, stride: float, height: int, width: int) -> Tensor:
-    """(n, 3, height, width): inside each box's cells, 1 and the cell centre's x and y across the box from -1 to 1;
-    0 elsewhere.
-
-    CondInst's relative coordinates, limited to the box: a whole-image FCN sees RECEPTIVE_RADIUS cells, so far from
-    the box edges nothing else tells it where in the proposal a cell lies, nor, where two instances share the box,
-    which of them it is asked about. Limited to the box, they change G_i only where R_i does.
-    """
-    centres_x = (torch.arange(width, device=boxes.device, dtype=boxes.dtype) + 0.5) * stride
-    centres_y = (torch.arange(height, device=boxes.device, dtype=boxes.dtype) + 0.5) * stride
-    x1, y1, x2, y2 = boxes[:, :, None].unbind(dim=1)
-    across_x = (2 * (centres_x[None] - x1) / (x2 - x1).clamp(min=1e-3) - 1).clamp(-1, 1)  # (n, width)
-    across_y = (2 * (centres_y[None] - y1) / (y2 - y1).clamp(min=1e-3) - 1).clamp(-1, 1)  # (n, height)
-    inside = box_cells(boxes, stride, height, width).to(boxes.dtype)
-    return torch.stack([inside, inside * across_x[:, None, :], inside * across_y[:, :, None]], dim=1)
 
 
 def ternary_roi_mask(boxes: Tensor, stride: float, height: int, width: int, ring_per_side: float) -> Tensor:
@@ -156,7 +137,7 @@ OUTSIDE_WINDOW_LOGIT = -30.0
 
 RECEPTIVE_RADIUS = 4
 """Cells of context the SIS FCN sees on each side: one per 3x3 convolution (the deconvolution
-and the 1x1 predictor add none), times the convolutions' dilation."""
+and the 1x1 predictor add none)."""
 
 
 # --------------------------------------------------------------------------- interface
@@ -186,7 +167,6 @@ class MaskHead(nn.Module):
         features: dict[str, Tensor],
         boxes: list[Tensor],
         image_sizes: list[tuple[int, int]],
-        other_boxes: list[Tensor] | None = None,
     ) -> list[Tensor]:
         raise NotImplementedError
 
@@ -209,14 +189,10 @@ class WholeImageMaskHead(MaskHead):
     ``MaskRCNNHeads`` + ``MaskRCNNPredictor`` with one output channel (class-agnostic). On the
     stride-4 level "0" the logits are at stride 2 of the (resized) image.
 
-    The "other proposals" suppressed for proposal i are all boxes of that image, plus its
-    ``other_boxes`` when given; ``chunk_size`` bounds how many whole-image masks are upsampled at
-    once in ``to_box_masks``.
+    The "other proposals" suppressed for proposal i are all boxes of that image; ``chunk_size``
+    bounds how many whole-image masks are upsampled at once in ``to_box_masks``.
     ``output_window_per_side`` (None: the whole image) limits each proposal's mask, and its loss,
     to the proposal's box grown by that fraction per side (see ``OUTPUT_WINDOW_PER_SIDE``).
-    ``box_coords`` gives the FCN three more input channels, ``box_coordinates`` of proposal i (zero in the
-    base map). ``dilation`` dilates the four 3x3 convolutions, so that the FCN sees RECEPTIVE_RADIUS * dilation
-    cells on each side.
     """
 
     def __init__(self, in_channels: int = FPN_CHANNELS, spec: WholeImageHeadSpec = GFRSpec()) -> None:
@@ -224,20 +200,14 @@ class WholeImageMaskHead(MaskHead):
         self.featmap_name = spec.featmap_name
         self.chunk_size = spec.chunk_size
         self.output_window_per_side = spec.output_window_per_side
-        self.box_coords = spec.box_coords
-        self.receptive_radius = RECEPTIVE_RADIUS * spec.dilation
-        channels = spec.channels
-        self.fcn = MaskRCNNHeads(in_channels + (3 if spec.box_coords else 0), (channels,) * 4, dilation=spec.dilation)
-        # the predictor's deconvolution doubles the stride-4 level's resolution; each extra stage doubles it again
-        stages = MASK_OUTPUT_STRIDES.index(spec.output_stride)
-        self.upsample = nn.Sequential(*(layer for _ in range(stages)
-                                        for layer in (nn.ConvTranspose2d(channels, channels, 2, 2), nn.ReLU(inplace=True))))
-        self.predictor = class_agnostic_mask_predictor(channels)
-        self.scale = 2 ** (stages + 1)  # logit cells per feature cell
+        self.receptive_radius = RECEPTIVE_RADIUS
+        self.fcn = MaskRCNNHeads(in_channels, (spec.channels,) * 4, dilation=1)
+        self.predictor = class_agnostic_mask_predictor(spec.channels)
+        self.scale = 2  # logit cells per feature cell: the predictor's deconvolution doubles the resolution
 
     def logits(self, refined: Tensor) -> Tensor:
-        """The FCN, the extra upsampling stages and the predictor: (k, 1, scale * h, scale * w)."""
-        return self.predictor(self.upsample(self.fcn(refined)))
+        """The FCN and the predictor: (k, 1, scale * h, scale * w)."""
+        return self.predictor(self.fcn(refined))
 
     def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor,
                window: tuple[int, int, int, int] | None = None) -> Tensor:
@@ -253,21 +223,6 @@ class WholeImageMaskHead(MaskHead):
         """Pixel boxes outside which proposal i's refined map equals ``base_map``."""
         raise NotImplementedError
 
-    def fcn_input(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor,
-                  window: tuple[int, int, int, int] | None = None) -> Tensor:
-        """``refine``, with the box coordinates of proposals ``index`` when ``box_coords`` is on."""
-        refined = self.refine(feature, boxes, stride, index, window)
-        if not self.box_coords:
-            return refined
-        _, shifted = crop_to_window(feature, boxes, stride, window)
-        coords = box_coordinates(shifted[index], stride, *refined.shape[-2:]).to(refined.dtype)
-        return torch.cat([refined, coords], dim=1)
-
-    def base_input(self, feature: Tensor, boxes: Tensor, stride: float) -> Tensor:
-        """``base_map``, with zero coordinates when ``box_coords`` is on."""
-        base = self.base_map(feature, boxes, stride)
-        return torch.cat([base, base.new_zeros((3, *base.shape[-2:]))]) if self.box_coords else base
-
     def output_windows(self, boxes: Tensor, stride: float, height: int, width: int) -> Tensor | None:
         """(n, height, width) bool: the logit cells (``stride`` pixels) each proposal predicts; None: all."""
         if self.output_window_per_side is None:
@@ -279,7 +234,6 @@ class WholeImageMaskHead(MaskHead):
         features: dict[str, Tensor],
         boxes: list[Tensor],
         image_sizes: list[tuple[int, int]],
-        other_boxes: list[Tensor] | None = None,
     ) -> list[Tensor]:
         """Per image, (n, 1, f*ceil(h/s), f*ceil(w/s)) logits over the image's valid region (f = ``scale``).
 
@@ -303,9 +257,7 @@ class WholeImageMaskHead(MaskHead):
             if image_boxes.shape[0] == 0:
                 logits.append(feature.new_zeros((0, 1, f * height, f * width)))
                 continue
-            # proposals come first, so proposal `index` is row `index` of context_boxes
-            context_boxes = image_boxes if other_boxes is None else torch.cat([image_boxes, other_boxes[i]])
-            base = self.logits(self.base_input(feature, context_boxes, stride)[None])[0]
+            base = self.logits(self.base_map(feature, image_boxes, stride)[None])[0]
             cells = cell_ranges(self.changed_boxes(image_boxes), stride, height, width).tolist()
             per_proposal = []
             indices = torch.arange(len(cells), device=feature.device)  # sliced per proposal: no copy each time
@@ -313,8 +265,8 @@ class WholeImageMaskHead(MaskHead):
                 vx0, vy0, vx1, vy1 = max(0, x0 - radius), max(0, y0 - radius), min(width, x1 + radius), min(height, y1 + radius)
                 cx0, cy0 = max(0, x0 - 2 * radius), max(0, y0 - 2 * radius)
                 cx1, cy1 = min(width, x1 + 2 * radius), min(height, y1 + 2 * radius)
-                refined = self.fcn_input(feature, context_boxes, stride, indices[index : index + 1],
-                                         window=(cx0, cy0, cx1, cy1))
+                refined = self.refine(feature, image_boxes, stride, indices[index : index + 1],
+                                      window=(cx0, cy0, cx1, cy1))
                 crop = self.logits(refined)[0]
                 out = base.clone()
                 out[:, f * vy0 : f * vy1, f * vx0 : f * vx1] = crop[:, f * (vy0 - cy0) : f * (vy1 - cy0), f * (vx0 - cx0) : f * (vx1 - cx0)]
@@ -463,9 +415,8 @@ class RoIAlignHead(MaskHead):
         features: dict[str, Tensor],
         boxes: list[Tensor],
         image_sizes: list[tuple[int, int]],
-        other_boxes: list[Tensor] | None = None,
     ) -> list[Tensor]:
-        """28x28 logits per box; ``other_boxes`` plays no part in a per-box crop."""
+        """28x28 logits per box."""
         logits = self.predictor(self.fcn(self.roi_pool(features, boxes, image_sizes)))
         return list(logits.split([b.shape[0] for b in boxes]))
 

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 
 from cgc.model.mask_heads import MaskHead, WholeImageMaskHead, labels_at_logit_resolution
-from cgc.network_settings import NETWORK, BoxHeadSpec, GFRSpec, MaskHeadSpec
+from cgc.network_settings import NETWORK, BoxHeadSpec, MaskHeadSpec
 
 
 @dataclass
@@ -55,8 +55,7 @@ class CGCRoIHeads(RoIHeads):
     Training: the mask head sees the positive sampled proposals of each image (ground-truth boxes
     included, as torchvision adds them to the proposals) with their matched (weak) masks, capped
     at ``mask_proposals_per_image`` by a random subset drawn from the torch RNG (seedable). For
-    GFR, the "other proposals" suppressed for proposal i are these proposals of the image, and
-    with ``mask_others="labelled"`` also every ground-truth box (see ``cgc.network_settings.MASK_OTHERS``).
+    GFR, the "other proposals" suppressed for proposal i are these proposals of the image, as in the paper.
     Inference: the top ``detections_per_img`` detections after NMS (the paper's 80) go through
     the mask head; detections carry "mask_logits", turned into image masks by ``CGCNet``.
 
@@ -85,13 +84,11 @@ class CGCRoIHeads(RoIHeads):
         box: BoxHeadSpec = NETWORK.box,
         mask: MaskHeadSpec = NETWORK.mask,
     ) -> None:
-        mask_others = mask.others if isinstance(mask, GFRSpec) else "proposals"  # other heads suppress no others
         super().__init__(box_roi_pool, box_head, box_predictor, box.fg_iou_thresh, box.bg_iou_thresh,
                          box.batch_size_per_image, box.positive_fraction, None, box.score_thresh, box.nms_thresh,
                          box.detections_per_image)
         self.mask_head = mask_head
         self.mask_proposals_per_image = mask.proposals_per_image
-        self.mask_others = mask_others
         self.collect_instance_maps = False
         self.instance_maps: list[InstanceMap] = []
         self.update_loss_sigma: Optional[float] = None
@@ -206,8 +203,7 @@ class CGCRoIHeads(RoIHeads):
                 mask_boxes, mask_targets, mask_matches = self.select_mask_samples_with_matches(
                     proposals, matched_idxs, labels, targets
                 )
-                other_boxes = [t["boxes"] for t in targets] if self.mask_others == "labelled" else None
-                mask_logits = self.mask_head(features, mask_boxes, image_shapes, other_boxes)
+                mask_logits = self.mask_head(features, mask_boxes, image_shapes)
                 losses["loss_mask"] = self.mask_head.loss(mask_logits, mask_boxes, mask_targets) + every_parameter_zero(
                     self.mask_head
                 )
