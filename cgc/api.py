@@ -8,7 +8,7 @@ imported only when a function needs it, so `import cgc` stays light.
     import cgc
     cgc.import_boxes("export.json", "boxes.json")
     cgc.build_weak_labels("imgs", "masks", "boxes.json", "weak")
-    cgc.train("run", data="weak/annotations.json", images="imgs", preset="cpu", iterations=250)
+    cgc.train("run", data="weak/annotations.json", images="imgs", preset="cpu", solver={"iterations": 250})
     model = cgc.load_model("run")
     prediction = model.predict("imgs/0001.jpg")          # boxes, scores, one mask per instance
     print(cgc.evaluate("truth.json", checkpoint="run", images="test/imgs")["coco"]["AP"])
@@ -56,12 +56,14 @@ def build_weak_labels(images: str | Path, masks: str | Path | None, boxes: str |
     return write_weak_labels(images, masks, boxes, out, PriorSettings(**settings), overlays, workers, progress, overwrite)
 
 
-def train(out: str | Path, data: str | Path | None = None, images: str | Path | None = None, preset: str = "default",
-          resume: bool = False, progress: bool = True, init_from: str | Path | None = None,
+def train(out: str | Path, data: str | Path | dict[str, Any] | None = None, images: str | Path | None = None,
+          preset: str = "default", resume: bool = False, progress: bool = True, init_from: str | Path | None = None,
           **sections: dict[str, Any]) -> TrainResult:
     """Train CGCNet on weak labels into the run folder ``out``; what `cgc train` runs.
 
-    ``sections`` change TrainConfig's settings over the preset, a dict per section
+    ``data`` is the weak-label file, or the whole data section as a dict
+    (``data={"annotations": "weak/annotations.json", "colour_jitter": 0.4}``). ``sections`` change
+    TrainConfig's other settings over the preset, a dict per section
     (``solver={"iterations": 300}, network={"mask": {"name": "gfr"}}``). With ``resume`` the run
     continues from its newest checkpoint with its saved settings, ``sections`` given now
     overriding them. ``init_from`` (a checkpoint or run folder) fine-tunes a trained model: its
@@ -73,11 +75,13 @@ def train(out: str | Path, data: str | Path | None = None, images: str | Path | 
     from cgc.settings import merged, with_settings
     from cgc.training.engine import train as run_training
 
-    given = merged(sections, {"data": {key: str(value) for key, value in (("annotations", data), ("images", images))
-                                       if value is not None}, "run": {"out": str(out)}})
+    section = dict(data) if isinstance(data, dict) else {} if data is None else {"annotations": str(data)}
+    if images is not None:
+        section["images"] = str(images)
+    given = merged(sections, {"data": section, "run": {"out": str(out)}})
     if resume and init_from is not None:
         raise InputError("resume continues a run and init_from starts a new one from trained weights: give one")
-    if not resume and (data is None or images is None):
+    if not resume and not (section.get("annotations") and section.get("images")):
         raise InputError("training needs the weak labels (data) and their pictures (images), unless resuming")
     if resume:
         config = with_settings(load_config(Path(out) / "config.json"), given)

@@ -87,6 +87,15 @@ def test_training_without_labels_is_a_clear_error(tmp_path: Path) -> None:
         cgc.train(tmp_path / "run", preset="cpu")
 
 
+def test_the_data_section_is_given_whole_or_as_the_label_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+    monkeypatch.setattr("cgc.training.engine.train", lambda config, resume, progress: seen.append(config))
+    cgc.train(tmp_path / "run", data={"annotations": "weak.json", "images": "imgs", "colour_jitter": 0.3}, preset="cpu")
+    cgc.train(tmp_path / "run", data="weak.json", images="imgs", preset="cpu", solver={"iterations": 3})
+    assert (seen[0].data.annotations, seen[0].data.images, seen[0].data.colour_jitter) == ("weak.json", "imgs", 0.3)
+    assert (seen[1].data.annotations, seen[1].data.colour_jitter, seen[1].solver.iterations) == ("weak.json", 0.0, 3)
+
+
 def test_python_api_example_runs(api_run: dict[str, Path], tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(EXAMPLES / "python_api.py"), "--checkpoint", str(api_run["run"]),
                            "--images", str(api_run["images"]), "--truth", str(api_run["truth"]), "--out",

@@ -68,13 +68,26 @@ def test_small_enclosed_box_seeded_from_its_centre_without_edges() -> None:
     assert not (masks[0] & masks[1]).any()
 
 
-def test_box_with_two_blobs_keeps_the_largest() -> None:
+def test_box_with_two_blobs_keeps_both_and_the_papers_prior_the_largest() -> None:
     large, little = rectangle(SHAPE, 20, 20, 70, 80), rectangle(SHAPE, 100, 40, 120, 60)
-    masks = instance_masks_from_boxes(large | little, [[10, 10, 130, 90]])
-    assert (masks[0] == large).all()
-    for rule in ("largest-region",):
-        assert (instance_masks_from_boxes(large | little, [[10, 10, 130, 90]], settings=PriorSettings(rule=rule))[0] == large).all()
+    for rule in ("appearance", "resolve-shared"):
+        masks = instance_masks_from_boxes(large | little, [[10, 10, 130, 90]], settings=PriorSettings(rule=rule))
+        assert (masks[0] == (large | little)).all(), rule
+    assert (instance_masks_from_boxes(large | little, [[10, 10, 130, 90]], settings=PriorSettings(rule="largest-region"))[0] == large).all()
     assert (instance_masks_from_boxes(large | little, [[10, 10, 130, 90]], settings=PriorSettings(rule="all-in-box"))[0] == (large | little)).all()
+
+
+@pytest.mark.parametrize("rule", ["appearance", "resolve-shared"])
+def test_an_instance_cut_in_two_by_one_in_front_keeps_both_pieces(rule: str) -> None:
+    """A bar (a bicycle's frame, an oar) crossed by a post in front of it: its box owns the bar's two ends, the
+    post's box owns the crossing, and the bar's label keeps both ends, not only the larger."""
+    bar, post = rectangle(SHAPE, 10, 40, 150, 60), rectangle(SHAPE, 70, 10, 90, 90)
+    image = np.zeros(SHAPE + (3,), np.uint8)
+    image[bar] = (200, 40, 40)
+    image[post] = (40, 40, 200)
+    masks = instance_masks_from_boxes(bar | post, [[10, 40, 150, 60], [70, 10, 90, 90]], image, PriorSettings(rule=rule))
+    assert (masks[1] == post).all()
+    assert (masks[0] == (bar & ~post)).all()  # both ends, 60 and 60 pixels wide
 
 
 def test_box_without_salient_pixels_gives_an_empty_mask() -> None:

@@ -395,7 +395,8 @@ def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[P
         "--set", "run.amp=false", "--set", "network.box.nms_thresh=0.4", "--set", "label_update.start=7",
         "--set", "network.suppression.method=none", "--set", "network.rpn.anchor_sizes=8,16,32,64,128",
         "--set", "network.mask.channels=24", "--set", "label_update.guards.blend_confidence=none",
-        "--set", "network.mask.name=gfr", "--set", "label_update.crf.w1=6", "--update-every", "5"])
+        "--set", "network.mask.name=gfr", "--set", "label_update.crf.w1=6", "--update-every", "5",
+        "--set", "data.colour_jitter=0.2", "--set", "network.scale_jitter=0.1"])
     assert result.exit_code == 0, result.output
     config = seen[0]
     network, mask = config.network, config.network.mask
@@ -405,6 +406,7 @@ def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[P
     assert (network.rpn.anchor_sizes, mask.channels, config.label_update.guards.blend_confidence) == \
         ((8, 16, 32, 64, 128), 24, None)
     assert config.label_update.crf.w1 == 6.0
+    assert (config.data.colour_jitter, network.scale_jitter, config.data.annotations) == (0.2, 0.1, str(tiny_labels[0]))
     assert mask.name == "gfr" and mask.proposals_per_image == 8 and config.solver.lr == 0.005  # from the preset
     for wrong, words in ((["--set", "network.mask.channels"], "expected PATH=VALUE"),
                          (["--set", "mask.channels=2"], "did you mean network.mask.channels?"),

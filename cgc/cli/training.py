@@ -70,7 +70,9 @@ def train_command(data: Path | None, images: Path | None, out: Path, resume: boo
         from cgc.refine.tune import read_tuned_params
 
         given = merged(given, {"label_update": {"crf": asdict(read_tuned_params(Path(crf_files[-1]), CRFParams()))}})
-    result = train(out, data, images, preset, resume, init_from=init_from, **given)
+    paths = {key: str(value) for key, value in (("annotations", data), ("images", images)) if value is not None}
+    given = merged(given, {"data": paths})  # --data and --images, beside any data.* given by --set
+    result = train(out, preset=preset, resume=resume, init_from=init_from, **given)
     if result.main_process:  # under torchrun the other ranks stay quiet; the loss is the mean over all of them
         click.echo(f"Trained to iteration {result.iterations}; last checkpoint {result.last_checkpoint}; "
                    f"final loss {result.last_losses.get('loss', float('nan')):.4f}")

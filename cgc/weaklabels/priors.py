@@ -15,7 +15,11 @@ instance enclosed by a larger instance's box. Both go to *every* box that contai
    cheaply: a geodesic (shortest-path) distance through salient pixels inside that box, where a
    step costs more across an image edge. Ties go to the smaller box, so smaller enclosed
    boxes come first.
-4. Each box keeps the largest connected area of the pixels it got (the paper's second prior).
+4. Each box keeps every pixel it got. The paper's second prior (keep only the largest closed area)
+   is there to drop what other instances leave in a box; once steps 1-3 have given those pixels to
+   their own boxes, it only cuts real instances apart: a bicycle's wheel behind its rider's leg, a
+   leash, an oar. On the real photographs it cost 0.027 mean IoU where instances touch, and 0.004 on
+   the generated photo scenes (docs/method/weak-labels.md).
 
 The rules that build on these steps, and the one entry point that picks among them, are in
 `rules.py`.
@@ -209,8 +213,8 @@ def shared_pixel_owner(salient: np.ndarray, boxes: np.ndarray, image: np.ndarray
 
 
 def owned_masks(owner: np.ndarray, boxes: int) -> list[np.ndarray]:
-    """Step 4: each box's mask, the largest connected area of the pixels the owner map gives it."""
-    return [largest_component(owner == index) for index in range(boxes)]
+    """Step 4: each box's mask, every pixel the owner map gives it (one instance may show in several pieces)."""
+    return [owner == index for index in range(boxes)]
 
 
 def resolve_shared_pixels(salient: np.ndarray, boxes: np.ndarray, image: np.ndarray | None, settings: PriorSettings) -> list[np.ndarray]:
