@@ -19,7 +19,7 @@ import cgc.refine.crf as crf_module
 from cgc.coco import decode_mask, encode_mask
 from cgc.errors import InputError
 from cgc.model import NETWORK, build_cgcnet, changed
-from cgc.model.roi_heads import InstanceMap, label_update_loss
+from cgc.model.roi_heads import InstanceMap, LabelUpdateRequest, label_update_loss
 from cgc.refine.instance_update import UpdateJob, decide_instance, label_window_core, map_to_image
 from cgc.refine.update_rule import k1 as k1_numpy
 from cgc.refine.update_rule import should_replace
@@ -209,18 +209,19 @@ def test_heads_hand_out_one_map_per_instance_and_the_update_loss_on_request() ->
             for target, values in zip(batch, k2):
                 target["label_k2"] = torch.tensor(values)
         torch.manual_seed(1)
-        with heads.label_update_pass(collect, sigma) as found["pass"]:
-            losses = model(images, batch)
-        assert not heads.collect_instance_maps and heads.update_loss_sigma is None  # the pass leaves nothing on
+        losses, found["maps"] = model(images, batch, label_update=LabelUpdateRequest(collect, sigma))
         return losses
 
     plain = forward(None, False)
-    assert "loss_upd" not in plain and found["pass"].instance_maps == []  # lambda = 0: no L_upd term, nothing kept
+    assert "loss_upd" not in plain and found["maps"] == []  # lambda = 0: no L_upd term, nothing kept
+    torch.manual_seed(1)
+    assert {key: value.item() for key, value in model(images, [dict(t) for t in targets]).items()} == \
+        {key: value.item() for key, value in plain.items()}  # a forward without a request: the same losses, alone
     with_loss = forward(1e-6, True)
     assert set(with_loss) == set(plain) | {"loss_upd"}
     for key in plain:
         assert with_loss[key].item() == pytest.approx(plain[key].item(), rel=1e-6)  # the rest of the loss is untouched
-    maps: list[InstanceMap] = found["pass"].instance_maps
+    maps: list[InstanceMap] = found["maps"]
     ids = [(m.image_id, m.annotation_id) for m in maps]
     assert len(ids) == len(set(ids)) and ids and all(a in (10, 11, 20) for _, a in ids)
     for m in maps:
@@ -348,13 +349,13 @@ def test_pool_is_shut_down_when_training_stops_early(tiny_labels: tuple[Path, Pa
         forward, calls = model.forward, {"n": 0}
 
         def forward_then_fail(*args, **kwargs):
-            losses = forward(*args, **kwargs)
+            losses, instance_maps = forward(*args, **kwargs)  # every iteration asks for maps: start 0
             calls["n"] += 1
             if calls["n"] == 2:  # iteration 1: jobs of iteration 0 are in the pool
                 if failure == "interrupt":
                     raise KeyboardInterrupt
                 losses["loss_mask"] = losses["loss_mask"] * float("nan")
-            return losses
+            return losses, instance_maps
 
         model.forward = forward_then_fail
         return model

@@ -17,7 +17,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from cgc.model.backbones import build_backbone
 from cgc.model.mask_heads import build_mask_head
 from cgc.model.mask_suppression import MaskSuppression
-from cgc.model.roi_heads import CGCRoIHeads
+from cgc.model.roi_heads import CGCRoIHeads, InstanceMap, LabelUpdateRequest
 from cgc.model.transform import ScaleJitterTransform
 from cgc.network_settings import NETWORK, NetworkSpec
 
@@ -34,7 +34,9 @@ class CGCNet(nn.Module):
     image ``boxes``, ``scores``, ``labels`` and ``masks`` (a ``BoxMasks``: each detection's
     probabilities in the original image, computed over its own window on demand, never as a
     picture-sized map per detection; ``.dense()`` gives (N, 1, H, W) for a small picture), after
-    ``mask_suppression`` removed detections that repeat a better one's mask.
+    ``mask_suppression`` removed detections that repeat a better one's mask. A training forward given
+    ``label_update`` (a ``LabelUpdateRequest``) returns ``(losses, instance_maps)``: what the label update
+    asked for, in and out of the call, with nothing left on the model between calls.
     """
 
     def __init__(
@@ -53,8 +55,9 @@ class CGCNet(nn.Module):
         self.mask_suppression = mask_suppression
 
     def forward(
-        self, images: list[Tensor], targets: Optional[list[dict[str, Tensor]]] = None
-    ) -> Union[dict[str, Tensor], list[dict[str, Tensor]]]:
+        self, images: list[Tensor], targets: Optional[list[dict[str, Tensor]]] = None,
+        label_update: Optional[LabelUpdateRequest] = None,
+    ) -> Union[dict[str, Tensor], tuple[dict[str, Tensor], list[InstanceMap]], list[dict[str, Tensor]]]:
         if self.training and targets is None:
             raise ValueError("targets are needed in training mode")
         original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
@@ -68,9 +71,11 @@ class CGCNet(nn.Module):
                     raise ValueError(f"target {index}: every box needs a positive width and height")
         features = self.backbone(batch.tensors)
         proposals, proposal_losses = self.rpn(batch, features, targets)
-        detections, detector_losses = self.roi_heads(features, proposals, batch.image_sizes, targets)
+        detections, detector_losses, instance_maps = self.roi_heads(features, proposals, batch.image_sizes, targets,
+                                                                    label_update)
         if self.training:
-            return {**proposal_losses, **detector_losses}
+            losses = {**proposal_losses, **detector_losses}
+            return losses if label_update is None else (losses, instance_maps)
         return self.postprocess(detections, batch.image_sizes, original_sizes)
 
     def postprocess(

@@ -7,9 +7,7 @@ branch by any ``MaskHead`` (GFR, LFR, RoIAlign, RoIMasking).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -43,10 +41,12 @@ class InstanceMap:
 
 
 @dataclass
-class LabelUpdatePass:
-    """What one label-update forward found: each labelled instance's best map (see ``CGCRoIHeads``)."""
+class LabelUpdateRequest:
+    """What the label update asks of one training forward (see ``CGCRoIHeads``): each labelled instance's best
+    map (``collect``), and the L_upd term with this sigma (``loss_sigma``; None: no term)."""
 
-    instance_maps: list[InstanceMap] = field(default_factory=list)
+    collect: bool = False
+    loss_sigma: Optional[float] = None
 
 
 class CGCRoIHeads(RoIHeads):
@@ -61,17 +61,16 @@ class CGCRoIHeads(RoIHeads):
 
     Label update (paper III.D, driven by ``cgc.training.label_update``; whole-image mask heads only):
 
-    Both are asked for one forward pass at a time, with ``label_update_pass`` (the attributes
-    below are set only inside it):
+    A training forward given a ``LabelUpdateRequest`` returns, beside the losses:
 
-    - ``collect_instance_maps = True``: after each training forward, ``instance_maps`` holds one
-      ``InstanceMap`` per ground-truth instance that has a sampled proposal: the proposal whose
+    - with ``collect``, the instance maps: one ``InstanceMap`` per ground-truth instance that has
+      a sampled proposal: the proposal whose
       map (at 0.5) has the highest mask IoU with the instance's label (at 0.5), among the
       proposals matched to that instance. Mask IoU, not box IoU: where a small instance stands in
       front of a big one their boxes overlap heavily, and the update compares maps (ties: the
       lower index; an instance whose best IoU is 0 gets no map, and its label is kept). Targets
       must carry ``image_id`` and ``annotation_ids``.
-    - ``update_loss_sigma`` set: the losses include ``loss_upd`` = L_upd = K2 - K1 (eq. 9), see
+    - with ``loss_sigma``, the losses include ``loss_upd`` = L_upd = K2 - K1 (eq. 9), see
       ``label_update_loss``; targets may carry ``label_k2`` (n,) with NaN where not known yet.
     """
 
@@ -89,25 +88,9 @@ class CGCRoIHeads(RoIHeads):
                          box.detections_per_image)
         self.mask_head = mask_head
         self.mask_proposals_per_image = mask.proposals_per_image
-        self.collect_instance_maps = False
-        self.instance_maps: list[InstanceMap] = []
-        self.update_loss_sigma: Optional[float] = None
 
     def has_mask(self) -> bool:
         return self.mask_head is not None
-
-    @contextlib.contextmanager
-    def label_update_pass(self, collect: bool, loss_sigma: Optional[float]) -> Iterator[LabelUpdatePass]:
-        """One training forward that also keeps each instance's best map (``collect``) and adds L_upd
-        (``loss_sigma`` not None); the maps are in the yielded pass once the forward is done, and the
-        heads are back to plain training afterwards, whatever happened."""
-        self.collect_instance_maps, self.update_loss_sigma, self.instance_maps = collect, loss_sigma, []
-        found = LabelUpdatePass()
-        try:
-            yield found
-            found.instance_maps = self.instance_maps
-        finally:
-            self.collect_instance_maps, self.update_loss_sigma, self.instance_maps = False, None, []
 
     def select_mask_samples(
         self,
@@ -186,8 +169,10 @@ class CGCRoIHeads(RoIHeads):
         proposals: list[Tensor],
         image_shapes: list[tuple[int, int]],
         targets: Optional[list[dict[str, Tensor]]] = None,
-    ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
-        """Losses in training; in eval, per-image boxes / scores / labels (+ mask_logits)."""
+        label_update: Optional[LabelUpdateRequest] = None,
+    ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor], list[InstanceMap]]:
+        """Losses in training (and the instance maps ``label_update`` asks for); in eval, per-image boxes / scores /
+        labels (+ mask_logits)."""
         if self.training:
             if targets is None:
                 raise ValueError("targets are needed in training mode")
@@ -198,7 +183,7 @@ class CGCRoIHeads(RoIHeads):
         if self.training:
             loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
             losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
-            self.instance_maps = []
+            instance_maps: list[InstanceMap] = []
             if self.mask_head is not None:
                 mask_boxes, mask_targets, mask_matches = self.select_mask_samples_with_matches(
                     proposals, matched_idxs, labels, targets
@@ -207,25 +192,26 @@ class CGCRoIHeads(RoIHeads):
                 losses["loss_mask"] = self.mask_head.loss(mask_logits, mask_boxes, mask_targets) + every_parameter_zero(
                     self.mask_head
                 )
-                if self.collect_instance_maps or self.update_loss_sigma is not None:
+                if label_update is not None and (label_update.collect or label_update.loss_sigma is not None):
                     if not isinstance(self.mask_head, WholeImageMaskHead):
                         raise ValueError("the label update needs a whole-image mask head (gfr, lfr or roimasking)")
                     cells = [
                         labels_at_logit_resolution(image_logits, masks) if image_logits.shape[0] else image_logits.detach()
                         for image_logits, masks in zip(mask_logits, mask_targets)
                     ]
-                    if self.collect_instance_maps:
-                        self.instance_maps = self.best_instance_maps(mask_logits, cells, mask_matches, image_shapes, targets)
-                    if self.update_loss_sigma is not None:
-                        losses["loss_upd"] = label_update_loss(mask_logits, cells, mask_matches, targets, self.update_loss_sigma)
-            return [], losses
+                    if label_update.collect:
+                        instance_maps = self.best_instance_maps(mask_logits, cells, mask_matches, image_shapes, targets)
+                    if label_update.loss_sigma is not None:
+                        losses["loss_upd"] = label_update_loss(mask_logits, cells, mask_matches, targets,
+                                                               label_update.loss_sigma)
+            return [], losses, instance_maps
 
         boxes, scores, labels = self.postprocess_detections(class_logits, box_regression, proposals, image_shapes)
         result = [{"boxes": b, "labels": l, "scores": s} for b, l, s in zip(boxes, labels, scores)]
         if self.mask_head is not None:
             for detection, logits in zip(result, self.mask_head(features, boxes, image_shapes)):
                 detection["mask_logits"] = logits
-        return result, {}
+        return result, {}, []
 
 
 def every_parameter_zero(module: nn.Module) -> Tensor:

@@ -16,7 +16,7 @@ import math
 import time
 from bisect import bisect_right
 from collections.abc import Iterator
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,14 +186,16 @@ def train_in_folder(config: TrainConfig, resume: bool | str | Path, progress: bo
         for iteration, images, targets in iteration_batches(dataset, config, start, group):
             tick = time.perf_counter()
             torch.manual_seed(iteration_seed(config, iteration, group.rank))
-            label_pass = (updater.forward_pass(iteration, model.roi_heads, targets) if updater is not None
-                          else nullcontext())
+            request = updater.request(iteration, targets) if updater is not None else None
             images = [image.to(group.device, non_blocking=True) for image in images]
             targets = move_targets(targets, group.device)
-            with label_pass as found, torch.autocast(device_type=group.device.type, enabled=use_amp):
-                losses = network(images, targets)
-            if updater is not None:
-                updater.after_forward(iteration, found, targets)
+            with torch.autocast(device_type=group.device.type, enabled=use_amp):
+                if request is None:
+                    losses = network(images, targets)
+                else:
+                    losses, instance_maps = network(images, targets, label_update=request)
+            if request is not None:
+                updater.after_forward(iteration, instance_maps, targets)
             total = sum(value * config.label_update.weight if key == "loss_upd" else value
                         for key, value in losses.items())
             losses_now = logged_values(losses | {"loss": total})

@@ -43,7 +43,6 @@ gradient is -label_update.weight * dK1 either way: R_f is a constant.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,7 +55,7 @@ from cgc.training.crf_pool import CRFPool
 from cgc.training.label_rounds import LABELS_DIR, LabelStore, label_file_of, round_paths
 
 if TYPE_CHECKING:
-    from cgc.model.roi_heads import CGCRoIHeads, LabelUpdatePass
+    from cgc.model.roi_heads import InstanceMap, LabelUpdateRequest
     from cgc.config import TrainConfig
     from cgc.training.data import WeakLabelDataset
     from cgc.training.distributed import ProcessGroup
@@ -65,8 +64,8 @@ if TYPE_CHECKING:
 class LabelUpdater:
     """The trainer's side of the scheme: submit jobs during steps, write a round at each boundary.
 
-    Call order per iteration t: the forward inside ``forward_pass`` (the RoI heads' label-update pass;
-    K2 added to the targets), ``after_forward`` (submits jobs), backward / step, ``end_of_iteration(t + 1)``
+    Call order per iteration t: ``request`` (what the forward is asked for; K2 added to the targets), the
+    forward, ``after_forward`` with the instance maps it returned (submits jobs), backward / step, ``end_of_iteration(t + 1)``
     (writes a round at a boundary), and ``checkpoint_state()`` on every process when a checkpoint
     is due. ``close()`` always (``try/finally``).
     """
@@ -92,25 +91,27 @@ class LabelUpdater:
     def active(self, iteration: int) -> bool:
         return iteration >= self.start
 
-    def forward_pass(self, iteration: int, roi_heads: "CGCRoIHeads", targets: list[dict[str, Any]]
-                     ) -> contextlib.AbstractContextManager:
-        """The context of this iteration's forward: from label_update.start, the heads keep each instance's best map
-        (and add L_upd when its weight is on, with each label's last K2 in the targets)."""
+    def request(self, iteration: int, targets: list[dict[str, Any]]) -> "LabelUpdateRequest | None":
+        """What this iteration's forward is asked for: from label_update.start, each instance's best map (and L_upd
+        when its weight is on, with each label's last K2 put in the targets); None before."""
         import torch
 
-        active = self.active(iteration)
-        if active and self.loss_on:
+        from cgc.model.roi_heads import LabelUpdateRequest
+
+        if not self.active(iteration):
+            return None
+        if self.loss_on:
             for target in targets:
                 known = [self.k2.get(int(annotation_id), float("nan")) for annotation_id in target["annotation_ids"]]
                 target["label_k2"] = torch.tensor(known, dtype=torch.float32)
-        return roi_heads.label_update_pass(active, self.config.label_update.sigma if active and self.loss_on else None)
+        return LabelUpdateRequest(collect=True, loss_sigma=self.config.label_update.sigma if self.loss_on else None)
 
     def round_window(self, iteration: int) -> tuple[int, int]:
         """[first, end) iterations whose predictions feed the round written after iteration end - 1."""
         end = (iteration // self.every + 1) * self.every
         return max(end - self.every, self.start), end
 
-    def after_forward(self, iteration: int, found: "LabelUpdatePass", targets: list[dict[str, Any]]) -> None:
+    def after_forward(self, iteration: int, instance_maps: list["InstanceMap"], targets: list[dict[str, Any]]) -> None:
         """Send each instance map of the pass whose picture is seen for the last time in this round to the CRF pool;
         the targets say which run slot each picture filled, and whether it was mirrored."""
         from cgc.training.data import last_slots
@@ -122,7 +123,7 @@ class LabelUpdater:
         if self.window is None or self.window[0] != end:
             self.window = (end, last_slots(len(self.dataset), config.run.seed, config.solver.batch_size, first, end))
         last = self.window[1]
-        for instance_map in found.instance_maps:
+        for instance_map in instance_maps:
             target = targets[instance_map.batch_index]
             slot = int(target["slot"])
             index = self.index_by_image[instance_map.image_id]
