@@ -263,11 +263,13 @@ FLAT_NAMES = {
     "update_min_confidence": "label_update.guards.min_confidence",
     "update_blend": "label_update.guards.blend_confidence", "update_shared_only": "label_update.guards.shared_only",
 }
-# Settings cgc no longer has, measured not to help (docs/method/mask-heads.md), each with the value at which it
+# Settings cgc no longer has, measured not to help (docs/method/mask-heads.md, crf.md), each with the value at which it
 # changed nothing: a saved run that kept that value loads as it always did, and one that changed it is refused
 # rather than rebuilt as another network.
 REMOVED = {"network.mask.output_stride": 2, "network.mask.box_coords": False, "network.mask.dilation": 1,
-           "network.mask.others": "proposals"}
+           "network.mask.others": "proposals", "label_update.guards.region_margin": None,
+           "label_update.guards.box_margin": None, "label_update.guards.min_iou": 0.0,
+           "label_update.guards.min_confidence": 0.0, "label_update.guards.blend_confidence": None}
 GFR_ONLY = ("network.mask.others",)  # the other heads never read it, whatever its value
 
 

@@ -110,7 +110,8 @@ def test_worker_decision_follows_the_rule_on_a_real_crf(tmp_path: Path) -> None:
 
 def test_guards_reach_the_worker_and_keep_a_label_algorithm_1_would_replace(tmp_path: Path) -> None:
     """A red object touching another labelled instance: the CRF's map takes both, and plain Algorithm 1 hands the
-    neighbour's pixels to this label; with the region guard the worker keeps them off it."""
+    neighbour's pixels to this label; with the shared-pixels guard the worker keeps the label, as the two labels
+    claim no pixel in common."""
     import cv2
 
     from cgc.refine.update_guards import UpdateGuards
@@ -128,11 +129,9 @@ def test_guards_reach_the_worker_and_keep_a_label_algorithm_1_would_replace(tmp_
 
     plain = decide()
     assert plain.replaced and decode_mask(plain.segmentation, 48, 64)[neighbour].mean() > 0.5
-    guarded = decide(guards=UpdateGuards(region_margin=1), others=[encode_mask(neighbour)], box=(8, 12, 30, 36))
-    if guarded.replaced:
-        assert not decode_mask(guarded.segmentation, 48, 64)[neighbour].any()
-    floor = decide(guards=UpdateGuards(min_iou=0.8), others=[encode_mask(neighbour)], box=(8, 12, 30, 36))
-    assert not floor.replaced and floor.refused_by == "too far from the label"
+    guarded = decide(guards=UpdateGuards(shared_only=True), others=[encode_mask(neighbour)])
+    assert not guarded.replaced and guarded.refused_by == "unchanged under the guards"
+    assert guarded.segmentation is None and guarded.area_after == guarded.area_before
 
 
 def test_worker_crf_window_follows_the_label_box_not_a_diffuse_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -464,7 +463,7 @@ def test_tuned_crf_settings_reach_the_label_update(tiny_labels, tmp_path: Path, 
     assert result.exit_code == 1 and "needs --update-every" in result.output
 
 
-def test_guards_get_the_instance_s_box_and_the_other_instances_labels() -> None:
+def test_guards_get_the_other_instances_labels() -> None:
     from types import SimpleNamespace
 
     from cgc.coco_files import CocoFile
@@ -479,7 +478,7 @@ def test_guards_get_the_instance_s_box_and_the_other_instances_labels() -> None:
     updater = SimpleNamespace(config=resolve_config("cpu", network=GFR, label_update={"guards": {"shared_only": True}}),
                               store=store)
     inputs = LabelUpdater.guard_inputs(updater, SimpleNamespace(annotation_id=7))
-    assert inputs["guards"].shared_only and inputs["box"] == (2, 2, 10, 12)
-    assert inputs["others"] == [annotations[1]["segmentation"]] and set(inputs) == {"guards", "others", "box"}
+    assert inputs["guards"].shared_only
+    assert inputs["others"] == [annotations[1]["segmentation"]] and set(inputs) == {"guards", "others"}
     plain = SimpleNamespace(config=resolve_config("cpu", network=GFR), store=store)
     assert LabelUpdater.guard_inputs(plain, SimpleNamespace(annotation_id=7)) == {}

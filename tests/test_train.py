@@ -310,7 +310,7 @@ def test_a_config_round_trips_through_config_json_section_by_section() -> None:
     from cgc.config import config_from_values, resolve_config
 
     config = resolve_config("cpu", network={"mask": {"name": "lfr", "window_per_side": 0.2}},
-                            label_update={"every": 4, "crf": {"w1": 5.0}, "guards": {"min_iou": 0.3}})
+                            label_update={"every": 4, "crf": {"w1": 5.0}, "guards": {"shared_only": True}})
     saved = json.loads(json.dumps(config.to_json()))
     assert saved["network"]["mask"]["window_per_side"] == 0.2 and saved["solver"]["lr_steps"] == [200]
     assert config_from_values(saved, "config.json") == config
@@ -356,8 +356,13 @@ def test_a_run_that_kept_a_removed_setting_at_its_harmless_value_loads_and_one_t
     config = resolve_config("cpu", network={"mask": {"name": "gfr"}})
     paths = flattened(json.loads(json.dumps(config.to_json())))
     by_path = {path: name for name, path in FLAT_NAMES.items()}
+    changed = {"network.mask.output_stride": 1, "network.mask.box_coords": True, "network.mask.dilation": 2,
+               "network.mask.others": "labelled", "label_update.guards.region_margin": 3,
+               "label_update.guards.box_margin": 0.1, "label_update.guards.min_iou": 0.7,
+               "label_update.guards.min_confidence": 0.3, "label_update.guards.blend_confidence": 0.3}
+    assert set(changed) == set(REMOVED)
     for path, harmless in REMOVED.items():
-        for value, loads in ((harmless, True), ({2: 1, False: True, 1: 2, "proposals": "labelled"}[harmless], False)):
+        for value, loads in ((harmless, True), (changed[path], False)):
             saved = paths | {path: value}
             values = {by_path[key]: item for key, item in saved.items() if key in by_path} if form == "flat" \
                 else nested(saved)
@@ -394,7 +399,7 @@ def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[P
         "--set", "network.mask.output_window_per_side=none", "--backbone-weights", "none", "--lr-steps", "3,5",
         "--set", "run.amp=false", "--set", "network.box.nms_thresh=0.4", "--set", "label_update.start=7",
         "--set", "network.suppression.method=none", "--set", "network.rpn.anchor_sizes=8,16,32,64,128",
-        "--set", "network.mask.channels=24", "--set", "label_update.guards.blend_confidence=none",
+        "--set", "network.mask.channels=24", "--set", "label_update.guards.shared_only=true",
         "--set", "network.mask.name=gfr", "--set", "label_update.crf.w1=6", "--update-every", "5",
         "--set", "data.colour_jitter=0.2", "--set", "network.scale_jitter=0.1"])
     assert result.exit_code == 0, result.output
@@ -403,8 +408,8 @@ def test_every_setting_is_an_option_that_reaches_the_config(tiny_labels: tuple[P
     assert (mask.output_window_per_side, network.backbone_weights, config.solver.lr_steps, config.run.amp) == \
         (None, None, (3, 5), False)
     assert (network.box.nms_thresh, config.label_update.start, network.suppression.method) == (0.4, 7, "none")
-    assert (network.rpn.anchor_sizes, mask.channels, config.label_update.guards.blend_confidence) == \
-        ((8, 16, 32, 64, 128), 24, None)
+    assert (network.rpn.anchor_sizes, mask.channels, config.label_update.guards.shared_only) == \
+        ((8, 16, 32, 64, 128), 24, True)
     assert config.label_update.crf.w1 == 6.0
     assert (config.data.colour_jitter, network.scale_jitter, config.data.annotations) == (0.2, 0.1, str(tiny_labels[0]))
     assert mask.name == "gfr" and mask.proposals_per_image == 8 and config.solver.lr == 0.005  # from the preset

@@ -40,7 +40,6 @@ class UpdateJob:
     sigma: float = DEFAULT_SIGMA
     guards: UpdateGuards = field(default_factory=UpdateGuards)
     others: list[Any] = field(default_factory=list)  # the image's other labels (COCO segmentations), for the guards
-    box: tuple[float, float, float, float] | None = None  # the instance's consensus box x1, y1, x2, y2
 
 
 @dataclass(frozen=True)
@@ -115,8 +114,7 @@ def decide_instance(job: UpdateJob) -> UpdateDecision:
         others = np.zeros((height, width), bool)
         for segmentation in job.others:
             others |= decode_mask(segmentation, height, width)
-        box = job.box if job.box is not None else mask_bbox_xyxy(c)
-        guarded, refused_by = guarded_label(c, r, r_f, others, box, job.guards)
+        guarded, refused_by = guarded_label(c, r_f, others, job.guards)
         replaced = guarded is not None
         refined = guarded if guarded is not None else refined
     return UpdateDecision(

@@ -47,7 +47,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cgc.coco import bbox_xyxy
 from cgc.coco_files import write_coco_file
 from cgc.fileio import atomic_write_json
 from cgc.refine.instance_update import UpdateDecision, UpdateJob, latest_decisions
@@ -142,12 +141,11 @@ class LabelUpdater:
         self.pool.poll()
 
     def guard_inputs(self, instance_map: Any) -> dict[str, Any]:
-        """The guards of the run, and what they need of this instance: its box and the image's other labels."""
+        """The guards of the run, and what they need of this instance: the image's other labels."""
         guards = self.config.label_update.guards
         if not guards.any:
             return {}
-        return {"guards": guards, "others": [other["segmentation"] for other in self.store.others(instance_map.annotation_id)],
-                "box": bbox_xyxy(self.store.annotation(instance_map.annotation_id)["bbox"])}
+        return {"guards": guards, "others": [other["segmentation"] for other in self.store.others(instance_map.annotation_id)]}
 
     def is_boundary(self, done: int) -> bool:
         return done % self.every == 0 and done > self.start
