@@ -69,6 +69,13 @@ class RunSettings:
     loader_workers: int = option(2, "Data-loading processes.", minimum=0)
 
 
+def tuned_crf(path: str | Path) -> dict[str, Any]:
+    """The best setting of a `cgc crf tune` file as the CRF section's values (`--set label_update.crf=FILE`)."""
+    from cgc.refine.tune import read_tuned_params
+
+    return asdict(read_tuned_params(Path(path), CRFParams()))
+
+
 @dataclass(frozen=True)
 class LabelUpdateSettings:
     """The label update (Algorithm 1, eq. 9; cgc/training/label_update.py), off unless ``every`` > 0."""
@@ -88,7 +95,7 @@ class LabelUpdateSettings:
     weight: float = option(
         0.0, "lambda in L = L_bb + L_seg + lambda * L_upd (the paper: 1, which stops the mask head: docs/method/crf.md); "
         "0: the label rounds without L_upd.", minimum=0, experimental=True)
-    crf: CRFParams = field(default_factory=CRFParams, metadata={"advanced": True})  # or a `cgc crf tune` file's best
+    crf: CRFParams = field(default_factory=CRFParams, metadata={"advanced": True, "from_file": tuned_crf})
     guards: UpdateGuards = field(default_factory=UpdateGuards)  # on Algorithm 1's replacements; off: as written
     crf_workers: int = option(1, "CRF worker processes for the label update (0: in the training process).", minimum=0,
                               advanced=True)

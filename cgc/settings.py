@@ -118,6 +118,19 @@ def is_section(kind: Any) -> bool:
     return isinstance(kind, type) and is_dataclass(kind)
 
 
+def file_sections(kind: type, prefix: str = "") -> dict[str, Any]:
+    """The sections that may also be given whole by a file (`--set PATH=FILE`), by path: each field's ``from_file``
+    reader, which turns the file into the section's values (the label update's CRF from a `cgc crf tune` file)."""
+    hints = typing.get_type_hints(kind)
+    found: dict[str, Any] = {}
+    for setting in fields(kind):
+        if "from_file" in setting.metadata:
+            found[prefix + setting.name] = setting.metadata["from_file"]
+        elif is_section(hints[setting.name]):
+            found |= file_sections(hints[setting.name], f"{prefix}{setting.name}.")
+    return found
+
+
 def variant_fields(variants: dict[str, type]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(fields by name, type hints by name) over every variant, first declaration first."""
     found: dict[str, Any] = {}

@@ -461,6 +461,11 @@ def test_tuned_crf_settings_reach_the_label_update(tiny_labels, tmp_path: Path, 
     assert resolve_config("cpu", label_update={"every": 5}, network=GFR).label_update.crf == CRFParams()
     result = CliRunner().invoke(cgc, base)
     assert result.exit_code == 1 and "needs --update-every" in result.output
+    (tmp_path / "other.json").write_text(json.dumps({"runs": []}))
+    for wrong, words in (("missing.json", "not found"), ("other.json", "no 'best' setting")):
+        result = CliRunner().invoke(cgc, base[:-4] + ["--set", f"label_update.crf={tmp_path / wrong}", "--update-every", "5"])
+        assert result.exit_code == 1 and wrong in result.output and words in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
 
 
 def test_guards_get_the_other_instances_labels() -> None:

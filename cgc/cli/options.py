@@ -15,7 +15,7 @@ import click
 
 from cgc.devices import DEVICES
 from cgc.errors import InputError, RunStopped
-from cgc.settings import flattened, nested, setting_name, setting_paths
+from cgc.settings import file_sections, flattened, nested, setting_name, setting_paths
 
 FILE_SYSTEM_PROBLEMS = {  # errno -> what the user can fix; any other OSError is a bug and keeps its traceback
     errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
@@ -203,10 +203,14 @@ def parse_set_values(settings: type, assignments: tuple[str, ...]) -> dict[str, 
     """`--set PATH=VALUE` pairs as nested settings, each value read as its option would read it (none: off, where a
     setting may be off); an unknown path or a value its setting refuses is a UsageError naming it."""
     known = {path: (setting, kind) for path, setting, kind, _ in setting_paths(settings)}
+    readers = file_sections(settings)
     values: dict[str, Any] = {}
     for assignment in assignments:
         path, equals, text = assignment.partition("=")
         path = path.strip().replace("-", "_")
+        if equals and path in readers:  # a whole section from a file: its values, recorded one by one
+            values |= {f"{path}.{name}": value for name, value in readers[path](text.strip()).items()}
+            continue
         if not equals or path not in known:
             close = difflib.get_close_matches(path, known, n=1)
             hint = f"; did you mean {close[0]}?" if close else "; `cgc train --help` lists them"

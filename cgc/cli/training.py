@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ import click
 from cgc.cli.options import (given_settings, parse_set_values, reports_input_errors, set_only_names, settings_options,
                              with_options)
 from cgc.cli.root import cgc
-from cgc.refine.crf import CRFParams
 from cgc.config import TrainConfig
 from cgc.settings import merged
 
@@ -62,14 +60,8 @@ def train_command(data: Path | None, images: Path | None, out: Path, resume: boo
         raise click.UsageError("--data and --images are needed (unless --resume)")
     if resume and init_from is not None:
         raise click.UsageError("--resume continues a run, --init-from starts a new one from trained weights: give one")
-    crf_files = [item.partition("=")[2] for item in assignments if item.partition("=")[0].strip() == "label_update.crf"]
-    assignments = tuple(item for item in assignments if item.partition("=")[0].strip() != "label_update.crf")
     given = merged(settings_file(config_file), parse_set_values(TrainConfig, assignments))
     given = merged(given, given_settings(TrainConfig, options))  # e.g. --backbone-weights none: a random body
-    if crf_files:  # a `cgc crf tune` file: its best setting, recorded as values
-        from cgc.refine.tune import read_tuned_params
-
-        given = merged(given, {"label_update": {"crf": asdict(read_tuned_params(Path(crf_files[-1]), CRFParams()))}})
     paths = {key: str(value) for key, value in (("annotations", data), ("images", images)) if value is not None}
     given = merged(given, {"data": paths})  # --data and --images, beside any data.* given by --set
     result = train(out, preset=preset, resume=resume, init_from=init_from, **given)
