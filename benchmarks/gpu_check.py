@@ -129,15 +129,12 @@ def synchronise(device: torch.device) -> None:
 
 
 def training_step(model, images, targets, optimizer, scaler, amp: bool, device: torch.device) -> dict[str, float]:
-    """One step as cgc/training/engine.py takes it."""
-    with torch.autocast(device_type=device.type, enabled=amp):
-        losses = model(images, targets)
-    total = sum(losses.values())
+    """One step as cgc/training/engine.py takes it: its own forward and gradient functions, and the logging."""
+    from cgc.training.engine import apply_gradients, forward_losses
+
+    losses, total, _ = forward_losses(model, images, targets, amp, update_weight=0.0)
     logged = logged_values(losses | {"loss": total})  # the trainer logs each loss every step
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(total).backward()
-    scaler.step(optimizer)
-    scaler.update()
+    apply_gradients(total, optimizer, scaler)
     return logged
 
 

@@ -42,6 +42,7 @@ from cgc.training.distributed import (
 )
 from cgc.training.metrics_log import MetricsWriter, SmoothedValues
 from cgc.model.factory import model_from_config
+from cgc.model.roi_heads import InstanceMap, LabelUpdateRequest
 
 
 class TrainingDiverged(RunStopped):
@@ -80,6 +81,29 @@ def logged_values(losses: dict[str, torch.Tensor]) -> dict[str, float]:
     per loss)."""
     values = torch.stack([value.detach().float() for value in losses.values()]).tolist()
     return dict(zip(losses, values))
+
+
+def forward_losses(network: torch.nn.Module, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]],
+                   amp: bool, update_weight: float, request: LabelUpdateRequest | None = None,
+                   ) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[InstanceMap]]:
+    """A training step's forward: the losses, their total (L_upd weighted by lambda) and the instance maps the label
+    update asked for (``request``); under autocast when ``amp``. The GPU check times this same step."""
+    device_type = images[0].device.type
+    with torch.autocast(device_type=device_type, enabled=amp):
+        if request is None:
+            losses, instance_maps = network(images, targets), []
+        else:
+            losses, instance_maps = network(images, targets, label_update=request)
+    total = sum(value * update_weight if key == "loss_upd" else value for key, value in losses.items())
+    return losses, total, instance_maps
+
+
+def apply_gradients(total: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    """A training step's backward and SGD step, through the gradient scaler (a no-op without AMP)."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(total).backward()
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def iteration_seed(config: TrainConfig, iteration: int, rank: int) -> int:
@@ -189,15 +213,10 @@ def train_in_folder(config: TrainConfig, resume: bool | str | Path, progress: bo
             request = updater.request(iteration, targets) if updater is not None else None
             images = [image.to(group.device, non_blocking=True) for image in images]
             targets = move_targets(targets, group.device)
-            with torch.autocast(device_type=group.device.type, enabled=use_amp):
-                if request is None:
-                    losses = network(images, targets)
-                else:
-                    losses, instance_maps = network(images, targets, label_update=request)
+            losses, total, instance_maps = forward_losses(network, images, targets, use_amp, config.label_update.weight,
+                                                          request)
             if request is not None:
                 updater.after_forward(iteration, instance_maps, targets)
-            total = sum(value * config.label_update.weight if key == "loss_upd" else value
-                        for key, value in losses.items())
             losses_now = logged_values(losses | {"loss": total})
             if updater is not None and updater.loss_on:
                 losses_now.setdefault("loss_upd", 0.0)  # before label_update.start the term is off: a fixed CSV column
@@ -208,10 +227,7 @@ def train_in_folder(config: TrainConfig, resume: bool | str | Path, progress: bo
                     f"loss is not finite at iteration {iteration} ({detail}); training stopped. "
                     f"Last good checkpoint: {last_checkpoint or 'none yet'}. Try a lower --lr or check the labels."
                 )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            apply_gradients(total, optimizer, scaler)
             scheduler.step()
             done = iteration + 1
             if updater is not None:
