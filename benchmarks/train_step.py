@@ -51,6 +51,7 @@ def measure(head: str, args: argparse.Namespace) -> dict:
     import torch
 
     from cgc.training.data import SampleRequest, WeakLabelDataset
+    from cgc.training.engine import apply_gradients, forward_losses
 
     torch.set_num_threads(os.cpu_count() or 1)
     device = torch.device(args.device)
@@ -74,12 +75,8 @@ def measure(head: str, args: argparse.Namespace) -> dict:
         model.train()
         synchronise()
         start = time.perf_counter()
-        with amp:
-            losses = model(images, targets)
-        optimizer.zero_grad()
-        scaler.scale(sum(losses.values())).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        _, total, _ = forward_losses(model, images, targets, args.amp, update_weight=0.0)  # the trainer's own step
+        apply_gradients(total, optimizer, scaler)
         synchronise()
         if step >= args.warmup:
             step_times.append(time.perf_counter() - start)

@@ -139,6 +139,9 @@ RECEPTIVE_RADIUS = 4
 """Cells of context the SIS FCN sees on each side: one per 3x3 convolution (the deconvolution
 and the 1x1 predictor add none)."""
 
+LOGIT_CELLS_PER_FEATURE_CELL = 2
+"""The predictor's stride-2 deconvolution doubles the feature level's resolution, on each side."""
+
 
 # --------------------------------------------------------------------------- interface
 
@@ -200,13 +203,11 @@ class WholeImageMaskHead(MaskHead):
         self.featmap_name = spec.featmap_name
         self.chunk_size = spec.chunk_size
         self.output_window_per_side = spec.output_window_per_side
-        self.receptive_radius = RECEPTIVE_RADIUS
         self.fcn = MaskRCNNHeads(in_channels, (spec.channels,) * 4, dilation=1)
         self.predictor = class_agnostic_mask_predictor(spec.channels)
-        self.scale = 2  # logit cells per feature cell: the predictor's deconvolution doubles the resolution
 
     def logits(self, refined: Tensor) -> Tensor:
-        """The FCN and the predictor: (k, 1, scale * h, scale * w)."""
+        """The FCN and the predictor: (k, 1, 2h, 2w) (``LOGIT_CELLS_PER_FEATURE_CELL``)."""
         return self.predictor(self.fcn(refined))
 
     def refine(self, feature: Tensor, boxes: Tensor, stride: float, index: Tensor,
@@ -235,25 +236,25 @@ class WholeImageMaskHead(MaskHead):
         boxes: list[Tensor],
         image_sizes: list[tuple[int, int]],
     ) -> list[Tensor]:
-        """Per image, (n, 1, f*ceil(h/s), f*ceil(w/s)) logits over the image's valid region (f = ``scale``).
+        """Per image, (n, 1, f*ceil(h/s), f*ceil(w/s)) logits over the image's valid region (f =
+        ``LOGIT_CELLS_PER_FEATURE_CELL``).
 
         Outside each proposal's output window the logit is ``OUTSIDE_WINDOW_LOGIT`` (no gradient).
 
         Exact, but cheaper than running the FCN on n whole maps: G_i differs from one shared base
         map only inside a box, and the FCN (four 3x3 convolutions, then a 2x2 stride-2 deconvolution
-        and a 1x1 predictor) sees ``receptive_radius`` cells around each cell. So the base map goes
+        and a 1x1 predictor) sees ``RECEPTIVE_RADIUS`` cells around each cell. So the base map goes
         through the FCN once, and per proposal only a crop around its box (the box grown by twice
         the radius, so that the inner part grown by one radius is exact) is recomputed and pasted.
         """
         feature_map = features[self.featmap_name]
         stride = _power_of_two_ratio(max(h for h, _ in image_sizes), feature_map.shape[-2])
-        radius = self.receptive_radius
+        radius, f = RECEPTIVE_RADIUS, LOGIT_CELLS_PER_FEATURE_CELL
         logits = []
         for i, (image_boxes, (h, w)) in enumerate(zip(boxes, image_sizes)):
             # Crop the batch padding: the global average must be over the image, not the padding.
             feature = feature_map[i, :, : math.ceil(h / stride), : math.ceil(w / stride)]
             height, width = feature.shape[-2:]
-            f = self.scale
             if image_boxes.shape[0] == 0:
                 logits.append(feature.new_zeros((0, 1, f * height, f * width)))
                 continue
