@@ -20,6 +20,9 @@ one set for two iterations).
     .venv/bin/python benchmarks/real_training.py --reuse --mask-head gfr
     .venv/bin/python benchmarks/real_training.py --reuse --held-out horses --labels "weak, masks"
     .venv/bin/python benchmarks/real_training.py --reuse --held-out davis17-a --generated 300 --labels "weak, masks"
+    .venv/bin/python benchmarks/real_training.py --reuse --seed 1 --labels "weak, masks" full   # the noise
+
+`--seed` seeds the simulated annotators and the training alike; a seed other than 0 works in a folder of its own.
 
 Every step goes through the `cgc` command line. Prints a table and writes JSON (--out).
 """
@@ -197,12 +200,14 @@ def main() -> None:
     data = args.work / ("all" if args.held_out is None else f"without-{args.held_out}") if every_set else \
         args.work / "+".join(sets)
     data = data.with_name(data.name + f"+generated{args.generated}") if args.generated else data
+    data = data.with_name(data.name + f"-seed{args.seed}") if args.seed else data  # another seed: other boxes too
     label_files = prepare_training_data(args.real, sets, data, args.seed, args.reuse, tuple(args.labels),
                                         args.generated)
     scored_on = [SCORED_ON] + ([args.held_out] if args.held_out else [])
     variant = "-".join(filter(None, [args.preset, args.mask_head, args.iterations and f"{args.iterations}it",
                                      args.held_out and f"without-{args.held_out}",
-                                     args.generated and f"generated{args.generated}", *args.train_option]))
+                                     args.generated and f"generated{args.generated}",
+                                     args.seed and f"seed{args.seed}", *args.train_option]))
     variant = variant.replace("--", "").replace(" ", "")
     rows = []
     for labels in args.labels:
