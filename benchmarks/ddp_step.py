@@ -23,13 +23,15 @@ from cgc.fileio import atomic_write_json
 
 
 def child(args: argparse.Namespace) -> None:
-    """One DDP process (under torch.distributed.run): time `args.steps` steps after `args.warmup`."""
+    """One DDP process (under torch.distributed.run): time `args.steps` of the trainer's own steps (forward_losses,
+    apply_gradients) after `args.warmup`."""
     import torch
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
     from cgc.config import resolve_config
     from cgc.training.data import SampleRequest, WeakLabelDataset
+    from cgc.training.engine import apply_gradients, forward_losses
     from cgc.model.factory import model_from_config
 
     dist.init_process_group("gloo")
@@ -44,16 +46,16 @@ def child(args: argparse.Namespace) -> None:
     model = DistributedDataParallel(model_from_config(config), find_unused_parameters=args.find_unused)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.001, momentum=0.9)
     dataset = WeakLabelDataset(config.data.annotations, config.data.images)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)  # the trainer's step, as on a CPU without AMP
     model.train()
     times = []
     for step in range(args.warmup + args.steps):
         batch = [dataset[SampleRequest((step * world + rank) % len(dataset), False)]]
         dist.barrier()
         start = time.perf_counter()
-        losses = model([b[0] for b in batch], [b[1] for b in batch])
-        optimizer.zero_grad()
-        sum(losses.values()).backward()
-        optimizer.step()
+        _losses, total, _maps = forward_losses(model, [b[0] for b in batch], [b[1] for b in batch], amp=False,
+                                               update_weight=config.label_update.weight)
+        apply_gradients(total, optimizer, scaler)
         if step >= args.warmup:
             times.append(time.perf_counter() - start)
     if rank == 0:

@@ -20,7 +20,7 @@ from typing import Any
 
 from cgc.devices import DEVICES
 from cgc.errors import InputError
-from cgc.network_settings import NetworkSpec
+from cgc.network_settings import MASK_HEAD_SPECS, GFRSpec, NetworkSpec
 from cgc.refine.crf import CRFParams
 from cgc.refine.update_guards import UpdateGuards
 from cgc.refine.update_rule import DEFAULT_PHI, DEFAULT_SIGMA
@@ -277,13 +277,14 @@ REMOVED = {"network.mask.output_stride": 2, "network.mask.box_coords": False, "n
            "network.mask.others": "proposals", "label_update.guards.region_margin": None,
            "label_update.guards.box_margin": None, "label_update.guards.min_iou": 0.0,
            "label_update.guards.min_confidence": 0.0, "label_update.guards.blend_confidence": None}
-GFR_ONLY = ("network.mask.others",)  # the other heads never read it, whatever its value
+GFR_ONLY = ("network.mask.others",)  # read by GFR and its local variant (LFR) only: other heads ignored its value
 
 
 def without_removed(sections: dict[str, Any], source: str | Path) -> dict[str, Any]:
     """A saved run's sections without the removed settings; refused if it changed one of them."""
     flat = flattened(sections)
-    if flat.get("network.mask.name", "gfr") not in ("gfr", "lfr"):
+    head = MASK_HEAD_SPECS.get(flat.get("network.mask.name", type(NetworkSpec().mask).name))
+    if head is None or not issubclass(head, GFRSpec):
         flat = {path: value for path, value in flat.items() if path not in GFR_ONLY}
     for path, harmless in REMOVED.items():
         if path in flat and flat[path] != harmless:

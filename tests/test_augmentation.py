@@ -63,10 +63,26 @@ def test_scale_jitter_resizes_training_pictures_within_its_range_and_eval_pictur
     assert len(sizes) > 5 and max(width for _, width in sizes) > 340 and min(width for _, width in sizes) < 300
     assert all(180 * 0.75 - 1 <= height <= 180 * 1.25 + 1 and 320 * 0.75 - 1 <= width <= 320 * 1.25 + 1
                for height, width in sizes)  # a 16:9 picture: the longer side binds, and it is jittered too
-    assert jitter.min_size == (240,) and jitter.max_size == 320  # the limits are restored after each picture
+    assert jitter.min_size == (240,) and jitter.max_size == 320  # the limits themselves never change
     fixed = sizes_seen(GeneralizedRCNNTransform(240, 320, [0.5] * 3, [0.25] * 3).train(), 2)
     assert len(fixed) == 1 and sizes_seen(jitter.eval(), 3) == fixed
     assert sizes_seen(ScaleJitterTransform(240, 320, [0.5] * 3, [0.25] * 3).train(), 5) == fixed
+
+
+def test_scale_jitter_resizes_the_boxes_and_masks_with_their_picture() -> None:
+    torch.manual_seed(3)
+    jitter = ScaleJitterTransform(240, 320, [0.5] * 3, [0.25] * 3, scale_jitter=0.3).train()
+    masks = torch.zeros(1, 90, 160, dtype=torch.uint8)
+    masks[0, 30:60, 40:120] = 1
+    target = {"boxes": torch.tensor([[40.0, 30.0, 120.0, 60.0]]), "labels": torch.ones(1, dtype=torch.int64),
+              "masks": masks}
+    batch, (resized,) = jitter([torch.rand(3, 90, 160)], [target])
+    height, width = batch.image_sizes[0]
+    assert (height, width) != (180, 320)  # jittered
+    assert torch.allclose(resized["boxes"], torch.tensor([[40.0, 30.0, 120.0, 60.0]]) * torch.tensor(
+        [width / 160, height / 90] * 2))
+    rows, columns = resized["masks"][0].nonzero(as_tuple=True)
+    assert abs(columns.min().item() - 40 * width / 160) <= 1 and abs(rows.max().item() + 1 - 60 * height / 90) <= 1
 
 
 def test_scale_jitter_draws_the_same_sizes_under_the_same_seed() -> None:

@@ -42,6 +42,28 @@ def test_grabcut_finds_each_object_in_its_box_and_only_there() -> None:
     assert empty == [] and iou(salient, red | blue) > 0.9
 
 
+def test_every_row_and_column_of_a_tight_box_is_crossed_and_a_thin_part_is_kept(monkeypatch) -> None:
+    """A body with a one-pixel leg of a colour between the body's and the ground's: GrabCut alone drops the leg,
+    the tight-box prior's pins bring most of it back."""
+    import cgc.weaklabels.box_salience as box_salience
+
+    noise = np.random.default_rng(0).normal(0, 25, (120, 160, 3))
+    ys, xs = np.mgrid[:120, :160]
+    body = ((xs - 80) / 30) ** 2 + ((ys - 45) / 20) ** 2 <= 1
+    leg = (xs == 80) & (ys >= 45) & (ys < 95) & ~body
+    picture = np.array([90, 140, 90]) + noise
+    picture[body] = np.array([60, 60, 200]) + noise[body]
+    picture[leg] = np.array([75, 100, 145]) + noise[leg]
+    picture = np.clip(picture, 0, 255).astype(np.uint8)
+    box = np.array([50, 25, 111, 95], float)
+    kept = grabcut_box(picture, box)
+    assert kept[25:95, 50:111].any(axis=1).all() and kept[25:95, 50:111].any(axis=0).all()
+    assert kept[leg].sum() >= leg.sum() / 2 and iou(kept, body | leg) > 0.95
+    monkeypatch.setattr(box_salience, "PINPOINT_ROUNDS", 0)
+    unpinned = grabcut_box(picture, box)
+    assert not unpinned[leg].any() and not unpinned[25:95, 50:111].any(axis=1).all()
+
+
 def test_boxes_alone_give_instance_masks_close_to_the_truth() -> None:
     image, red, blue, boxes = scene()
     salient, _ = salient_from_boxes(image, np.array(boxes))

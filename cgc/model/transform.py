@@ -13,7 +13,7 @@ from typing import Optional
 
 import torch
 from torch import Tensor
-from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.models.detection.transform import GeneralizedRCNNTransform, _resize_image_and_masks, resize_boxes
 
 
 class ScaleJitterTransform(GeneralizedRCNNTransform):
@@ -35,9 +35,9 @@ class ScaleJitterTransform(GeneralizedRCNNTransform):
         if not (self.training and self.scale_jitter):
             return super().resize(image, target)
         factor = 1.0 + self.scale_jitter * (2.0 * float(torch.rand(())) - 1.0)
-        sizes = self.min_size, self.max_size
-        self.min_size, self.max_size = (round(sizes[0][-1] * factor),), round(sizes[1] * factor)
-        try:
-            return super().resize(image, target)
-        finally:
-            self.min_size, self.max_size = sizes
+        height, width = image.shape[-2:]
+        image, target = _resize_image_and_masks(image, round(self.min_size[-1] * factor), round(self.max_size * factor),
+                                                target, self.fixed_size)
+        if target is not None:  # as torchvision's own resize (cgc's targets carry no keypoints)
+            target["boxes"] = resize_boxes(target["boxes"], (height, width), image.shape[-2:])
+        return image, target
