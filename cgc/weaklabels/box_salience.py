@@ -78,21 +78,25 @@ def grabcut_box(image: np.ndarray, box: np.ndarray) -> np.ndarray:
         crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
     inside = (slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
     run_grabcut(crop, labels, ITERATIONS)
-    bins = colour_bins(crop)
+    bins = None  # the colour histograms' bins, needed only once a line is missed
     for _round in range(PINPOINT_ROUNDS):
-        kept = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
-        if not kept.any():
+        kept = cut_foreground(labels)
+        missed_rows, missed_columns = np.flatnonzero(~kept[inside].any(axis=1)), np.flatnonzero(~kept[inside].any(axis=0))
+        if not kept.any() or (len(missed_rows) == 0 and len(missed_columns) == 0):
             break
+        bins = colour_bins(crop) if bins is None else bins
         fit = (colour_cost(bins, ~kept & (labels != cv2.GC_FGD)) - colour_cost(bins, kept))[inside]
         box_labels = labels[inside]  # a view: pins land in `labels`
-        missed_rows, missed_columns = np.flatnonzero(~kept[inside].any(axis=1)), np.flatnonzero(~kept[inside].any(axis=0))
-        if len(missed_rows) == 0 and len(missed_columns) == 0:
-            break
         box_labels[missed_rows, np.argmax(fit[missed_rows], axis=1)] = cv2.GC_FGD
         box_labels[np.argmax(fit[:, missed_columns], axis=0), missed_columns] = cv2.GC_FGD
         run_grabcut(crop, labels, PINPOINT_ITERATIONS)
-    foreground[y0:y1, x0:x1] = (labels[inside] == cv2.GC_FGD) | (labels[inside] == cv2.GC_PR_FGD)
+    foreground[y0:y1, x0:x1] = cut_foreground(labels[inside])
     return foreground
+
+
+def cut_foreground(labels: np.ndarray) -> np.ndarray:
+    """The pixels GrabCut's labels keep: sure and probable foreground."""
+    return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
 
 
 def run_grabcut(picture: np.ndarray, labels: np.ndarray, iterations: int) -> None:
