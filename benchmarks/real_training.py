@@ -23,6 +23,8 @@ one set for two iterations).
     .venv/bin/python benchmarks/real_training.py --reuse --seed 1 --labels "weak, masks" full   # the noise
 
 `--seed` seeds the simulated annotators and the training alike; a seed other than 0 works in a folder of its own.
+With label rounds (`--train-option=--update-every ...`), each round's labels are scored against the true masks
+of the training sets too (mean IoU, and the instances the round changed, before and after).
 
 Every step goes through the `cgc` command line. Prints a table and writes JSON (--out).
 """
@@ -127,6 +129,54 @@ def prepare_training_data(real: Path, sets: list[str], work: Path, seed: int, re
     return files
 
 
+def round_quality(run: Path, truth: dict[str, list[dict]]) -> list[dict]:
+    """Per label round of the run (RUN/labels/round_NNN.json): the labels' mean IoU with the true instances, and of
+    the instances the round changed, their mean IoU before (the weak labels) and after."""
+    from cgc.coco_files import read_instance_file
+
+    config = json.loads((run / "config.json").read_text())
+    weak = read_instance_file(config["data"]["annotations"], "weak labels")
+    rows = []
+    for round_file in sorted((run / "labels").glob("round_[0-9][0-9][0-9].json")):
+        log = json.loads(round_file.with_suffix(".log.json").read_text())
+        changed = {entry["annotation_id"] for entry in log["instances"] if entry["replaced"] and entry["iou_old_new"] < 1}
+        labels = read_instance_file(round_file, "label round")
+        every, after = label_ious(labels, truth)
+        _, before = label_ious(weak, truth)
+        rows.append({"round": round_file.stem, "iteration": log["iteration"], "mean_iou": mean(every),
+                     "changed": len(changed), "changed_before": mean([before[key] for key in changed if key in before]),
+                     "changed_after": mean([after[key] for key in changed if key in after])})
+    return rows
+
+
+def label_ious(labels, truth: dict[str, list[dict]]) -> tuple[list[float], dict[int, float]]:
+    """Labels paired one to one with the true instances of their picture (Hungarian, on mask IoU): each true
+    instance's IoU (0 unpaired), and each label's by annotation id."""
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    from cgc.coco import mask_iou_matrix
+
+    by_image: dict[int, list[dict]] = {}
+    for annotation in labels.annotations:
+        by_image.setdefault(annotation["image_id"], []).append(annotation)
+    every, per_label = [], {}
+    for image in labels.images:
+        mine, true = by_image.get(image["id"], []), truth.get(image["file_name"], [])
+        per_true = np.zeros(len(true))
+        matrix = mask_iou_matrix([annotation["segmentation"] for annotation in mine], true)
+        if matrix.size:
+            rows, columns = linear_sum_assignment(-matrix)
+            per_true[columns] = matrix[rows, columns]
+            per_label.update({mine[row]["id"]: float(matrix[row, column]) for row, column in zip(rows, columns)})
+        every += list(per_true)
+    return every, per_label
+
+
+def mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
 def scores_of(metrics_file: Path) -> dict:
     """The table's figures (percent) from a `cgc eval --out` file, and the threshold they were counted at."""
     metrics = json.loads(metrics_file.read_text())
@@ -171,6 +221,26 @@ def print_table(rows: list[dict], scored_on: list[str]) -> None:
             print(f"{row['labels']:20s}" + "".join(f"{cell[key]:>10{style}}" if cell[key] is not None else f"{'-':>10s}"
                                                    for key, _, style in COLUMNS)
                   + f"{row['scores']['train_seconds']:>10.0f}")
+
+
+def training_truth(real: Path, sets: list[str]) -> dict[str, list[dict]]:
+    """The true instance masks of the training sets, by merged file name (SET--FILE)."""
+    from cgc.coco_files import read_instance_file
+
+    return {f"{name}{SEPARATOR}{file_name}": masks for name in sets
+            for file_name, masks in read_instance_file(real / name / "annotations.json").masks_by_file_name().items()}
+
+
+def print_rounds(rows: list[dict]) -> None:
+    for row in rows:
+        if row.get("label_rounds"):
+            print(f"\nlabel rounds of '{row['labels']}', against the true masks of the training sets")
+            print(f"{'round':12s}{'iteration':>10s}{'mean IoU':>10s}{'changed':>9s}{'before':>9s}{'after':>9s}")
+            for entry in row["label_rounds"]:
+                cells = [f"{entry[key]:>9.3f}" if entry[key] is not None else f"{'-':>9s}"
+                         for key in ("changed_before", "changed_after")]
+                print(f"{entry['round']:12s}{entry['iteration']:>10d}{entry['mean_iou']:>10.3f}{entry['changed']:>9d}"
+                      + "".join(cells))
 
 
 def main() -> None:
@@ -220,10 +290,13 @@ def main() -> None:
         scores = train_calibrate_score(command, run, args.real, scored_on, args.reuse)
         rows.append({"labels": labels, "command": ["cgc", *command], "scores": scores})
         print(f"{labels}: {json.dumps(scores)}", flush=True)
+        if (run / "labels").is_dir():
+            rows[-1]["label_rounds"] = round_quality(run, training_truth(args.real, sets))
         out = args.out or RESULTS / f"real_training-{variant}.json"
         atomic_write_json(out, {"settings": {key: str(value) for key, value in vars(args).items()},
                                 "cores": os.cpu_count(), "rows": rows}, indent=1)
     print_table(rows, scored_on)
+    print_rounds(rows)
     print(f"wrote {out}")
 
 

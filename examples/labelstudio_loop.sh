@@ -40,7 +40,7 @@ train)
     $CGC annotate push --project "$PROJECT" --from "$OUT/weaklabels" --model-version cgc-weaklabels
     echo "== Train, predict, and push the predictions as pre-annotations =="
     $CGC train --preset cpu --data "$OUT/weaklabels/annotations.json" --images "$IMAGES" --out "$OUT/run" \
-        --iterations "$ITERATIONS"
+        --iterations "$ITERATIONS" --lr-steps "$((ITERATIONS * 3 / 4))"
     $CGC predict --checkpoint "$OUT/run" --images "$IMAGES" --out "$OUT/predictions"
     $CGC annotate push --project "$PROJECT" --from "$OUT/predictions" --model-version cgcnet
     echo "Done: reviewers see the predictions in project $PROJECT; accepted ones come back with the next import."

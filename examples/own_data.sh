@@ -56,7 +56,7 @@ $CGC weaklabels build --images "$IMAGES" --masks "$MASKS" --boxes "$OUT/boxes.js
 
 echo "== 3. Train CGCNet on the weak labels =="
 $CGC train --preset cpu --data "$OUT/weaklabels/annotations.json" --images "$IMAGES" --out "$OUT/run" \
-    --iterations "$ITERATIONS"
+    --iterations "$ITERATIONS" --lr-steps "$((ITERATIONS * 3 / 4))"
 
 echo "== 4. A score threshold picked on the weak labels (your true masks, if you have some, are better) =="
 $CGC calibrate --checkpoint "$OUT/run" --images "$IMAGES" --data "$OUT/weaklabels/annotations.json"

@@ -1,5 +1,5 @@
-"""benchmarks/real_training.py end to end on one small shared real set at a toy size, so that the benchmark cannot
-rot (the benchmark itself is not a test: its tables are in docs/method/training.md)."""
+"""benchmarks/real_training.py end to end on one small shared real set at a toy size, then benchmarks/real_photos.py
+on the model it trained, so that neither benchmark can rot (the benchmarks are not tests: their tables are in the docs)."""
 
 import json
 import subprocess
@@ -19,11 +19,12 @@ def test_real_training_benchmark_trains_calibrates_and_scores_on_one_set(tmp_pat
         pytest.skip(f"{REAL}: the shared real photographs (mugs, pets-val) are not here; CI has them")
     out = tmp_path / "rows.json"
     tiny = [f"--train-option={word}" for setting in ("network.min_size=96", "network.max_size=128",
-                                                                "run.checkpoint_every=2")
+                                                                "run.checkpoint_every=2", "label_update.start=0")
             for word in ("--set", setting)]
+    rounds = ["--mask-head", "gfr", "--train-option=--update-every", "--train-option=1"]  # a label round each step
     done = subprocess.run([sys.executable, str(SCRIPT), "--real", str(REAL), "--sets", "mugs", "--labels",
                            "weak, masks", "--iterations", "2", "--work", str(tmp_path / "work"),
-                           "--out", str(out), *tiny], cwd=ROOT, capture_output=True, text=True, timeout=1800,
+                           "--out", str(out), *tiny, *rounds], cwd=ROOT, capture_output=True, text=True, timeout=1800,
                           check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     rows = json.loads(out.read_text())["rows"]
@@ -32,7 +33,25 @@ def test_real_training_benchmark_trains_calibrates_and_scores_on_one_set(tmp_pat
         assert row["command"][:4] == ["cgc", "train", "--preset", "cpu"] and "2" in row["command"]
         scores = row["scores"]["pets-val"]
         assert 0 <= scores["coco_mask_AP"] <= 100 and 0 <= scores["boxes_coco_AP"] <= 100
+        # each label round scored against the true masks of the training set
+        assert [entry["round"] for entry in row["label_rounds"]] == ["round_001", "round_002"]
+        assert all(0 < entry["mean_iou"] <= 1 for entry in row["label_rounds"])
     assert (tmp_path / "work" / "mugs" / "weak-masks.json").is_file()  # only the kinds asked for were built
     assert not (tmp_path / "work" / "mugs" / "weak-boxes-alone.json").exists()
     assert not (tmp_path / "work" / "mugs" / "full.json").exists()
-    assert "scored on pets-val" in done.stdout
+    assert "scored on pets-val" in done.stdout and "label rounds of 'weak, masks'" in done.stdout
+    # what that model finds in the photographs of benchmarks/real_photos.py, and its figure for the docs
+    run = next((tmp_path / "work" / "mugs").glob("run-*-weak-masks"))
+    figure = tmp_path / "figure.jpg"
+    shown = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "real_photos.py"), "--checkpoint", str(run),
+                            "--device", "cpu", "--pictures", str(tmp_path / "overlays"), "--out",
+                            str(tmp_path / "photos.json"), "--figure", str(figure)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert shown.returncode == 0, shown.stdout[-2000:] + shown.stderr[-2000:]
+    photos = json.loads((tmp_path / "photos.json").read_text())["photos"]
+    assert [photo["photo"] for photo in photos] == ["stereo_motorcycle", "coins", "clock"]
+    assert len(list((tmp_path / "overlays").glob("*.jpg"))) == 6
+    import cv2
+
+    height, width = cv2.imread(str(figure)).shape[:2]
+    assert height == 600 and width > 1000  # two rows of 300 pixels: the calibrated threshold, then 0.5
