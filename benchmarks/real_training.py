@@ -135,14 +135,14 @@ def round_quality(run: Path, truth: dict[str, list[dict]]) -> list[dict]:
     from cgc.coco_files import read_instance_file
 
     config = json.loads((run / "config.json").read_text())
-    weak = read_instance_file(config["data"]["annotations"], "weak labels")
+    _, before = label_ious(read_instance_file(config["data"]["annotations"], "weak labels"), truth)
     rows = []
     for round_file in sorted((run / "labels").glob("round_[0-9][0-9][0-9].json")):
         log = json.loads(round_file.with_suffix(".log.json").read_text())
-        changed = {entry["annotation_id"] for entry in log["instances"] if entry["replaced"] and entry["iou_old_new"] < 1}
+        changed = {entry["annotation_id"] for entry in log["instances"]
+                   if entry["replaced"] and entry["iou_old_new"] < 1}
         labels = read_instance_file(round_file, "label round")
         every, after = label_ious(labels, truth)
-        _, before = label_ious(weak, truth)
         rows.append({"round": round_file.stem, "iteration": log["iteration"], "mean_iou": mean(every),
                      "changed": len(changed), "changed_before": mean([before[key] for key in changed if key in before]),
                      "changed_after": mean([after[key] for key in changed if key in after])})

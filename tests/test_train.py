@@ -312,7 +312,8 @@ def test_a_config_round_trips_through_config_json_section_by_section() -> None:
     config = resolve_config("cpu", network={"mask": {"name": "lfr", "window_per_side": 0.2}},
                             label_update={"every": 4, "crf": {"w1": 5.0}, "guards": {"shared_only": True}})
     saved = json.loads(json.dumps(config.to_json()))
-    assert saved["network"]["mask"]["window_per_side"] == 0.2 and saved["solver"]["lr_steps"] == list(config.solver.lr_steps)
+    assert saved["network"]["mask"]["window_per_side"] == 0.2
+    assert saved["solver"]["lr_steps"] == list(config.solver.lr_steps)
     assert config_from_values(saved, "config.json") == config
     newer = json.loads(json.dumps(saved))  # a file of a later version: names this one does not know are ignored
     newer["a_section_of_later"] = {"x": 1}
