@@ -150,12 +150,9 @@ def round_quality(run: Path, truth: dict[str, list[dict]]) -> list[dict]:
 
 
 def label_ious(labels, truth: dict[str, list[dict]]) -> tuple[list[float], dict[int, float]]:
-    """Labels paired one to one with the true instances of their picture (Hungarian, on mask IoU): each true
+    """Labels paired one to one with the true instances of their picture (`quality.paired`): each true
     instance's IoU (0 unpaired), and each label's by annotation id."""
-    import numpy as np
-    from scipy.optimize import linear_sum_assignment
-
-    from cgc.coco import mask_iou_matrix
+    from cgc.weaklabels.quality import paired
 
     by_image: dict[int, list[dict]] = {}
     for annotation in labels.annotations:
@@ -163,13 +160,11 @@ def label_ious(labels, truth: dict[str, list[dict]]) -> tuple[list[float], dict[
     every, per_label = [], {}
     for image in labels.images:
         mine, true = by_image.get(image["id"], []), truth.get(image["file_name"], [])
-        per_true = np.zeros(len(true))
-        matrix = mask_iou_matrix([annotation["segmentation"] for annotation in mine], true)
-        if matrix.size:
-            rows, columns = linear_sum_assignment(-matrix)
-            per_true[columns] = matrix[rows, columns]
-            per_label.update({mine[row]["id"]: float(matrix[row, column]) for row, column in zip(rows, columns)})
-        every += list(per_true)
+        per_true = [0.0] * len(true)
+        for row, column, iou in paired([annotation["segmentation"] for annotation in mine], true):
+            per_true[column] = iou
+            per_label[mine[row]["id"]] = iou
+        every += per_true
     return every, per_label
 
 

@@ -200,3 +200,20 @@ def test_a_photo_turned_by_exif_is_read_as_shown(sample_copy: tuple[Path, Path],
     assert before and len(before) == len(after)
     for a, b in zip(before, after):  # re-encoding the JPEG moves a few pixels where the picture's edges count
         assert np.allclose(a["bbox"], b["bbox"], atol=2) and abs(a["area"] - b["area"]) <= 0.01 * a["area"]
+
+
+def test_weak_and_true_instances_are_paired_one_to_one() -> None:
+    """The pairing maximises the summed IoU: a weak label is not counted twice for two true instances."""
+    from cgc.coco import encode_mask
+    from cgc.weaklabels.quality import matched_ious, paired
+
+    def square(x0: int, x1: int) -> dict:
+        mask = np.zeros((20, 40), bool)
+        mask[5:15, x0:x1] = True
+        return encode_mask(mask)
+
+    truth = [square(0, 10), square(10, 20), square(30, 40)]
+    weak = [square(10, 20), square(0, 12)]  # the second also overlaps the truth's second instance
+    assert sorted((row, col) for row, col, _ in paired(weak, truth)) == [(0, 1), (1, 0)]
+    np.testing.assert_allclose(matched_ious(weak, truth), [10 / 12, 1.0, 0.0])
+    assert paired([], truth) == []

@@ -40,13 +40,21 @@ class LabelQuality:
     ceiling_mean_iou: float | None = None  # each true instance cut to the mask and its box
 
 
+def paired(weak: list[dict[str, Any]], truth: list[dict[str, Any]]) -> list[tuple[int, int, float]]:
+    """The one-to-one pairing of one picture's weak and true instances (Hungarian, on mask IoU): (weak index,
+    true index, their IoU) per pair."""
+    ious = mask_iou_matrix(weak, truth)
+    if not ious.size:
+        return []
+    rows, cols = linear_sum_assignment(-ious)
+    return [(int(row), int(col), float(ious[row, col])) for row, col in zip(rows, cols)]
+
+
 def matched_ious(weak: list[dict[str, Any]], truth: list[dict[str, Any]]) -> np.ndarray:
     """Per true instance, the IoU of the weak instance paired with it (0 when unpaired)."""
     scores = np.zeros(len(truth))
-    ious = mask_iou_matrix(weak, truth)
-    if ious.size:
-        rows, cols = linear_sum_assignment(-ious)
-        scores[cols] = ious[rows, cols]
+    for _, col, iou in paired(weak, truth):
+        scores[col] = iou
     return scores
 
 
