@@ -32,6 +32,7 @@ Every step goes through the `cgc` command line. Prints a table and writes JSON (
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -154,12 +155,10 @@ def label_ious(labels, truth: dict[str, list[dict]]) -> tuple[list[float], dict[
     instance's IoU (0 unpaired), and each label's by annotation id."""
     from cgc.weaklabels.quality import paired
 
-    by_image: dict[int, list[dict]] = {}
-    for annotation in labels.annotations:
-        by_image.setdefault(annotation["image_id"], []).append(annotation)
+    by_image = labels.annotations_by_image()
     every, per_label = [], {}
     for image in labels.images:
-        mine, true = by_image.get(image["id"], []), truth.get(image["file_name"], [])
+        mine, true = by_image[image["id"]], truth.get(image["file_name"], [])
         per_true = [0.0] * len(true)
         for row, column, iou in paired([annotation["segmentation"] for annotation in mine], true):
             per_true[column] = iou
@@ -218,8 +217,10 @@ def print_table(rows: list[dict], scored_on: list[str]) -> None:
                   + f"{row['scores']['train_seconds']:>10.0f}")
 
 
-def training_truth(real: Path, sets: list[str]) -> dict[str, list[dict]]:
-    """The true instance masks of the training sets, by merged file name (SET--FILE)."""
+@functools.cache
+def training_truth(real: Path, sets: tuple[str, ...]) -> dict[str, list[dict]]:
+    """The true instance masks of the training sets, by merged file name (SET--FILE); read once per run of the
+    benchmark, however many of its rows have label rounds."""
     from cgc.coco_files import read_instance_file
 
     return {f"{name}{SEPARATOR}{file_name}": masks for name in sets
@@ -286,7 +287,7 @@ def main() -> None:
         rows.append({"labels": labels, "command": ["cgc", *command], "scores": scores})
         print(f"{labels}: {json.dumps(scores)}", flush=True)
         if (run / "labels").is_dir():
-            rows[-1]["label_rounds"] = round_quality(run, training_truth(args.real, sets))
+            rows[-1]["label_rounds"] = round_quality(run, training_truth(args.real, tuple(sets)))
         out = args.out or RESULTS / f"real_training-{variant}.json"
         atomic_write_json(out, {"settings": {key: str(value) for key, value in vars(args).items()},
                                 "cores": os.cpu_count(), "rows": rows}, indent=1)
