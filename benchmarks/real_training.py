@@ -23,6 +23,8 @@ one set for two iterations).
     .venv/bin/python benchmarks/real_training.py --reuse --seed 1 --labels "weak, masks" full   # the noise
 
 `--seed` seeds the simulated annotators and the training alike; a seed other than 0 works in a folder of its own.
+`--reuse` keeps the labels built and every run scored by the same command, redoes a run cut short, and stops with
+one line at a finished run that has no scores of this command rather than delete it.
 With label rounds (`--train-option=--update-every ...`), each round's labels are scored against the true masks
 of the training sets too (mean IoU, and the instances the round changed, before and after).
 
@@ -177,6 +179,17 @@ def scores_of(metrics_file: Path) -> dict:
     return {**table_figures(metrics), "score_threshold": metrics.get("score_threshold")}
 
 
+def finished_training(run: Path) -> bool:
+    """Whether `run` holds the last checkpoint of the training its config.json asks for: hours of CPU that --reuse
+    must not delete because a record is missing (a run cut short has no such checkpoint and is redone)."""
+    from cgc.checkpoint import checkpoint_path
+    from cgc.config import load_config
+
+    if not (run / "config.json").is_file():
+        return False
+    return checkpoint_path(run, load_config(run / "config.json").solver.iterations).is_file()
+
+
 def train_calibrate_score(train_command: list[str], run: Path, real: Path, scored_on: list[str],
                           reuse: bool) -> dict:
     """Train (unless --reuse finds this exact command done), calibrate on pets-val, score on each set."""
@@ -184,6 +197,9 @@ def train_calibrate_score(train_command: list[str], run: Path, real: Path, score
     stored = stored_record(run / "scores.json", identity, reuse)
     if stored is not None:
         return stored["scores"]
+    if reuse and finished_training(run):
+        raise SystemExit(f"{run}: a finished training run without the scores of this command; --reuse keeps it: "
+                         "move it away, or leave out --reuse to train it again")
     shutil.rmtree(run, ignore_errors=True)
     start = time.perf_counter()
     cgc(*train_command)

@@ -55,3 +55,32 @@ def test_real_training_benchmark_trains_calibrates_and_scores_on_one_set(tmp_pat
 
     height, width = cv2.imread(str(figure)).shape[:2]
     assert height == 600 and width > 1000  # two rows of 300 pixels: the calibrated threshold, then 0.5
+
+
+def real_training():
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import real_training
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    return real_training
+
+
+def test_reuse_keeps_a_finished_run_that_has_no_record(tmp_path: Path) -> None:
+    """--reuse once deleted an hour's run whose scores had been written elsewhere: it now refuses, in one line."""
+    from cgc.checkpoint import checkpoint_path
+    from cgc.config import TrainConfig, save_config
+
+    benchmark = real_training()
+    run = tmp_path / "run"
+    run.mkdir()
+    save_config(TrainConfig().changed(solver={"iterations": 6}), run / "config.json")
+    checkpoint_path(run, 4).parent.mkdir()
+    checkpoint_path(run, 4).write_bytes(b"")
+    assert not benchmark.finished_training(run)  # cut short at 4 of 6: redone, as before
+    assert not benchmark.finished_training(tmp_path / "absent")
+    checkpoint_path(run, 6).write_bytes(b"")
+    assert benchmark.finished_training(run)
+    with pytest.raises(SystemExit, match="finished training run without the scores of this command"):
+        benchmark.train_calibrate_score(["train", "--out", str(run)], run, tmp_path, ["pets-val"], reuse=True)
+    assert checkpoint_path(run, 6).is_file()
