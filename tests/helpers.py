@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -78,3 +81,15 @@ def truncated(path: Path) -> bytes:
     """The first 60 % of a JPEG, as a cut-off download leaves it."""
     data = path.read_bytes()
     return data[: int(len(data) * 0.6)]
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def benchmark_module(name: str) -> ModuleType:
+    """A script of benchmarks/ imported as a module (they import their shared `experiments` module by its bare name)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import benchmark_module
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 
@@ -33,12 +34,7 @@ def test_gpu_check_runs_every_section_on_cpu(tmp_path):
 
 
 def gpu_check():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import gpu_check
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return gpu_check
+    return benchmark_module("gpu_check")
 
 
 def test_merged_length_counts_overlaps_once():

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import benchmark_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "real_training.py"
@@ -57,21 +58,12 @@ def test_real_training_benchmark_trains_calibrates_and_scores_on_one_set(tmp_pat
     assert height == 600 and width > 1000  # two rows of 300 pixels: the calibrated threshold, then 0.5
 
 
-def real_training():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import real_training
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return real_training
-
-
 def test_reuse_keeps_a_finished_run_that_has_no_record(tmp_path: Path) -> None:
     """--reuse once deleted an hour's run whose scores had been written elsewhere: it now refuses, in one line."""
     from cgc.checkpoint import checkpoint_path
     from cgc.config import TrainConfig, save_config
 
-    benchmark = real_training()
+    benchmark = benchmark_module("real_training")
     run = tmp_path / "run"
     run.mkdir()
     save_config(TrainConfig().changed(solver={"iterations": 6}), run / "config.json")
