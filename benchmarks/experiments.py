@@ -114,6 +114,26 @@ def stored_record(record: Path, identity: dict, reuse: bool) -> dict | None:
     return stored if all(stored.get(key) == value for key, value in identity.items()) else None
 
 
+def finished_training(run: Path) -> bool:
+    """Whether `run` holds the last checkpoint of the training its config.json asks for (a run cut short does not)."""
+    from cgc.checkpoint import checkpoint_path
+    from cgc.config import load_config
+
+    if not (run / "config.json").is_file():
+        return False
+    return checkpoint_path(run, load_config(run / "config.json").solver.iterations).is_file()
+
+
+def clear_run_folder(run: Path, reuse: bool) -> None:
+    """Remove `run` before training it afresh (`cgc train` will not overwrite one). With `reuse`, a finished run that
+    has no record of this command is hours of CPU, not a leftover: stop with one line rather than delete it (a run
+    cut short is redone)."""
+    if reuse and finished_training(run):
+        raise SystemExit(f"{run}: a finished training run without the scores of this command; --reuse keeps it: "
+                         "move it away, or leave out --reuse to train it again")
+    shutil.rmtree(run, ignore_errors=True)
+
+
 @dataclass(frozen=True)
 class Prefix:
     """A run stopped early (`train_prefix`), and the command that trained it."""
@@ -129,7 +149,8 @@ def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int
     With `start_from` (a `train_prefix` folder) the run is a copy of that run continued to `iterations` with the
     options given, so rows that differ only after the prefix do not train it again. With `reuse`, a run folder that
     already holds the scores of this exact command is not retrained: an interrupted benchmark then resumes where it
-    stopped (a run cut short never wrote its scores, so it is redone).
+    stopped (a run cut short never wrote its scores, so it is redone; a finished one without them stops the
+    benchmark, `clear_run_folder`).
     """
     if start_from is None:
         command = cpu_preset_command(split, labels, run, iterations, seed)
@@ -140,7 +161,7 @@ def train_and_score(split: SampleSplit, labels: Path, run: Path, iterations: int
     stored = stored_record(run / SCORES_FILE, identity, reuse)
     if stored is not None:
         return stored["scores"]
-    shutil.rmtree(run, ignore_errors=True)  # a fresh run: `cgc train` will not overwrite one
+    clear_run_folder(run, reuse)
     if start_from is not None:
         shutil.copytree(start_from.run, run)
     start = time.perf_counter()
@@ -158,7 +179,7 @@ def train_prefix(split: SampleSplit, labels: Path, run: Path, until: int, iterat
                *(str(arg) for arg in train_options), "--set", f"run.checkpoint_every={until}"]
     record = run.with_name(run.name + ".json")  # outside the folder, which the continued runs copy
     if stored_record(record, {"command": command}, reuse) is None:
-        shutil.rmtree(run, ignore_errors=True)
+        clear_run_folder(run, reuse)
         start = time.perf_counter()
         cgc(*command)
         atomic_write_json(record, {"command": command, "train_seconds": round(time.perf_counter() - start, 1)},

@@ -37,11 +37,10 @@ import argparse
 import functools
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
-from experiments import RESULTS, cgc, stored_record, table_figures
+from experiments import RESULTS, cgc, clear_run_folder, stored_record, table_figures
 
 from cgc.fileio import atomic_write_json
 
@@ -179,17 +178,6 @@ def scores_of(metrics_file: Path) -> dict:
     return {**table_figures(metrics), "score_threshold": metrics.get("score_threshold")}
 
 
-def finished_training(run: Path) -> bool:
-    """Whether `run` holds the last checkpoint of the training its config.json asks for: hours of CPU that --reuse
-    must not delete because a record is missing (a run cut short has no such checkpoint and is redone)."""
-    from cgc.checkpoint import checkpoint_path
-    from cgc.config import load_config
-
-    if not (run / "config.json").is_file():
-        return False
-    return checkpoint_path(run, load_config(run / "config.json").solver.iterations).is_file()
-
-
 def train_calibrate_score(train_command: list[str], run: Path, real: Path, scored_on: list[str],
                           reuse: bool) -> dict:
     """Train (unless --reuse finds this exact command done), calibrate on pets-val, score on each set."""
@@ -197,10 +185,7 @@ def train_calibrate_score(train_command: list[str], run: Path, real: Path, score
     stored = stored_record(run / "scores.json", identity, reuse)
     if stored is not None:
         return stored["scores"]
-    if reuse and finished_training(run):
-        raise SystemExit(f"{run}: a finished training run without the scores of this command; --reuse keeps it: "
-                         "move it away, or leave out --reuse to train it again")
-    shutil.rmtree(run, ignore_errors=True)
+    clear_run_folder(run, reuse)
     start = time.perf_counter()
     cgc(*train_command)
     seconds = time.perf_counter() - start

@@ -64,15 +64,16 @@ def test_reuse_keeps_a_finished_run_that_has_no_record(tmp_path: Path) -> None:
     from cgc.config import TrainConfig, save_config
 
     benchmark = benchmark_module("real_training")
+    experiments = benchmark_module("experiments")
     run = tmp_path / "run"
     run.mkdir()
     save_config(TrainConfig().changed(solver={"iterations": 6}), run / "config.json")
     checkpoint_path(run, 4).parent.mkdir()
     checkpoint_path(run, 4).write_bytes(b"")
-    assert not benchmark.finished_training(run)  # cut short at 4 of 6: redone, as before
-    assert not benchmark.finished_training(tmp_path / "absent")
+    assert not experiments.finished_training(run)  # cut short at 4 of 6: redone, as before
+    assert not experiments.finished_training(tmp_path / "absent")
     checkpoint_path(run, 6).write_bytes(b"")
-    assert benchmark.finished_training(run)
+    assert experiments.finished_training(run)
     with pytest.raises(SystemExit, match="finished training run without the scores of this command"):
         benchmark.train_calibrate_score(["train", "--out", str(run)], run, tmp_path, ["pets-val"], reuse=True)
     assert checkpoint_path(run, 6).is_file()
