@@ -56,6 +56,15 @@ def test_real_training_benchmark_trains_calibrates_and_scores_on_one_set(tmp_pat
 
     height, width = cv2.imread(str(figure)).shape[:2]
     assert height == 600 and width > 1000  # two rows of 300 pixels: the calibrated threshold, then 0.5
+    # the same run's checkpoints after its last learning-rate step, averaged, calibrated and scored beside it
+    averaged = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "checkpoint_average.py"), "--real", str(REAL),
+                               "--out", str(tmp_path / "averaged.json"), str(run)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert averaged.returncode == 0, averaged.stdout[-2000:] + averaged.stderr[-2000:]
+    [row] = json.loads((tmp_path / "averaged.json").read_text())["rows"]
+    assert row["last"]["pets-val"]["coco_mask_AP"] == scores["coco_mask_AP"]
+    assert 0 <= row["averaged"]["pets-val"]["coco_mask_AP"] <= 100
+    assert (run.with_name(run.name + "-averaged") / "checkpoints" / "checkpoint_0000002.pt").is_file()
 
 
 def test_reuse_keeps_a_finished_run_that_has_no_record(tmp_path: Path) -> None:
@@ -77,3 +86,25 @@ def test_reuse_keeps_a_finished_run_that_has_no_record(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="finished training run without the scores of this command"):
         benchmark.train_calibrate_score(["train", "--out", str(run)], run, tmp_path, ["pets-val"], reuse=True)
     assert checkpoint_path(run, 6).is_file()
+
+
+def test_checkpoint_average_means_the_weights_written_after_the_last_step(tmp_path: Path) -> None:
+    """benchmarks/checkpoint_average.py: the checkpoints after the run's last learning-rate step, their float weights
+    averaged, integer buffers and the config taken from the last."""
+    import torch
+
+    from cgc.checkpoint import save_checkpoint
+    from cgc.config import TrainConfig
+
+    benchmark = benchmark_module("checkpoint_average")
+    config = TrainConfig().changed(solver={"iterations": 30, "lr_steps": [15]}).to_json()
+    run = tmp_path / "run"
+    for iteration, value in ((10, 100.0), (20, 1.0), (30, 3.0)):
+        model = {"weight": torch.full((2,), value), "count": torch.tensor(iteration)}
+        save_checkpoint(run, iteration, {"model": model, "config": config}, keep=5)
+    paths = benchmark.checkpoints_after_last_step(run)
+    assert [path.name for path in paths] == ["checkpoint_0000020.pt", "checkpoint_0000030.pt"]
+    state = benchmark.averaged_state(paths)
+    assert state["iteration"] == 30 and state["config"] == config
+    assert torch.equal(state["model"]["weight"], torch.full((2,), 2.0))
+    assert state["model"]["count"].item() == 30
