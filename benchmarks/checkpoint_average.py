@@ -20,8 +20,8 @@ import json
 from pathlib import Path
 
 import torch
-from experiments import RESULTS, cgc, stored_record
-from real_training import COLUMNS, REAL, SCORED_ON, scores_of
+from experiments import RESULTS, stored_record
+from real_training import COLUMNS, REAL, calibrate_and_score
 
 from cgc.checkpoint import PATTERN, list_checkpoints, load_checkpoint, write_state
 from cgc.config import config_from_values
@@ -61,15 +61,7 @@ def average_and_score(run: Path, real: Path, reuse: bool) -> dict:
     if stored is not None:
         return stored["scores"]
     write_state(averaged / "checkpoints" / paths[-1].name, averaged_state(paths))
-    validation = real / SCORED_ON
-    cgc("calibrate", "--checkpoint", averaged, "--images", validation / "images", "--data",
-        validation / "annotations.json", "--device", "cpu")
-    scores = {}
-    for name in scored_on:
-        metrics = averaged / f"metrics-{name}.json"
-        cgc("eval", "--checkpoint", averaged, "--images", real / name / "images", "--data",
-            real / name / "annotations.json", "--device", "cpu", "--out", metrics)
-        scores[name] = scores_of(metrics)
+    scores = calibrate_and_score(averaged, real, scored_on)
     atomic_write_json(averaged / "scores.json", {**identity, "scores": scores}, indent=1)
     return scores
 

@@ -188,17 +188,22 @@ def train_calibrate_score(train_command: list[str], run: Path, real: Path, score
     clear_run_folder(run, reuse)
     start = time.perf_counter()
     cgc(*train_command)
-    seconds = time.perf_counter() - start
+    scores = {"train_seconds": round(time.perf_counter() - start, 1), **calibrate_and_score(run, real, scored_on)}
+    atomic_write_json(run / "scores.json", {**identity, "scores": scores}, indent=1)
+    return scores
+
+
+def calibrate_and_score(run: Path, real: Path, scored_on: list[str]) -> dict:
+    """The run's score threshold calibrated on pets-val, then its figures on each set (by set name)."""
     validation = real / SCORED_ON
     cgc("calibrate", "--checkpoint", run, "--images", validation / "images", "--data",
         validation / "annotations.json", "--device", "cpu")
-    scores = {"train_seconds": round(seconds, 1)}
+    scores = {}
     for name in scored_on:
         metrics = run / f"metrics-{name}.json"
         cgc("eval", "--checkpoint", run, "--images", real / name / "images", "--data",
             real / name / "annotations.json", "--device", "cpu", "--out", metrics)
         scores[name] = scores_of(metrics)
-    atomic_write_json(run / "scores.json", {**identity, "scores": scores}, indent=1)
     return scores
 
 
