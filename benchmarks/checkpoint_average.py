@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 from experiments import RESULTS, stored_record
-from real_training import COLUMNS, REAL, calibrate_and_score
+from real_training import COLUMNS, REAL, calibrate_and_score, table_cells
 
 from cgc.checkpoint import PATTERN, list_checkpoints, load_checkpoint, write_state
-from cgc.config import config_from_values
+from cgc.config import load_config
 from cgc.fileio import atomic_write_json
 
 AVERAGED = "-averaged"
@@ -35,25 +35,22 @@ def checkpoints_after_last_step(run: Path) -> list[Path]:
     found = list_checkpoints(run)
     if not found:
         raise SystemExit(f"{run}: no checkpoint")
-    config = config_from_values(load_checkpoint(found[-1])["config"], found[-1])
-    last_step = max(config.solver.lr_steps, default=0)
+    last_step = max(load_config(run / "config.json").solver.lr_steps, default=0)
     return [path for path in found if int(PATTERN.match(path.name).group(1)) > last_step]
 
 
 def averaged_state(paths: list[Path]) -> dict:
     """The last checkpoint's iteration and config with the mean of every floating-point weight over ``paths``
     (integer buffers from the last)."""
-    states = [load_checkpoint(path)["model"] for path in paths]
-    last = load_checkpoint(paths[-1])
-    model = {key: torch.stack([state[key].float() for state in states]).mean(0).to(value.dtype)
-             if value.is_floating_point() else value for key, value in states[-1].items()}
+    states = [load_checkpoint(path) for path in paths]
+    last = states[-1]
+    model = {key: torch.stack([state["model"][key].float() for state in states]).mean(0).to(value.dtype)
+             if value.is_floating_point() else value for key, value in last["model"].items()}
     return {"iteration": last["iteration"], "model": model, "config": last["config"]}
 
 
-def average_and_score(run: Path, real: Path, reuse: bool) -> dict:
-    """RUN-averaged written, calibrated on pets-val and scored on the sets RUN's scores.json names."""
-    record = json.loads((run / "scores.json").read_text())
-    scored_on = record["scored_on"]
+def average_and_score(run: Path, scored_on: list[str], real: Path, reuse: bool) -> dict:
+    """RUN-averaged written, calibrated on pets-val and scored on the sets ``scored_on``."""
     paths = checkpoints_after_last_step(run)
     identity = {"averaged": [path.name for path in paths], "scored_on": scored_on}
     averaged = run.with_name(run.name + AVERAGED)
@@ -77,17 +74,16 @@ def main() -> None:
     for run in args.runs:
         if run.name.endswith(AVERAGED) or not (run / "scores.json").is_file():
             continue  # an average itself, or a run not finished and scored
-        own = json.loads((run / "scores.json").read_text())["scores"]
-        rows.append({"run": str(run), "last": own, "averaged": average_and_score(run, args.real, args.reuse)})
+        record = json.loads((run / "scores.json").read_text())
+        rows.append({"run": str(run), "last": record["scores"],
+                     "averaged": average_and_score(run, record["scored_on"], args.real, args.reuse)})
         atomic_write_json(args.out, {"rows": rows}, indent=1)
     for row in rows:
         print(f"\n{row['run']}")
         for name in row["averaged"]:
             print(f"scored on {name:10s}" + "".join(f"{header:>10s}" for _, header, _ in COLUMNS))
             for which in ("last", "averaged"):
-                cell = row[which][name]
-                print(f"  {which:18s}" + "".join(f"{cell[key]:>10{style}}" if cell[key] is not None else f"{'-':>10s}"
-                                                for key, _, style in COLUMNS))
+                print(f"  {which:18s}" + table_cells(row[which][name]))
     print(f"wrote {args.out}")
 
 

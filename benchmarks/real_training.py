@@ -212,15 +212,17 @@ COLUMNS = (("coco_mask_AP", "COCO AP", ".1f"), ("boxes_coco_AP", "boxes", ".1f")
            ("per_instance", "per inst.", ".2f"))
 
 
+def table_cells(cell: dict) -> str:
+    """One set's figures as the table's columns ('-' where a figure is missing)."""
+    return "".join(f"{cell[key]:>10{style}}" if cell[key] is not None else f"{'-':>10s}" for key, _, style in COLUMNS)
+
+
 def print_table(rows: list[dict], scored_on: list[str]) -> None:
     for name in scored_on:
         print(f"\nscored on {name} (threshold calibrated on {SCORED_ON}); boxes: the same detections' boxes as masks")
         print(f"{'labels':20s}" + "".join(f"{header:>10s}" for _, header, _ in COLUMNS) + f"{'train s':>10s}")
         for row in rows:
-            cell = row["scores"][name]
-            print(f"{row['labels']:20s}" + "".join(f"{cell[key]:>10{style}}" if cell[key] is not None else f"{'-':>10s}"
-                                                   for key, _, style in COLUMNS)
-                  + f"{row['scores']['train_seconds']:>10.0f}")
+            print(f"{row['labels']:20s}" + table_cells(row["scores"][name]) + f"{row['scores']['train_seconds']:>10.0f}")
 
 
 @functools.cache

@@ -94,11 +94,14 @@ def test_checkpoint_average_means_the_weights_written_after_the_last_step(tmp_pa
     import torch
 
     from cgc.checkpoint import save_checkpoint
-    from cgc.config import TrainConfig
+    from cgc.config import TrainConfig, save_config
 
     benchmark = benchmark_module("checkpoint_average")
-    config = TrainConfig().changed(solver={"iterations": 30, "lr_steps": [15]}).to_json()
+    settings = TrainConfig().changed(solver={"iterations": 30, "lr_steps": [15]})
+    config = settings.to_json()
     run = tmp_path / "run"
+    run.mkdir()
+    save_config(settings, run / "config.json")  # as `cgc train` writes it beside the checkpoints
     for iteration, value in ((10, 100.0), (20, 1.0), (30, 3.0)):
         model = {"weight": torch.full((2,), value), "count": torch.tensor(iteration)}
         save_checkpoint(run, iteration, {"model": model, "config": config}, keep=5)
