@@ -207,3 +207,49 @@ def test_mixed_precision_training_step_and_inference(mask_head: str) -> None:
         assert dense.dtype == torch.float32 and detection["boxes"].dtype == torch.float32
         assert dense.shape[-2:] == image.shape[-2:]
         assert torch.isfinite(dense).all()
+
+
+def test_the_scored_rpn_gives_torchvisions_proposals_and_losses_and_their_objectness() -> None:
+    from torchvision.models.detection.rpn import RegionProposalNetwork
+
+    torch.manual_seed(0)
+    model = tiny_cgcnet("roialign")
+    images, targets = batch_of_two()
+    batch, targets = model.transform(images, targets)
+    features = model.backbone(batch.tensors)
+    torch.manual_seed(1)
+    boxes, objectness, losses = model.rpn(batch, features, targets)
+    torch.manual_seed(1)
+    expected_boxes, expected_losses = RegionProposalNetwork.forward(model.rpn, batch, features, targets)
+    assert all(torch.equal(a, b) for a, b in zip(boxes, expected_boxes))
+    assert losses.keys() == expected_losses.keys() and all(torch.equal(losses[k], expected_losses[k]) for k in losses)
+    model.eval()
+    with torch.no_grad():
+        boxes, objectness, losses = model.rpn(batch, features)
+    assert losses == {} and [len(s) for s in objectness] == [len(b) for b in boxes]
+    for scores in objectness:
+        assert 0 <= scores.min() and scores.max() <= 1
+
+
+def test_the_objectness_weight_scores_by_the_rpns_objectness_and_the_classifiers_probability() -> None:
+    from cgc.model.roi_heads import with_objectness
+
+    logits, objectness = torch.tensor([[0.0, 2.0], [1.0, -1.0], [0.0, 0.0]]), torch.tensor([0.9, 0.2, 1.0])
+    classifier = torch.softmax(logits, -1)[:, 1]
+    for weight in (0.0, 0.5, 1.0):
+        fused = torch.softmax(with_objectness(logits, objectness, weight), -1)[:, 1]
+        torch.testing.assert_close(fused, classifier ** (1 - weight) * objectness**weight)
+
+    torch.manual_seed(0)
+    model = tiny_cgcnet("roialign", box={"score_thresh": 0.0, "objectness_weight": 1.0},
+                        suppression={"method": "none", "rescore": "none"})
+    model.eval()
+    images, _ = batch_of_two()
+    with torch.no_grad():
+        batch, _ = model.transform(images)
+        _, proposal_objectness, _ = model.rpn(batch, model.backbone(batch.tensors))
+        detections = model(images)
+    for detection, scores in zip(detections, proposal_objectness):
+        assert len(detection["scores"]) > 0
+        # with the weight at 1 each detection is scored by its proposal's objectness alone
+        assert all(torch.isclose(scores, score, atol=1e-5).any() for score in detection["scores"])
