@@ -139,9 +139,6 @@ class BoxHeadSpec:
         0.5, "IoU above which the final detection NMS drops the lower-scored box (torchvision's; the paper's 0.7 is the "
         "RPN's).", minimum=0, maximum=1, advanced=True)
     detections_per_image: int = 80  # the paper's top 80, every one with a mask
-    objectness_weight: float = option(
-        0.0, "At inference, score each detection p^(1-w) * o^w: the box classifier's p weighed with the RPN's "
-        "class-agnostic objectness o of its proposal (0: the classifier alone).", minimum=0, maximum=1, advanced=True)
 
 
 @dataclass(frozen=True)

@@ -65,18 +65,6 @@ def test_real_training_benchmark_trains_calibrates_and_scores_on_one_set(tmp_pat
     assert row["last"]["pets-val"]["coco_mask_AP"] == scores["coco_mask_AP"]
     assert 0 <= row["averaged"]["pets-val"]["coco_mask_AP"] <= 100
     assert (run.with_name(run.name + "-averaged") / "checkpoints" / "checkpoint_0000002.pt").is_file()
-    # the same run scored with the RPN's objectness weighed into its detection scores
-    weighed = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "objectness_prior.py"), "--real", str(REAL),
-                              "--weights", "0.5", "--out", str(tmp_path / "weighed.json"), str(run)],
-                             cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
-    assert weighed.returncode == 0, weighed.stdout[-2000:] + weighed.stderr[-2000:]
-    [row] = json.loads((tmp_path / "weighed.json").read_text())["rows"]
-    assert row["scores"]["0"]["pets-val"]["coco_mask_AP"] == scores["coco_mask_AP"]
-    assert 0 <= row["scores"]["0.5"]["pets-val"]["coco_mask_AP"] <= 100
-    from cgc.checkpoint import load_checkpoint
-
-    variant = load_checkpoint(run.with_name(run.name + "-objectness-0.5") / "checkpoints" / "checkpoint_0000002.pt")
-    assert variant["config"]["network"]["box"]["objectness_weight"] == 0.5
 
 
 def test_reuse_keeps_a_finished_run_that_has_no_record(tmp_path: Path) -> None:

@@ -11,14 +11,13 @@ from typing import Optional, Union
 from torch import Tensor, nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-from torchvision.models.detection.rpn import RPNHead
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 
 from cgc.model.backbones import build_backbone
 from cgc.model.mask_heads import build_mask_head
 from cgc.model.mask_suppression import MaskSuppression
 from cgc.model.roi_heads import CGCRoIHeads, InstanceMap, LabelUpdateRequest
-from cgc.model.rpn import ScoredRegionProposalNetwork
 from cgc.model.transform import ScaleJitterTransform
 from cgc.network_settings import NETWORK, NetworkSpec
 
@@ -43,7 +42,7 @@ class CGCNet(nn.Module):
     def __init__(
         self,
         backbone: nn.Module,
-        rpn: ScoredRegionProposalNetwork,
+        rpn: nn.Module,
         roi_heads: CGCRoIHeads,
         transform: nn.Module,
         mask_suppression: Optional[MaskSuppression] = None,
@@ -71,9 +70,9 @@ class CGCNet(nn.Module):
                 if (boxes[:, 2:] <= boxes[:, :2]).any():
                     raise ValueError(f"target {index}: every box needs a positive width and height")
         features = self.backbone(batch.tensors)
-        proposals, objectness, proposal_losses = self.rpn(batch, features, targets)
+        proposals, proposal_losses = self.rpn(batch, features, targets)
         detections, detector_losses, instance_maps = self.roi_heads(features, proposals, batch.image_sizes, targets,
-                                                                    label_update, objectness)
+                                                                    label_update)
         if self.training:
             losses = {**proposal_losses, **detector_losses}
             return losses if label_update is None else (losses, instance_maps)
@@ -121,7 +120,7 @@ def build_cgcnet(spec: NetworkSpec = NETWORK) -> CGCNet:
 
     anchor_generator = AnchorGenerator(sizes=tuple((size,) for size in rpn_spec.anchor_sizes),
                                        aspect_ratios=(tuple(rpn_spec.aspect_ratios),) * len(rpn_spec.anchor_sizes))
-    rpn = ScoredRegionProposalNetwork(
+    rpn = RegionProposalNetwork(
         anchor_generator,
         RPNHead(channels, anchor_generator.num_anchors_per_location()[0]),
         fg_iou_thresh=rpn_spec.fg_iou_thresh,

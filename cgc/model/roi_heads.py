@@ -88,7 +88,6 @@ class CGCRoIHeads(RoIHeads):
                          box.detections_per_image)
         self.mask_head = mask_head
         self.mask_proposals_per_image = mask.proposals_per_image
-        self.objectness_weight = box.objectness_weight
 
     def has_mask(self) -> bool:
         return self.mask_head is not None
@@ -171,11 +170,9 @@ class CGCRoIHeads(RoIHeads):
         image_shapes: list[tuple[int, int]],
         targets: Optional[list[dict[str, Tensor]]] = None,
         label_update: Optional[LabelUpdateRequest] = None,
-        objectness: Optional[list[Tensor]] = None,
     ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor], list[InstanceMap]]:
         """Losses in training (and the instance maps ``label_update`` asks for); in eval, per-image boxes / scores /
-        labels (+ mask_logits). ``objectness``: the RPN's probability for each proposal, weighed into the scores in
-        eval when ``objectness_weight`` > 0."""
+        labels (+ mask_logits)."""
         if self.training:
             if targets is None:
                 raise ValueError("targets are needed in training mode")
@@ -209,28 +206,12 @@ class CGCRoIHeads(RoIHeads):
                                                                label_update.loss_sigma)
             return [], losses, instance_maps
 
-        if self.objectness_weight > 0:
-            if objectness is None:
-                raise ValueError("objectness_weight > 0 needs the RPN's objectness of each proposal")
-            class_logits = with_objectness(class_logits, torch.cat(objectness), self.objectness_weight)
         boxes, scores, labels = self.postprocess_detections(class_logits, box_regression, proposals, image_shapes)
         result = [{"boxes": b, "labels": l, "scores": s} for b, l, s in zip(boxes, labels, scores)]
         if self.mask_head is not None:
             for detection, logits in zip(result, self.mask_head(features, boxes, image_shapes)):
                 detection["mask_logits"] = logits
         return result, {}, []
-
-
-def with_objectness(class_logits: Tensor, objectness: Tensor, weight: float) -> Tensor:
-    """Two-class logits whose salient probability is p^(1 - weight) * o^weight: the box classifier's p weighed
-    with the RPN's class-agnostic objectness o (a geometric mean at 0.5, as OLN scores its proposals, Kim et al.
-    2022), so that ``postprocess_detections`` thresholds, suppresses and ranks by the fused score unchanged."""
-    if class_logits.shape[-1] != 2:
-        raise ValueError("the objectness weighting is for the two-class (background / salient) box head")
-    log_p = torch.log_softmax(class_logits.float(), dim=-1)[:, 1]
-    log_fused = (1.0 - weight) * log_p + weight * torch.log(objectness.float().clamp(min=1e-12))
-    fused_logit = log_fused - torch.log1p(-torch.exp(log_fused).clamp(max=1.0 - 1e-7))
-    return torch.stack([torch.zeros_like(fused_logit), fused_logit], dim=1).to(class_logits.dtype)
 
 
 def every_parameter_zero(module: nn.Module) -> Tensor:
