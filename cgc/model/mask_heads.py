@@ -142,50 +142,6 @@ and the 1x1 predictor add none)."""
 LOGIT_CELLS_PER_FEATURE_CELL = 2
 """The predictor's stride-2 deconvolution doubles the feature level's resolution, on each side."""
 
-CROP_GROUP_GROWTH = 0.25
-"""Proposal crops of one image go through the FCN together when each, grown to the group's shape,
-gains at most this fraction of its area: a few batched convolutions rather than one per proposal,
-for at most a quarter more arithmetic on a crop (``group_crops``)."""
-
-CROP_GROUP_CELLS = 65536
-"""At inference, the most feature cells a group of crops holds (unless one crop alone is larger): a
-256x256-cell crop, 1024x1024 pixels at stride 4, so that batching does not raise the peak memory
-over that of one such crop. Training keeps every crop's activations for the backward pass whether
-batched or not, so there a group has no cap."""
-
-
-# --------------------------------------------------------------------------- batching proposal crops
-
-
-def group_crops(shapes: list[tuple[int, int]], growth: float = CROP_GROUP_GROWTH,
-                max_cells: int | None = None) -> list[tuple[tuple[int, int], list[int]]]:
-    """Crops (height, width) grouped to share one shape: [((H, W), member indices)], largest first.
-
-    Greedy and deterministic: the largest crop left leads a group of the shape it has; every crop
-    left that fits in it, would grow by at most ``growth`` of its area, and keeps the group within
-    ``max_cells`` (None: no cap) joins it. With ``max_cells`` 0 each crop is a group of its own.
-    """
-    left = sorted(range(len(shapes)), key=lambda i: (-shapes[i][0] * shapes[i][1], i))
-    groups = []
-    while left:
-        height, width = shapes[left[0]]
-        members = [left[0]]
-        for i in left[1:]:
-            h, w = shapes[i]
-            if (h <= height and w <= width and height * width <= (1 + growth) * h * w
-                    and (max_cells is None or (len(members) + 1) * height * width <= max_cells)):
-                members.append(i)
-        groups.append(((height, width), members))
-        taken = set(members)
-        left = [i for i in left if i not in taken]
-    return groups
-
-
-def grow_window(start: int, size: int, limit: int) -> int:
-    """Start of a ``size``-long range within [0, ``limit``) that holds a shorter one from ``start``
-    (``size`` <= ``limit``): its edges that are not the map's border only move outwards."""
-    return max(0, min(start, limit - size))
-
 
 # --------------------------------------------------------------------------- interface
 
@@ -247,7 +203,6 @@ class WholeImageMaskHead(MaskHead):
         self.featmap_name = spec.featmap_name
         self.chunk_size = spec.chunk_size
         self.output_window_per_side = spec.output_window_per_side
-        self.batch_crops = True  # False runs the FCN on one crop at a time (benchmarks compare both)
         self.fcn = MaskRCNNHeads(in_channels, (spec.channels,) * 4, dilation=1)
         self.predictor = class_agnostic_mask_predictor(spec.channels)
 
@@ -291,15 +246,10 @@ class WholeImageMaskHead(MaskHead):
         and a 1x1 predictor) sees ``RECEPTIVE_RADIUS`` cells around each cell. So the base map goes
         through the FCN once, and per proposal only a crop around its box (the box grown by twice
         the radius, so that the inner part grown by one radius is exact) is recomputed and pasted.
-        Crops of similar shape are grown to one shape and run as one batch (``group_crops``); a crop
-        grows only over real feature cells, so the part pasted stays exact.
         """
         feature_map = features[self.featmap_name]
         stride = _power_of_two_ratio(max(h for h, _ in image_sizes), feature_map.shape[-2])
         radius, f = RECEPTIVE_RADIUS, LOGIT_CELLS_PER_FEATURE_CELL
-        max_cells = None if torch.is_grad_enabled() else CROP_GROUP_CELLS  # see CROP_GROUP_CELLS
-        if not self.batch_crops:
-            max_cells = 0
         logits = []
         for i, (image_boxes, (h, w)) in enumerate(zip(boxes, image_sizes)):
             # Crop the batch padding: the global average must be over the image, not the padding.
@@ -310,25 +260,19 @@ class WholeImageMaskHead(MaskHead):
                 continue
             base = self.logits(self.base_map(feature, image_boxes, stride)[None])[0]
             cells = cell_ranges(self.changed_boxes(image_boxes), stride, height, width).tolist()
-            exact = [(max(0, x0 - radius), max(0, y0 - radius), min(width, x1 + radius), min(height, y1 + radius))
-                     for x0, y0, x1, y1 in cells]
-            needed = [(max(0, x0 - 2 * radius), max(0, y0 - 2 * radius), min(width, x1 + 2 * radius),
-                       min(height, y1 + 2 * radius)) for x0, y0, x1, y1 in cells]
-            image_logits = base.expand(len(cells), *base.shape).clone()
+            per_proposal = []
             indices = torch.arange(len(cells), device=feature.device)  # sliced per proposal: no copy each time
-            for (crop_h, crop_w), members in group_crops([(y1 - y0, x1 - x0) for x0, y0, x1, y1 in needed],
-                                                         max_cells=max_cells):
-                crop_windows = []
-                for index in members:
-                    cx0, cy0 = grow_window(needed[index][0], crop_w, width), grow_window(needed[index][1], crop_h, height)
-                    crop_windows.append((cx0, cy0, cx0 + crop_w, cy0 + crop_h))
-                refined = torch.cat([self.refine(feature, image_boxes, stride, indices[index : index + 1], window=window)
-                                     for index, window in zip(members, crop_windows)])
-                crops = self.logits(refined)
-                for crop, index, (cx0, cy0, _, _) in zip(crops, members, crop_windows):
-                    vx0, vy0, vx1, vy1 = exact[index]
-                    image_logits[index, :, f * vy0 : f * vy1, f * vx0 : f * vx1] = \
-                        crop[:, f * (vy0 - cy0) : f * (vy1 - cy0), f * (vx0 - cx0) : f * (vx1 - cx0)]
+            for index, (x0, y0, x1, y1) in enumerate(cells):
+                vx0, vy0, vx1, vy1 = max(0, x0 - radius), max(0, y0 - radius), min(width, x1 + radius), min(height, y1 + radius)
+                cx0, cy0 = max(0, x0 - 2 * radius), max(0, y0 - 2 * radius)
+                cx1, cy1 = min(width, x1 + 2 * radius), min(height, y1 + 2 * radius)
+                refined = self.refine(feature, image_boxes, stride, indices[index : index + 1],
+                                      window=(cx0, cy0, cx1, cy1))
+                crop = self.logits(refined)[0]
+                out = base.clone()
+                out[:, f * vy0 : f * vy1, f * vx0 : f * vx1] = crop[:, f * (vy0 - cy0) : f * (vy1 - cy0), f * (vx0 - cx0) : f * (vx1 - cx0)]
+                per_proposal.append(out)
+            image_logits = torch.stack(per_proposal)
             windows = self.output_windows(image_boxes, stride / f, f * height, f * width)
             if windows is not None:
                 image_logits = torch.where(windows[:, None], image_logits, OUTSIDE_WINDOW_LOGIT)
