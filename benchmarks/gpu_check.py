@@ -3,11 +3,13 @@ spends its time, and a short real training run with its evaluation.
 
 Sections (each printed as a table as it finishes, and all of them written to --out as JSON after each):
 1. train step: `--preset paper` (GFR) on ResNet-50 and ResNet-101 FPN, the same with the RoIAlign mask head, and
-   torchvision's Mask R-CNN on the same ResNet-50 FPN, the same pictures, batch, input size and sampling; with and without mixed precision (AMP):
-   seconds per iteration, pictures per second, peak GPU memory. Random initial weights (speed does not depend on
-   them, but each ResNet block starts as the identity so that none diverges). The step is the trainer's: forward
-   under autocast, the losses read back for the log, backward through the gradient scaler, SGD. Each row also
-   counts the step's floating-point operations and the rate it achieves.
+   torchvision's Mask R-CNN on the same ResNet-50 FPN, the same pictures, batch, input size and sampling; with and
+   without mixed precision (AMP): seconds per iteration, pictures per second, peak GPU memory. Random initial
+   weights, made to cost what trained ones do: each ResNet block starts as the identity so that none diverges, and
+   proposals are added around each true instance as a trained RPN gives them, so that the mask heads see as many
+   positives as in real training (a random RPN gives them one or two per picture). The step is the trainer's:
+   forward under autocast, the losses read back for the log, backward through the gradient scaler, SGD. Each row
+   also counts the step's floating-point operations and the rate it achieves.
 2. inference: pictures per second, one picture at a time as `cgc predict` runs, in float32 and under autocast, for
    the same networks and the CPU preset's MobileNetV2.
 3. profile: a few AMP steps of the paper preset (ResNet-101 and ResNet-50) under torch.profiler: the top GPU
@@ -53,6 +55,8 @@ from cgc.training.engine import logged_values
 CGC = [sys.executable, "-m", "cgc.cli"]
 NETWORKS = ("paper-resnet50", "paper-resnet101", "paper-resnet50-roialign", "torchvision-maskrcnn")
 SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy")
+PROPOSALS_PER_INSTANCE = 32
+"""Proposals added around each true instance in the timed training steps (``trained_like_proposals``)."""
 
 
 def paper_config(backbone: str, args: argparse.Namespace, head: str | None = None):
@@ -85,6 +89,35 @@ def bounded_random_residuals(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def trained_like_proposals(model: torch.nn.Module, per_instance: int = PROPOSALS_PER_INSTANCE) -> torch.nn.Module:
+    """Add ``per_instance`` proposals around each true box to the RPN's during training, as a trained RPN gives.
+
+    A random RPN proposes boxes that hardly overlap the instances: the box head's sampler then finds one or two
+    positive proposals per picture (the true boxes it adds itself), and the mask head, whose cost grows with its
+    positives (GFR: a crop of the stride-4 map each, up to 16 per picture), is timed far cheaper than in real
+    training. Each added box is the true one with every side moved by up to a tenth of its width or height, so most
+    overlap it by more than the box head's 0.5 IoU. The same for every network, from a fixed seed.
+    """
+    rpn_forward = model.rpn.forward
+    generators: dict[torch.device, torch.Generator] = {}  # one on the device: no host-to-device copy per step
+
+    def forward(images, features, targets=None):
+        proposals, losses = rpn_forward(images, features, targets)
+        if targets is None:
+            return proposals, losses
+        added = []
+        for boxes, target in zip(proposals, targets):
+            true = target["boxes"].repeat_interleave(per_instance, dim=0)
+            sizes = (true[:, 2:] - true[:, :2]).repeat(1, 2)
+            generator = generators.setdefault(true.device, torch.Generator(true.device).manual_seed(0))
+            shift = torch.rand(true.shape, generator=generator, device=true.device) * 0.2 - 0.1
+            added.append(torch.cat([true + shift * sizes, boxes]))
+        return added, losses
+
+    model.rpn.forward = forward
+    return model
+
+
 def build_network(name: str, args: argparse.Namespace) -> torch.nn.Module:
     """`paper-resnet50`, `paper-resnet101`, `paper-resnet50-roialign` (the paper preset with the RoIAlign mask head
     instead of GFR), `torchvision-maskrcnn` (on the paper preset's ResNet-50 FPN) or `cpu` (the CPU preset)."""
@@ -101,14 +134,14 @@ def build_network(name: str, args: argparse.Namespace) -> torch.nn.Module:
         network = paper_config("resnet50", args).network
         backbone = build_backbone("resnet50", weights=None, trainable_layers=network.trainable_backbone_layers,
                                   out_channels=network.fpn_channels)
-        return bounded_random_residuals(MaskRCNN(
+        return trained_like_proposals(bounded_random_residuals(MaskRCNN(
             backbone, num_classes=2, min_size=network.min_size, max_size=network.max_size,
             rpn_batch_size_per_image=network.rpn.batch_size_per_image,
             box_batch_size_per_image=network.box.batch_size_per_image,
-            rpn_post_nms_top_n_test=network.rpn.post_nms_top_n_test))
+            rpn_post_nms_top_n_test=network.rpn.post_nms_top_n_test)))
     backbone, _, head = name.removeprefix("paper-").partition("-")
     config = paper_config(backbone, args, head or None)
-    return bounded_random_residuals(model_from_config(config, load_backbone_weights=False))
+    return trained_like_proposals(bounded_random_residuals(model_from_config(config, load_backbone_weights=False)))
 
 
 def batches(dataset, count: int, batch: int, device: torch.device) -> list[tuple[list, list]]:

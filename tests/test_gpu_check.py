@@ -64,3 +64,32 @@ def test_random_resnet101_does_not_diverge():
         logged = check.training_step(model, images, [dict(target), dict(target)], optimizer, scaler, False,
                                      torch.device("cpu"))
     assert logged["loss"] < 20, logged
+
+
+
+def test_timed_steps_get_proposals_around_each_instance_as_a_trained_rpn_gives():
+    """A random RPN's proposals miss the instances: the mask head would be timed on one or two positives per picture
+    instead of the 16 (cgc) or more (torchvision) of real training. The check adds boxes around each true one."""
+    import torch
+    from torchvision.ops import box_iou
+
+    check = gpu_check()
+
+    class RandomRPN(torch.nn.Module):
+        def forward(self, images, features, targets=None):
+            return [torch.tensor([[0.0, 0.0, 5.0, 5.0]])], {"loss_objectness": torch.tensor(1.0)}
+
+    model = torch.nn.Module()
+    model.rpn = RandomRPN()
+    check.trained_like_proposals(model, per_instance=32)
+    true = torch.tensor([[10.0, 20.0, 60.0, 70.0], [70.0, 30.0, 170.0, 90.0]])
+    (proposals,), losses = model.rpn(None, None, [{"boxes": true}])
+    assert proposals.shape == (2 * 32 + 1, 4) and losses == {"loss_objectness": torch.tensor(1.0)}
+    assert torch.equal(proposals[-1], torch.tensor([0.0, 0.0, 5.0, 5.0]))  # the RPN's own are kept
+    overlaps = box_iou(proposals[:64], true)
+    assert (overlaps[:32, 0] > 0.5).float().mean() > 0.9 and (overlaps[32:, 1] > 0.5).float().mean() > 0.9
+    assert (overlaps[:32, 0] < 1).all()  # moved, not copies
+    (unchanged,), _ = model.rpn(None, None)  # inference: the RPN's proposals only
+    assert unchanged.shape == (1, 4)
+    for name in ("paper-resnet50", "torchvision-maskrcnn"):  # every timed network gets them
+        assert "forward" in vars(check.build_network(name, check.parse(["--tiny", "--device", "cpu"])).rpn)
