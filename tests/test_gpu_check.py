@@ -66,7 +66,6 @@ def test_random_resnet101_does_not_diverge():
     assert logged["loss"] < 20, logged
 
 
-
 def test_timed_steps_get_proposals_around_each_instance_as_a_trained_rpn_gives():
     """A random RPN's proposals miss the instances: the mask head would be timed on one or two positives per picture
     instead of the 16 (cgc) or more (torchvision) of real training. The check adds boxes around each true one."""
